@@ -1,0 +1,63 @@
+package io.pmcache.device;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A block device: a fixed-size array of bytes with read, write, flush and trim.
+ *
+ * <p>The cache, every backing device and anything the NBD server serves implement this.
+ * Implementations are thread-safe: any number of threads may call any method concurrently.
+ *
+ * <p>Contract (checked by the device contract test suite):
+ * <ul>
+ *   <li>{@code read} fills {@code dst} completely with the newest data written at
+ *       {@code [offset, offset + dst.byteSize())}; bytes never written read as zero.</li>
+ *   <li>{@code write} returns once later reads see the data; with {@code fua} the data is also
+ *       durable (survives power loss) on return.</li>
+ *   <li>{@code flush} makes every write that returned before {@code flush} was called durable.</li>
+ *   <li>{@code trim} discards a range: until it is written again it reads as zeros.</li>
+ *   <li>Ranges outside {@code [0, size())} throw {@link IllegalArgumentException}.</li>
+ * </ul>
+ */
+public interface BlockDevice extends AutoCloseable {
+
+    /** Size in bytes. Constant for the life of the device. */
+    long size();
+
+    /** Reads {@code dst.byteSize()} bytes at {@code offset} into {@code dst}. */
+    void read(long offset, MemorySegment dst) throws IOException;
+
+    /** Writes all of {@code src} at {@code offset}; durable on return when {@code fua}. */
+    void write(long offset, MemorySegment src, boolean fua) throws IOException;
+
+    /** Makes every write completed before this call durable. */
+    void flush() throws IOException;
+
+    /** Discards {@code [offset, offset + length)}; the range then reads as zeros. */
+    void trim(long offset, long length) throws IOException;
+
+    /**
+     * Makes {@code [offset, offset + length)} read as zeros; durable on return when {@code fua}.
+     * The default writes zero-filled buffers; devices override it with something cheaper.
+     */
+    default void writeZeroes(long offset, long length, boolean fua) throws IOException {
+        Ranges.check(this, offset, length);
+        final int chunk = 1 << 20;
+        try (var arena = java.lang.foreign.Arena.ofConfined()) {
+            MemorySegment zeros = arena.allocate(Math.min(chunk, Math.max(1, length)));
+            long done = 0;
+            while (done < length) {
+                long n = Math.min(zeros.byteSize(), length - done);
+                write(offset + done, zeros.asSlice(0, n), false);
+                done += n;
+            }
+        }
+        if (fua) {
+            flush();
+        }
+    }
+
+    @Override
+    void close() throws IOException;
+}
