@@ -1,0 +1,56 @@
+package io.pmcache.cache;
+
+/**
+ * Run-time options of an open cache (not stored on the medium, except gc_percent).
+ *
+ * @param parallel   number of data heads and key-set streams, 1..128; {@code parallel * 4} must not
+ *                   exceed the segment count
+ * @param gcPercent  start gc when this percentage of segments is used, 0..90, or -1 to keep the
+ *                   value stored on the medium (70 on a fresh cache)
+ * @param writeback  run the background writeback worker
+ * @param gc         run the background garbage collector
+ */
+public record CacheOptions(int parallel, int gcPercent, boolean writeback, boolean gc) {
+    public static final int PARALLEL_MAX = 128;
+    public static final int SEGMENTS_PER_HEAD = 4;
+    public static final int GC_PERCENT_MIN = 0;
+    public static final int GC_PERCENT_MAX = 90;
+    public static final int GC_PERCENT_DEFAULT = 70;
+
+    public CacheOptions {
+        if (parallel < 1 || parallel > PARALLEL_MAX) {
+            throw new IllegalArgumentException("parallel must be 1.." + PARALLEL_MAX + ", got " + parallel);
+        }
+        if (gcPercent != -1) {
+            checkGcPercent(gcPercent);
+        }
+    }
+
+    /** Defaults: 4 heads, stored gc_percent, writeback and gc running. */
+    public static CacheOptions defaults() {
+        return new CacheOptions(4, -1, true, true);
+    }
+
+    public CacheOptions withParallel(int p) {
+        return new CacheOptions(p, gcPercent, writeback, gc);
+    }
+
+    public CacheOptions withGcPercent(int p) {
+        return new CacheOptions(parallel, p, writeback, gc);
+    }
+
+    public CacheOptions withWriteback(boolean on) {
+        return new CacheOptions(parallel, gcPercent, on, gc);
+    }
+
+    public CacheOptions withGc(boolean on) {
+        return new CacheOptions(parallel, gcPercent, writeback, on);
+    }
+
+    public static void checkGcPercent(int p) {
+        if (p < GC_PERCENT_MIN || p > GC_PERCENT_MAX) {
+            throw new IllegalArgumentException(
+                    "gc_percent must be " + GC_PERCENT_MIN + ".." + GC_PERCENT_MAX + ", got " + p);
+        }
+    }
+}
