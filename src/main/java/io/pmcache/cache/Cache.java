@@ -1,0 +1,340 @@
+package io.pmcache.cache;
+
+import io.pmcache.backing.BackingDevice;
+import io.pmcache.device.BlockDevice;
+import io.pmcache.device.Ranges;
+import io.pmcache.format.CacheInfo;
+import io.pmcache.format.Layout;
+import io.pmcache.format.LogPosition;
+import io.pmcache.format.MediaCorruptException;
+import io.pmcache.format.SegmentInfo;
+import io.pmcache.format.Superblock;
+import io.pmcache.index.RangeIndex;
+import io.pmcache.media.Medium;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.lang.foreign.MemorySegment;
+import java.security.SecureRandom;
+import java.util.BitSet;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.LongConsumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A write-back cache: a {@link BlockDevice} of the backing device's size whose writes land in the
+ * persistent {@link Medium} and flow to the backing device in the background.
+ *
+ * <p>Life: {@link #format} once, then {@link #open} / {@link #close} any number of times. The
+ * caller owns the medium and the backing device and closes them after the cache.
+ */
+public final class Cache implements BlockDevice {
+    private static final Logger log = LoggerFactory.getLogger(Cache.class);
+
+    private final Engine e;
+    private final WritePath writes;
+    private final ReadPath reads;
+    private final Workers workers;
+    private final Writeback writeback;
+    private final GarbageCollector gc;
+    /** Shared by I/O, exclusive for close: no I/O runs once close has begun. */
+    private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
+    private volatile boolean closed;
+
+    private Cache(Engine e, CacheOptions options) {
+        this.e = e;
+        this.writes = new WritePath(e);
+        this.reads = new ReadPath(e);
+        this.writeback = new Writeback(e);
+        this.gc = new GarbageCollector(e);
+        this.workers = new Workers(e, writeback, gc, options);
+    }
+
+    // ---------------------------------------------------------------- format and open
+
+    /** True when the medium starts with a pmcache superblock magic (it may still be corrupt). */
+    public static boolean looksFormatted(Medium medium) {
+        return Superblock.hasMagic(medium.segment());
+    }
+
+    /** Formats {@code medium} as an empty cache for {@code backing}. Overwrites whatever was there. */
+    public static void format(Medium medium, BackingDevice backing, FormatOptions options) throws IOException {
+        MemorySegment m = medium.segment();
+        int count = Layout.segmentsFitting(medium.size(), options.segmentSize());
+        if (count < CacheOptions.SEGMENTS_PER_HEAD) {
+            long need = Layout.segmentAreaOffset(CacheOptions.SEGMENTS_PER_HEAD)
+                    + CacheOptions.SEGMENTS_PER_HEAD * options.segmentSize();
+            throw new IOException(medium.describe() + ": " + medium.size() + " bytes hold " + count
+                    + " segments of " + options.segmentSize() + " bytes; a cache needs at least "
+                    + CacheOptions.SEGMENTS_PER_HEAD + " (" + need + " bytes)");
+        }
+        m.asSlice(0, Layout.PAGE).fill((byte) 0);
+        medium.persist(0, Layout.PAGE);
+        long cacheId = new SecureRandom().nextLong();
+        long area = Layout.segmentAreaOffset(count);
+        SegmentTable table = new SegmentTable(medium, cacheId, count, options.segmentSize(), area);
+        table.formatAll();
+        medium.persist(Layout.SEGMENT_TABLE, area - Layout.SEGMENT_TABLE);
+        LogPosition start = new LogPosition(0, 0, 1);
+        m.asSlice(Layout.CACHE_INFO_SLOT1, CacheInfo.SIZE).fill((byte) 0);
+        new CacheInfo(0, start, start, CacheOptions.GC_PERCENT_DEFAULT).encode(m, Layout.CACHE_INFO_SLOT0, cacheId);
+        medium.persist(Layout.CACHE_INFO_SLOT0, Layout.SEGMENT_TABLE - Layout.CACHE_INFO_SLOT0);
+        new Superblock(Superblock.VERSION, options.dataCrc() ? Superblock.FLAG_DATA_CRC : 0, options.segmentSize(),
+                count, area, backing.size(), backing.fingerprint(), cacheId, System.currentTimeMillis(),
+                medium.size()).encode(m);
+        medium.persist(0, Superblock.SIZE);
+        log.info("formatted {}: {} segments of {} MiB for {} ({} bytes){}", medium.describe(), count,
+                options.segmentSize() >> 20, backing.describe(), backing.size(),
+                options.dataCrc() ? ", data CRC verification on" : "");
+    }
+
+    /** Reads the superblock of a formatted medium (for tools). */
+    public static Superblock superblock(Medium medium) throws MediaCorruptException {
+        return Superblock.decode(medium.segment(), medium.describe());
+    }
+
+    /**
+     * Opens a formatted cache: validates the superblock against {@code backing}, replays the key
+     * log, and starts the background workers.
+     */
+    public static Cache open(Medium medium, BackingDevice backing, CacheOptions options) throws IOException {
+        Superblock sb = superblock(medium);
+        if (sb.backingSize() != backing.size() || sb.backingFingerprint() != backing.fingerprint()) {
+            throw new WrongBackingDeviceException(medium.describe() + " caches a backing device of "
+                    + sb.backingSize() + " bytes with fingerprint " + Long.toHexString(sb.backingFingerprint())
+                    + ", but " + backing.describe() + " has " + backing.size() + " bytes and fingerprint "
+                    + Long.toHexString(backing.fingerprint()) + "; refusing to mix them");
+        }
+        int count = sb.segmentCount();
+        if (options.parallel() * CacheOptions.SEGMENTS_PER_HEAD > count) {
+            throw new IllegalArgumentException("parallel " + options.parallel() + " needs at least "
+                    + options.parallel() * CacheOptions.SEGMENTS_PER_HEAD + " segments ("
+                    + (options.parallel() * CacheOptions.SEGMENTS_PER_HEAD * sb.segmentSize() >> 20)
+                    + " MiB of segments), but " + medium.describe() + " has " + count
+                    + "; use a larger cache, smaller segments or a lower parallel");
+        }
+        CacheInfo info = CacheInfo.read(medium.segment(), sb.cacheId(), sb, medium.describe());
+        CacheStats stats = new CacheStats();
+        SegmentTable segments = new SegmentTable(medium, sb.cacheId(), count, sb.segmentSize(),
+                sb.segmentAreaOffset());
+        BitSet unknown = new BitSet(count);
+        for (int s = 0; s < count; s++) {
+            SegmentInfo si = SegmentInfo.read(medium.segment(), s, sb.cacheId(), count);
+            if (si == null) {
+                unknown.set(s);
+                si = new SegmentInfo(0, 0, SegmentInfo.NO_NEXT);
+            }
+            segments.load(s, si);
+        }
+        RangeIndex index = new RangeIndex(backing.size());
+        LogReader reader = new LogReader(medium, segments, sb.cacheId(), backing.size());
+        Replay.Result replayed = new Replay(medium, segments, reader, index, stats, sb.cacheId(), sb.dataCrc(),
+                unknown).run(info);
+
+        int reserve = Math.max(2, count / 64);
+        Runnable[] onPressure = {() -> { }};
+        SegmentAllocator allocator = new SegmentAllocator(count, reserve, stats, () -> onPressure[0].run());
+        for (int s = 0; s < count; s++) {
+            if (replayed.logSegments().get(s) || segments.refs(s) > 0) {
+                allocator.markUsed(s);
+            }
+        }
+        KeyLog keyLog = new KeyLog(medium, segments, allocator, stats, sb.cacheId(), options.parallel(),
+                replayed.head());
+        DataHead[] heads = new DataHead[options.parallel()];
+        for (int i = 0; i < heads.length; i++) {
+            heads[i] = new DataHead(segments, allocator);
+        }
+        CacheInfoStore store = new CacheInfoStore(medium, sb.cacheId(), info);
+        if (options.gcPercent() >= 0 && options.gcPercent() != info.gcPercent()) {
+            store.setGcPercent(options.gcPercent());
+        }
+        Engine engine = new Engine(medium, backing, sb, segments, allocator, index, keyLog, reader, store, heads,
+                stats);
+        Cache cache = new Cache(engine, options);
+        segments.onUnreferenced(seg -> {
+            cache.gc.reclaim(seg);
+            cache.workers.poke();
+        });
+        onPressure[0] = cache.workers::poke;
+        cache.workers.start();
+        log.info("opened {}: replayed {} keys in {} ksets in {} ms; {} of {} segments used, {} dirty bytes",
+                medium.describe(), stats.replayKeys, stats.replayKsets, stats.replayNanos / 1_000_000,
+                allocator.usedCount(), count, stats.dirtyBytes.get());
+        return cache;
+    }
+
+    // ---------------------------------------------------------------- block device
+
+    @Override
+    public long size() {
+        return e.backing.size();
+    }
+
+    @Override
+    public void read(long offset, MemorySegment dst) throws IOException {
+        Ranges.check(this, offset, dst.byteSize());
+        enter();
+        try {
+            reads.read(offset, dst);
+        } finally {
+            exit();
+        }
+    }
+
+    @Override
+    public void write(long offset, MemorySegment src, boolean fua) throws IOException {
+        Ranges.check(this, offset, src.byteSize());
+        enter();
+        try {
+            writes.write(offset, src, fua);
+        } catch (SegmentAllocator.InterruptedIOExceptionUnchecked ex) {
+            throw new InterruptedIOException(ex.getMessage());
+        } finally {
+            exit();
+        }
+    }
+
+    @Override
+    public void flush() throws IOException {
+        enter();
+        try {
+            e.keyLog.sealAll();
+            e.stats.flushes.increment();
+        } finally {
+            exit();
+        }
+    }
+
+    @Override
+    public void trim(long offset, long length) throws IOException {
+        Ranges.check(this, offset, length);
+        enter();
+        try {
+            writes.zero(offset, length, false);
+            e.stats.trims.increment();
+        } finally {
+            exit();
+        }
+    }
+
+    @Override
+    public void writeZeroes(long offset, long length, boolean fua) throws IOException {
+        Ranges.check(this, offset, length);
+        enter();
+        try {
+            writes.zero(offset, length, fua);
+            e.stats.writes.increment();
+        } finally {
+            exit();
+        }
+    }
+
+    private void enter() throws IOException {
+        lifecycle.readLock().lock();
+        if (closed) {
+            lifecycle.readLock().unlock();
+            throw new IOException("cache " + e.medium.describe() + " is closed");
+        }
+    }
+
+    private void exit() {
+        lifecycle.readLock().unlock();
+    }
+
+    // ---------------------------------------------------------------- administration
+
+    public int gcPercent() {
+        return e.info.current().gcPercent();
+    }
+
+    /** Changes gc_percent (0..90) at run time; persisted. */
+    public void setGcPercent(int percent) {
+        CacheOptions.checkGcPercent(percent);
+        e.info.setGcPercent(percent);
+        workers.poke();
+    }
+
+    public CacheStatus status() {
+        CacheStats s = e.stats;
+        CacheInfo info = e.info.current();
+        return new CacheStatus(size(), e.superblock.segmentSize(), e.segments.count(), e.allocator.usedCount(),
+                info.gcPercent(), e.superblock.dataCrc(),
+                s.reads.sum(), s.readBytes.sum(), s.writes.sum(), s.writeBytes.sum(), s.flushes.sum(), s.trims.sum(),
+                s.readHits.sum(), s.readPartialHits.sum(), s.readMisses.sum(), s.fillBytes.sum(),
+                s.fillsSkipped.sum(), s.dirtyBytes.get(), s.spaceWaits.sum(), s.spaceWaitNanos.sum(),
+                s.ksetsSealed.sum(), s.writebackBytes.sum(), s.writebackKeys.sum(), s.writebackBatches.sum(),
+                info.dirtyTail().toString(), s.backingErrors.sum(), s.backingRetries.sum(), s.lastBackingError,
+                s.gcPasses.sum(), s.gcKsets.sum(), s.segmentsReclaimed.sum(), s.corruptKeysSkipped.sum(),
+                s.dataCrcErrors.sum(), s.replayNanos, s.replayKsets, s.replayKeys,
+                info.keyTail().toString(), info.dirtyTail().toString(), e.keyLog.head().toString());
+    }
+
+    /**
+     * Writes back everything dirty now (the cache stays warm). {@code progress} receives the dirty
+     * bytes left, from time to time.
+     */
+    public void flushAll(LongConsumer progress) throws IOException {
+        enter();
+        try {
+            e.keyLog.sealAll();
+            writeback.drain(progress, workers);
+        } finally {
+            exit();
+        }
+    }
+
+    /**
+     * Writes back everything and empties the cache: afterwards the backing device alone holds the
+     * data and the cache is clean and empty. {@code progress} receives the dirty bytes left.
+     */
+    public void detach(LongConsumer progress) throws IOException {
+        enter();
+        try {
+            workers.pauseGc();
+            try {
+                e.keyLog.sealAll();
+                writeback.drain(progress, workers);
+                gc.collectAll();
+            } finally {
+                workers.resumeGc();
+            }
+        } finally {
+            exit();
+        }
+    }
+
+    /** Stops cleanly: every kset sealed and persisted. Does not wait for writeback. */
+    @Override
+    public void close() throws IOException {
+        close(false);
+    }
+
+    /** Stops cleanly; with {@code drainWriteback}, first writes back everything dirty. */
+    public void close(boolean drainWriteback) throws IOException {
+        if (drainWriteback && !closed) {
+            flushAll(left -> { });
+        }
+        lifecycle.writeLock().lock();
+        try {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            workers.stop();
+            e.keyLog.sealAll();
+            for (DataHead h : e.heads) {
+                h.detach();
+            }
+            e.allocator.close();
+            log.info("closed {}: {} dirty bytes not yet written back", e.medium.describe(), e.stats.dirtyBytes.get());
+        } finally {
+            lifecycle.writeLock().unlock();
+        }
+    }
+
+    /** Index and log internals for tests in this package. */
+    Engine engine() {
+        return e;
+    }
+}

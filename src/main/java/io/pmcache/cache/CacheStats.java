@@ -1,0 +1,38 @@
+package io.pmcache.cache;
+
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
+
+/** Counters kept by the engine. Cheap to bump from any thread; read through {@link CacheStatus}. */
+final class CacheStats {
+    final LongAdder reads = new LongAdder();
+    final LongAdder readBytes = new LongAdder();
+    final LongAdder writes = new LongAdder();
+    final LongAdder writeBytes = new LongAdder();
+    final LongAdder flushes = new LongAdder();
+    final LongAdder trims = new LongAdder();
+    final LongAdder readHits = new LongAdder();
+    final LongAdder readPartialHits = new LongAdder();
+    final LongAdder readMisses = new LongAdder();
+    final LongAdder fillBytes = new LongAdder();
+    final LongAdder fillsSkipped = new LongAdder();
+    final LongAdder spaceWaits = new LongAdder();
+    final LongAdder spaceWaitNanos = new LongAdder();
+    final LongAdder ksetsSealed = new LongAdder();
+    final LongAdder writebackBytes = new LongAdder();
+    final LongAdder writebackKeys = new LongAdder();
+    final LongAdder writebackBatches = new LongAdder();
+    final LongAdder backingErrors = new LongAdder();
+    final LongAdder backingRetries = new LongAdder();
+    final LongAdder gcPasses = new LongAdder();
+    final LongAdder gcKsets = new LongAdder();
+    final LongAdder segmentsReclaimed = new LongAdder();
+    final LongAdder corruptKeysSkipped = new LongAdder();
+    final LongAdder dataCrcErrors = new LongAdder();
+    /** Bytes of dirty keys appended to the log and not yet written back. */
+    final AtomicLong dirtyBytes = new AtomicLong();
+    volatile long replayNanos;
+    volatile long replayKsets;
+    volatile long replayKeys;
+    volatile String lastBackingError = "";
+}

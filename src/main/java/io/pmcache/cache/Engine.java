@@ -1,0 +1,50 @@
+package io.pmcache.cache;
+
+import io.pmcache.backing.BackingDevice;
+import io.pmcache.format.Superblock;
+import io.pmcache.index.RangeIndex;
+import io.pmcache.media.Medium;
+
+/** The parts of an open cache, shared by the read and write paths and the background workers. */
+final class Engine {
+    final Medium medium;
+    final BackingDevice backing;
+    final Superblock superblock;
+    final SegmentTable segments;
+    final SegmentAllocator allocator;
+    final RangeIndex index;
+    final KeyLog keyLog;
+    final LogReader reader;
+    final CacheInfoStore info;
+    final DataHead[] heads;
+    final CacheStats stats;
+
+    Engine(Medium medium, BackingDevice backing, Superblock superblock, SegmentTable segments,
+           SegmentAllocator allocator, RangeIndex index, KeyLog keyLog, LogReader reader, CacheInfoStore info,
+           DataHead[] heads, CacheStats stats) {
+        this.medium = medium;
+        this.backing = backing;
+        this.superblock = superblock;
+        this.segments = segments;
+        this.allocator = allocator;
+        this.index = index;
+        this.keyLog = keyLog;
+        this.reader = reader;
+        this.info = info;
+        this.heads = heads;
+        this.stats = stats;
+    }
+
+    long cacheId() {
+        return superblock.cacheId();
+    }
+
+    /** The data head for the calling thread: threads spread over heads, a thread sticks to one. */
+    DataHead head() {
+        return heads[(int) (Thread.currentThread().threadId() % heads.length)];
+    }
+
+    long address(int segment, long offset) {
+        return segments.address(segment, offset);
+    }
+}

@@ -1,0 +1,174 @@
+package io.pmcache.cache;
+
+import io.pmcache.format.KeyRecord;
+import io.pmcache.format.LogPosition;
+import io.pmcache.index.Extent;
+import io.pmcache.index.ExtentMap;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.ReentrantLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Reclaims space.
+ *
+ * <h2>One step</h2>
+ * Runs while used segments reach {@code segments * gc_percent / 100} (or a writer waits for
+ * space): take the kset at the key tail, provided it lies before the dirty tail (it is written
+ * back), drop the reference each of its keys holds on its data segment, then advance and persist
+ * the key tail. When the key tail leaves a log segment, that segment is freed.
+ *
+ * <h2>Reclaim</h2>
+ * A data segment whose last reference goes (no live key, no head, no in-flight allocation points
+ * into it) gets its generation bumped and persisted, then returns to the free pool. Index extents
+ * still naming the old generation are stale: reads treat them as misses, and
+ * {@link #cleanIndex()} removes them in the background a few at a time per range lock.
+ */
+final class GarbageCollector {
+    private static final Logger log = LoggerFactory.getLogger(GarbageCollector.class);
+    private static final int CLEAN_BATCH = 64;
+
+    private final Engine e;
+    private final ReentrantLock lock = new ReentrantLock();
+    private final AtomicBoolean indexDirty = new AtomicBoolean();
+
+    GarbageCollector(Engine e) {
+        this.e = e;
+    }
+
+    /** Used segments at or above which gc runs. */
+    int threshold() {
+        return (int) ((long) e.segments.count() * e.info.current().gcPercent() / 100);
+    }
+
+    boolean needed() {
+        return e.allocator.usedCount() >= threshold() || e.allocator.hasWaiters();
+    }
+
+    /** Reclaims a data segment whose last reference was dropped (called by {@link SegmentTable}). */
+    void reclaim(int seg) {
+        e.segments.bumpGeneration(seg, 0);
+        e.allocator.free(seg);
+        e.stats.segmentsReclaimed.increment();
+        indexDirty.set(true);
+    }
+
+    /** Passes one kset at the key tail; false when the key tail has reached the dirty tail. */
+    boolean step() {
+        lock.lock();
+        try {
+            return stepLocked();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private boolean stepLocked() {
+        LogPosition tail = e.info.current().keyTail();
+        LogPosition dirty = e.info.current().dirtyTail();
+        if (tail.ksetSeq() >= dirty.ksetSeq()) {
+            return false;
+        }
+        LogPosition at = e.reader.resolve(tail);
+        if (at == null) {
+            return false;
+        }
+        if (at.segment() != tail.segment()) {
+            e.info.setKeyTail(at);
+            freeLogSegment(tail.segment());
+        }
+        LogReader.KsetAt k = e.reader.read(at);
+        if (k == null) {
+            log.error("gc: no valid kset #{} at {}; the key log is corrupt; gc stops here", at.ksetSeq(), at);
+            return false;
+        }
+        for (int slot = 0; slot < k.slots(); slot++) {
+            if (e.reader.slotEmpty(k, slot)) {
+                continue;
+            }
+            KeyRecord key = e.reader.key(k, slot);
+            if (key != null && !key.zero() && key.generation() == e.segments.generation(key.segment())) {
+                e.segments.unref(key.segment());
+            }
+        }
+        LogPosition next = k.next();
+        LogPosition resolved = e.reader.resolve(next);
+        // The dirty tail may still name the end of this segment; free it only once it does not.
+        if (resolved != null && resolved.segment() != at.segment() && dirty.segment() != at.segment()) {
+            e.info.setKeyTail(resolved);
+            freeLogSegment(at.segment());
+        } else {
+            e.info.setKeyTail(next);
+        }
+        e.stats.gcKsets.increment();
+        return true;
+    }
+
+    private void freeLogSegment(int seg) {
+        e.segments.bumpGeneration(seg, 0);
+        e.allocator.free(seg);
+        e.stats.segmentsReclaimed.increment();
+    }
+
+    /** One gc pass: steps while gc is needed and possible. Returns true if anything moved. */
+    boolean pass() {
+        boolean moved = false;
+        while (needed() && step()) {
+            moved = true;
+        }
+        if (moved) {
+            e.stats.gcPasses.increment();
+        }
+        return moved;
+    }
+
+    /**
+     * Empties the cache after a full writeback (detach): passes every kset up to the dirty tail,
+     * releases the data heads, and removes every extent from the index.
+     */
+    void collectAll() {
+        lock.lock();
+        try {
+            while (stepLocked()) {
+                // pass everything that is written back
+            }
+            for (DataHead h : e.heads) {
+                h.detach();
+            }
+            cleanIndex();
+            e.stats.gcPasses.increment();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    boolean indexNeedsCleaning() {
+        return indexDirty.get();
+    }
+
+    /** Removes stale data extents (their segment was reclaimed), a batch per lock hold. */
+    void cleanIndex() {
+        if (!indexDirty.getAndSet(false)) {
+            return;
+        }
+        for (int r = 0; r < e.index.rangeCount(); r++) {
+            ExtentMap map = e.index.rangeIfPresent(r);
+            if (map == null) {
+                continue;
+            }
+            int removed;
+            do {
+                map.lock().lock();
+                try {
+                    removed = map.removeIf(this::stale, CLEAN_BATCH);
+                } finally {
+                    map.lock().unlock();
+                }
+            } while (removed == CLEAN_BATCH);
+        }
+    }
+
+    private boolean stale(Extent x) {
+        return x.kind() == Extent.Kind.DATA && x.generation() != e.segments.generation(x.segment());
+    }
+}

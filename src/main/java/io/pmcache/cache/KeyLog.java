@@ -1,0 +1,301 @@
+package io.pmcache.cache;
+
+import io.pmcache.format.KeyRecord;
+import io.pmcache.format.Kset;
+import io.pmcache.format.LogPosition;
+import io.pmcache.format.SegmentInfo;
+import io.pmcache.media.Medium;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ConcurrentSkipListSet;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * The key log: a chain of segments holding ksets, appended at the key head.
+ *
+ * <h2>Positions</h2>
+ * <pre>
+ *   key tail ......... dirty tail ............ key head
+ *   |  written back,    |  dirty: not yet on     |  next kset is reserved here
+ *   |  not yet gc'd     |  the backing device    |
+ * </pre>
+ * gc advances the key tail (never past the dirty tail), writeback the dirty tail (never past a
+ * kset that is not sealed), writers the head.
+ *
+ * <h2>Invariants</h2>
+ * <ul>
+ *   <li>Ksets carry consecutive sequence numbers in log order; {@link #nextSeq} is the next.</li>
+ *   <li>A kset's header is persisted when it is reserved, under the head lock, so a persisted
+ *       header implies every earlier header and segment link is persisted.</li>
+ *   <li>Keys of one 4 MiB range always go to the same stream, and a stream has at most one open
+ *       kset, reserved only after its previous one was handed over for sealing, so overlapping
+ *       keys appear in the log in the order they were written.</li>
+ *   <li>A key is stored into its slot before the write is acknowledged (a process crash loses
+ *       nothing); durability against power loss comes from FUA, flush, or the seal.</li>
+ *   <li>A sealed kset's data and keys were persisted before its seal.</li>
+ * </ul>
+ */
+final class KeyLog {
+    /** An open kset is sealed at the latest this long after its first key. */
+    static final long SEAL_AFTER_NANOS = 1_000_000_000L;
+
+    private final Medium medium;
+    private final SegmentTable segments;
+    private final SegmentAllocator allocator;
+    private final CacheStats stats;
+    private final long cacheId;
+    private final ReentrantLock headLock = new ReentrantLock();
+    private int headSegment;
+    private int headOffset;
+    private volatile long nextSeq;
+    private final ConcurrentSkipListSet<Long> unsealed = new ConcurrentSkipListSet<>();
+    private final Stream[] streams;
+    private final ConcurrentLinkedQueue<OpenKset> toSeal = new ConcurrentLinkedQueue<>();
+    private final ReentrantLock sealLock = new ReentrantLock();
+    private volatile Runnable onSealed = () -> { };
+
+    private static final class Stream {
+        final ReentrantLock lock = new ReentrantLock();
+        OpenKset open;
+        int nextCapacity = Kset.MAX_KEYS;
+    }
+
+    KeyLog(Medium medium, SegmentTable segments, SegmentAllocator allocator, CacheStats stats, long cacheId,
+           int streams, LogPosition head) {
+        this.medium = medium;
+        this.segments = segments;
+        this.allocator = allocator;
+        this.stats = stats;
+        this.cacheId = cacheId;
+        this.headSegment = head.segment();
+        this.headOffset = head.offset();
+        this.nextSeq = head.ksetSeq();
+        this.streams = new Stream[streams];
+        for (int i = 0; i < streams; i++) {
+            this.streams[i] = new Stream();
+        }
+    }
+
+    void onSealed(Runnable r) {
+        this.onSealed = r;
+    }
+
+    int streamFor(long logicalOffset) {
+        return (int) ((logicalOffset >>> io.pmcache.format.Layout.RANGE_SHIFT) % streams.length);
+    }
+
+    long nextSeq() {
+        return nextSeq;
+    }
+
+    /** True when the kset with this sequence was reserved and is sealed. */
+    boolean isSealed(long seq) {
+        return seq < nextSeq && !unsealed.contains(seq);
+    }
+
+    /** The head as a log position (the place and sequence of the next kset). */
+    LogPosition head() {
+        headLock.lock();
+        try {
+            return new LogPosition(headSegment, headOffset, nextSeq);
+        } finally {
+            headLock.unlock();
+        }
+    }
+
+    /**
+     * Appends a key to the open kset of its range's stream; returns the medium address of its slot.
+     * Takes the key's reference on its data segment. The caller holds the range's lock.
+     */
+    long append(KeyRecord key) {
+        Stream st = streams[streamFor(key.offset())];
+        st.lock.lock();
+        try {
+            OpenKset k = st.open;
+            if (k == null) {
+                k = reserve(st.nextCapacity, streamFor(key.offset()));
+                st.open = k;
+            }
+            int slot = k.count;
+            long at = segments.address(k.segment, k.offset + Kset.slotOffset(slot));
+            key.encode(medium.segment(), at, cacheId, k.seq, slot);
+            k.recordData(key.segment(), key.segmentOffset(), key.zero() ? 0 : key.length());
+            if (!key.zero()) {
+                segments.ref(key.segment());
+            }
+            if (key.dirty()) {
+                stats.dirtyBytes.addAndGet(key.length());
+            }
+            k.count++;
+            if (k.full()) {
+                st.open = null;
+                st.nextCapacity = Kset.MAX_KEYS;
+                toSeal.add(k);
+            }
+            return at;
+        } finally {
+            st.lock.unlock();
+        }
+    }
+
+    /** Reserves a kset at the head, moving to a new log segment when too little room is left. */
+    private OpenKset reserve(int wantCapacity, int stream) {
+        headLock.lock();
+        try {
+            long room = segments.segmentSize() - headOffset;
+            if (room < Kset.MIN_BYTES) {
+                int fresh = allocator.allocateLog();
+                segments.setNext(fresh, SegmentInfo.NO_NEXT);
+                segments.setNext(headSegment, fresh);
+                headSegment = fresh;
+                headOffset = 0;
+                room = segments.segmentSize();
+            }
+            int cap = (int) Math.min(wantCapacity, (room - Kset.HEADER_SIZE) / io.pmcache.format.KeyRecord.SIZE);
+            long seq = nextSeq;
+            long at = segments.address(headSegment, headOffset);
+            Kset.writeHeader(medium.segment(), at, seq, cap, stream, cacheId);
+            medium.persist(at, Kset.HEADER_SIZE);
+            OpenKset k = new OpenKset(seq, headSegment, headOffset, cap, stream);
+            unsealed.add(seq);
+            headOffset += Kset.bytes(cap);
+            nextSeq = seq + 1;
+            return k;
+        } finally {
+            headLock.unlock();
+        }
+    }
+
+    /** Persists one key slot and its data (FUA). */
+    void persistKey(long slotAddress, KeyRecord key) {
+        if (!key.zero()) {
+            medium.persist(segments.address(key.segment(), key.segmentOffset()), key.length());
+        }
+        medium.persist(slotAddress, KeyRecord.SIZE);
+    }
+
+    /**
+     * Closes every open kset and seals everything pending: afterwards every key appended before
+     * the call is durable.
+     */
+    void sealAll() {
+        for (Stream st : streams) {
+            st.lock.lock();
+            try {
+                handOver(st);
+            } finally {
+                st.lock.unlock();
+            }
+        }
+        drainSeals();
+    }
+
+    /** Hands over open ksets older than {@link #SEAL_AFTER_NANOS} and seals what is pending. */
+    void sealAged(long now) {
+        for (Stream st : streams) {
+            if (st.lock.tryLock()) {
+                try {
+                    if (st.open != null && now - st.open.firstKeyNanos >= SEAL_AFTER_NANOS) {
+                        handOver(st);
+                    }
+                } finally {
+                    st.lock.unlock();
+                }
+            }
+        }
+        drainSeals();
+    }
+
+    boolean hasPendingSeals() {
+        return !toSeal.isEmpty();
+    }
+
+    /** Caller holds the stream lock. The next kset is sized after this one's use. */
+    private void handOver(Stream st) {
+        OpenKset k = st.open;
+        if (k == null) {
+            return;
+        }
+        st.open = null;
+        st.nextCapacity = Math.min(Kset.MAX_KEYS, Math.max(2, Integer.highestOneBit(k.count) * 2));
+        toSeal.add(k);
+    }
+
+    private void drainSeals() {
+        sealLock.lock();
+        try {
+            OpenKset k;
+            boolean any = false;
+            while ((k = toSeal.poll()) != null) {
+                seal(k);
+                any = true;
+            }
+            if (any) {
+                onSealed.run();
+            }
+        } finally {
+            sealLock.unlock();
+        }
+    }
+
+    /** Data first, then slots, then the seal; each persisted before the next is written. */
+    private void seal(OpenKset k) {
+        persistData(k);
+        long base = segments.address(k.segment, k.offset);
+        medium.persist(base + Kset.slotOffset(0), (long) k.count * KeyRecord.SIZE);
+        Kset.writeSeal(medium.segment(), base, k.seq, k.count, cacheId);
+        medium.persist(base + Kset.SEAL_OFFSET, Kset.SEAL_SIZE);
+        unsealed.remove(k.seq);
+        stats.ksetsSealed.increment();
+    }
+
+    /** Persists the data of every key in {@code k}, merging neighbouring ranges. */
+    private void persistData(OpenKset k) {
+        int runSeg = -1;
+        long runStart = 0;
+        long runEnd = 0;
+        for (int i = 0; i < k.count; i++) {
+            int len = k.dataLength(i);
+            if (len == 0) {
+                continue;
+            }
+            long start = segments.address(k.dataSegment(i), k.dataOffset(i));
+            if (k.dataSegment(i) == runSeg && start >= runStart && start <= runEnd) {
+                runEnd = Math.max(runEnd, start + len);
+                continue;
+            }
+            if (runSeg >= 0) {
+                medium.persist(runStart, runEnd - runStart);
+            }
+            runSeg = k.dataSegment(i);
+            runStart = start;
+            runEnd = start + len;
+        }
+        if (runSeg >= 0) {
+            medium.persist(runStart, runEnd - runStart);
+        }
+    }
+
+    /** Segments of the log from {@code from} to the head, following the links (for accounting). */
+    List<Integer> chainFrom(int from) {
+        List<Integer> chain = new ArrayList<>();
+        headLock.lock();
+        try {
+            int s = from;
+            for (int hops = 0; hops <= segments.count(); hops++) {
+                chain.add(s);
+                if (s == headSegment) {
+                    break;
+                }
+                s = segments.next(s);
+                if (s == SegmentInfo.NO_NEXT) {
+                    break;
+                }
+            }
+        } finally {
+            headLock.unlock();
+        }
+        return chain;
+    }
+}

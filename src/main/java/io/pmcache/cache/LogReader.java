@@ -1,0 +1,90 @@
+package io.pmcache.cache;
+
+import io.pmcache.format.KeyRecord;
+import io.pmcache.format.Kset;
+import io.pmcache.format.LogPosition;
+import io.pmcache.format.SegmentInfo;
+import io.pmcache.media.Medium;
+
+/** Reads ksets and keys of the key log from the medium, validating everything it decodes. */
+final class LogReader {
+    private final Medium medium;
+    private final SegmentTable segments;
+    private final long cacheId;
+    private final long deviceSize;
+
+    /** A kset found at {@code at}: its capacity, its sealed count (-1 when not sealed) and what follows. */
+    record KsetAt(LogPosition at, int capacity, int sealedCount, LogPosition next) {
+        boolean sealed() {
+            return sealedCount >= 0;
+        }
+
+        /** Slots to read: the sealed count, or every slot of an unsealed kset. */
+        int slots() {
+            return sealed() ? sealedCount : capacity;
+        }
+    }
+
+    LogReader(Medium medium, SegmentTable segments, long cacheId, long deviceSize) {
+        this.medium = medium;
+        this.segments = segments;
+        this.cacheId = cacheId;
+        this.deviceSize = deviceSize;
+    }
+
+    /**
+     * Where the kset at {@code p} really starts: when fewer than {@link Kset#MIN_BYTES} remain in the
+     * segment, at offset 0 of the next one. Null when the chain ends there.
+     */
+    LogPosition resolve(LogPosition p) {
+        LogPosition q = p;
+        for (int hops = 0; segments.segmentSize() - q.offset() < Kset.MIN_BYTES; hops++) {
+            int next = segments.next(q.segment());
+            if (next == SegmentInfo.NO_NEXT || hops > segments.count()) {
+                return null;
+            }
+            q = new LogPosition(next, 0, q.ksetSeq());
+        }
+        return q;
+    }
+
+    /** The kset at {@code p} (after {@link #resolve}), or null when no valid header with its sequence is there. */
+    KsetAt read(LogPosition p) {
+        LogPosition q = resolve(p);
+        if (q == null) {
+            return null;
+        }
+        long at = segments.address(q.segment(), q.offset());
+        long room = segments.segmentSize() - q.offset();
+        int cap = Kset.validHeader(medium.segment(), at, room, q.ksetSeq(), cacheId);
+        if (cap < 0) {
+            return null;
+        }
+        int sealed = Kset.sealedCount(medium.segment(), at, q.ksetSeq(), cap, cacheId);
+        LogPosition next = new LogPosition(q.segment(), q.offset() + Kset.bytes(cap), q.ksetSeq() + 1);
+        return new KsetAt(q, cap, sealed, next);
+    }
+
+    long slotAddress(KsetAt k, int slot) {
+        return segments.address(k.at().segment(), k.at().offset() + Kset.slotOffset(slot));
+    }
+
+    boolean slotEmpty(KsetAt k, int slot) {
+        return KeyRecord.isEmptySlot(medium.segment(), slotAddress(k, slot));
+    }
+
+    /** The key in {@code slot}, or null when it fails its CRC or bounds checks. */
+    KeyRecord key(KsetAt k, int slot) {
+        return KeyRecord.decode(medium.segment(), slotAddress(k, slot), cacheId, k.at().ksetSeq(), slot,
+                deviceSize, segments.count(), segments.segmentSize());
+    }
+
+    /** True when the key's data on the medium matches its data CRC (always true for ZERO keys). */
+    boolean dataMatches(KeyRecord key) {
+        if (key.zero()) {
+            return true;
+        }
+        return io.pmcache.format.Crc.ofData(medium.segment(), segments.address(key.segment(), key.segmentOffset()),
+                key.length()) == key.dataCrc();
+    }
+}

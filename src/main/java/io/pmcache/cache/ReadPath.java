@@ -1,0 +1,205 @@
+package io.pmcache.cache;
+
+import io.pmcache.format.Crc;
+import io.pmcache.format.KeyRecord;
+import io.pmcache.index.Extent;
+import io.pmcache.index.ExtentMap;
+import io.pmcache.index.RangeIndex;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.VarHandle;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Reads.
+ *
+ * <p>Per 4 MiB range: under the range lock, take a snapshot of the extents covering the request
+ * and put a placeholder (tagged with a fresh fill id) into every gap. Then, without the lock:
+ * <ul>
+ *   <li>data extent: copy from the medium, then re-check the segment generation (after an acquire
+ *       fence); if gc reclaimed the segment meanwhile, its data was written back, so read those
+ *       bytes from the backing device instead;</li>
+ *   <li>zero extent: zeros;</li>
+ *   <li>someone else's placeholder: read the backing device (their fill is in flight);</li>
+ *   <li>own placeholder (a miss): read the backing device, then fill: copy what was read into a
+ *       new allocation and, under the lock, turn each piece of the placeholder that survived
+ *       (writes that raced with us trimmed the rest) into a clean extent with a key in the log.
+ *       When the cache has no free space the fill is skipped.</li>
+ * </ul>
+ */
+final class ReadPath {
+    private static final AtomicLong FILL_IDS = new AtomicLong();
+    private final Engine e;
+
+    ReadPath(Engine e) {
+        this.e = e;
+    }
+
+    void read(long offset, MemorySegment dst) throws IOException {
+        long len = dst.byteSize();
+        long done = 0;
+        int hit = 0;
+        int miss = 0;
+        while (done < len) {
+            long pos = offset + done;
+            int n = (int) Math.min(len - done, RangeIndex.roomInRange(pos));
+            int r = readRange(pos, dst.asSlice(done, n));
+            hit |= r & 1;
+            miss |= r & 2;
+            done += n;
+        }
+        e.stats.reads.increment();
+        e.stats.readBytes.add(len);
+        if (miss == 0) {
+            e.stats.readHits.increment();
+        } else if (hit != 0) {
+            e.stats.readPartialHits.increment();
+        } else {
+            e.stats.readMisses.increment();
+        }
+    }
+
+    /** Returns bit 0 when some byte came from the cache, bit 1 when some came from the backing device. */
+    private int readRange(long pos, MemorySegment dst) throws IOException {
+        long end = pos + dst.byteSize();
+        ExtentMap map = e.index.rangeFor(pos);
+        List<Extent> parts = new ArrayList<>(4);
+        long fillId = 0;
+        map.lock().lock();
+        try {
+            map.forEachOverlapping(pos, end, x -> parts.add(x.slice(pos, end)));
+            long cursor = pos;
+            int gaps = 0;
+            for (int i = 0, n = parts.size(); i < n + 1 && cursor < end; i++) {
+                long next = i < n ? parts.get(i).start() : end;
+                if (next > cursor) {
+                    if (fillId == 0) {
+                        fillId = FILL_IDS.incrementAndGet();
+                    }
+                    Extent p = Extent.placeholder(cursor, (int) (next - cursor), fillId);
+                    map.insert(p, null);
+                    parts.add(p);
+                    gaps++;
+                }
+                if (i < n) {
+                    cursor = parts.get(i).end();
+                }
+            }
+            if (gaps > 0) {
+                parts.sort((a, b) -> Long.compare(a.start(), b.start()));
+            }
+        } finally {
+            map.lock().unlock();
+        }
+        int result = 0;
+        try {
+            for (Extent x : parts) {
+                MemorySegment out = dst.asSlice(x.start() - pos, x.length());
+                switch (x.kind()) {
+                    case DATA -> {
+                        if (copyFromMedium(x, out)) {
+                            result |= 1;
+                        } else {
+                            e.backing.read(x.start(), out);
+                            result |= 2;
+                        }
+                    }
+                    case ZERO -> {
+                        out.fill((byte) 0);
+                        result |= 1;
+                    }
+                    case PLACEHOLDER -> {
+                        e.backing.read(x.start(), out);
+                        result |= 2;
+                    }
+                }
+            }
+            if (fillId != 0) {
+                fill(map, parts, fillId, pos, dst);
+            }
+        } finally {
+            if (fillId != 0) {
+                removePlaceholders(map, pos, end, fillId);
+            }
+        }
+        return result;
+    }
+
+    /** Copies a data extent; false when its segment was reclaimed (then the bytes are on the backing device). */
+    private boolean copyFromMedium(Extent x, MemorySegment out) {
+        if (e.segments.generation(x.segment()) != x.generation()) {
+            return false;
+        }
+        MemorySegment.copy(e.medium.segment(), e.address(x.segment(), x.segmentOffset()), out, 0, x.length());
+        VarHandle.acquireFence();
+        return e.segments.generation(x.segment()) == x.generation();
+    }
+
+    /** Fills the cache with what was read for our own placeholders. */
+    private void fill(ExtentMap map, List<Extent> parts, long fillId, long pos, MemorySegment dst) {
+        for (Extent gap : parts) {
+            if (gap.kind() != Extent.Kind.PLACEHOLDER || gap.fillId() != fillId) {
+                continue;
+            }
+            long done = 0;
+            while (done < gap.length()) {
+                Allocation a = e.head().allocate((int) (gap.length() - done), false);
+                if (a == null) {
+                    e.stats.fillsSkipped.increment();
+                    return;
+                }
+                long from = gap.start() + done;
+                long at = e.address(a.segment(), a.offset());
+                MemorySegment.copy(dst, from - pos, e.medium.segment(), at, a.length());
+                try {
+                    fillPieces(map, fillId, from, a);
+                } finally {
+                    e.segments.unref(a.segment());
+                }
+                e.stats.fillBytes.add(a.length());
+                done += a.length();
+            }
+        }
+    }
+
+    /** Under the lock: each surviving piece of our placeholder in the allocation's span becomes clean data. */
+    private void fillPieces(ExtentMap map, long fillId, long from, Allocation a) {
+        long to = from + a.length();
+        map.lock().lock();
+        try {
+            List<Extent> mine = new ArrayList<>(2);
+            map.forEachOverlapping(from, to, x -> {
+                if (x.kind() == Extent.Kind.PLACEHOLDER && x.fillId() == fillId) {
+                    mine.add(x.slice(from, to));
+                }
+            });
+            for (Extent p : mine) {
+                int segOff = (int) (a.offset() + (p.start() - from));
+                int crc = Crc.ofData(e.medium.segment(), e.address(a.segment(), segOff), p.length());
+                map.insert(Extent.data(p.start(), p.length(), a.segment(), segOff, a.generation(), false), null);
+                e.keyLog.append(new KeyRecord(p.start(), p.length(), 0, a.segment(), segOff, a.generation(), crc));
+            }
+        } finally {
+            map.lock().unlock();
+        }
+    }
+
+    private static void removePlaceholders(ExtentMap map, long from, long to, long fillId) {
+        map.lock().lock();
+        try {
+            List<Extent> mine = new ArrayList<>(2);
+            map.forEachOverlapping(from, to, x -> {
+                if (x.kind() == Extent.Kind.PLACEHOLDER && x.fillId() == fillId) {
+                    mine.add(x);
+                }
+            });
+            for (Extent x : mine) {
+                map.removeExact(x);
+            }
+        } finally {
+            map.lock().unlock();
+        }
+    }
+}

@@ -1,0 +1,221 @@
+package io.pmcache.cache;
+
+import io.pmcache.format.CacheInfo;
+import io.pmcache.format.KeyRecord;
+import io.pmcache.format.Kset;
+import io.pmcache.format.LogPosition;
+import io.pmcache.format.SegmentInfo;
+import io.pmcache.index.Extent;
+import io.pmcache.index.RangeIndex;
+import io.pmcache.media.Medium;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Rebuilds the in-memory state from the key log at open.
+ *
+ * <h2>Steps</h2>
+ * <ol>
+ *   <li>Walk from the key tail, kset by kset, while each header is valid and carries the next
+ *       sequence number.</li>
+ *   <li>Sealed kset: take every non-empty slot whose key CRC holds (and, with the data-CRC option,
+ *       whose data CRC holds). Unsealed kset (the process or power died while it was open): take
+ *       each slot whose key CRC and data CRC hold.</li>
+ *   <li>A key whose segment generation moved on is stale and dropped; the others go into the index
+ *       in log order (newest wins) and take a reference on their data segment. Keys before the
+ *       dirty tail are clean (already on the backing device).</li>
+ *   <li>If the walk ends before the dirty tail, the log between was damaged; those ksets were
+ *       written back already, so the walk resumes at the dirty tail.</li>
+ *   <li>Unsealed ksets are then sealed in place: their taken keys' data persisted, the slots not
+ *       taken zeroed, the seal written, so that writeback can pass them.</li>
+ * </ol>
+ */
+final class Replay {
+    private static final Logger log = LoggerFactory.getLogger(Replay.class);
+
+    private final Medium medium;
+    private final SegmentTable segments;
+    private final LogReader reader;
+    private final RangeIndex index;
+    private final CacheStats stats;
+    private final long cacheId;
+    private final boolean verifyAllData;
+    private final BitSet logSegments;
+    private final BitSet unknownGeneration;
+    private final long[] maxKeyGeneration;
+    private final List<Unsealed> unsealed = new ArrayList<>();
+    private long ksets;
+    private long keys;
+
+    private record Unsealed(LogReader.KsetAt kset, BitSet taken, List<KeyRecord> keys) {
+    }
+
+    /** What replay found: where the head is and which segments the log occupies. */
+    record Result(LogPosition head, BitSet logSegments) {
+    }
+
+    Replay(Medium medium, SegmentTable segments, LogReader reader, RangeIndex index, CacheStats stats,
+           long cacheId, boolean verifyAllData, BitSet unknownGeneration) {
+        this.medium = medium;
+        this.segments = segments;
+        this.reader = reader;
+        this.index = index;
+        this.stats = stats;
+        this.cacheId = cacheId;
+        this.verifyAllData = verifyAllData;
+        this.logSegments = new BitSet(segments.count());
+        this.unknownGeneration = unknownGeneration;
+        this.maxKeyGeneration = new long[segments.count()];
+    }
+
+    Result run(CacheInfo info) {
+        long t0 = System.nanoTime();
+        LogPosition dirtyTail = info.dirtyTail();
+        LogPosition end = walk(info.keyTail(), dirtyTail.ksetSeq());
+        if (end.ksetSeq() < dirtyTail.ksetSeq()) {
+            log.error("key log damaged at {}: ksets #{}..#{} are unreadable; they were already written back, "
+                    + "resuming replay at the dirty tail {}", end, end.ksetSeq(), dirtyTail.ksetSeq() - 1, dirtyTail);
+            markChain(end.segment(), dirtyTail.segment());
+            end = walk(dirtyTail, dirtyTail.ksetSeq());
+        }
+        sealUnsealed();
+        repairUnknownGenerations();
+        stats.replayNanos = System.nanoTime() - t0;
+        stats.replayKsets = ksets;
+        stats.replayKeys = keys;
+        return new Result(end, logSegments);
+    }
+
+    /** Walks from {@code from} to the end of the log; returns the position after the last kset. */
+    private LogPosition walk(LogPosition from, long dirtySeq) {
+        LogPosition pos = from;
+        logSegments.set(pos.segment());
+        while (true) {
+            LogPosition resolved = reader.resolve(pos);
+            if (resolved == null) {
+                return pos;
+            }
+            if (resolved.segment() != pos.segment()) {
+                if (logSegments.get(resolved.segment())) {
+                    log.error("key log links back to segment {} (a loop); replay stops at {}", resolved.segment(), pos);
+                    return pos;
+                }
+                logSegments.set(resolved.segment());
+            }
+            LogReader.KsetAt k = reader.read(resolved);
+            if (k == null) {
+                return resolved;
+            }
+            replayKset(k, k.at().ksetSeq() >= dirtySeq);
+            pos = k.next();
+        }
+    }
+
+    private void replayKset(LogReader.KsetAt k, boolean mayBeDirty) {
+        ksets++;
+        BitSet taken = new BitSet(k.capacity());
+        List<KeyRecord> accepted = new ArrayList<>();
+        for (int slot = 0; slot < k.slots(); slot++) {
+            if (reader.slotEmpty(k, slot)) {
+                continue;
+            }
+            KeyRecord key = reader.key(k, slot);
+            if (key == null) {
+                if (k.sealed()) {
+                    stats.corruptKeysSkipped.increment();
+                    log.warn("kset #{} at {}: key slot {} fails its CRC or bounds check; skipped",
+                            k.at().ksetSeq(), k.at(), slot);
+                }
+                continue;
+            }
+            if ((!k.sealed() || verifyAllData) && !reader.dataMatches(key)) {
+                if (k.sealed()) {
+                    stats.dataCrcErrors.increment();
+                    log.error("kset #{} slot {}: data CRC mismatch for [{}, +{}) in segment {}; key skipped",
+                            k.at().ksetSeq(), slot, key.offset(), key.length(), key.segment());
+                }
+                continue;
+            }
+            taken.set(slot);
+            accepted.add(key);
+            apply(key, mayBeDirty);
+        }
+        if (!k.sealed()) {
+            unsealed.add(new Unsealed(k, taken, accepted));
+        }
+    }
+
+    private void apply(KeyRecord key, boolean mayBeDirty) {
+        boolean dirty = mayBeDirty && key.dirty();
+        var map = index.rangeFor(key.offset());
+        if (key.zero()) {
+            map.insert(Extent.zero(key.offset(), key.length(), dirty), null);
+        } else {
+            int seg = key.segment();
+            if (unknownGeneration.get(seg)) {
+                maxKeyGeneration[seg] = Math.max(maxKeyGeneration[seg], key.generation());
+                stats.corruptKeysSkipped.increment();
+                return;
+            }
+            if (key.generation() != segments.generation(seg)) {
+                return; // stale: the segment was reclaimed after this key was written back
+            }
+            map.insert(Extent.data(key.offset(), key.length(), seg, key.segmentOffset(), key.generation(), dirty),
+                    null);
+            segments.ref(seg);
+        }
+        if (dirty) {
+            stats.dirtyBytes.addAndGet(key.length());
+        }
+        keys++;
+    }
+
+    /** Marks the segments linked from {@code from} up to {@code to} as log segments. */
+    private void markChain(int from, int to) {
+        int s = from;
+        for (int hops = 0; hops <= segments.count() && s != SegmentInfo.NO_NEXT; hops++) {
+            logSegments.set(s);
+            if (s == to) {
+                return;
+            }
+            s = segments.next(s);
+        }
+    }
+
+    private void sealUnsealed() {
+        for (Unsealed u : unsealed) {
+            LogReader.KsetAt k = u.kset();
+            for (KeyRecord key : u.keys()) {
+                if (!key.zero()) {
+                    medium.persist(segments.address(key.segment(), key.segmentOffset()), key.length());
+                }
+            }
+            for (int slot = 0; slot < k.capacity(); slot++) {
+                if (!u.taken().get(slot)) {
+                    medium.segment().asSlice(reader.slotAddress(k, slot), KeyRecord.SIZE).fill((byte) 0);
+                }
+            }
+            long base = segments.address(k.at().segment(), k.at().offset());
+            medium.persist(base + Kset.slotOffset(0), (long) k.capacity() * KeyRecord.SIZE);
+            Kset.writeSeal(medium.segment(), base, k.at().ksetSeq(), k.capacity(), cacheId);
+            medium.persist(base + Kset.SEAL_OFFSET, Kset.SEAL_SIZE);
+            log.info("sealed kset #{} left open by the previous run ({} of {} slots held valid keys)",
+                    k.at().ksetSeq(), u.taken().cardinality(), k.capacity());
+        }
+    }
+
+    /** Segments whose info was unreadable get a generation above any key that names them. */
+    private void repairUnknownGenerations() {
+        for (int s = unknownGeneration.nextSetBit(0); s >= 0; s = unknownGeneration.nextSetBit(s + 1)) {
+            segments.bumpGeneration(s, Math.max(maxKeyGeneration[s] + 1, 1L << 32));
+            if (!logSegments.get(s)) {
+                segments.setNext(s, SegmentInfo.NO_NEXT);
+            }
+            log.error("segment {}: both info slots were corrupt; generation reset to {}, its keys dropped", s,
+                    segments.generation(s));
+        }
+    }
+}

@@ -1,0 +1,189 @@
+package io.pmcache.cache;
+
+import java.util.BitSet;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * Which segments are free. Data allocations wait while no more than {@code reserve} segments are
+ * free: the reserve belongs to the key log, so a kset can always be reserved and sealed, so
+ * writeback and gc can always make progress (no deadlock when the cache is full).
+ */
+final class SegmentAllocator {
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Condition freed = lock.newCondition();
+    private final BitSet used;
+    private final int count;
+    private final int reserve;
+    private final CacheStats stats;
+    private final Runnable onPressure;
+    private int usedCount;
+    private int nextHint;
+    private volatile boolean closed;
+    private int waiters;
+
+    SegmentAllocator(int count, int reserve, CacheStats stats, Runnable onPressure) {
+        this.count = count;
+        this.reserve = reserve;
+        this.used = new BitSet(count);
+        this.stats = stats;
+        this.onPressure = onPressure;
+    }
+
+    /** Marks {@code seg} used (replay). */
+    void markUsed(int seg) {
+        lock.lock();
+        try {
+            if (!used.get(seg)) {
+                used.set(seg);
+                usedCount++;
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    boolean isUsed(int seg) {
+        lock.lock();
+        try {
+            return used.get(seg);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    int usedCount() {
+        lock.lock();
+        try {
+            return usedCount;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    int count() {
+        return count;
+    }
+
+    /** True while some writer is waiting for space. */
+    boolean hasWaiters() {
+        lock.lock();
+        try {
+            return waiters > 0;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** A segment for data; waits for gc and writeback while the cache is full. */
+    int allocateData() {
+        lock.lock();
+        try {
+            long waitStart = 0;
+            while (count - usedCount <= reserve) {
+                if (closed) {
+                    throw new IllegalStateException("cache is closed");
+                }
+                if (waitStart == 0) {
+                    waitStart = System.nanoTime();
+                    stats.spaceWaits.increment();
+                }
+                waiters++;
+                onPressure.run();
+                try {
+                    freed.await(50, TimeUnit.MILLISECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new InterruptedIOExceptionUnchecked("interrupted while waiting for cache space");
+                } finally {
+                    waiters--;
+                }
+            }
+            if (waitStart != 0) {
+                stats.spaceWaitNanos.add(System.nanoTime() - waitStart);
+            }
+            return take();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** A segment for data only if one is free beyond the reserve; -1 otherwise (read fills). */
+    int tryAllocateData() {
+        lock.lock();
+        try {
+            if (count - usedCount <= reserve) {
+                onPressure.run();
+                return -1;
+            }
+            return take();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** A segment for the key log; may use the reserve; waits only if none at all is free. */
+    int allocateLog() {
+        lock.lock();
+        try {
+            while (usedCount == count) {
+                if (closed) {
+                    throw new IllegalStateException("cache is closed");
+                }
+                onPressure.run();
+                try {
+                    freed.await(50, TimeUnit.MILLISECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new InterruptedIOExceptionUnchecked("interrupted while waiting for a log segment");
+                }
+            }
+            return take();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private int take() {
+        int s = used.nextClearBit(nextHint);
+        if (s >= count) {
+            s = used.nextClearBit(0);
+        }
+        used.set(s);
+        usedCount++;
+        nextHint = s + 1 >= count ? 0 : s + 1;
+        return s;
+    }
+
+    void free(int seg) {
+        lock.lock();
+        try {
+            if (!used.get(seg)) {
+                throw new IllegalStateException("segment " + seg + " freed twice");
+            }
+            used.clear(seg);
+            usedCount--;
+            freed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    void close() {
+        closed = true;
+        lock.lock();
+        try {
+            freed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Unchecked wrapper so allocation can sit under lambdas; rethrown as IOException at the API. */
+    static final class InterruptedIOExceptionUnchecked extends RuntimeException {
+        InterruptedIOExceptionUnchecked(String m) {
+            super(m);
+        }
+    }
+}

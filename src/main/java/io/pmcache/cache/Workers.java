@@ -1,0 +1,177 @@
+package io.pmcache.cache;
+
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The background threads of an open cache: the sealer (closes ksets at most a second old), the
+ * writeback worker and the garbage collector. Each sleeps until poked or until its period ends.
+ */
+final class Workers {
+    private static final Logger log = LoggerFactory.getLogger(Workers.class);
+    private static final long SEAL_PERIOD_MS = 100;
+    private static final long IDLE_PERIOD_MS = 200;
+
+    /** A wake-up call: a raise is remembered until the next await. */
+    static final class Signal {
+        private final ReentrantLock lock = new ReentrantLock();
+        private final Condition raised = lock.newCondition();
+        private boolean pending;
+
+        void raise() {
+            lock.lock();
+            try {
+                pending = true;
+                raised.signalAll();
+            } finally {
+                lock.unlock();
+            }
+        }
+
+        /** Waits up to {@code ms} for a raise; clears it. */
+        void await(long ms) throws InterruptedException {
+            lock.lock();
+            try {
+                if (!pending) {
+                    raised.await(ms, java.util.concurrent.TimeUnit.MILLISECONDS);
+                }
+                pending = false;
+            } finally {
+                lock.unlock();
+            }
+        }
+    }
+
+    private final Engine e;
+    private final Writeback writeback;
+    private final GarbageCollector gc;
+    private final CacheOptions options;
+    private final Signal writebackSignal = new Signal();
+    private final Signal gcSignal = new Signal();
+    /** Wakes sleepers at stop. Threads are never interrupted: an interrupt closes a FileChannel mid-I/O. */
+    private final Signal stopSignal = new Signal();
+    private volatile boolean running;
+    private volatile boolean gcPaused;
+    private Thread sealer;
+    private Thread writebackThread;
+    private Thread gcThread;
+
+    Workers(Engine e, Writeback writeback, GarbageCollector gc, CacheOptions options) {
+        this.e = e;
+        this.writeback = writeback;
+        this.gc = gc;
+        this.options = options;
+    }
+
+    void start() {
+        running = true;
+        e.keyLog.onSealed(writebackSignal::raise);
+        sealer = Thread.ofPlatform().daemon().name("pmcache-sealer").start(this::sealLoop);
+        if (options.writeback()) {
+            writebackThread = Thread.ofPlatform().daemon().name("pmcache-writeback").start(this::writebackLoop);
+        }
+        if (options.gc()) {
+            gcThread = Thread.ofPlatform().daemon().name("pmcache-gc").start(this::gcLoop);
+        }
+    }
+
+    /** Wakes writeback and gc (space is short, or something changed). */
+    void poke() {
+        writebackSignal.raise();
+        gcSignal.raise();
+    }
+
+    void pauseGc() {
+        gcPaused = true;
+    }
+
+    void resumeGc() {
+        gcPaused = false;
+        poke();
+    }
+
+    private void sealLoop() {
+        while (running) {
+            try {
+                e.keyLog.sealAged(System.nanoTime());
+                stopSignal.await(SEAL_PERIOD_MS);
+            } catch (InterruptedException ex) {
+                return;
+            } catch (RuntimeException ex) {
+                log.error("sealer failed; retrying", ex);
+                sleepQuietly(1000);
+            }
+        }
+    }
+
+    private void writebackLoop() {
+        long backoff = 50;
+        while (running) {
+            try {
+                Writeback.Step s = writeback.step();
+                switch (s) {
+                    case PROGRESS -> {
+                        backoff = 50;
+                        gcSignal.raise();
+                    }
+                    case IDLE -> writebackSignal.await(IDLE_PERIOD_MS);
+                    case FAILED -> {
+                        e.stats.backingRetries.increment();
+                        stopSignal.await(backoff);
+                        backoff = Math.min(backoff * 2, 10_000);
+                    }
+                }
+            } catch (InterruptedException ex) {
+                return;
+            } catch (RuntimeException ex) {
+                log.error("writeback worker failed; retrying", ex);
+                sleepQuietly(1000);
+            }
+        }
+    }
+
+    private void gcLoop() {
+        while (running) {
+            try {
+                boolean moved = !gcPaused && gc.pass();
+                if (gc.indexNeedsCleaning()) {
+                    gc.cleanIndex();
+                }
+                if (!moved) {
+                    gcSignal.await(IDLE_PERIOD_MS);
+                }
+            } catch (InterruptedException ex) {
+                return;
+            } catch (RuntimeException ex) {
+                log.error("gc worker failed; retrying", ex);
+                sleepQuietly(1000);
+            }
+        }
+    }
+
+    private static void sleepQuietly(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException ex) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    void stop() {
+        running = false;
+        stopSignal.raise();
+        poke();
+        for (Thread t : new Thread[] {sealer, writebackThread, gcThread}) {
+            if (t != null) {
+                try {
+                    t.join(60_000);
+                } catch (InterruptedException ex) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }
+        writeback.close();
+    }
+}

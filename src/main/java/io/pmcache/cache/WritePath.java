@@ -1,0 +1,75 @@
+package io.pmcache.cache;
+
+import io.pmcache.format.Crc;
+import io.pmcache.format.KeyRecord;
+import io.pmcache.index.Extent;
+import io.pmcache.index.ExtentMap;
+import io.pmcache.index.RangeIndex;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Writes, trims and zeroes.
+ *
+ * <p>A write is cut at 4 MiB range boundaries and at segment ends; each piece: allocate space on
+ * a data head (waiting while the cache is full) → copy the data once into the medium → under the
+ * range's lock, insert the extent into the index and append its key to the range's kset stream →
+ * with FUA, persist the data and the key. When the call returns, data and key are in the mapped
+ * medium, so a process crash loses nothing.
+ */
+final class WritePath {
+    private final Engine e;
+
+    WritePath(Engine e) {
+        this.e = e;
+    }
+
+    void write(long offset, MemorySegment src, boolean fua) {
+        long len = src.byteSize();
+        long done = 0;
+        while (done < len) {
+            long pos = offset + done;
+            int want = (int) Math.min(len - done, RangeIndex.roomInRange(pos));
+            Allocation a = e.head().allocate(want, true);
+            long at = e.address(a.segment(), a.offset());
+            MemorySegment.copy(src, done, e.medium.segment(), at, a.length());
+            int crc = Crc.ofData(e.medium.segment(), at, a.length());
+            KeyRecord key = new KeyRecord(pos, a.length(), KeyRecord.FLAG_DIRTY, a.segment(), a.offset(),
+                    a.generation(), crc);
+            long slot = insertAndAppend(key,
+                    Extent.data(pos, a.length(), a.segment(), a.offset(), a.generation(), true));
+            e.segments.unref(a.segment());
+            if (fua) {
+                e.keyLog.persistKey(slot, key);
+            }
+            done += a.length();
+        }
+        e.stats.writes.increment();
+        e.stats.writeBytes.add(len);
+    }
+
+    /** Makes {@code [offset, offset+length)} read as zeros, without storing data. */
+    void zero(long offset, long length, boolean fua) {
+        long done = 0;
+        while (done < length) {
+            long pos = offset + done;
+            int n = (int) Math.min(length - done, RangeIndex.roomInRange(pos));
+            KeyRecord key = new KeyRecord(pos, n, KeyRecord.FLAG_DIRTY | KeyRecord.FLAG_ZERO, 0, 0, 0, 0);
+            long slot = insertAndAppend(key, Extent.zero(pos, n, true));
+            if (fua) {
+                e.keyLog.persistKey(slot, key);
+            }
+            done += n;
+        }
+    }
+
+    private long insertAndAppend(KeyRecord key, Extent extent) {
+        ExtentMap map = e.index.rangeFor(key.offset());
+        map.lock().lock();
+        try {
+            map.insert(extent, null);
+            return e.keyLog.append(key);
+        } finally {
+            map.lock().unlock();
+        }
+    }
+}

@@ -1,0 +1,107 @@
+package io.pmcache.format;
+
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A key: one extent of the logical device and where its data lives. 64 bytes, one cache line,
+ * so that persisting a key never touches another.
+ *
+ * <pre>
+ *  0   8 logical offset (bytes)
+ *  8  12 length (bytes), 1..4 MiB, never crossing a 4 MiB range boundary
+ * 12  16 flags: bit 0 DIRTY (not yet on the backing device), bit 1 ZERO (reads as zeros; no data)
+ * 16  20 segment holding the data (ignored for ZERO)
+ * 20  24 offset of the data in that segment
+ * 24  32 segment generation when the data was written
+ * 32  36 CRC32C of the data (0 for ZERO)
+ * 36  60 reserved, 0
+ * 60  64 key CRC32C of [0, 60), salted with cache id, kset sequence and slot number
+ * </pre>
+ *
+ * The key CRC binds the key to its kset incarnation: bytes left in a reused log segment by an
+ * older kset never validate. A slot that is all zeros is an unused slot.
+ */
+public record KeyRecord(long offset, int length, int flags, int segment, int segmentOffset, long generation,
+                        int dataCrc) {
+    public static final int SIZE = 64;
+    public static final int FLAG_DIRTY = 1;
+    public static final int FLAG_ZERO = 2;
+    public static final int FLAGS_KNOWN = FLAG_DIRTY | FLAG_ZERO;
+    private static final int OFF_CRC = 60;
+
+    public boolean dirty() {
+        return (flags & FLAG_DIRTY) != 0;
+    }
+
+    public boolean zero() {
+        return (flags & FLAG_ZERO) != 0;
+    }
+
+    public long end() {
+        return offset + length;
+    }
+
+    /** Encodes into the 64 bytes at {@code at}. */
+    public void encode(MemorySegment medium, long at, long cacheId, long ksetSeq, int slot) {
+        MemorySegment k = medium.asSlice(at, SIZE);
+        k.set(JAVA_LONG_UNALIGNED, 0, offset);
+        k.set(JAVA_INT_UNALIGNED, 8, length);
+        k.set(JAVA_INT_UNALIGNED, 12, flags);
+        k.set(JAVA_INT_UNALIGNED, 16, segment);
+        k.set(JAVA_INT_UNALIGNED, 20, segmentOffset);
+        k.set(JAVA_LONG_UNALIGNED, 24, generation);
+        k.set(JAVA_INT_UNALIGNED, 32, dataCrc);
+        k.asSlice(36, 24).fill((byte) 0);
+        k.set(JAVA_INT_UNALIGNED, OFF_CRC, crc(k, cacheId, ksetSeq, slot));
+    }
+
+    private static int crc(MemorySegment k, long cacheId, long ksetSeq, int slot) {
+        return Crc.of(cacheId ^ (ksetSeq * 131 + slot), k, 0, OFF_CRC);
+    }
+
+    /** True when the 64 bytes at {@code at} are all zero (a slot never written). */
+    public static boolean isEmptySlot(MemorySegment medium, long at) {
+        for (int i = 0; i < SIZE; i += 8) {
+            if (medium.get(JAVA_LONG_UNALIGNED, at + i) != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * Decodes and bounds-checks the key at {@code at}; null when its CRC fails or a field is out of
+     * bounds for this cache (device size, segment count and size).
+     */
+    public static KeyRecord decode(MemorySegment medium, long at, long cacheId, long ksetSeq, int slot,
+                                   long deviceSize, int segmentCount, long segmentSize) {
+        MemorySegment k = medium.asSlice(at, SIZE);
+        if (k.get(JAVA_INT_UNALIGNED, OFF_CRC) != crc(k, cacheId, ksetSeq, slot)) {
+            return null;
+        }
+        KeyRecord r = new KeyRecord(k.get(JAVA_LONG_UNALIGNED, 0), k.get(JAVA_INT_UNALIGNED, 8),
+                k.get(JAVA_INT_UNALIGNED, 12), k.get(JAVA_INT_UNALIGNED, 16), k.get(JAVA_INT_UNALIGNED, 20),
+                k.get(JAVA_LONG_UNALIGNED, 24), k.get(JAVA_INT_UNALIGNED, 32));
+        return r.inBounds(deviceSize, segmentCount, segmentSize) ? r : null;
+    }
+
+    boolean inBounds(long deviceSize, int segmentCount, long segmentSize) {
+        if (length <= 0 || length > Layout.RANGE_SIZE || offset < 0 || offset > deviceSize - length) {
+            return false;
+        }
+        if ((offset >>> Layout.RANGE_SHIFT) != ((offset + length - 1) >>> Layout.RANGE_SHIFT)) {
+            return false;
+        }
+        if ((flags & ~FLAGS_KNOWN) != 0) {
+            return false;
+        }
+        if (zero()) {
+            return true;
+        }
+        return segment >= 0 && segment < segmentCount && segmentOffset >= 0
+                && (long) segmentOffset + length <= segmentSize && generation >= 0;
+    }
+}

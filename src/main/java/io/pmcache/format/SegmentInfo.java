@@ -1,0 +1,72 @@
+package io.pmcache.format;
+
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Per-segment mutable state, two 32-byte slots per segment in the segment table (same two-slot
+ * rule as {@link CacheInfo}).
+ *
+ * <pre>
+ *  0   8 sequence (8)
+ *  8  16 generation (8): bumped when the segment is reclaimed; keys carrying an older
+ *        generation are stale
+ * 16  20 next segment of the key log, or -1 (0xffffffff) when none
+ * 20  24 flags (reserved, 0)
+ * 24  28 CRC32C of [0, 24) plus the segment number, salted with the cache id
+ * 28  32 reserved
+ * </pre>
+ */
+public record SegmentInfo(long sequence, long generation, int next) {
+    public static final int SLOT_SIZE = 32;
+    public static final int NO_NEXT = -1;
+    private static final int OFF_CRC = 24;
+
+    public void encode(MemorySegment medium, int seg, int slot, long cacheId) {
+        MemorySegment s = medium.asSlice(Layout.segmentInfoSlot(seg, slot), SLOT_SIZE);
+        s.set(JAVA_LONG_UNALIGNED, 0, sequence);
+        s.set(JAVA_LONG_UNALIGNED, 8, generation);
+        s.set(JAVA_INT_UNALIGNED, 16, next);
+        s.set(JAVA_INT_UNALIGNED, 20, 0);
+        s.set(JAVA_INT_UNALIGNED, 28, 0);
+        s.set(JAVA_INT_UNALIGNED, OFF_CRC, crc(s, seg, cacheId));
+    }
+
+    private static int crc(MemorySegment s, int seg, long cacheId) {
+        return Crc.of(cacheId ^ ((long) seg * 0x9E3779B97F4A7C15L), s, 0, OFF_CRC);
+    }
+
+    /** Decodes one slot; null when the CRC or a bound fails. */
+    public static SegmentInfo decodeSlot(MemorySegment medium, int seg, int slot, long cacheId, int segmentCount) {
+        MemorySegment s = medium.asSlice(Layout.segmentInfoSlot(seg, slot), SLOT_SIZE);
+        if (s.get(JAVA_INT_UNALIGNED, OFF_CRC) != crc(s, seg, cacheId)) {
+            return null;
+        }
+        int next = s.get(JAVA_INT_UNALIGNED, 16);
+        long gen = s.get(JAVA_LONG_UNALIGNED, 8);
+        if ((next != NO_NEXT && (next < 0 || next >= segmentCount || next == seg)) || gen < 0) {
+            return null;
+        }
+        return new SegmentInfo(s.get(JAVA_LONG_UNALIGNED, 0), gen, next);
+    }
+
+    /** The newest valid slot, or null when neither is valid. */
+    public static SegmentInfo read(MemorySegment medium, int seg, long cacheId, int segmentCount) {
+        SegmentInfo a = decodeSlot(medium, seg, 0, cacheId, segmentCount);
+        SegmentInfo b = decodeSlot(medium, seg, 1, cacheId, segmentCount);
+        if (a == null) {
+            return b;
+        }
+        if (b == null) {
+            return a;
+        }
+        return a.sequence >= b.sequence ? a : b;
+    }
+
+    /** Slot of a copy with this sequence (even: 0, odd: 1). */
+    public static int slotFor(long sequence) {
+        return (int) (sequence & 1);
+    }
+}

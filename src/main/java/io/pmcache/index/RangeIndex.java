@@ -1,0 +1,55 @@
+package io.pmcache.index;
+
+import io.pmcache.format.Layout;
+import java.util.concurrent.atomic.AtomicReferenceArray;
+
+/**
+ * The index of a whole logical device: one {@link ExtentMap} per 4 MiB range, each under its own
+ * lock, created on first use. No extent crosses a range boundary.
+ */
+public final class RangeIndex {
+    private final AtomicReferenceArray<ExtentMap> ranges;
+
+    public RangeIndex(long deviceSize) {
+        long n = (deviceSize + Layout.RANGE_SIZE - 1) >>> Layout.RANGE_SHIFT;
+        if (n > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("device of " + deviceSize + " bytes is too large");
+        }
+        ranges = new AtomicReferenceArray<>((int) Math.max(1, n));
+    }
+
+    public int rangeCount() {
+        return ranges.length();
+    }
+
+    public static int rangeOf(long offset) {
+        return (int) (offset >>> Layout.RANGE_SHIFT);
+    }
+
+    /** Bytes from {@code offset} to the end of its range. */
+    public static long roomInRange(long offset) {
+        return Layout.RANGE_SIZE - (offset & (Layout.RANGE_SIZE - 1));
+    }
+
+    /** The map of range {@code r}, created on first use. */
+    public ExtentMap range(int r) {
+        ExtentMap m = ranges.get(r);
+        if (m == null) {
+            ExtentMap fresh = new ExtentMap();
+            m = ranges.compareAndExchange(r, null, fresh);
+            if (m == null) {
+                m = fresh;
+            }
+        }
+        return m;
+    }
+
+    /** The map of range {@code r}, or null when nothing was ever put there. */
+    public ExtentMap rangeIfPresent(int r) {
+        return ranges.get(r);
+    }
+
+    public ExtentMap rangeFor(long offset) {
+        return range(rangeOf(offset));
+    }
+}
