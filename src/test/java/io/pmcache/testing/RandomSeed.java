@@ -5,6 +5,8 @@ import org.junit.jupiter.api.extension.ParameterContext;
 import org.junit.jupiter.api.extension.ParameterResolver;
 import org.junit.jupiter.api.extension.TestExecutionExceptionHandler;
 
+import org.opentest4j.TestAbortedException;
+
 import java.util.SplittableRandom;
 
 /**
@@ -44,7 +46,7 @@ public final class RandomSeed implements ParameterResolver, TestExecutionExcepti
     @Override
     public void handleTestExecutionException(ExtensionContext e, Throwable t) throws Throwable {
         Seed seed = e.getStore(NS).get("seed", Seed.class);
-        if (seed != null) {
+        if (seed != null && !(t instanceof TestAbortedException)) {
             String msg = e.getDisplayName() + " failed with " + seed + "; repeat with -Dpmcache.seed=" + seed.value();
             System.err.println(msg);
             t.addSuppressed(new Throwable(msg, null, false, false) { });
