@@ -253,6 +253,11 @@ public final class FileBackingDevice implements BackingDevice {
         return "FileBackingDevice[" + describe() + "]";
     }
 
+    /** True while trim and writeZeroes punch holes (false after fallocate proved unsupported). */
+    boolean punchesHoles() {
+        return !punchUnsupported;
+    }
+
     /** Test hook: stop using fallocate so the write-zeros fallback is exercised. */
     void disableHolePunching() {
         punchUnsupported = true;
