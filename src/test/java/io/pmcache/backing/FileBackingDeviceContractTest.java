@@ -42,14 +42,4 @@ class FileBackingDeviceContractTest extends BlockDeviceContractTest {
         f.close();
         return FileBackingDevice.open(f.path(), false);
     }
-
-    /** The same contract with hole punching off: trim and writeZeroes write zeros. */
-    static class WithoutHolePunching extends FileBackingDeviceContractTest {
-        @Override
-        protected BlockDevice newDevice(long size) throws IOException {
-            FileBackingDevice d = (FileBackingDevice) super.newDevice(size);
-            d.disableHolePunching();
-            return d;
-        }
-    }
 }

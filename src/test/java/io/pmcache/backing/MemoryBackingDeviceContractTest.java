@@ -8,12 +8,4 @@ class MemoryBackingDeviceContractTest extends BlockDeviceContractTest {
     protected BlockDevice newDevice(long size) {
         return new MemoryBackingDevice(size, 42);
     }
-
-    /** The decorator with no faults switched on must be a transparent block device. */
-    static class HealthyFaulty extends BlockDeviceContractTest {
-        @Override
-        protected BlockDevice newDevice(long size) {
-            return new FaultyBackingDevice(new MemoryBackingDevice(size, 42));
-        }
-    }
 }

@@ -48,12 +48,4 @@ class MappedFileMediumContractTest extends MediumContractTest {
     protected Medium newMedium(long size) throws IOException {
         return MappedFileMedium.create(dir.resolve("medium-" + files.incrementAndGet()), size);
     }
-
-    /** Same contract on a size that is neither a page nor a word multiple. */
-    static class OddSize extends MappedFileMediumContractTest {
-        @Override
-        protected long mediumSize() {
-            return 3 * 4096 + 1001;
-        }
-    }
 }
