@@ -24,7 +24,12 @@ public interface Medium extends AutoCloseable {
     /** Size in bytes. */
     long size();
 
-    /** Makes the stores in {@code [offset, offset + length)} durable before returning. */
+    /**
+     * Makes the stores in {@code [offset, offset + length)} durable before returning. A zero
+     * length is a no-op.
+     *
+     * @throws IndexOutOfBoundsException if the range is not inside {@code [0, size())}
+     */
     void persist(long offset, long length);
 
     /** A short human description (path, mapping mode) for logs and errors. */

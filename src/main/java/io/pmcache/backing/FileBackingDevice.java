@@ -1,0 +1,470 @@
+package io.pmcache.backing;
+
+import io.pmcache.device.Ranges;
+
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.io.RandomAccessFile;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.channels.ClosedByInterruptException;
+import java.nio.channels.ClosedChannelException;
+import java.nio.channels.FileChannel;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Map;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * A {@link BackingDevice} on a regular file or a block device, with positional {@link FileChannel}
+ * I/O (pread/pwrite: concurrent calls do not serialize).
+ *
+ * <ul>
+ *   <li>{@link #flush()} is {@code fdatasync} ({@code force(false)}): data plus the metadata needed
+ *       to read it back (block allocation of a sparse file), not timestamps.</li>
+ *   <li>{@link #trim} and {@link #writeZeroes} punch a hole with
+ *       {@code fallocate(PUNCH_HOLE | KEEP_SIZE)} through a second, lazily opened fd; where that is
+ *       unsupported they write zeros, so a trimmed range always reads back as zeros.</li>
+ *   <li>{@link #fingerprint()}: see its Javadoc.</li>
+ * </ul>
+ *
+ * <p>A {@code FileChannel} is closed by the JDK when a thread is interrupted during I/O on it.
+ * This device then reopens the channel: the interrupted call fails with
+ * {@link InterruptedIOException} and calls in flight on other threads are retried, so one
+ * interrupted thread never breaks the device for the others.
+ */
+public final class FileBackingDevice implements BackingDevice {
+
+    private static final int MAX_CHUNK = 1 << 30;
+    private static final int BOUNCE_CHUNK = 1 << 20;
+    private static final int MAX_REOPEN_RETRIES = 16;
+    /** A multiple of every logical block size: fallocate on a block device needs that alignment. */
+    private static final long BLOCK_ALIGN = 4096;
+    private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(1 << 20).asReadOnlyBuffer();
+
+    private final Path path;
+    private final boolean readOnly;
+    private final boolean blockDevice;
+    private final long size;
+    private final long fingerprint;
+
+    /** The current channel; replaced (under {@code channelLock}) when an interrupt closed it. */
+    private volatile FileChannel channel;
+    private final Object channelLock = new Object();
+    private volatile boolean closed;
+
+    /** Guards {@code punchFd}: punches hold the read lock, so close cannot free an fd in use. */
+    private final ReentrantReadWriteLock punchLock = new ReentrantReadWriteLock();
+    private int punchFd = -1;
+    private final Object punchFdOpen = new Object();
+    /** Set once fallocate reported "unsupported"; from then on zeros are written. */
+    private volatile boolean punchUnsupported;
+
+    private FileBackingDevice(Path path, boolean readOnly, boolean blockDevice, long size,
+                              long fingerprint, FileChannel channel) {
+        this.path = path;
+        this.readOnly = readOnly;
+        this.blockDevice = blockDevice;
+        this.size = size;
+        this.fingerprint = fingerprint;
+        this.channel = channel;
+        this.punchUnsupported = !LinuxFiles.AVAILABLE;
+    }
+
+    /** Opens an existing regular file or block device; its size is fixed for the life of the device. */
+    public static FileBackingDevice open(Path path, boolean readOnly) throws IOException {
+        if (!Files.exists(path)) {
+            throw new NoSuchFileException(path.toString(), null, "backing device does not exist");
+        }
+        boolean block = isBlockDevice(path);
+        if (!block && !Files.isRegularFile(path)) {
+            throw new IOException(path + ": backing device must be a regular file or a block device");
+        }
+        FileChannel ch = openChannel(path, readOnly);
+        try {
+            long size = block ? ch.size() : Files.size(path);
+            if (size <= 0) {
+                throw new IOException(path + ": backing device is empty (size " + size + ")");
+            }
+            return new FileBackingDevice(path, readOnly, block, size, computeFingerprint(path, block), ch);
+        } catch (IOException | RuntimeException e) {
+            ch.close();
+            throw e;
+        }
+    }
+
+    /** Creates a sparse file of {@code size} bytes (reads as zeros) and opens it read-write. */
+    public static FileBackingDevice createSparse(Path path, long size) throws IOException {
+        if (size <= 0) {
+            throw new IllegalArgumentException(path + ": size must be positive, got " + size);
+        }
+        try {
+            Files.createFile(path);
+        } catch (FileAlreadyExistsException e) {
+            throw new FileAlreadyExistsException(path.toString(), null,
+                    "refusing to create a backing file over an existing file");
+        }
+        try (var raf = new RandomAccessFile(path.toFile(), "rw")) {
+            raf.setLength(size);
+        }
+        return open(path, false);
+    }
+
+    public Path path() {
+        return path;
+    }
+
+    public boolean isReadOnly() {
+        return readOnly;
+    }
+
+    public boolean isBlockDevice() {
+        return blockDevice;
+    }
+
+    @Override
+    public long size() {
+        return size;
+    }
+
+    /**
+     * A 64-bit mix of the identity the kernel gives the file: for a regular file its
+     * {@code unix:dev} (the filesystem's device) and {@code unix:ino} (inode); for a block device
+     * its {@code unix:rdev} (major:minor). Stable across renames and restarts; a copy has another
+     * inode and so another fingerprint. Caveats: filesystems without stable device numbers
+     * (network or overlay filesystems, some btrfs setups) and block devices renumbered at boot
+     * change their fingerprint; the cache then refuses to open, which is the safe failure.
+     */
+    @Override
+    public long fingerprint() {
+        return fingerprint;
+    }
+
+    @Override
+    public String describe() {
+        return path + " (" + (blockDevice ? "block device" : "file") + ", " + size + " bytes"
+                + (readOnly ? ", read-only" : "") + ")";
+    }
+
+    @Override
+    public void read(long offset, MemorySegment dst) throws IOException {
+        Ranges.check(this, offset, dst.byteSize());
+        ensureOpen();
+        for (long done = 0; done < dst.byteSize(); ) {
+            int n = (int) Math.min(MAX_CHUNK, dst.byteSize() - done);
+            MemorySegment part = dst.asSlice(done, n);
+            if (byteBufferCapable(part)) {
+                long pos = offset + done;
+                withChannel(ch -> readFully(ch, part, pos));
+            } else {
+                readBounced(offset + done, part);
+            }
+            done += n;
+        }
+    }
+
+    @Override
+    public void write(long offset, MemorySegment src, boolean fua) throws IOException {
+        Ranges.check(this, offset, src.byteSize());
+        ensureWritable();
+        for (long done = 0; done < src.byteSize(); ) {
+            int n = (int) Math.min(MAX_CHUNK, src.byteSize() - done);
+            MemorySegment part = src.asSlice(done, n);
+            long pos = offset + done;
+            if (byteBufferCapable(part)) {
+                withChannel(ch -> writeFully(ch, part.asByteBuffer(), pos));
+            } else {
+                writeBounced(pos, part);
+            }
+            done += n;
+        }
+        if (fua) {
+            flush();
+        }
+    }
+
+    @Override
+    public void flush() throws IOException {
+        ensureOpen();
+        withChannel(ch -> ch.force(false));
+    }
+
+    @Override
+    public void trim(long offset, long length) throws IOException {
+        Ranges.check(this, offset, length);
+        ensureWritable();
+        if (length > 0) {
+            zeroRange(offset, length);
+        }
+    }
+
+    @Override
+    public void writeZeroes(long offset, long length, boolean fua) throws IOException {
+        Ranges.check(this, offset, length);
+        ensureWritable();
+        if (length > 0) {
+            zeroRange(offset, length);
+        }
+        if (fua) {
+            flush();
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        IOException failure = null;
+        synchronized (channelLock) {
+            try {
+                channel.close();
+            } catch (IOException e) {
+                failure = e;
+            }
+        }
+        punchLock.writeLock().lock();
+        try {
+            if (punchFd >= 0) {
+                int fd = punchFd;
+                punchFd = -1;
+                LinuxFiles.close(fd, path);
+            }
+        } catch (IOException e) {
+            if (failure == null) {
+                failure = e;
+            } else {
+                failure.addSuppressed(e);
+            }
+        } finally {
+            punchLock.writeLock().unlock();
+        }
+        if (failure != null) {
+            throw new IOException(path + ": close failed: " + failure.getMessage(), failure);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "FileBackingDevice[" + describe() + "]";
+    }
+
+    /** True while trim and writeZeroes punch holes (false after fallocate proved unsupported). */
+    boolean punchesHoles() {
+        return !punchUnsupported;
+    }
+
+    /** Test hook: stop using fallocate so the write-zeros fallback is exercised. */
+    void disableHolePunching() {
+        punchUnsupported = true;
+    }
+
+    // ---- zeroing ----
+
+    /** Makes {@code [offset, offset + length)} read as zeros: punch what can be punched, write zeros elsewhere. */
+    private void zeroRange(long offset, long length) throws IOException {
+        long end = offset + length;
+        if (!blockDevice) {
+            if (!punch(offset, length)) {
+                writeZeros(offset, length);
+            }
+            return;
+        }
+        long alignedStart = Math.min(end, (offset + BLOCK_ALIGN - 1) & -BLOCK_ALIGN);
+        long alignedEnd = Math.max(alignedStart, end & -BLOCK_ALIGN);
+        writeZeros(offset, alignedStart - offset);
+        if (alignedEnd > alignedStart && !punch(alignedStart, alignedEnd - alignedStart)) {
+            writeZeros(alignedStart, alignedEnd - alignedStart);
+        }
+        writeZeros(alignedEnd, end - alignedEnd);
+    }
+
+    /** Punches a hole; false when the file system or device cannot (the caller writes zeros). */
+    private boolean punch(long offset, long length) throws IOException {
+        if (punchUnsupported) {
+            return false;
+        }
+        punchLock.readLock().lock();
+        try {
+            ensureOpen();
+            int fd = punchFd();
+            LinuxFiles.fallocate(fd, LinuxFiles.FALLOC_FL_PUNCH_HOLE | LinuxFiles.FALLOC_FL_KEEP_SIZE,
+                    offset, length, path);
+            return true;
+        } catch (LinuxFiles.ErrnoException e) {
+            if (LinuxFiles.isUnsupported(e.errno)) {
+                punchUnsupported = true;
+                return false;
+            }
+            throw e;
+        } finally {
+            punchLock.readLock().unlock();
+        }
+    }
+
+    /** The lazily opened fd for fallocate; caller holds the read lock. */
+    private int punchFd() throws IOException {
+        synchronized (punchFdOpen) {
+            if (punchFd < 0) {
+                punchFd = LinuxFiles.openReadWrite(path);
+            }
+            return punchFd;
+        }
+    }
+
+    private void writeZeros(long offset, long length) throws IOException {
+        for (long done = 0; done < length; ) {
+            int n = (int) Math.min(ZEROS.capacity(), length - done);
+            long pos = offset + done;
+            withChannel(ch -> writeFully(ch, ZEROS.duplicate().limit(n), pos));
+            done += n;
+        }
+    }
+
+    // ---- channel I/O ----
+
+    @FunctionalInterface
+    private interface ChannelOp {
+        void run(FileChannel ch) throws IOException;
+    }
+
+    /**
+     * Runs an idempotent positional operation, reopening the channel if an interrupt (of this or
+     * another thread) closed it. This thread's interrupt surfaces as InterruptedIOException.
+     */
+    private void withChannel(ChannelOp op) throws IOException {
+        for (int attempt = 0; ; attempt++) {
+            FileChannel ch = channel;
+            try {
+                op.run(ch);
+                return;
+            } catch (ClosedByInterruptException e) {
+                reopenAfter(ch, e);
+                InterruptedIOException ie = new InterruptedIOException(path + ": I/O interrupted");
+                ie.initCause(e);
+                throw ie;
+            } catch (ClosedChannelException e) {
+                reopenAfter(ch, e);
+                if (attempt >= MAX_REOPEN_RETRIES) {
+                    throw new IOException(path + ": channel kept being closed by interrupts", e);
+                }
+            }
+        }
+    }
+
+    private void reopenAfter(FileChannel failed, ClosedChannelException cause) throws IOException {
+        synchronized (channelLock) {
+            if (closed) {
+                throw closedException(cause);
+            }
+            if (channel == failed) {
+                channel = openChannel(path, readOnly);
+            }
+        }
+    }
+
+    private static void readFully(FileChannel ch, MemorySegment dst, long position) throws IOException {
+        ByteBuffer buf = dst.asByteBuffer();
+        while (buf.hasRemaining()) {
+            int n = ch.read(buf, position + buf.position());
+            if (n < 0) {
+                // Past the end of a file that shrank under us: the contract says zeros.
+                dst.asSlice(buf.position()).fill((byte) 0);
+                return;
+            }
+        }
+    }
+
+    private static void writeFully(FileChannel ch, ByteBuffer buf, long position) throws IOException {
+        long base = position - buf.position();
+        while (buf.hasRemaining()) {
+            ch.write(buf, base + buf.position());
+        }
+    }
+
+    private void readBounced(long offset, MemorySegment dst) throws IOException {
+        MemorySegment bounce = MemorySegment.ofArray(new byte[(int) Math.min(BOUNCE_CHUNK, dst.byteSize())]);
+        for (long done = 0; done < dst.byteSize(); ) {
+            int n = (int) Math.min(bounce.byteSize(), dst.byteSize() - done);
+            long pos = offset + done;
+            MemorySegment part = bounce.asSlice(0, n);
+            withChannel(ch -> readFully(ch, part, pos));
+            MemorySegment.copy(part, 0, dst, done, n);
+            done += n;
+        }
+    }
+
+    private void writeBounced(long offset, MemorySegment src) throws IOException {
+        MemorySegment bounce = MemorySegment.ofArray(new byte[(int) Math.min(BOUNCE_CHUNK, src.byteSize())]);
+        for (long done = 0; done < src.byteSize(); ) {
+            int n = (int) Math.min(bounce.byteSize(), src.byteSize() - done);
+            long pos = offset + done;
+            MemorySegment part = bounce.asSlice(0, n);
+            MemorySegment.copy(src, done, part, 0, n);
+            withChannel(ch -> writeFully(ch, part.asByteBuffer(), pos));
+            done += n;
+        }
+    }
+
+    /** Native segments and byte[]-backed heap segments can be viewed as a ByteBuffer. */
+    private static boolean byteBufferCapable(MemorySegment s) {
+        return s.isNative() || s.heapBase().map(b -> b instanceof byte[]).orElse(false);
+    }
+
+    private void ensureOpen() throws IOException {
+        if (closed) {
+            throw closedException(null);
+        }
+    }
+
+    private void ensureWritable() throws IOException {
+        ensureOpen();
+        if (readOnly) {
+            throw new IOException(path + ": backing device is open read-only");
+        }
+    }
+
+    private IOException closedException(Throwable cause) {
+        return new IOException(path + ": backing device is closed", cause);
+    }
+
+    private static FileChannel openChannel(Path path, boolean readOnly) throws IOException {
+        return readOnly
+                ? FileChannel.open(path, StandardOpenOption.READ)
+                : FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
+    }
+
+    private static final int S_IFMT = 0170000;
+    private static final int S_IFBLK = 0060000;
+
+    private static boolean isBlockDevice(Path path) throws IOException {
+        try {
+            return (((Integer) Files.getAttribute(path, "unix:mode")) & S_IFMT) == S_IFBLK;
+        } catch (UnsupportedOperationException e) {
+            return false;
+        }
+    }
+
+    private static long computeFingerprint(Path path, boolean block) throws IOException {
+        Map<String, Object> a;
+        try {
+            a = Files.readAttributes(path, "unix:dev,ino,rdev");
+        } catch (UnsupportedOperationException e) {
+            throw new IOException(path + ": cannot fingerprint the backing device: no unix attributes here", e);
+        }
+        return block
+                ? mix(mix(0x626c6b6465760000L ^ (Long) a.get("rdev")))
+                : mix(mix(0x66696c6500000000L ^ (Long) a.get("dev")) ^ (Long) a.get("ino"));
+    }
+
+    /** The SplitMix64 finalizer: a bijective 64-bit mix. */
+    private static long mix(long z) {
+        z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
+        z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
+        return z ^ (z >>> 31);
+    }
+}

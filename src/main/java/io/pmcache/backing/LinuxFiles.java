@@ -1,0 +1,168 @@
+package io.pmcache.backing;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+import java.nio.file.Path;
+
+/**
+ * The few libc calls the JDK does not expose, made through the FFM {@link Linker}: {@code open(2)},
+ * {@code close(2)} and {@code fallocate(2)}, each capturing {@code errno}.
+ *
+ * <p>Only available on Linux ({@link #AVAILABLE}); elsewhere callers use their portable fallback.
+ */
+final class LinuxFiles {
+    private LinuxFiles() {
+    }
+
+    static final int O_RDWR = 02;
+    static final int O_CLOEXEC = 02000000;
+    static final int FALLOC_FL_KEEP_SIZE = 0x01;
+    static final int FALLOC_FL_PUNCH_HOLE = 0x02;
+
+    static final int EINTR = 4;
+    static final int EINVAL = 22;
+    static final int ENOSYS = 38;
+    static final int EOPNOTSUPP = 95;
+    static final int ENODEV = 19;
+
+    /** True when the calls below are linked (Linux with a libc). */
+    static final boolean AVAILABLE;
+
+    private static final StructLayout CAPTURE = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO =
+            CAPTURE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    private static final MethodHandle OPEN;
+    private static final MethodHandle CLOSE;
+    private static final MethodHandle FALLOCATE;
+
+    static {
+        MethodHandle open = null;
+        MethodHandle close = null;
+        MethodHandle fallocate = null;
+        if (System.getProperty("os.name", "").startsWith("Linux")) {
+            try {
+                Linker linker = Linker.nativeLinker();
+                SymbolLookup libc = linker.defaultLookup();
+                Linker.Option errno = Linker.Option.captureCallState("errno");
+                // int open(const char *path, int flags, ...): mode is the first variadic argument.
+                open = linker.downcallHandle(libc.findOrThrow("open"),
+                        FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                                ValueLayout.JAVA_INT, ValueLayout.JAVA_INT),
+                        errno, Linker.Option.firstVariadicArg(2));
+                close = linker.downcallHandle(libc.findOrThrow("close"),
+                        FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), errno);
+                // int fallocate(int fd, int mode, off_t offset, off_t len)
+                fallocate = linker.downcallHandle(libc.findOrThrow("fallocate"),
+                        FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
+                                ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
+                        errno);
+            } catch (RuntimeException | LinkageError e) {
+                open = close = fallocate = null;
+            }
+        }
+        OPEN = open;
+        CLOSE = close;
+        FALLOCATE = fallocate;
+        AVAILABLE = fallocate != null;
+    }
+
+    /** A failed libc call: the errno and a message naming the call and the file. */
+    static final class ErrnoException extends IOException {
+        final int errno;
+
+        ErrnoException(String message, int errno) {
+            super(message + ": errno " + errno + " (" + errnoName(errno) + ")");
+            this.errno = errno;
+        }
+    }
+
+    /** {@code open(path, O_RDWR | O_CLOEXEC)}; returns the fd. */
+    static int openReadWrite(Path path) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURE);
+            MemorySegment cPath = arena.allocateFrom(path.toAbsolutePath().toString());
+            int fd;
+            do {
+                fd = (int) OPEN.invokeExact(state, cPath, O_RDWR | O_CLOEXEC, 0);
+            } while (fd < 0 && errno(state) == EINTR);
+            if (fd < 0) {
+                throw new ErrnoException(path + ": open(2) for hole punching failed", errno(state));
+            }
+            return fd;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** {@code close(fd)}; EINTR is not retried (on Linux the fd is released regardless). */
+    static void close(int fd, Path path) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURE);
+            int rc = (int) CLOSE.invokeExact(state, fd);
+            if (rc < 0 && errno(state) != EINTR) {
+                throw new ErrnoException(path + ": close(2) failed", errno(state));
+            }
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** {@code fallocate(fd, mode, offset, length)}, retried on EINTR. */
+    static void fallocate(int fd, int mode, long offset, long length, Path path) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURE);
+            int rc;
+            do {
+                rc = (int) FALLOCATE.invokeExact(state, fd, mode, offset, length);
+            } while (rc < 0 && errno(state) == EINTR);
+            if (rc < 0) {
+                throw new ErrnoException(path + ": fallocate(mode=0x" + Integer.toHexString(mode)
+                        + ", offset=" + offset + ", length=" + length + ") failed", errno(state));
+            }
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** True when fallocate failed because the file system or device cannot do it (use a fallback). */
+    static boolean isUnsupported(int errno) {
+        return errno == EOPNOTSUPP || errno == ENOSYS || errno == ENODEV || errno == EINVAL;
+    }
+
+    private static int errno(MemorySegment state) {
+        return (int) ERRNO.get(state, 0L);
+    }
+
+    private static String errnoName(int errno) {
+        return switch (errno) {
+            case 1 -> "EPERM";
+            case 2 -> "ENOENT";
+            case 5 -> "EIO";
+            case 9 -> "EBADF";
+            case 13 -> "EACCES";
+            case 19 -> "ENODEV";
+            case 22 -> "EINVAL";
+            case 27 -> "EFBIG";
+            case 28 -> "ENOSPC";
+            case 30 -> "EROFS";
+            case 38 -> "ENOSYS";
+            case 95 -> "EOPNOTSUPP";
+            default -> "see errno(3)";
+        };
+    }
+}

@@ -1,0 +1,224 @@
+package io.pmcache.media;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.channels.FileChannel;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Objects;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * A {@link Medium} backed by a memory-mapped file: a file on a DAX (pmem) filesystem, a
+ * {@code /dev/dax} character device, a file in {@code /dev/shm}, or a plain file on any disk.
+ *
+ * <p>Mapping mode: {@code ExtendedMapMode.READ_WRITE_SYNC} ({@code MAP_SYNC}) is tried first. It
+ * only succeeds on DAX, where {@link #persist} writes back CPU cache lines and no msync is needed.
+ * Anywhere else the kernel refuses it and the file is mapped {@code READ_WRITE}; {@link #persist}
+ * is then an msync of the pages covering the range.
+ *
+ * <p>Invariants: the mapping covers exactly {@code [0, size)} of the file (size need not be a
+ * multiple of the page size) and is never remapped or resized; the file must not be truncated by
+ * anyone while mapped (access past the new end would fault). The mapping lives in a shared arena,
+ * so {@link #segment()} may be used from any thread until {@link #close()}.
+ */
+public final class MappedFileMedium implements Medium {
+
+    private final Path path;
+    private final long size;
+    private final boolean sync;
+    private final Arena arena;
+    private final MemorySegment segment;
+    private final AtomicBoolean closed = new AtomicBoolean();
+
+    private MappedFileMedium(Path path, long size, boolean sync, Arena arena, MemorySegment segment) {
+        this.path = path;
+        this.size = size;
+        this.sync = sync;
+        this.arena = arena;
+        this.segment = segment;
+    }
+
+    /**
+     * Creates a new zero-filled (sparse) file of {@code size} bytes and maps it.
+     *
+     * @throws FileAlreadyExistsException if {@code file} exists: an existing file is never truncated
+     */
+    public static MappedFileMedium create(Path file, long size) throws IOException {
+        checkSize(file, size);
+        FileChannel ch;
+        try {
+            ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW,
+                    StandardOpenOption.READ, StandardOpenOption.WRITE);
+        } catch (FileAlreadyExistsException e) {
+            throw new FileAlreadyExistsException(file.toString(), null,
+                    "refusing to create a cache medium over an existing file");
+        }
+        try (ch) {
+            // ftruncate extends without writing: a sparse file that reads as zeros.
+            try (var raf = new RandomAccessFile(file.toFile(), "rw")) {
+                raf.setLength(size);
+            }
+            return map(file, ch, size);
+        } catch (IOException | RuntimeException e) {
+            try {
+                Files.deleteIfExists(file);
+            } catch (IOException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
+    }
+
+    /** Maps all of an existing regular file or block device; its current size is the medium size. */
+    public static MappedFileMedium open(Path file) throws IOException {
+        checkMappable(file, false);
+        try (FileChannel ch = openChannel(file)) {
+            long size = ch.size();
+            if (size <= 0) {
+                throw new IOException(file + ": is empty (size " + size + "); nothing to map");
+            }
+            return map(file, ch, size);
+        }
+    }
+
+    /**
+     * Maps the first {@code size} bytes of an existing file or device. Unlike {@link #open(Path)}
+     * this also accepts character devices such as {@code /dev/dax0.0}, whose size the OS does not
+     * report; for a regular file or block device it checks that the file holds {@code size} bytes.
+     */
+    public static MappedFileMedium open(Path file, long size) throws IOException {
+        checkSize(file, size);
+        boolean regularOrBlock = checkMappable(file, true);
+        try (FileChannel ch = openChannel(file)) {
+            if (regularOrBlock && ch.size() < size) {
+                throw new IOException(file + ": too small for the medium: it holds " + ch.size()
+                        + " bytes, " + size + " needed");
+            }
+            return map(file, ch, size);
+        }
+    }
+
+    /** {@link #create} when {@code create}, else {@link #open(Path, long)}. */
+    public static MappedFileMedium open(Path file, long size, boolean create) throws IOException {
+        return create ? create(file, size) : open(file, size);
+    }
+
+    /** True when mapped {@code READ_WRITE_SYNC} (DAX): persist writes back cache lines, no msync. */
+    public boolean isSyncMapping() {
+        return sync;
+    }
+
+    /** The mapped file. */
+    public Path path() {
+        return path;
+    }
+
+    @Override
+    public MemorySegment segment() {
+        return segment;
+    }
+
+    @Override
+    public long size() {
+        return size;
+    }
+
+    @Override
+    public void persist(long offset, long length) {
+        Objects.checkFromIndexSize(offset, length, size);
+        if (length == 0) {
+            return;
+        }
+        segment.asSlice(offset, length).force();
+    }
+
+    @Override
+    public String describe() {
+        return path + " (" + size + " bytes, mapped " + (sync ? "READ_WRITE_SYNC/DAX" : "READ_WRITE/msync") + ")";
+    }
+
+    @Override
+    public void close() {
+        if (closed.compareAndSet(false, true)) {
+            arena.close();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "MappedFileMedium[" + describe() + "]";
+    }
+
+    private static MappedFileMedium map(Path file, FileChannel ch, long size) throws IOException {
+        Arena arena = Arena.ofShared();
+        try {
+            MemorySegment seg;
+            boolean sync;
+            try {
+                seg = ch.map(jdk.nio.mapmode.ExtendedMapMode.READ_WRITE_SYNC, 0, size, arena);
+                sync = true;
+            } catch (IOException | UnsupportedOperationException notDax) {
+                seg = ch.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
+                sync = false;
+            }
+            return new MappedFileMedium(file, size, sync, arena, seg);
+        } catch (IOException | RuntimeException e) {
+            arena.close();
+            throw new IOException(file + ": cannot map " + size + " bytes: " + e.getMessage(), e);
+        }
+    }
+
+    private static FileChannel openChannel(Path file) throws IOException {
+        try {
+            return FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        } catch (NoSuchFileException e) {
+            throw new NoSuchFileException(file.toString(), null, "cache medium does not exist");
+        }
+    }
+
+    private static void checkSize(Path file, long size) {
+        if (size <= 0) {
+            throw new IllegalArgumentException(file + ": medium size must be positive, got " + size);
+        }
+    }
+
+    /**
+     * Fails unless {@code file} is a regular file, a block device or (when {@code allowCharDevice})
+     * a character device. Returns true for a regular file or block device.
+     */
+    private static boolean checkMappable(Path file, boolean allowCharDevice) throws IOException {
+        if (!Files.exists(file)) {
+            throw new NoSuchFileException(file.toString(), null, "cache medium does not exist");
+        }
+        if (Files.isRegularFile(file)) {
+            return true;
+        }
+        int type = fileType(file);
+        if (type == S_IFBLK) {
+            return true;
+        }
+        if (type == S_IFCHR && allowCharDevice) {
+            return false;
+        }
+        throw new IOException(file + ": not a regular file or block device"
+                + (allowCharDevice ? " or DAX character device" : " (give the size to map a character device)"));
+    }
+
+    private static final int S_IFMT = 0170000;
+    private static final int S_IFBLK = 0060000;
+    private static final int S_IFCHR = 0020000;
+
+    private static int fileType(Path file) throws IOException {
+        try {
+            return ((Integer) Files.getAttribute(file, "unix:mode")) & S_IFMT;
+        } catch (UnsupportedOperationException e) {
+            return -1;
+        }
+    }
+}

@@ -1,0 +1,159 @@
+package io.pmcache.backing;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Stream;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+class FileBackingDeviceTest {
+
+    private Path dir;
+
+    @BeforeEach
+    void makeDir() throws IOException {
+        dir = Files.createTempDirectory("pmcache-backing-");
+    }
+
+    @AfterEach
+    void removeDir() throws IOException {
+        try (Stream<Path> s = Files.walk(dir)) {
+            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+            }
+        }
+    }
+
+    @Test
+    void punchHoleZeroesTheRangeAndKeepsTheSize() throws IOException {
+        Path f = dir.resolve("b");
+        byte[] ones = new byte[1 << 20];
+        Arrays.fill(ones, (byte) 1);
+        try (FileBackingDevice d = FileBackingDevice.createSparse(f, 1 << 20)) {
+            d.write(0, MemorySegment.ofArray(ones), true);
+            d.trim(4096 + 7, 300_000);
+            d.writeZeroes(700_001, 50_000, true);
+            assertThat(d.punchesHoles()).as("fallocate punch-hole works on %s", dir).isTrue();
+            byte[] back = new byte[1 << 20];
+            d.read(0, MemorySegment.ofArray(back));
+            byte[] want = ones.clone();
+            Arrays.fill(want, 4096 + 7, 4096 + 7 + 300_000, (byte) 0);
+            Arrays.fill(want, 700_001, 750_001, (byte) 0);
+            assertThat(MemorySegment.ofArray(back).mismatch(MemorySegment.ofArray(want))).isEqualTo(-1L);
+        }
+        assertThat(Files.getAttribute(f, "unix:size")).isEqualTo((long) (1 << 20));
+    }
+
+    @Test
+    void fingerprintIsStableAcrossReopenAndRenameAndDiffersBetweenFiles() throws IOException {
+        Path a = dir.resolve("a");
+        Path b = dir.resolve("b");
+        long fa;
+        long fb;
+        try (var da = FileBackingDevice.createSparse(a, 4096); var db = FileBackingDevice.createSparse(b, 4096)) {
+            fa = da.fingerprint();
+            fb = db.fingerprint();
+        }
+        assertThat(fa).isNotEqualTo(fb);
+        Path moved = Files.move(a, dir.resolve("renamed"));
+        try (var d = FileBackingDevice.open(moved, true)) {
+            assertThat(d.fingerprint()).isEqualTo(fa);
+        }
+        Path copy = Files.copy(moved, dir.resolve("copy"));
+        try (var d = FileBackingDevice.open(copy, true)) {
+            assertThat(d.fingerprint()).as("a copy is another device").isNotEqualTo(fa);
+        }
+    }
+
+    @Test
+    void createSparseRefusesAnExistingFile() throws IOException {
+        Path f = Files.writeString(dir.resolve("precious"), "keep");
+        assertThatThrownBy(() -> FileBackingDevice.createSparse(f, 4096))
+                .isInstanceOf(FileAlreadyExistsException.class).hasMessageContaining(f.toString());
+        assertThat(Files.readString(f)).isEqualTo("keep");
+    }
+
+    @Test
+    void openGivesClearErrors() throws IOException {
+        Path missing = dir.resolve("missing");
+        assertThatThrownBy(() -> FileBackingDevice.open(missing, false))
+                .isInstanceOf(NoSuchFileException.class).hasMessageContaining(missing.toString());
+        assertThatThrownBy(() -> FileBackingDevice.open(dir, false))
+                .isInstanceOf(IOException.class).hasMessageContaining("regular file or a block device");
+        Path empty = Files.createFile(dir.resolve("empty"));
+        assertThatThrownBy(() -> FileBackingDevice.open(empty, false))
+                .isInstanceOf(IOException.class).hasMessageContaining("empty");
+    }
+
+    @Test
+    void readOnlyDeviceReadsButRefusesChanges() throws IOException {
+        Path f = dir.resolve("ro");
+        try (var d = FileBackingDevice.createSparse(f, 8192)) {
+            d.write(100, MemorySegment.ofArray(new byte[] {5}), true);
+        }
+        try (var d = FileBackingDevice.open(f, true)) {
+            byte[] one = new byte[1];
+            d.read(100, MemorySegment.ofArray(one));
+            assertThat(one).containsExactly(5);
+            assertThat(d.isReadOnly()).isTrue();
+            assertThat(d.describe()).contains(f.toString()).contains("read-only").contains("8192");
+            MemorySegment src = MemorySegment.ofArray(new byte[1]);
+            assertThatThrownBy(() -> d.write(0, src, false)).isInstanceOf(IOException.class).hasMessageContaining("read-only");
+            assertThatThrownBy(() -> d.trim(0, 1)).isInstanceOf(IOException.class).hasMessageContaining("read-only");
+        }
+    }
+
+    @Test
+    void closedDeviceRefusesIo() throws IOException {
+        var d = FileBackingDevice.createSparse(dir.resolve("c"), 4096);
+        d.trim(0, 4096);
+        d.close();
+        d.close();
+        assertThatThrownBy(() -> d.read(0, MemorySegment.ofArray(new byte[1])))
+                .isInstanceOf(IOException.class).hasMessageContaining("closed");
+    }
+
+    @Test
+    void heapSegmentsOfOtherArraysWork() throws IOException {
+        try (var d = FileBackingDevice.createSparse(dir.resolve("h"), 4096)) {
+            d.write(8, MemorySegment.ofArray(new long[] {0x0102030405060708L, -1L}), false);
+            long[] back = new long[2];
+            d.read(8, MemorySegment.ofArray(back));
+            assertThat(back).containsExactly(0x0102030405060708L, -1L);
+        }
+    }
+
+    @Test
+    void anInterruptedThreadDoesNotBreakTheDeviceForOthers() throws Exception {
+        try (var d = FileBackingDevice.createSparse(dir.resolve("i"), 1 << 20)) {
+            d.write(0, MemorySegment.ofArray(new byte[] {42}), false);
+            AtomicReference<Throwable> seen = new AtomicReference<>();
+            Thread t = Thread.ofPlatform().start(() -> {
+                Thread.currentThread().interrupt();
+                try {
+                    d.read(0, MemorySegment.ofArray(new byte[1]));
+                } catch (Throwable e) {
+                    seen.set(e);
+                }
+            });
+            t.join();
+            assertThat(seen.get()).isInstanceOf(InterruptedIOException.class);
+            byte[] one = new byte[1];
+            d.read(0, MemorySegment.ofArray(one));
+            assertThat(one).containsExactly(42);
+        }
+    }
+}

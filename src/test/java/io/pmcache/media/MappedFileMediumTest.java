@@ -1,0 +1,106 @@
+package io.pmcache.media;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+class MappedFileMediumTest {
+
+    private Path dir;
+
+    @BeforeEach
+    void makeDir() throws IOException {
+        dir = MappedFileMediumContractTest.scratchDir();
+    }
+
+    @AfterEach
+    void removeDir() throws IOException {
+        MappedFileMediumContractTest.deleteTree(dir);
+    }
+
+    @Test
+    void persistedDataIsInTheFileAfterReopen() throws IOException {
+        Path f = dir.resolve("m");
+        try (MappedFileMedium m = MappedFileMedium.create(f, 10_000)) {
+            m.segment().set(ValueLayout.JAVA_LONG_UNALIGNED, 9_992, 0x1122334455667788L);
+            m.persist(9_992, 8);
+        }
+        assertThat(Files.size(f)).isEqualTo(10_000);
+        try (MappedFileMedium m = MappedFileMedium.open(f)) {
+            assertThat(m.size()).isEqualTo(10_000);
+            assertThat(m.segment().get(ValueLayout.JAVA_LONG_UNALIGNED, 9_992)).isEqualTo(0x1122334455667788L);
+        }
+        try (MappedFileMedium m = MappedFileMedium.open(f, 4096, false)) {
+            assertThat(m.size()).isEqualTo(4096);
+        }
+    }
+
+    @Test
+    void createRefusesAnExistingFile() throws IOException {
+        Path f = Files.writeString(dir.resolve("precious"), "keep me");
+        assertThatThrownBy(() -> MappedFileMedium.create(f, 4096))
+                .isInstanceOf(FileAlreadyExistsException.class).hasMessageContaining(f.toString());
+        assertThat(Files.readString(f)).isEqualTo("keep me");
+    }
+
+    @Test
+    void openNamesAMissingFile() {
+        Path f = dir.resolve("missing");
+        assertThatThrownBy(() -> MappedFileMedium.open(f))
+                .isInstanceOf(NoSuchFileException.class).hasMessageContaining(f.toString());
+        assertThatThrownBy(() -> MappedFileMedium.open(f, 4096))
+                .isInstanceOf(NoSuchFileException.class).hasMessageContaining(f.toString());
+    }
+
+    @Test
+    void openRefusesAFileThatIsTooSmall() throws IOException {
+        Path f = dir.resolve("small");
+        Files.write(f, new byte[100]);
+        assertThatThrownBy(() -> MappedFileMedium.open(f, 4096))
+                .isInstanceOf(IOException.class).hasMessageContaining(f.toString()).hasMessageContaining("too small");
+    }
+
+    @Test
+    void openRefusesAnEmptyFileAndADirectory() throws IOException {
+        Path empty = Files.createFile(dir.resolve("empty"));
+        assertThatThrownBy(() -> MappedFileMedium.open(empty))
+                .isInstanceOf(IOException.class).hasMessageContaining("empty");
+        assertThatThrownBy(() -> MappedFileMedium.open(dir))
+                .isInstanceOf(IOException.class).hasMessageContaining("not a regular file");
+    }
+
+    @Test
+    void createRejectsNonPositiveSizesWithoutCreatingAFile() {
+        Path f = dir.resolve("zero");
+        assertThatThrownBy(() -> MappedFileMedium.create(f, 0)).isInstanceOf(IllegalArgumentException.class);
+        assertThat(f).doesNotExist();
+    }
+
+    @Test
+    void describeNamesPathSizeAndMode() throws IOException {
+        Path f = dir.resolve("d");
+        try (MappedFileMedium m = MappedFileMedium.create(f, 8192)) {
+            assertThat(m.describe()).contains(f.toString()).contains("8192")
+                    .contains(m.isSyncMapping() ? "READ_WRITE_SYNC" : "READ_WRITE/msync");
+            assertThat(m.path()).isEqualTo(f);
+        }
+    }
+
+    @Test
+    void tmpfsIsNotASyncMapping() throws IOException {
+        try (MappedFileMedium m = MappedFileMedium.create(dir.resolve("t"), 4096)) {
+            // MAP_SYNC needs DAX; neither /dev/shm nor a normal tmpdir is DAX.
+            assertThat(m.isSyncMapping()).isFalse();
+        }
+    }
+}
