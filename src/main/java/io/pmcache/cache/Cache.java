@@ -156,7 +156,7 @@ public final class Cache implements BlockDevice {
             cache.gc.reclaim(seg);
             cache.workers.poke();
         });
-        onPressure[0] = cache.workers::poke;
+        onPressure[0] = cache.workers::pressure;
         cache.workers.start();
         log.info("opened {}: replayed {} keys in {} ksets in {} ms; {} of {} segments used, {} dirty bytes",
                 medium.describe(), stats.replayKeys, stats.replayKsets, stats.replayNanos / 1_000_000,
@@ -328,6 +328,21 @@ public final class Cache implements BlockDevice {
             }
             e.allocator.close();
             log.info("closed {}: {} dirty bytes not yet written back", e.medium.describe(), e.stats.dirtyBytes.get());
+        } finally {
+            lifecycle.writeLock().unlock();
+        }
+    }
+
+    /**
+     * Tests only: stops the background threads and refuses further I/O WITHOUT sealing or
+     * persisting anything, as if the process had been killed at this instant.
+     */
+    void abandonForTests() {
+        lifecycle.writeLock().lock();
+        try {
+            closed = true;
+            workers.stop();
+            e.allocator.close();
         } finally {
             lifecycle.writeLock().unlock();
         }

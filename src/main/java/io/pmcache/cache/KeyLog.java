@@ -191,12 +191,15 @@ final class KeyLog {
         drainSeals();
     }
 
-    /** Hands over open ksets older than {@link #SEAL_AFTER_NANOS} and seals what is pending. */
-    void sealAged(long now) {
+    /**
+     * Hands over open ksets at least {@code minAgeNanos} old (skipping streams busy right now) and
+     * seals what is pending.
+     */
+    void sealAged(long now, long minAgeNanos) {
         for (Stream st : streams) {
             if (st.lock.tryLock()) {
                 try {
-                    if (st.open != null && now - st.open.firstKeyNanos >= SEAL_AFTER_NANOS) {
+                    if (st.open != null && now - st.open.firstKeyNanos >= minAgeNanos) {
                         handOver(st);
                     }
                 } finally {

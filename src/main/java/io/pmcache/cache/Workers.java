@@ -50,6 +50,8 @@ final class Workers {
     private final CacheOptions options;
     private final Signal writebackSignal = new Signal();
     private final Signal gcSignal = new Signal();
+    private final Signal sealSignal = new Signal();
+    private volatile boolean sealNow;
     /** Wakes sleepers at stop. Threads are never interrupted: an interrupt closes a FileChannel mid-I/O. */
     private final Signal stopSignal = new Signal();
     private volatile boolean running;
@@ -83,6 +85,13 @@ final class Workers {
         gcSignal.raise();
     }
 
+    /** Space is short: seal open ksets now and wake writeback and gc. */
+    void pressure() {
+        sealNow = true;
+        sealSignal.raise();
+        poke();
+    }
+
     void pauseGc() {
         gcPaused = true;
     }
@@ -95,8 +104,11 @@ final class Workers {
     private void sealLoop() {
         while (running) {
             try {
-                e.keyLog.sealAged(System.nanoTime());
-                stopSignal.await(SEAL_PERIOD_MS);
+                // Under space pressure seal at once: writeback can only pass sealed ksets.
+                long minAge = sealNow ? 0 : KeyLog.SEAL_AFTER_NANOS;
+                sealNow = false;
+                e.keyLog.sealAged(System.nanoTime(), minAge);
+                sealSignal.await(SEAL_PERIOD_MS);
             } catch (InterruptedException ex) {
                 return;
             } catch (RuntimeException ex) {
@@ -162,6 +174,7 @@ final class Workers {
     void stop() {
         running = false;
         stopSignal.raise();
+        sealSignal.raise();
         poke();
         for (Thread t : new Thread[] {sealer, writebackThread, gcThread}) {
             if (t != null) {

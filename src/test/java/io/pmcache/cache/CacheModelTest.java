@@ -1,0 +1,182 @@
+package io.pmcache.cache;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.pmcache.testing.RandomSeed;
+import io.pmcache.testing.RandomSeed.Seed;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/**
+ * The cache against a plain disk model: random reads, writes (512 B to 1 MiB, aligned and not,
+ * hot overlapping ranges), FUA writes, flushes, trims, write-zeroes, gc_percent changes, drains,
+ * clean restarts, process crashes and power cuts (of both the cache medium and the backing disk),
+ * with writeback and gc running in the background.
+ *
+ * <p>Checked: every read returns the newest acknowledged data; after a crash everything
+ * acknowledged reads back; after a power cut every flushed and FUA write reads back and no sector
+ * holds anything never written there; after a final drain the backing disk equals the model.
+ * Operation count: {@code -Dpmcache.model.ops} (CI runs 100,000 over the two tests).
+ */
+@ExtendWith(RandomSeed.class)
+class CacheModelTest {
+    private static final int SECTOR = DiskModel.SECTOR;
+    private static final long MIB = 1L << 20;
+
+    private static int ops() {
+        return Integer.getInteger("pmcache.model.ops", 20_000);
+    }
+
+    @Test
+    void powerCutsCrashesAndRestartsOnACacheSizedWorkingSet(Seed seed) throws IOException {
+        run(seed, 24, (int) (16 * MIB), 2, ops() / 2, 0.004);
+    }
+
+    @Test
+    void writebackAndGcWrapTheLogWithAWorkingSetTenTimesTheCache(Seed seed) throws IOException {
+        run(seed, 16, (int) (160 * MIB), 2, ops() / 2, 0.0005);
+    }
+
+    private void run(Seed seed, int segments, int deviceSize, int parallel, int ops, double cutRate)
+            throws IOException {
+        SplittableRandom r = seed.random();
+        DiskModel model = new DiskModel(deviceSize);
+        PowerCutBackingDevice disk = new PowerCutBackingDevice(deviceSize);
+        CacheOptions options = CacheOptions.defaults().withParallel(parallel).withGcPercent(r.nextInt(91));
+        try (CacheHarness h = CacheHarness.create(segments, disk, options, r.nextBoolean())) {
+            long[] nanos = new long[12];
+            for (int op = 0; op < ops; op++) {
+                long t0 = System.nanoTime();
+                double p = r.nextDouble();
+                String where = seed + " op " + op;
+                if (p < 0.45) {
+                    write(h, model, r, false);
+                } else if (p < 0.50) {
+                    write(h, model, r, true);
+                } else if (p < 0.82) {
+                    long[] io = pick(r, deviceSize);
+                    byte[] got = read(h, io[0], (int) io[1]);
+                    assertThat(got).as("%s read [%d, +%d)", where, io[0], io[1])
+                            .isEqualTo(java.util.Arrays.copyOfRange(model.current, (int) io[0], (int) (io[0] + io[1])));
+                } else if (p < 0.87) {
+                    h.flush();
+                    model.flush();
+                } else if (p < 0.90) {
+                    long[] io = pick(r, deviceSize);
+                    if (r.nextBoolean()) {
+                        h.trim(io[0], io[1]);
+                        model.write(io[0], (int) io[1], true, false);
+                    } else {
+                        boolean fua = r.nextInt(4) == 0;
+                        h.writeZeroes(io[0], io[1], fua);
+                        model.write(io[0], (int) io[1], true, fua);
+                    }
+                } else if (p < 0.905) {
+                    h.cache().setGcPercent(r.nextInt(91));
+                } else if (p < 0.907) {
+                    h.cache().flushAll(left -> { });
+                    model.flush();
+                } else if (p < 0.912) {
+                    h.reopen();
+                    model.flush();
+                } else if (p < 0.917) {
+                    h.crash();
+                    verifyEverything(h, model, where + " after crash");
+                } else if (p < 0.917 + cutRate) {
+                    h.powerCut(r.nextLong());
+                    verifyAfterCut(h, model, where + " after power cut");
+                } else {
+                    write(h, model, r, false);
+                }
+                nanos[kind(p, cutRate)] += System.nanoTime() - t0;
+            }
+            if (Boolean.getBoolean("pmcache.model.timing")) {
+                System.err.println(java.util.Arrays.toString(java.util.Arrays.stream(nanos).map(n -> n / 1_000_000).toArray()));
+            }
+            verifyEverything(h, model, seed + " at the end");
+            h.cache().flushAll(left -> { });
+            assertThat(h.cache().status().dirtyBytes()).as("%s dirty bytes after drain", seed).isZero();
+            byte[] onDisk = new byte[deviceSize];
+            MemorySegment.copy(((PowerCutBackingDevice) h.backing()).contents(), java.lang.foreign.ValueLayout.JAVA_BYTE,
+                    0, onDisk, 0, deviceSize);
+            assertThat(java.util.Arrays.mismatch(onDisk, model.current))
+                    .as("%s: first byte where the drained backing disk differs from the model", seed).isEqualTo(-1);
+        }
+    }
+
+    private static int kind(double p, double cutRate) {
+        double[] bounds = {0.45, 0.50, 0.82, 0.87, 0.90, 0.905, 0.907, 0.912, 0.917, 0.917 + cutRate};
+        for (int i = 0; i < bounds.length; i++) {
+            if (p < bounds[i]) {
+                return i;
+            }
+        }
+        return 10;
+    }
+
+    /** An I/O range: half the time in hot areas (the start, and around a 4 MiB range boundary). */
+    private static long[] pick(SplittableRandom r, int deviceSize) {
+        int sectors;
+        double q = r.nextDouble();
+        if (q < 0.6) {
+            sectors = 1 + r.nextInt(16);
+        } else if (q < 0.9) {
+            sectors = 17 + r.nextInt(240);
+        } else {
+            sectors = 257 + r.nextInt(2048 - 256);
+        }
+        long len = (long) sectors * SECTOR;
+        long maxStart = deviceSize - len;
+        long start;
+        switch (r.nextInt(4)) {
+            case 0 -> start = r.nextLong(Math.min(maxStart, 2 * MIB) + 1);
+            case 1 -> start = Math.min(maxStart, Math.max(0, 4 * MIB - 256 * 1024 + r.nextLong(512 * 1024)));
+            default -> start = r.nextLong(maxStart + 1);
+        }
+        start -= start % SECTOR;
+        if (r.nextInt(3) == 0) {
+            start -= start % 4096; // aligned to 4 KiB
+        }
+        return new long[] {start, len};
+    }
+
+    private static void write(CacheHarness h, DiskModel model, SplittableRandom r, boolean fua) throws IOException {
+        long[] io = pick(r, model.size());
+        byte[] data = model.write(io[0], (int) io[1], false, fua);
+        h.write(io[0], MemorySegment.ofArray(data), fua);
+    }
+
+    private static byte[] read(CacheHarness h, long offset, int length) throws IOException {
+        byte[] b = new byte[length];
+        h.read(offset, MemorySegment.ofArray(b));
+        return b;
+    }
+
+    private static void verifyEverything(CacheHarness h, DiskModel model, String where) throws IOException {
+        int chunk = (int) (4 * MIB);
+        for (int off = 0; off < model.size(); off += chunk) {
+            int n = Math.min(chunk, model.size() - off);
+            byte[] got = read(h, off, n);
+            int bad = java.util.Arrays.mismatch(got, 0, n, model.current, off, off + n);
+            assertThat(bad).as("%s: first wrong byte at %d", where, bad < 0 ? -1 : off + bad).isEqualTo(-1);
+        }
+    }
+
+    private static void verifyAfterCut(CacheHarness h, DiskModel model, String where) throws IOException {
+        int chunk = (int) (4 * MIB);
+        for (int off = 0; off < model.size(); off += chunk) {
+            int n = Math.min(chunk, model.size() - off);
+            byte[] got = read(h, off, n);
+            for (int s = 0; s < n / SECTOR; s++) {
+                long sector = off / SECTOR + s;
+                String problem = model.checkAfterCut(sector, got, s * SECTOR);
+                assertThat(problem).as("%s", where).isNull();
+                model.rebase(sector, got, s * SECTOR);
+            }
+        }
+        model.unflushed.clear();
+    }
+}

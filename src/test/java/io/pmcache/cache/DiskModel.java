@@ -1,0 +1,111 @@
+package io.pmcache.cache;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A plain disk as the cache must appear to be, plus what a power cut may leave behind.
+ *
+ * <p>Every write gets an id; its content is a function of the id and the byte position (8-byte
+ * words), so any word read back names the write it came from. {@code stable} is what must survive
+ * a power cut (flushed, or written with FUA); {@code unflushed} lists the writes since the last
+ * flush, any subset of which a power cut may keep, sector by sector. A FUA write makes its sectors
+ * stable and rules out every older unflushed write there ({@code fuaId}).
+ */
+final class DiskModel {
+    static final int SECTOR = 512;
+
+    record Write(int id, long offset, int length, boolean zero) {
+        long end() {
+            return offset + length;
+        }
+    }
+
+    final byte[] current;
+    final byte[] stable;
+    private final int[] fuaId;
+    final List<Write> unflushed = new ArrayList<>();
+    private int nextId = 1;
+
+    DiskModel(int size) {
+        current = new byte[size];
+        stable = new byte[size];
+        fuaId = new int[size / SECTOR];
+    }
+
+    int size() {
+        return current.length;
+    }
+
+    /** Content of write {@code id} at byte {@code pos} (pos 8-aligned in this test: writes are sector-aligned). */
+    static long word(int id, long pos) {
+        long z = id * 0x9E3779B97F4A7C15L + pos;
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+
+    static void fill(byte[] dst, int dstOff, int id, long pos, int len, boolean zero) {
+        for (int i = 0; i < len; i += 8) {
+            long w = zero ? 0 : word(id, pos + i);
+            for (int b = 0; b < 8; b++) {
+                dst[dstOff + i + b] = (byte) (w >>> (8 * b));
+            }
+        }
+    }
+
+    /** Records a write; returns its content. */
+    byte[] write(long offset, int length, boolean zero, boolean fua) {
+        Write w = new Write(nextId++, offset, length, zero);
+        byte[] data = new byte[length];
+        fill(data, 0, w.id, offset, length, zero);
+        System.arraycopy(data, 0, current, (int) offset, length);
+        unflushed.add(w);
+        if (fua) {
+            System.arraycopy(data, 0, stable, (int) offset, length);
+            for (long s = offset / SECTOR; s < (offset + length) / SECTOR; s++) {
+                fuaId[(int) s] = w.id;
+            }
+        }
+        return data;
+    }
+
+    void flush() {
+        for (Write w : unflushed) {
+            System.arraycopy(current, (int) w.offset, stable, (int) w.offset, w.length);
+        }
+        // Writes later in the list overwrite earlier ones above only if copied in order: re-copy
+        // from current, which already holds the newest values, so the order does not matter.
+        unflushed.clear();
+    }
+
+    /**
+     * Checks a sector read after a power cut; returns null when it holds the stable value or the
+     * value of an unflushed write newer than any FUA write there, else a description of what is wrong.
+     */
+    String checkAfterCut(long sector, byte[] got, int gotOff) {
+        int at = (int) (sector * SECTOR);
+        if (java.util.Arrays.equals(got, gotOff, gotOff + SECTOR, stable, at, at + SECTOR)) {
+            return null;
+        }
+        byte[] expect = new byte[SECTOR];
+        for (int i = unflushed.size() - 1; i >= 0; i--) {
+            Write w = unflushed.get(i);
+            if (w.offset <= at && w.end() >= at + SECTOR && w.id > fuaId[(int) sector]) {
+                fill(expect, 0, w.id, at, SECTOR, w.zero);
+                if (java.util.Arrays.equals(got, gotOff, gotOff + SECTOR, expect, 0, SECTOR)) {
+                    return null;
+                }
+            }
+        }
+        return "sector " + sector + " (byte " + at + ") holds neither its flushed value nor any unflushed write"
+                + " newer than its last FUA write";
+    }
+
+    /** After a cut has been verified: what was read is now the disk, and it is durable. */
+    void rebase(long sector, byte[] got, int gotOff) {
+        int at = (int) (sector * SECTOR);
+        System.arraycopy(got, gotOff, current, at, SECTOR);
+        System.arraycopy(got, gotOff, stable, at, SECTOR);
+    }
+}
