@@ -75,7 +75,7 @@ public final class NbdConstants {
     public static final int NBD_FLAG_SEND_CACHE = 1 << 10;
     public static final int NBD_FLAG_SEND_FAST_ZERO = 1 << 11;
 
-    // ---- options
+    // ---- options (numbers as assigned in the current proto.md; 9 and 10 were once reserved for other drafts)
     public static final int NBD_OPT_EXPORT_NAME = 1;
     public static final int NBD_OPT_ABORT = 2;
     public static final int NBD_OPT_LIST = 3;
@@ -83,8 +83,8 @@ public final class NbdConstants {
     public static final int NBD_OPT_INFO = 6;
     public static final int NBD_OPT_GO = 7;
     public static final int NBD_OPT_STRUCTURED_REPLY = 8;
-    public static final int NBD_OPT_LIST_META_CONTEXT = 10;
-    public static final int NBD_OPT_SET_META_CONTEXT = 11;
+    public static final int NBD_OPT_LIST_META_CONTEXT = 9;
+    public static final int NBD_OPT_SET_META_CONTEXT = 10;
 
     // ---- option reply types
     public static final int NBD_REP_ACK = 1;
