@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# fio (nbd engine) against pmcache and, in the same run, against two references:
+#   nbdkit memory  - the transport's upper bound (RAM behind the same client path)
+#   nbdkit file    - the raw backing file, as a disk without a cache would serve it
+# Workloads (interleaved across targets, repeated): 4 KiB random write and read at queue depth
+# 1 and 32, 128 KiB sequential write, 4 KiB random write with a FLUSH after every write (fio's
+# nbd engine sends NBD_CMD_FLUSH for --fsync=1). Prints median IOPS, median p99 completion
+# latency and pmcache's ratio to each reference.
+#
+# Usage: bench/nbd-fio.sh            (env knobs below)
+#   PMCACHE_CMD   command that serves pmcache on the unix socket $PMCACHE_SOCK (it is run with
+#                 PMCACHE_SOCK and WORK exported, through bash -c). Default:
+#                   bin/pmcache serve --cache $WORK/cache.img --cache-size 1G
+#                                     --backing $WORK/backing.img --backing-size $SIZE --socket $PMCACHE_SOCK
+#                 PMCACHE_CMD=memory serves a RAM device with the NBD server alone
+#                 (io.pmcache.nbd.MemoryExportMain, test scope): measures the transport.
+#   WORK          scratch directory (default: a new temp dir, removed at the end)
+#   SIZE          working set per job, fio size syntax (default 256M)
+#   RUNTIME       seconds per measurement (default 10)   RAMP  warm-up seconds (default 2)
+#   REPEATS       rounds over all workloads and targets (default 3)
+#   WORKLOADS     subset, e.g. "randread-qd1 randread-qd32" (default: all)
+# Needs fio (with the nbd engine), nbdkit, nbdinfo, python3.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$here"
+
+SIZE="${SIZE:-256M}"
+RUNTIME="${RUNTIME:-10}"
+RAMP="${RAMP:-2}"
+REPEATS="${REPEATS:-3}"
+ALL_WORKLOADS="randwrite-qd1 randwrite-qd32 randread-qd1 randread-qd32 seqwrite-128k randwrite-flush"
+WORKLOADS="${WORKLOADS:-$ALL_WORKLOADS}"
+own_work=0
+if [ -z "${WORK:-}" ]; then WORK="$(mktemp -d /tmp/pmcache-bench.XXXXXX)"; own_work=1; fi
+export WORK
+export PMCACHE_SOCK="$WORK/pmcache.sock"
+PMCACHE_CMD="${PMCACHE_CMD:-bin/pmcache serve --cache \$WORK/cache.img --cache-size 1G --backing \$WORK/backing.img --backing-size $SIZE --socket \$PMCACHE_SOCK}"
+
+for tool in fio nbdkit nbdinfo python3; do
+  command -v "$tool" >/dev/null || { echo "nbd-fio.sh: $tool is not installed" >&2; exit 1; }
+done
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "$own_work" = 1 ]; then rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+wait_ready() { # uri
+  for _ in $(seq 1 600); do
+    if nbdinfo "$1" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  echo "nbd-fio.sh: nothing answers on $1" >&2; exit 1
+}
+
+size_bytes() { python3 -c "import sys;s=sys.argv[1];m={'K':1<<10,'M':1<<20,'G':1<<30}.get(s[-1].upper());print(int(s[:-1])*m if m else int(s))" "$1"; }
+
+# ---- targets
+if [ "$PMCACHE_CMD" = memory ]; then
+  echo "building the test classpath for MemoryExportMain ..." >&2
+  . bin/jdk25-env
+  mvn -B -q -ntp -DskipTests test-compile dependency:build-classpath -Dmdep.outputFile=target/bench-cp.txt >&2
+  mib=$(( $(size_bytes "$SIZE") >> 20 ))
+  java -Xmx1g -cp "target/classes:target/test-classes:$(cat target/bench-cp.txt)" \
+      io.pmcache.nbd.MemoryExportMain "$PMCACHE_SOCK" "$mib" >"$WORK/pmcache.log" 2>&1 &
+else
+  bash -c "$PMCACHE_CMD" >"$WORK/pmcache.log" 2>&1 &
+fi
+pids+=($!)
+nbdkit -f -U "$WORK/memory.sock" memory size="$SIZE" >"$WORK/nbdkit-memory.log" 2>&1 &
+pids+=($!)
+truncate -s "$SIZE" "$WORK/raw.img"
+nbdkit -f -U "$WORK/file.sock" file file="$WORK/raw.img" >"$WORK/nbdkit-file.log" 2>&1 &
+pids+=($!)
+
+declare -A URI=(
+  [pmcache]="nbd+unix:///?socket=$PMCACHE_SOCK"
+  [memory]="nbd+unix:///?socket=$WORK/memory.sock"
+  [file]="nbd+unix:///?socket=$WORK/file.sock"
+)
+TARGETS="pmcache memory file"
+for t in $TARGETS; do wait_ready "${URI[$t]}"; done
+
+fio_args() { # workload -> fio options
+  case "$1" in
+    randwrite-qd1)   echo "--rw=randwrite --bs=4k --iodepth=1" ;;
+    randwrite-qd32)  echo "--rw=randwrite --bs=4k --iodepth=32" ;;
+    randread-qd1)    echo "--rw=randread --bs=4k --iodepth=1" ;;
+    randread-qd32)   echo "--rw=randread --bs=4k --iodepth=32" ;;
+    seqwrite-128k)   echo "--rw=write --bs=128k --iodepth=8" ;;
+    randwrite-flush) echo "--rw=randwrite --bs=4k --iodepth=1 --fsync=1" ;;
+    *) echo "nbd-fio.sh: unknown workload $1" >&2; exit 1 ;;
+  esac
+}
+
+# Fill every target once so reads hit written data (for pmcache: the cache).
+for t in $TARGETS; do
+  fio --name=fill --ioengine=nbd --uri="${URI[$t]}" --rw=write --bs=1M --iodepth=4 --size="$SIZE" \
+      --output="$WORK/fill-$t.json" --output-format=json >/dev/null
+done
+
+results="$WORK/results.tsv"
+: >"$results"
+for rep in $(seq 1 "$REPEATS"); do
+  for w in $WORKLOADS; do
+    for t in $TARGETS; do
+      out="$WORK/$w-$t-$rep.json"
+      # shellcheck disable=SC2046
+      fio --name="$w" --ioengine=nbd --uri="${URI[$t]}" $(fio_args "$w") --size="$SIZE" \
+          --time_based --runtime="$RUNTIME" --ramp_time="$RAMP" --output-format=json --output="$out" >/dev/null
+      python3 - "$out" "$w" "$t" >>"$results" <<'PY'
+import json, sys
+job = json.load(open(sys.argv[1]))["jobs"][0]
+side = "read" if job["read"]["io_bytes"] > job["write"]["io_bytes"] else "write"
+s = job[side]
+p99 = s["clat_ns"].get("percentile", {}).get("99.000000", 0) / 1000.0
+print(f"{sys.argv[2]}\t{sys.argv[3]}\t{s['iops']:.0f}\t{p99:.1f}")
+PY
+      echo "round $rep: $(tail -1 "$results")" >&2
+    done
+  done
+done
+
+python3 - "$results" "$REPEATS" <<'PY'
+import statistics, sys
+rows = [l.split("\t") for l in open(sys.argv[1]).read().split("\n") if l]
+med = {}
+for w, t, iops, p99 in rows:
+    med.setdefault((w, t), []).append((float(iops), float(p99)))
+order = []
+for w, _, _, _ in rows:
+    if w not in order:
+        order.append(w)
+print(f"median of {sys.argv[2]} runs; IOPS and p99 completion latency (us); ratios are pmcache / reference")
+print(f"{'workload':<16}{'pmcache IOPS':>13}{'memory IOPS':>13}{'file IOPS':>12}{'p99 pm':>9}{'p99 mem':>9}{'p99 file':>9}"
+      f"{'IOPS/mem':>10}{'IOPS/file':>10}{'p99/mem':>9}{'p99/file':>9}")
+for w in order:
+    v = {t: (statistics.median(x[0] for x in med[(w, t)]), statistics.median(x[1] for x in med[(w, t)]))
+         for t in ("pmcache", "memory", "file")}
+    r = lambda a, b: a / b if b else float("nan")
+    print(f"{w:<16}{v['pmcache'][0]:>13.0f}{v['memory'][0]:>13.0f}{v['file'][0]:>12.0f}"
+          f"{v['pmcache'][1]:>9.1f}{v['memory'][1]:>9.1f}{v['file'][1]:>9.1f}"
+          f"{r(v['pmcache'][0], v['memory'][0]):>10.2f}{r(v['pmcache'][0], v['file'][0]):>10.2f}"
+          f"{r(v['pmcache'][1], v['memory'][1]):>9.2f}{r(v['pmcache'][1], v['file'][1]):>9.2f}")
+PY

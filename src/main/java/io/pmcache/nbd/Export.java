@@ -1,0 +1,36 @@
+package io.pmcache.nbd;
+
+import static io.pmcache.nbd.NbdConstants.*;
+
+import io.pmcache.device.BlockDevice;
+import java.util.Objects;
+
+/**
+ * The one export a server offers: a device, the name it answers to, a description and whether it
+ * is read-only. The export answers to its name and to the empty ("default") name.
+ */
+record Export(String name, String description, BlockDevice device, boolean readOnly) {
+
+    /** Transmission flags advertised for this export (same for every connection). */
+    static final int BASE_FLAGS = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA
+            | NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_SEND_FAST_ZERO
+            | NBD_FLAG_CAN_MULTI_CONN | NBD_FLAG_SEND_CACHE;
+
+    Export {
+        Objects.requireNonNull(name, "name");
+        Objects.requireNonNull(description, "description");
+        Objects.requireNonNull(device, "device");
+    }
+
+    long size() {
+        return device.size();
+    }
+
+    int transmissionFlags() {
+        return readOnly ? BASE_FLAGS | NBD_FLAG_READ_ONLY : BASE_FLAGS;
+    }
+
+    boolean answersTo(String requested) {
+        return requested.isEmpty() || requested.equals(name);
+    }
+}

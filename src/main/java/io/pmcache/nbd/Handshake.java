@@ -1,0 +1,266 @@
+package io.pmcache.nbd;
+
+import static io.pmcache.nbd.NbdConstants.*;
+
+import java.io.IOException;
+import java.nio.BufferUnderflowException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ByteChannel;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The fixed newstyle handshake of one connection: greeting, client flags, then option haggling
+ * until the client picks the export ({@code NBD_OPT_GO} or {@code NBD_OPT_EXPORT_NAME}) or leaves.
+ *
+ * <p>Options answered: GO, INFO (EXPORT, NAME, DESCRIPTION, BLOCK_SIZE), EXPORT_NAME, LIST, ABORT,
+ * STRUCTURED_REPLY, LIST_META_CONTEXT and SET_META_CONTEXT (only {@code base:allocation} exists).
+ * Any other option gets {@code NBD_REP_ERR_UNSUP}; a syntactically bad option gets
+ * {@code NBD_REP_ERR_INVALID}. A broken greeting (unknown client flags, a bad option magic, an
+ * option longer than {@link #MAX_OPTION_LENGTH}) or an unknown name in EXPORT_NAME (which has no
+ * error reply) ends the connection with a {@link ProtocolException}.
+ */
+final class Handshake {
+    private static final Logger log = LoggerFactory.getLogger(Handshake.class);
+
+    /** Longest option payload read; the longest legitimate one (a few meta context queries) is far shorter. */
+    static final int MAX_OPTION_LENGTH = 64 << 10;
+
+    private static final int KNOWN_CLIENT_FLAGS = NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES;
+
+    private final ByteChannel ch;
+    private final Export export;
+    private final String peer;
+    private boolean noZeroes;
+    private boolean structuredReplies;
+    private boolean baseAllocation;
+    private Session chosen;
+
+    Handshake(ByteChannel ch, Export export, String peer) {
+        this.ch = ch;
+        this.export = export;
+        this.peer = peer;
+    }
+
+    /** Runs the handshake; empty when the client ended it with {@code NBD_OPT_ABORT}. */
+    Optional<Session> run() throws IOException {
+        ByteBuffer greeting = ByteBuffer.allocate(18)
+                .putLong(NBDMAGIC).putLong(IHAVEOPT).putShort((short) (NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES))
+                .flip();
+        ChannelIO.writeFully(ch, greeting);
+        int clientFlags = read(4).getInt();
+        if ((clientFlags & ~KNOWN_CLIENT_FLAGS) != 0) {
+            throw new ProtocolException("unknown client flags 0x" + Integer.toHexString(clientFlags));
+        }
+        noZeroes = (clientFlags & NBD_FLAG_C_NO_ZEROES) != 0;
+        while (true) {
+            ByteBuffer header = read(16);
+            long magic = header.getLong();
+            if (magic != IHAVEOPT) {
+                throw new ProtocolException("bad option magic 0x" + Long.toHexString(magic));
+            }
+            int option = header.getInt();
+            long length = Integer.toUnsignedLong(header.getInt());
+            if (length > MAX_OPTION_LENGTH) {
+                throw new ProtocolException("option " + option + " carries " + length + " bytes (limit "
+                        + MAX_OPTION_LENGTH + ")");
+            }
+            if (option(option, read((int) length))) {
+                return Optional.ofNullable(chosen);
+            }
+        }
+    }
+
+    /** Handles one option; true when haggling is over ({@link #chosen} set, or null after ABORT). */
+    private boolean option(int option, ByteBuffer data) throws IOException {
+        switch (option) {
+            case NBD_OPT_EXPORT_NAME -> {
+                chosen = exportName(data);
+                return true;
+            }
+            case NBD_OPT_ABORT -> {
+                reply(option, NBD_REP_ACK, null);
+                return true;
+            }
+            case NBD_OPT_GO, NBD_OPT_INFO -> {
+                if (info(option, data) && option == NBD_OPT_GO) {
+                    chosen = session();
+                    return true;
+                }
+            }
+            case NBD_OPT_LIST -> list(data);
+            case NBD_OPT_STRUCTURED_REPLY -> {
+                if (data.hasRemaining()) {
+                    error(option, NBD_REP_ERR_INVALID, "NBD_OPT_STRUCTURED_REPLY takes no data");
+                } else {
+                    structuredReplies = true;
+                    reply(option, NBD_REP_ACK, null);
+                }
+            }
+            case NBD_OPT_LIST_META_CONTEXT, NBD_OPT_SET_META_CONTEXT -> metaContext(option, data);
+            default -> error(option, NBD_REP_ERR_UNSUP, "option " + option + " is not supported");
+        }
+        return false;
+    }
+
+    private Session session() {
+        return new Session(export, structuredReplies, structuredReplies && baseAllocation);
+    }
+
+    private Session exportName(ByteBuffer data) throws IOException {
+        if (data.remaining() > MAX_STRING_LENGTH) {
+            throw new ProtocolException("NBD_OPT_EXPORT_NAME with a name of " + data.remaining() + " bytes");
+        }
+        String name = utf8(data, data.remaining());
+        if (!export.answersTo(name)) {
+            throw new ProtocolException("NBD_OPT_EXPORT_NAME asks for unknown export '" + name + "'");
+        }
+        ByteBuffer out = ByteBuffer.allocate(noZeroes ? 10 : 134);
+        out.putLong(export.size()).putShort((short) export.transmissionFlags());
+        ChannelIO.writeFully(ch, out.position(out.limit()).flip());
+        return session();
+    }
+
+    /** NBD_OPT_INFO / NBD_OPT_GO; true when the export was described and acknowledged. */
+    private boolean info(int option, ByteBuffer data) throws IOException {
+        String name;
+        List<Integer> requests = new ArrayList<>();
+        try {
+            name = string(data);
+            int count = Short.toUnsignedInt(data.getShort());
+            for (int i = 0; i < count; i++) {
+                requests.add(Short.toUnsignedInt(data.getShort()));
+            }
+        } catch (BufferUnderflowException | IllegalArgumentException e) {
+            error(option, NBD_REP_ERR_INVALID, malformed(e));
+            return false;
+        }
+        if (data.hasRemaining()) {
+            error(option, NBD_REP_ERR_INVALID, "trailing bytes after the information requests");
+            return false;
+        }
+        if (!export.answersTo(name)) {
+            error(option, NBD_REP_ERR_UNKNOWN, "no export named '" + name + "'");
+            return false;
+        }
+        infoReply(option, ByteBuffer.allocate(12).putShort((short) NBD_INFO_EXPORT)
+                .putLong(export.size()).putShort((short) export.transmissionFlags()));
+        if (requests.contains(NBD_INFO_NAME)) {
+            byte[] n = export.name().getBytes(StandardCharsets.UTF_8);
+            infoReply(option, ByteBuffer.allocate(2 + n.length).putShort((short) NBD_INFO_NAME).put(n));
+        }
+        if (requests.contains(NBD_INFO_DESCRIPTION) && !export.description().isEmpty()) {
+            byte[] d = export.description().getBytes(StandardCharsets.UTF_8);
+            infoReply(option, ByteBuffer.allocate(2 + d.length).putShort((short) NBD_INFO_DESCRIPTION).put(d));
+        }
+        infoReply(option, ByteBuffer.allocate(14).putShort((short) NBD_INFO_BLOCK_SIZE)
+                .putInt(MIN_BLOCK_SIZE).putInt(PREFERRED_BLOCK_SIZE).putInt(MAX_PAYLOAD_SIZE));
+        reply(option, NBD_REP_ACK, null);
+        return true;
+    }
+
+    private void infoReply(int option, ByteBuffer payload) throws IOException {
+        reply(option, NBD_REP_INFO, payload.flip());
+    }
+
+    private void list(ByteBuffer data) throws IOException {
+        if (data.hasRemaining()) {
+            error(NBD_OPT_LIST, NBD_REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
+            return;
+        }
+        byte[] n = export.name().getBytes(StandardCharsets.UTF_8);
+        reply(NBD_OPT_LIST, NBD_REP_SERVER, ByteBuffer.allocate(4 + n.length).putInt(n.length).put(n).flip());
+        reply(NBD_OPT_LIST, NBD_REP_ACK, null);
+    }
+
+    /**
+     * LIST_META_CONTEXT and SET_META_CONTEXT: export name, then a count of queries. Listing with no
+     * query, with {@code base:} or with {@code base:allocation} shows {@code base:allocation};
+     * setting selects it only when asked for by its full name. Setting replaces the selection.
+     */
+    private void metaContext(int option, ByteBuffer data) throws IOException {
+        if (!structuredReplies) {
+            error(option, NBD_REP_ERR_INVALID, "negotiate NBD_OPT_STRUCTURED_REPLY first");
+            return;
+        }
+        String name;
+        List<String> queries = new ArrayList<>();
+        try {
+            name = string(data);
+            long count = Integer.toUnsignedLong(data.getInt());
+            for (long i = 0; i < count; i++) {
+                queries.add(string(data));
+            }
+        } catch (BufferUnderflowException | IllegalArgumentException e) {
+            error(option, NBD_REP_ERR_INVALID, malformed(e));
+            return;
+        }
+        if (data.hasRemaining()) {
+            error(option, NBD_REP_ERR_INVALID, "trailing bytes after the queries");
+            return;
+        }
+        if (!export.answersTo(name)) {
+            error(option, NBD_REP_ERR_UNKNOWN, "no export named '" + name + "'");
+            return;
+        }
+        boolean listing = option == NBD_OPT_LIST_META_CONTEXT;
+        boolean selected = listing
+                ? queries.isEmpty() || queries.contains("base:") || queries.contains(BASE_ALLOCATION)
+                : queries.contains(BASE_ALLOCATION);
+        if (!listing) {
+            baseAllocation = selected;
+        }
+        if (selected) {
+            byte[] n = BASE_ALLOCATION.getBytes(StandardCharsets.UTF_8);
+            reply(option, NBD_REP_META_CONTEXT, ByteBuffer.allocate(4 + n.length)
+                    .putInt(listing ? 0 : BASE_ALLOCATION_ID).put(n).flip());
+        }
+        reply(option, NBD_REP_ACK, null);
+    }
+
+    private void error(int option, int type, String message) throws IOException {
+        log.debug("{}: option {} refused: {}", peer, option, message);
+        reply(option, type, ByteBuffer.wrap(message.getBytes(StandardCharsets.UTF_8)));
+    }
+
+    private void reply(int option, int type, ByteBuffer payload) throws IOException {
+        int length = payload == null ? 0 : payload.remaining();
+        ByteBuffer header = ByteBuffer.allocate(20).putLong(NBD_REP_MAGIC).putInt(option).putInt(type).putInt(length);
+        ChannelIO.writeFully(ch, header.flip());
+        if (payload != null) {
+            ChannelIO.writeFully(ch, payload);
+        }
+    }
+
+    private ByteBuffer read(int n) throws IOException {
+        ByteBuffer buf = ByteBuffer.allocate(n);
+        ChannelIO.readFully(ch, buf);
+        return buf.flip();
+    }
+
+    private static String malformed(RuntimeException e) {
+        return e instanceof BufferUnderflowException ? "option data is truncated" : e.getMessage();
+    }
+
+    /** A string prefixed by its 32-bit length. */
+    private static String string(ByteBuffer data) {
+        long length = Integer.toUnsignedLong(data.getInt());
+        if (length > data.remaining()) {
+            throw new BufferUnderflowException();
+        }
+        return utf8(data, (int) length);
+    }
+
+    private static String utf8(ByteBuffer data, int length) {
+        if (length > MAX_STRING_LENGTH) {
+            throw new IllegalArgumentException("string of " + length + " bytes exceeds " + MAX_STRING_LENGTH);
+        }
+        byte[] bytes = new byte[length];
+        data.get(bytes);
+        return new String(bytes, StandardCharsets.UTF_8);
+    }
+}

@@ -1,0 +1,115 @@
+package io.pmcache.nbd;
+
+import static io.pmcache.nbd.NbdConstants.*;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * Counters of one server: requests per command, error replies per error value, payload bytes,
+ * connections. Cheap to update from any thread; {@link #snapshot()} gives a consistent-enough copy
+ * for metrics (each counter is read once).
+ */
+public final class NbdStats {
+    /** Error values counted, in the order of {@link Snapshot#errors()}. */
+    private static final int[] ERRORS = {NBD_EPERM, NBD_EIO, NBD_ENOMEM, NBD_EINVAL, NBD_ENOSPC, NBD_EOVERFLOW,
+            NBD_ENOTSUP, NBD_ESHUTDOWN};
+
+    private final LongAdder[] requests = adders(NBD_CMD_COUNT + 1);
+    private final LongAdder[] errors = adders(ERRORS.length + 1);
+    private final LongAdder bytesRead = new LongAdder();
+    private final LongAdder bytesWritten = new LongAdder();
+    private final LongAdder connectionsAccepted = new LongAdder();
+    private final LongAdder connectionsRefused = new LongAdder();
+    private final LongAdder protocolViolations = new LongAdder();
+    private final AtomicInteger connectionsActive = new AtomicInteger();
+
+    /**
+     * A copy of the counters.
+     *
+     * @param requests requests received per command ("read", "write", "flush", "trim", "cache",
+     *                 "write_zeroes", "block_status", "disc", "unknown"), including refused ones
+     * @param errors error replies per error value ("EINVAL", "ENOSPC", "EPERM", "EIO", ...)
+     * @param bytesRead bytes sent to clients by successful reads
+     * @param bytesWritten bytes received from clients by successful writes
+     * @param connectionsAccepted connections that were accepted (past the connection limit check)
+     * @param connectionsRefused connections closed at once because the limit was reached
+     * @param connectionsActive connections open now
+     * @param protocolViolations connections closed because the client broke the protocol
+     */
+    public record Snapshot(Map<String, Long> requests, Map<String, Long> errors, long bytesRead, long bytesWritten,
+                           long connectionsAccepted, long connectionsRefused, int connectionsActive,
+                           long protocolViolations) {
+        /** Requests received for a command name (0 if none). */
+        public long requests(String command) {
+            return requests.getOrDefault(command, 0L);
+        }
+
+        /** Error replies sent with an error name (0 if none). */
+        public long errors(String error) {
+            return errors.getOrDefault(error, 0L);
+        }
+    }
+
+    public Snapshot snapshot() {
+        Map<String, Long> req = new LinkedHashMap<>();
+        for (int type = 0; type < NBD_CMD_COUNT; type++) {
+            req.put(commandName(type), requests[type].sum());
+        }
+        req.put("unknown", requests[NBD_CMD_COUNT].sum());
+        Map<String, Long> err = new LinkedHashMap<>();
+        for (int i = 0; i < ERRORS.length; i++) {
+            err.put(errorName(ERRORS[i]), errors[i].sum());
+        }
+        err.put("other", errors[ERRORS.length].sum());
+        return new Snapshot(Map.copyOf(req), Map.copyOf(err), bytesRead.sum(), bytesWritten.sum(),
+                connectionsAccepted.sum(), connectionsRefused.sum(), connectionsActive.get(), protocolViolations.sum());
+    }
+
+    void request(int type) {
+        requests[type >= 0 && type < NBD_CMD_COUNT ? type : NBD_CMD_COUNT].increment();
+    }
+
+    void error(int error) {
+        int i = 0;
+        while (i < ERRORS.length && ERRORS[i] != error) {
+            i++;
+        }
+        errors[i].increment();
+    }
+
+    void bytesRead(long n) {
+        bytesRead.add(n);
+    }
+
+    void bytesWritten(long n) {
+        bytesWritten.add(n);
+    }
+
+    void connectionOpened() {
+        connectionsAccepted.increment();
+        connectionsActive.incrementAndGet();
+    }
+
+    void connectionClosed() {
+        connectionsActive.decrementAndGet();
+    }
+
+    void connectionRefused() {
+        connectionsRefused.increment();
+    }
+
+    void protocolViolation() {
+        protocolViolations.increment();
+    }
+
+    private static LongAdder[] adders(int n) {
+        LongAdder[] a = new LongAdder[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = new LongAdder();
+        }
+        return a;
+    }
+}

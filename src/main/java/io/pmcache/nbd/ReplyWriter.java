@@ -1,0 +1,118 @@
+package io.pmcache.nbd;
+
+import static io.pmcache.nbd.NbdConstants.*;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.GatheringByteChannel;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * The only writer of one connection's socket in the transmission phase. Each method sends one
+ * complete reply (header and payload) under a lock, so replies from concurrent requests never
+ * interleave. Without structured replies everything is a simple reply; with them, reads answer with
+ * one {@code NBD_REPLY_TYPE_OFFSET_DATA} chunk (the data is read before the header is sent, so no
+ * error can follow and the chunk carries {@code NBD_REPLY_FLAG_DONE}), errors with
+ * {@code NBD_REPLY_TYPE_ERROR} and a message, other successes with a simple reply (which the spec
+ * allows for replies without payload).
+ */
+final class ReplyWriter {
+    private final GatheringByteChannel ch;
+    private final boolean structured;
+    private final ReentrantLock lock = new ReentrantLock();
+    private final ByteBuffer header = ByteBuffer.allocateDirect(64);
+    private final ByteBuffer[] pair = new ByteBuffer[2];
+
+    ReplyWriter(GatheringByteChannel ch, boolean structured) {
+        this.ch = ch;
+        this.structured = structured;
+    }
+
+    /** Success without data. */
+    void ok(long handle) throws IOException {
+        lock.lock();
+        try {
+            simpleHeader(0, handle);
+            send(header.flip());
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Failure with error value {@code error}; {@code message} reaches the user if structured. */
+    void error(long handle, int error, String message) throws IOException {
+        if (!structured) {
+            lock.lock();
+            try {
+                simpleHeader(error, handle);
+                send(header.flip());
+            } finally {
+                lock.unlock();
+            }
+            return;
+        }
+        byte[] text = message.getBytes(StandardCharsets.UTF_8);
+        int n = Math.min(text.length, 1024);
+        ByteBuffer payload = ByteBuffer.allocate(6 + n).putInt(error).putShort((short) n).put(text, 0, n).flip();
+        lock.lock();
+        try {
+            chunkHeader(NBD_REPLY_TYPE_ERROR, handle, payload.remaining());
+            send(header.flip(), payload);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** A successful read of {@code data} (position to limit) at {@code offset}. */
+    void data(long handle, long offset, ByteBuffer data) throws IOException {
+        lock.lock();
+        try {
+            if (structured) {
+                chunkHeader(NBD_REPLY_TYPE_OFFSET_DATA, handle, 8 + data.remaining());
+                header.putLong(offset);
+            } else {
+                simpleHeader(0, handle);
+            }
+            send(header.flip(), data);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** A block status reply for one context: one extent of {@code length} bytes with {@code flags}. */
+    void blockStatus(long handle, int contextId, int length, int flags) throws IOException {
+        lock.lock();
+        try {
+            chunkHeader(NBD_REPLY_TYPE_BLOCK_STATUS, handle, 12);
+            header.putInt(contextId).putInt(length).putInt(flags);
+            send(header.flip());
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void simpleHeader(int error, long handle) {
+        header.clear().putInt(NBD_SIMPLE_REPLY_MAGIC).putInt(error).putLong(handle);
+    }
+
+    private void chunkHeader(int type, long handle, int length) {
+        header.clear().putInt(NBD_STRUCTURED_REPLY_MAGIC).putShort((short) NBD_REPLY_FLAG_DONE)
+                .putShort((short) type).putLong(handle).putInt(length);
+    }
+
+    private void send(ByteBuffer only) throws IOException {
+        ChannelIO.writeFully(ch, only);
+    }
+
+    private void send(ByteBuffer first, ByteBuffer second) throws IOException {
+        pair[0] = first;
+        pair[1] = second;
+        try {
+            ChannelIO.writeFully(ch, pair);
+        } finally {
+            pair[0] = null;
+            pair[1] = null;
+        }
+    }
+}

@@ -1,0 +1,197 @@
+package io.pmcache.nbd;
+
+import static io.pmcache.nbd.NbdConstants.*;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+@Timeout(120)
+class NbdServerTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void unixSocketIsPrivateAndUriNamesIt() throws Exception {
+        MemoryBlockDevice device = new MemoryBlockDevice(1 << 20);
+        Path socket = dir.resolve("s.sock");
+        try (NbdServer server = NbdServer.builder().device(device).build()) {
+            server.listenUnix(socket);
+            assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(socket))).isEqualTo("rw-------");
+            assertThat(server.uri()).isEqualTo("nbd+unix:///?socket=" + socket.toAbsolutePath());
+            try (NbdTestClient c = NbdTestClient.open(socket, false, false)) {
+                assertThat(c.size).isEqualTo(1 << 20);
+            }
+        }
+        assertThat(socket).doesNotExist();
+        assertThat(device.isClosed()).as("the server never closes the device").isFalse();
+    }
+
+    @Test
+    void staleSocketIsReplacedLiveSocketAndOtherFilesAreRefused() throws Exception {
+        Path socket = dir.resolve("s.sock");
+        ServerSocketChannel stale = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+        stale.bind(UnixDomainSocketAddress.of(socket));
+        stale.close(); // leaves the file behind, like a crashed server
+        assertThat(socket).exists();
+        MemoryBlockDevice device = new MemoryBlockDevice(1 << 20);
+        try (NbdServer server = NbdServer.builder().device(device).build()) {
+            server.listenUnix(socket);
+            try (NbdServer second = NbdServer.builder().device(device).build()) {
+                assertThatThrownBy(() -> second.listenUnix(socket))
+                        .isInstanceOf(IOException.class).hasMessageContaining("already listening");
+            }
+            try (NbdTestClient c = NbdTestClient.open(socket, false, false)) {
+                assertThat(c.read(1, 0, 16)).hasSize(16);
+            }
+        }
+        Path regular = Files.writeString(dir.resolve("file"), "keep me");
+        try (NbdServer server = NbdServer.builder().device(device).build()) {
+            assertThatThrownBy(() -> server.listenUnix(regular)).isInstanceOf(FileAlreadyExistsException.class);
+        }
+        assertThat(Files.readString(regular)).isEqualTo("keep me");
+    }
+
+    @Test
+    void tcpListenerOnEphemeralPort() throws Exception {
+        MemoryBlockDevice device = new MemoryBlockDevice(1 << 20);
+        try (NbdServer server = NbdServer.builder().device(device).build()) {
+            InetSocketAddress bound = server.listenTcp("127.0.0.1", 0);
+            assertThat(bound.getPort()).isPositive();
+            assertThat(server.uri()).isEqualTo("nbd://127.0.0.1:" + bound.getPort() + "/");
+            try (NbdTestClient c = NbdTestClient.connect(bound)) {
+                c.handshake(true, false);
+                assertThat(c.write(1, 512, new byte[] {1, 2, 3})).isZero();
+                assertThat(c.read(2, 512, 3)).containsExactly(1, 2, 3);
+            }
+        }
+    }
+
+    @Test
+    void connectionsBeyondTheLimitAreRefused() throws Exception {
+        MemoryBlockDevice device = new MemoryBlockDevice(1 << 20);
+        Path socket = dir.resolve("s.sock");
+        try (NbdServer server = NbdServer.builder().device(device).maxConnections(2).build()) {
+            server.listenUnix(socket);
+            try (NbdTestClient a = NbdTestClient.open(socket, false, false);
+                 NbdTestClient b = NbdTestClient.open(socket, false, false);
+                 NbdTestClient refused = NbdTestClient.connect(socket)) {
+                assertThat(refused.closedByServer()).isTrue();
+                assertThat(server.stats().snapshot().connectionsRefused()).isEqualTo(1);
+                assertThat(a.write(1, 0, new byte[] {7})).isZero();
+                assertThat(b.read(2, 0, 1)).containsExactly(7);
+            }
+        }
+    }
+
+    @Test
+    void closeAnswersInFlightRequestsAndLeavesTheDeviceOpen() throws Exception {
+        MemoryBlockDevice device = new MemoryBlockDevice(1 << 20);
+        Path socket = dir.resolve("s.sock");
+        CountDownLatch gate = new CountDownLatch(1);
+        device.holdReadsAt(8192, gate);
+        NbdServer server = NbdServer.builder().device(device).build();
+        server.listenUnix(socket);
+        NbdTestClient c = NbdTestClient.open(socket, false, false);
+        c.request(0, NBD_CMD_READ, 77, 8192, 4096, null);
+        assertThat(c.write(1, 0, new byte[] {1})).isZero(); // the held read is in flight by now
+        Thread closer = Thread.ofVirtual().start(server::close);
+        gate.countDown();
+        NbdTestClient.Reply r = c.reply(4096);
+        assertThat(r.handle()).isEqualTo(77);
+        assertThat(r.error()).isZero();
+        closer.join();
+        assertThat(c.closedByServer()).isTrue();
+        assertThat(device.isClosed()).isFalse();
+        assertThat(server.stats().snapshot().connectionsActive()).isZero();
+        assertThatThrownBy(() -> server.listenUnix(socket)).isInstanceOf(IllegalStateException.class);
+    }
+
+    @Test
+    void repliesComeOutOfOrderAndManyClientsRunAtOnce() throws Exception {
+        MemoryBlockDevice device = new MemoryBlockDevice(16 << 20);
+        Path socket = dir.resolve("s.sock");
+        try (NbdServer server = NbdServer.builder().device(device).build()) {
+            server.listenUnix(socket);
+            CountDownLatch gate = new CountDownLatch(1);
+            device.holdReadsAt(0, gate);
+            try (NbdTestClient c = NbdTestClient.open(socket, true, false)) {
+                c.request(0, NBD_CMD_READ, 1, 0, 4096, null);
+                c.request(0, NBD_CMD_READ, 2, 4096, 4096, null);
+                NbdTestClient.Reply first = c.reply(0);
+                assertThat(first.handle()).as("the later request is answered first").isEqualTo(2);
+                gate.countDown();
+                assertThat(c.reply(0).handle()).isEqualTo(1);
+            }
+            int clients = 8;
+            int perClient = 200;
+            ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor();
+            List<Future<?>> done = new ArrayList<>();
+            for (int k = 0; k < clients; k++) {
+                int client = k;
+                done.add(pool.submit(() -> pipelined(socket, client, perClient)));
+            }
+            for (Future<?> f : done) {
+                f.get();
+            }
+            pool.close();
+            NbdStats.Snapshot s = server.stats().snapshot();
+            assertThat(s.requests("write")).isEqualTo((long) clients * perClient);
+            assertThat(s.bytesWritten()).isEqualTo((long) clients * perClient * 4096);
+        }
+    }
+
+    /** Sends all writes of one client without waiting, then checks every reply and the data. */
+    private static Void pipelined(Path socket, int client, int count) throws IOException {
+        try (NbdTestClient c = NbdTestClient.open(socket, client % 2 == 0, false)) {
+            Thread sender = Thread.ofVirtual().start(() -> {
+                try {
+                    for (int i = 0; i < count; i++) {
+                        byte[] data = new byte[4096];
+                        Arrays.fill(data, (byte) (client * 31 + i));
+                        c.request(0, NBD_CMD_WRITE, i, offset(client, i), 4096, data);
+                    }
+                } catch (IOException e) {
+                    throw new IllegalStateException(e);
+                }
+            });
+            boolean[] seen = new boolean[count];
+            for (int i = 0; i < count; i++) {
+                NbdTestClient.Reply r = c.reply(0);
+                assertThat(r.error()).isZero();
+                assertThat(seen[(int) r.handle()]).isFalse();
+                seen[(int) r.handle()] = true;
+            }
+            sender.join();
+            for (int i = 0; i < count; i += 17) {
+                assertThat(c.read(10_000 + i, offset(client, i), 4096)).containsOnly((byte) (client * 31 + i));
+            }
+            c.disconnect();
+        } catch (InterruptedException e) {
+            throw new IllegalStateException(e);
+        }
+        return null;
+    }
+
+    private static long offset(int client, int i) {
+        return ((long) client * 256 + i) * 4096;
+    }
+}
