@@ -61,10 +61,8 @@ public final class CacheHarness implements BlockDevice {
     /** kill -9: the workers are stopped without sealing anything; the mapped bytes survive as they are. */
     public void crash() throws IOException {
         PowerCutMedium image = medium.crash();
-        BackingDevice disk = backing instanceof PowerCutBackingDevice p ? p.crash() : backing;
         abandon();
-        medium = image;
-        backing = disk;
+        medium = image; // the backing disk keeps everything written to it: the OS has it
         cache = Cache.open(medium, backing, options);
     }
 

@@ -96,15 +96,6 @@ final class PowerCutBackingDevice implements BackingDevice {
         return after;
     }
 
-    /** The disk after a process crash: everything written is still there (the OS has it). */
-    synchronized PowerCutBackingDevice crash() {
-        PowerCutBackingDevice after = new PowerCutBackingDevice(size());
-        MemorySegment.copy(live, 0, after.live, 0, size());
-        MemorySegment.copy(durable, 0, after.durable, 0, size());
-        after.unflushed.or(unflushed);
-        return after;
-    }
-
     MemorySegment contents() {
         return live;
     }
