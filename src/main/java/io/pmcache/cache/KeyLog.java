@@ -54,6 +54,8 @@ final class KeyLog {
     private final ConcurrentLinkedQueue<OpenKset> toSeal = new ConcurrentLinkedQueue<>();
     private final ReentrantLock sealLock = new ReentrantLock();
     private volatile Runnable onSealed = () -> { };
+    /** Used under {@link #sealLock}. */
+    private final PersistBatch batch = new PersistBatch();
 
     private static final class Stream {
         final ReentrantLock lock = new ReentrantLock();
@@ -225,58 +227,47 @@ final class KeyLog {
         toSeal.add(k);
     }
 
+    /**
+     * Seals every pending kset in four batched phases: all their data persisted, then all their
+     * slots, then the seals written, then the seals persisted. Each kset's seal is thus persisted
+     * only after its data and keys.
+     */
     private void drainSeals() {
         sealLock.lock();
         try {
+            java.util.List<OpenKset> round = new ArrayList<>();
             OpenKset k;
-            boolean any = false;
             while ((k = toSeal.poll()) != null) {
-                seal(k);
-                any = true;
+                round.add(k);
             }
-            if (any) {
-                onSealed.run();
+            if (round.isEmpty()) {
+                return;
             }
+            for (OpenKset x : round) {
+                for (int i = 0; i < x.count; i++) {
+                    if (x.dataLength(i) > 0) {
+                        batch.add(segments.address(x.dataSegment(i), x.dataOffset(i)), x.dataLength(i));
+                    }
+                }
+            }
+            batch.persist(medium);
+            for (OpenKset x : round) {
+                batch.add(segments.address(x.segment, x.offset + Kset.slotOffset(0)), (long) x.count * KeyRecord.SIZE);
+            }
+            batch.persist(medium);
+            for (OpenKset x : round) {
+                long base = segments.address(x.segment, x.offset);
+                Kset.writeSeal(medium.segment(), base, x.seq, x.count, cacheId);
+                batch.add(base + Kset.SEAL_OFFSET, Kset.SEAL_SIZE);
+            }
+            batch.persist(medium);
+            for (OpenKset x : round) {
+                unsealed.remove(x.seq);
+            }
+            stats.ksetsSealed.add(round.size());
+            onSealed.run();
         } finally {
             sealLock.unlock();
-        }
-    }
-
-    /** Data first, then slots, then the seal; each persisted before the next is written. */
-    private void seal(OpenKset k) {
-        persistData(k);
-        long base = segments.address(k.segment, k.offset);
-        medium.persist(base + Kset.slotOffset(0), (long) k.count * KeyRecord.SIZE);
-        Kset.writeSeal(medium.segment(), base, k.seq, k.count, cacheId);
-        medium.persist(base + Kset.SEAL_OFFSET, Kset.SEAL_SIZE);
-        unsealed.remove(k.seq);
-        stats.ksetsSealed.increment();
-    }
-
-    /** Persists the data of every key in {@code k}, merging neighbouring ranges. */
-    private void persistData(OpenKset k) {
-        int runSeg = -1;
-        long runStart = 0;
-        long runEnd = 0;
-        for (int i = 0; i < k.count; i++) {
-            int len = k.dataLength(i);
-            if (len == 0) {
-                continue;
-            }
-            long start = segments.address(k.dataSegment(i), k.dataOffset(i));
-            if (k.dataSegment(i) == runSeg && start >= runStart && start <= runEnd) {
-                runEnd = Math.max(runEnd, start + len);
-                continue;
-            }
-            if (runSeg >= 0) {
-                medium.persist(runStart, runEnd - runStart);
-            }
-            runSeg = k.dataSegment(i);
-            runStart = start;
-            runEnd = start + len;
-        }
-        if (runSeg >= 0) {
-            medium.persist(runStart, runEnd - runStart);
         }
     }
 

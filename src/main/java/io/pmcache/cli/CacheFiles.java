@@ -1,0 +1,61 @@
+package io.pmcache.cli;
+
+import io.pmcache.backing.FileBackingDevice;
+import io.pmcache.cache.Cache;
+import io.pmcache.cache.FormatOptions;
+import io.pmcache.media.MappedFileMedium;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Opening and creating the files a cache is made of, with the refusals an operator expects. */
+final class CacheFiles {
+    private CacheFiles() {
+    }
+
+    /** Opens the backing file, creating it sparse with {@code sizeIfMissing} when it does not exist. */
+    static FileBackingDevice openOrCreateBacking(Path path, Long sizeIfMissing, boolean readOnly) throws IOException {
+        if (Files.exists(path)) {
+            return FileBackingDevice.open(path, readOnly);
+        }
+        if (sizeIfMissing == null) {
+            throw new IOException("backing file " + path + " does not exist; give --backing-size to create it");
+        }
+        FileBackingDevice d = FileBackingDevice.createSparse(path, sizeIfMissing);
+        System.err.println("pmcache: created sparse backing file " + path + " (" + SizeConverter.human(sizeIfMissing)
+                + ")");
+        return d;
+    }
+
+    /**
+     * Opens the cache file. A missing or empty file is created with {@code sizeIfNew} and formatted
+     * for {@code backing}; a non-empty file that is not a pmcache cache is refused, never overwritten.
+     */
+    static MappedFileMedium openOrFormat(Path path, Long sizeIfNew, FileBackingDevice backing, FormatOptions format)
+            throws IOException {
+        boolean fresh = !Files.exists(path) || (Files.isRegularFile(path) && Files.size(path) == 0);
+        if (!fresh) {
+            MappedFileMedium m = MappedFileMedium.open(path);
+            if (!Cache.looksFormatted(m)) {
+                m.close();
+                throw new IOException(path + " is neither empty nor a pmcache cache; refusing to overwrite it "
+                        + "(use `pmcache format --force` to format it anyway)");
+            }
+            return m;
+        }
+        if (sizeIfNew == null) {
+            throw new IOException("cache file " + path + " is missing or empty; give --cache-size to create it");
+        }
+        Files.deleteIfExists(path);
+        MappedFileMedium m = MappedFileMedium.create(path, sizeIfNew);
+        try {
+            Cache.format(m, backing, format);
+        } catch (IOException | RuntimeException e) {
+            m.close();
+            Files.deleteIfExists(path);
+            throw e;
+        }
+        System.err.println("pmcache: formatted cache file " + path + " (" + SizeConverter.human(sizeIfNew) + ")");
+        return m;
+    }
+}

@@ -1,0 +1,156 @@
+package io.pmcache.cli;
+
+import io.pmcache.backing.FileBackingDevice;
+import io.pmcache.cache.Cache;
+import io.pmcache.cache.CacheOptions;
+import io.pmcache.cache.FormatOptions;
+import io.pmcache.format.Superblock;
+import io.pmcache.media.MappedFileMedium;
+import io.pmcache.nbd.NbdServer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code pmcache serve}: opens (or creates) a cache and serves it over NBD until SIGTERM/SIGINT,
+ * then stops cleanly (every kset sealed and persisted) and exits 0. With no arguments it serves
+ * a demo under {@code ./pmcache-data/}.
+ */
+@Command(name = "serve", mixinStandardHelpOptions = true,
+        description = {"Serve a cached block device over NBD.",
+            "With no options, serves a demo: ./pmcache-data/cache.img (1 GiB) in front of "
+                + "./pmcache-data/backing.img (8 GiB, sparse) on ./pmcache-data/pmcache.sock."})
+public final class ServeCommand implements Callable<Integer> {
+    private static final Logger log = LoggerFactory.getLogger(ServeCommand.class);
+    static final Path DEMO_DIR = Path.of("pmcache-data");
+
+    @Option(names = "--cache", paramLabel = "FILE", description = "Cache medium: a file on pmem/DAX, /dev/shm or fast storage.")
+    Path cache;
+
+    @Option(names = "--cache-size", paramLabel = "SIZE", converter = SizeConverter.class,
+            description = "Size of a new cache file (used when the file is missing or empty), e.g. 1G.")
+    Long cacheSize;
+
+    @Option(names = "--backing", paramLabel = "FILE", description = "Backing file or block device.")
+    Path backing;
+
+    @Option(names = "--backing-size", paramLabel = "SIZE", converter = SizeConverter.class,
+            description = "Size of a new sparse backing file (used when the file is missing), e.g. 8G.")
+    Long backingSize;
+
+    @Option(names = "--socket", paramLabel = "PATH", description = "Serve on this unix socket (mode 0600).")
+    Path socket;
+
+    @Option(names = "--listen", paramLabel = "HOST:PORT", description = "Serve on TCP (opt-in), e.g. 127.0.0.1:10809.")
+    String listen;
+
+    @Option(names = "--export", paramLabel = "NAME", defaultValue = "pmcache",
+            description = "Export name (the empty name is always accepted too). Default: ${DEFAULT-VALUE}.")
+    String export;
+
+    @Option(names = "--parallel", paramLabel = "N",
+            description = "Data heads and kset streams, 1..128 (default: 4, fewer on small caches).")
+    Integer parallel;
+
+    @Option(names = "--segment-size", paramLabel = "SIZE", converter = SizeConverter.class,
+            description = "Segment size of a new cache: power of two, 1M..1G. Default: 16M.")
+    Long segmentSize;
+
+    @Option(names = "--gc-percent", paramLabel = "P", description = "Start gc at P% used segments, 0..90 (default: as stored, 70 when new).")
+    Integer gcPercent;
+
+    @Option(names = "--data-crc", description = "New cache: verify data CRCs at replay and before writeback.")
+    boolean dataCrc;
+
+    @Option(names = "--read-only", description = "Serve read-only.")
+    boolean readOnly;
+
+    @Option(names = "--max-connections", paramLabel = "N", defaultValue = "64",
+            description = "Most concurrent NBD connections. Default: ${DEFAULT-VALUE}.")
+    int maxConnections;
+
+    @Override
+    public Integer call() throws Exception {
+        boolean demo = cache == null && backing == null && socket == null && listen == null;
+        if (demo) {
+            Files.createDirectories(DEMO_DIR);
+            cache = DEMO_DIR.resolve("cache.img");
+            backing = DEMO_DIR.resolve("backing.img");
+            socket = DEMO_DIR.resolve("pmcache.sock");
+            if (cacheSize == null) {
+                cacheSize = 1L << 30;
+            }
+            if (backingSize == null) {
+                backingSize = 8L << 30;
+            }
+        }
+        if (cache == null || backing == null) {
+            throw new IllegalArgumentException("give both --cache FILE and --backing FILE (or no options for the demo)");
+        }
+        if (socket == null && listen == null) {
+            throw new IllegalArgumentException("give --socket PATH or --listen HOST:PORT");
+        }
+        if (gcPercent != null) {
+            CacheOptions.checkGcPercent(gcPercent);
+        }
+        FormatOptions format = new FormatOptions(segmentSize != null ? segmentSize : Superblock.DEFAULT_SEGMENT_SIZE,
+                dataCrc);
+        try (FileBackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false);
+             MappedFileMedium medium = CacheFiles.openOrFormat(cache, cacheSize, disk, format)) {
+            int segments = Cache.superblock(medium).segmentCount();
+            int heads = parallel != null ? parallel
+                    : Math.max(1, Math.min(4, segments / CacheOptions.SEGMENTS_PER_HEAD));
+            CacheOptions options = CacheOptions.defaults().withParallel(heads)
+                    .withGcPercent(gcPercent != null ? gcPercent : -1);
+            try (Cache c = Cache.open(medium, disk, options)) {
+                serve(c, demo);
+            }
+        }
+        log.info("stopped cleanly");
+        return 0;
+    }
+
+    private void serve(Cache c, boolean demo) throws IOException, InterruptedException {
+        NbdServer server = NbdServer.builder().device(c).exportName(export)
+                .description("pmcache: " + cache + " in front of " + backing)
+                .readOnly(readOnly).maxConnections(maxConnections).build();
+        CountDownLatch stop = new CountDownLatch(1);
+        StopSignals.onTermOrInt(stop::countDown);
+        try {
+            if (socket != null) {
+                server.listenUnix(socket.toAbsolutePath());
+            }
+            if (listen != null) {
+                int colon = listen.lastIndexOf(':');
+                if (colon < 0) {
+                    throw new IllegalArgumentException("--listen wants HOST:PORT, got '" + listen + "'");
+                }
+                int port;
+                try {
+                    port = Integer.parseInt(listen.substring(colon + 1));
+                } catch (NumberFormatException e) {
+                    throw new IllegalArgumentException("--listen wants HOST:PORT, got '" + listen + "'");
+                }
+                server.listenTcp(listen.substring(0, colon).replaceAll("^\\[|\\]$", ""), port);
+            }
+            for (String uri : server.uris()) {
+                System.out.println(uri);
+            }
+            System.out.flush();
+            if (demo) {
+                System.err.println("pmcache: serving the demo. Try:  nbdinfo '" + server.uri() + "'");
+                System.err.println("pmcache: stop with Ctrl-C (or SIGTERM); the cache is kept for the next run.");
+            }
+            stop.await();
+            log.info("stopping: closing connections, sealing ksets");
+        } finally {
+            server.close();
+        }
+    }
+}
