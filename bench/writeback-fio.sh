@@ -28,7 +28,7 @@ run_fio() { # uri -> prints IOPS
   fio --name=wb --ioengine=nbd --uri="$1" --rw=randwrite --bs=4k --iodepth="$QD" --size="$SET" \
       --time_based --runtime="$RUNTIME" --ramp_time="$RAMP" --norandommap --randrepeat=0 \
       --output-format=json 2>/dev/null |
-    python3 -c 'import json,sys; print(round(json.load(sys.stdin)["jobs"][0]["write"]["iops"]))'
+    python3 -c 'import json,sys; t=sys.stdin.read(); print(round(json.loads(t[t.index("{"):])["jobs"][0]["write"]["iops"]))'
 }
 
 ref=(); pm=()
