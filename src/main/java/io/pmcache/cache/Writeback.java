@@ -10,7 +10,6 @@ import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.Semaphore;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongConsumer;
 import org.slf4j.Logger;
@@ -26,9 +25,14 @@ import org.slf4j.LoggerFactory;
  *   <li>Lay their dirty keys over each other in log order (the newest wins inside the batch), and
  *       with the data-CRC option drop keys whose data fails its CRC.</li>
  *   <li>Write the resulting extents to the backing device concurrently (zero extents as
- *       write-zeroes), then flush the backing device once.</li>
- *   <li>Only then advance and persist the dirty tail.</li>
+ *       write-zeroes), by a few virtual-thread workers over the offset-sorted extents.</li>
+ *   <li>Meanwhile, in the stepping thread, flush the backing device, which makes the previous
+ *       step's writes (all completed before the flush began) durable, and only then advance and
+ *       persist the dirty tail over that previous batch. The flush of one batch thus overlaps
+ *       the writes of the next.</li>
  * </ol>
+ * Invariant: dirty tail ≤ {@code written} (the end of what was written to the backing device); the
+ * dirty tail only ever moves to a position whose writes all completed before a successful flush.
  * A failure anywhere leaves the dirty tail where it was: the data stays dirty and readable in the
  * cache and the step is retried with backoff. Because every write acknowledged before a FLUSH sits
  * in a kset before every write after it, the backing device only ever moves through states that
@@ -43,6 +47,10 @@ final class Writeback {
     private final Engine e;
     private final ReentrantLock lock = new ReentrantLock();
     private final ExecutorService io = Executors.newVirtualThreadPerTaskExecutor();
+    /** End of the ksets whose data was written to the backing device (not necessarily flushed). */
+    private LogPosition written;
+    /** Dirty bytes between the dirty tail and {@link #written}. */
+    private long writtenBytes;
 
     Writeback(Engine e) {
         this.e = e;
@@ -67,9 +75,13 @@ final class Writeback {
 
     private Step stepLocked() {
         LogPosition tail = e.info.current().dirtyTail();
+        if (written == null || written.ksetSeq() < tail.ksetSeq()) {
+            written = tail;
+            writtenBytes = 0;
+        }
         List<KeyRecord> batch = new ArrayList<>();
         long bytes = 0;
-        LogPosition pos = tail;
+        LogPosition pos = written;
         while (batch.size() < MAX_KEYS && bytes < MAX_BYTES && pos.ksetSeq() < e.keyLog.nextSeq()
                 && e.keyLog.isSealed(pos.ksetSeq())) {
             LogReader.KsetAt k = e.reader.read(pos);
@@ -97,27 +109,46 @@ final class Writeback {
             }
             pos = k.next();
         }
-        if (pos.equals(tail)) {
+        boolean newBatch = !pos.equals(written);
+        boolean unsynced = written.ksetSeq() > tail.ksetSeq();
+        if (!newBatch && !unsynced) {
             return Step.IDLE;
         }
+        List<Future<?>> writes = newBatch ? startWrites(batch) : List.of();
         try {
-            writeBatch(batch);
+            if (unsynced) {
+                e.backing.flush();
+                advanceTail(written, writtenBytes);
+                writtenBytes = 0;
+            }
+            awaitWrites(writes);
         } catch (IOException | RuntimeException ex) {
+            cancel(writes);
+            written = e.info.current().dirtyTail();
+            writtenBytes = 0;
             e.stats.backingErrors.increment();
             e.stats.lastBackingError = String.valueOf(ex.getMessage());
             log.warn("writeback of {} keys from {} failed, will retry: {}", batch.size(), tail, ex.toString());
             return Step.FAILED;
         }
-        LogPosition resolved = e.reader.resolve(pos);
-        e.info.setDirtyTail(resolved != null ? resolved : pos);
-        e.stats.dirtyBytes.addAndGet(-bytes);
-        e.stats.writebackBytes.add(bytes);
-        e.stats.writebackKeys.add(batch.size());
-        e.stats.writebackBatches.increment();
+        if (newBatch) {
+            LogPosition resolved = e.reader.resolve(pos);
+            written = resolved != null ? resolved : pos;
+            writtenBytes += bytes;
+            e.stats.writebackKeys.add(batch.size());
+            e.stats.writebackBatches.increment();
+        }
         return Step.PROGRESS;
     }
 
-    private void writeBatch(List<KeyRecord> batch) throws IOException {
+    private void advanceTail(LogPosition to, long bytes) {
+        e.info.setDirtyTail(to);
+        e.stats.dirtyBytes.addAndGet(-bytes);
+        e.stats.writebackBytes.add(bytes);
+    }
+
+    /** Lays the batch over itself (newest wins) and starts writing it with a few workers. */
+    private List<Future<?>> startWrites(List<KeyRecord> batch) {
         ExtentMap latest = new ExtentMap();
         for (KeyRecord key : batch) {
             if (key.zero()) {
@@ -131,33 +162,45 @@ final class Writeback {
                         key.generation(), true), null);
             }
         }
-        Semaphore slots = new Semaphore(MAX_IN_FLIGHT);
-        List<Future<?>> inFlight = new ArrayList<>();
+        List<Extent> extents = latest.snapshot();
+        java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
+        int workers = Math.min(MAX_IN_FLIGHT, extents.size());
+        List<Future<?>> futures = new ArrayList<>(workers);
+        for (int w = 0; w < workers; w++) {
+            futures.add(io.submit(() -> {
+                for (int i = next.getAndIncrement(); i < extents.size(); i = next.getAndIncrement()) {
+                    writeExtent(extents.get(i));
+                }
+                return null;
+            }));
+        }
+        return futures;
+    }
+
+    private static void awaitWrites(List<Future<?>> futures) throws IOException {
         try {
-            for (Extent x : latest.snapshot()) {
-                slots.acquireUninterruptibly();
-                inFlight.add(io.submit(() -> {
-                    try {
-                        writeExtent(x);
-                        return null;
-                    } finally {
-                        slots.release();
-                    }
-                }));
-            }
-            for (Future<?> f : inFlight) {
+            for (Future<?> f : futures) {
                 f.get();
             }
         } catch (InterruptedException ex) {
             Thread.currentThread().interrupt();
             throw new java.io.InterruptedIOException("writeback interrupted");
         } catch (java.util.concurrent.ExecutionException ex) {
-            for (Future<?> f : inFlight) {
-                f.cancel(false);
-            }
             throw ex.getCause() instanceof IOException io ? io : new IOException(ex.getCause());
         }
-        e.backing.flush();
+    }
+
+    private static void cancel(List<Future<?>> futures) {
+        for (Future<?> f : futures) {
+            f.cancel(false);
+        }
+        for (Future<?> f : futures) {
+            try {
+                f.get();
+            } catch (Exception ignored) {
+                // the failure was reported by the caller; here we only wait for the workers to stop
+            }
+        }
     }
 
     private void writeExtent(Extent x) throws IOException {
