@@ -119,7 +119,9 @@ public final class StatusSource implements AutoCloseable {
         doc.put("writeback", wb);
         NbdStats.Snapshot n = nbd();
         if (n != null) {
-            doc.put("nbd", Json.recordToMap(n));
+            Map<String, Object> m = Json.recordToMap(n);
+            m.replaceAll((k, v) -> v instanceof Map<?, ?> sub ? new java.util.TreeMap<>(sub) : v);
+            doc.put("nbd", m);
         }
         return doc;
     }
