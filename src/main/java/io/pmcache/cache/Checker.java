@@ -319,10 +319,19 @@ public final class Checker {
             ksets++;
             bytes += Kset.bytes(k.capacity());
             long seq = k.at().ksetSeq();
+            // A seal magic without a valid seal: the seal is written only after the slots were
+            // persisted, so a key failing here is damage, not a crash artifact.
+            boolean keysFinal = k.sealed() || m.get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED,
+                    table.address(k.at().segment(), k.at().offset()) + Kset.SEAL_OFFSET) == Kset.SEAL_MAGIC;
             if (!k.sealed()) {
                 unsealed++;
-                warn("kset #" + seq + " at " + k.at() + " is not sealed (the process or the power died while it "
-                        + "was open); the next open keeps its valid keys and seals it");
+                if (keysFinal) {
+                    warn("kset #" + seq + " at " + k.at() + ": its seal fails its CRC (a torn seal, or a damaged "
+                            + "key or count); the next open treats it as unsealed");
+                } else {
+                    warn("kset #" + seq + " at " + k.at() + " is not sealed (the process or the power died while "
+                            + "it was open); the next open keeps its valid keys and seals it");
+                }
             }
             for (int slot = 0; slot < k.slots(); slot++) {
                 if (reader.slotEmpty(k, slot)) {
@@ -330,7 +339,7 @@ public final class Checker {
                 }
                 KeyRecord key = reader.key(k, slot);
                 if (key == null) {
-                    if (k.sealed()) {
+                    if (keysFinal) {
                         bad++;
                         keyFinding(Severity.ERROR, "kset #" + seq + " slot " + slot
                                 + ": key fails its CRC or bounds check");
@@ -342,7 +351,7 @@ public final class Checker {
                 if (current && (!k.sealed() || verifyData)) {
                     dataChecked++;
                     if (!reader.dataMatches(key)) {
-                        if (k.sealed()) {
+                        if (keysFinal) {
                             dataErrors++;
                             keyFinding(Severity.ERROR, "kset #" + seq + " slot " + slot + ": data CRC mismatch for ["
                                     + key.offset() + ", +" + key.length() + ") in segment " + key.segment());
