@@ -19,7 +19,8 @@ import picocli.CommandLine.Model.CommandSpec;
  * corruption was found (warnings allowed), {@value #EXIT_CORRUPT} when some was.
  */
 @Command(name = "check", mixinStandardHelpOptions = true,
-        description = {"Verify a cache offline: the superblock, both slots of the cache info and of every "
+        description = {"Verify a cache offline, read-only.",
+            "Checks the superblock, both slots of the cache info and of every "
                 + "segment's info, and the whole key log (kset headers and seals, key CRCs and bounds, data CRCs "
                 + "when the cache was formatted with --data-crc or with --verify-data).",
             "The file is mapped read-only and never modified. Run it on a cache that is not being served.",

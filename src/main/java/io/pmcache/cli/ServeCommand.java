@@ -65,7 +65,7 @@ public final class ServeCommand implements Callable<Integer> {
             description = "Segment size of a new cache: power of two, 1M..1G. Default: 16M.")
     Long segmentSize;
 
-    @Option(names = "--gc-percent", paramLabel = "P", description = "Start gc at P% used segments, 0..90 (default: as stored, 70 when new).")
+    @Option(names = "--gc-percent", paramLabel = "P", description = "Start gc at P%% used segments, 0..90 (default: as stored, 70 when new).")
     Integer gcPercent;
 
     @Option(names = "--data-crc", description = "New cache: verify data CRCs at replay and before writeback.")

@@ -25,7 +25,7 @@ public final class SetCommand implements Runnable {
     }
 
     @Command(name = "gc-percent", mixinStandardHelpOptions = true,
-            description = {"Start garbage collection when more than N% of the segments are used (0..90). "
+            description = {"Start garbage collection when more than N%% of the segments are used (0..90). "
                     + "Persisted in the cache; takes effect at once."})
     static final class GcPercent implements Callable<Integer> {
         @Spec
