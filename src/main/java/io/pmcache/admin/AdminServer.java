@@ -191,6 +191,7 @@ public final class AdminServer implements AutoCloseable {
             reply(ex, 400, "application/json", Json.write(Map.of("error", e.getMessage())));
             return;
         }
+        src.invalidate();
         log.info("gc_percent changed from {} to {} through the admin endpoint", old, value);
         reply(ex, 200, "application/json", Json.write(Map.of("gc_percent", gcPercent.getAsInt())));
     }

@@ -51,6 +51,11 @@ public final class StatusSource implements AutoCloseable {
         return t;
     }
 
+    /** Forgets the cached snapshot: the next read takes a fresh one. */
+    public void invalidate() {
+        taken = null;
+    }
+
     public CacheStatus cache() {
         return taken().cache;
     }
@@ -109,6 +114,7 @@ public final class StatusSource implements AutoCloseable {
 
     /** The document served at {@code /status} and printed by {@code pmcache status --json}. */
     public Map<String, Object> statusDocument() {
+        invalidate(); // /status is read by people and scripts right after a change: never stale
         Map<String, Object> doc = new LinkedHashMap<>();
         doc.put("source", "live");
         doc.put("cache", Json.recordToMap(cache()));
