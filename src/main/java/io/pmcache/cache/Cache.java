@@ -258,6 +258,7 @@ public final class Cache implements BlockDevice {
     public CacheStatus status() {
         CacheStats s = e.stats;
         CacheInfo info = e.info.current();
+        var head = e.keyLog.head();
         return new CacheStatus(size(), e.superblock.segmentSize(), e.segments.count(), e.allocator.usedCount(),
                 info.gcPercent(), e.superblock.dataCrc(),
                 s.reads.sum(), s.readBytes.sum(), s.writes.sum(), s.writeBytes.sum(), s.flushes.sum(), s.trims.sum(),
@@ -267,7 +268,8 @@ public final class Cache implements BlockDevice {
                 info.dirtyTail().toString(), s.backingErrors.sum(), s.backingRetries.sum(), s.lastBackingError,
                 s.gcPasses.sum(), s.gcKsets.sum(), s.segmentsReclaimed.sum(), s.corruptKeysSkipped.sum(),
                 s.dataCrcErrors.sum(), s.replayNanos, s.replayKsets, s.replayKeys,
-                info.keyTail().toString(), info.dirtyTail().toString(), e.keyLog.head().toString());
+                info.keyTail().toString(), info.dirtyTail().toString(), head.toString(),
+                Math.max(0, head.ksetSeq() - info.dirtyTail().ksetSeq()));
     }
 
     /**

@@ -2,7 +2,8 @@ package io.pmcache.cache;
 
 /**
  * A snapshot of the engine's figures. Byte counts are bytes; times are nanoseconds unless named
- * otherwise.
+ * otherwise. {@code writebackLagKsets} is how many ksets lie between the dirty tail and the key
+ * head: the log writeback has still to walk.
  */
 public record CacheStatus(
         long deviceSize, long segmentSize, int segmentsTotal, int segmentsUsed, int gcPercent, boolean dataCrc,
@@ -14,5 +15,5 @@ public record CacheStatus(
         long gcPasses, long gcKsets, long segmentsReclaimed,
         long corruptKeysSkipped, long dataCrcErrors,
         long replayNanos, long replayKsets, long replayKeys,
-        String keyTail, String dirtyTail, String keyHead) {
+        String keyTail, String dirtyTail, String keyHead, long writebackLagKsets) {
 }

@@ -49,6 +49,9 @@ final class Replay {
     private final List<Unsealed> unsealed = new ArrayList<>();
     private long ksets;
     private long keys;
+    /** A long replay says how far it got every few seconds. */
+    private static final long PROGRESS_NANOS = 5_000_000_000L;
+    private long lastProgress = System.nanoTime();
 
     private record Unsealed(LogReader.KsetAt kset, BitSet taken, List<KeyRecord> keys) {
     }
@@ -111,6 +114,11 @@ final class Replay {
             }
             replayKset(k, k.at().ksetSeq() >= dirtySeq);
             pos = k.next();
+            long now = System.nanoTime();
+            if (now - lastProgress >= PROGRESS_NANOS) {
+                lastProgress = now;
+                log.info("replay in progress: {} ksets, {} keys so far, at {}", ksets, keys, pos);
+            }
         }
     }
 

@@ -6,7 +6,8 @@ import picocli.CommandLine.Command;
 /** The {@code pmcache} command. */
 @Command(name = "pmcache", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "A persistent-memory write-back cache for block devices, served over NBD.",
-        subcommands = {ServeCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {FormatCommand.class, ServeCommand.class, StatusCommand.class, CheckCommand.class,
+            DetachCommand.class, SetCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
     public static void main(String[] args) {

@@ -1,5 +1,7 @@
 package io.pmcache.cli;
 
+import io.pmcache.admin.AdminServer;
+import io.pmcache.admin.StatusSource;
 import io.pmcache.backing.FileBackingDevice;
 import io.pmcache.cache.Cache;
 import io.pmcache.cache.CacheOptions;
@@ -8,6 +10,7 @@ import io.pmcache.format.Superblock;
 import io.pmcache.media.MappedFileMedium;
 import io.pmcache.nbd.NbdServer;
 import java.io.IOException;
+import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -62,14 +65,26 @@ public final class ServeCommand implements Callable<Integer> {
             description = "Segment size of a new cache: power of two, 1M..1G. Default: 16M.")
     Long segmentSize;
 
-    @Option(names = "--gc-percent", paramLabel = "P", description = "Start gc at P% used segments, 0..90 (default: as stored, 70 when new).")
+    @Option(names = "--gc-percent", paramLabel = "P", description = "Start gc at P%% used segments, 0..90 (default: as stored, 70 when new).")
     Integer gcPercent;
 
     @Option(names = "--data-crc", description = "New cache: verify data CRCs at replay and before writeback.")
     boolean dataCrc;
 
+    @Option(names = "--no-writeback",
+            description = "Do not write back in the background: dirty data stays in the cache until a later serve "
+                    + "without this option or `pmcache detach`; when the cache is full, writes wait. For "
+                    + "maintenance windows of the backing device, and tests.")
+    boolean noWriteback;
+
     @Option(names = "--read-only", description = "Serve read-only.")
     boolean readOnly;
+
+    @Option(names = "--admin", paramLabel = "HOST:PORT",
+            description = "Serve the admin HTTP endpoint (/metrics, /status, /gc-percent) here; a bare PORT means "
+                    + "127.0.0.1 (loopback). It has no authentication: keep it on loopback or a trusted network. "
+                    + "Off unless given.")
+    String admin;
 
     @Option(names = "--max-connections", paramLabel = "N", defaultValue = "64",
             description = "Most concurrent NBD connections. Default: ${DEFAULT-VALUE}.")
@@ -99,6 +114,7 @@ public final class ServeCommand implements Callable<Integer> {
         if (gcPercent != null) {
             CacheOptions.checkGcPercent(gcPercent);
         }
+        InetSocketAddress adminAddress = admin != null ? AdminServer.parseAddress(admin) : null;
         FormatOptions format = new FormatOptions(segmentSize != null ? segmentSize : Superblock.DEFAULT_SEGMENT_SIZE,
                 dataCrc);
         try (FileBackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false);
@@ -107,22 +123,31 @@ public final class ServeCommand implements Callable<Integer> {
             int heads = parallel != null ? parallel
                     : Math.max(1, Math.min(4, segments / CacheOptions.SEGMENTS_PER_HEAD));
             CacheOptions options = CacheOptions.defaults().withParallel(heads)
-                    .withGcPercent(gcPercent != null ? gcPercent : -1);
+                    .withGcPercent(gcPercent != null ? gcPercent : -1).withWriteback(!noWriteback);
+            if (noWriteback) {
+                log.warn("background writeback is off (--no-writeback): dirty data stays in the cache");
+            }
             try (Cache c = Cache.open(medium, disk, options)) {
-                serve(c, demo);
+                serve(c, demo, adminAddress);
             }
         }
         log.info("stopped cleanly");
         return 0;
     }
 
-    private void serve(Cache c, boolean demo) throws IOException, InterruptedException {
+    private void serve(Cache c, boolean demo, InetSocketAddress adminAddress)
+            throws IOException, InterruptedException {
         NbdServer server = NbdServer.builder().device(c).exportName(export)
                 .description("pmcache: " + cache + " in front of " + backing)
                 .readOnly(readOnly).maxConnections(maxConnections).build();
         CountDownLatch stop = new CountDownLatch(1);
         StopSignals.onTermOrInt(stop::countDown);
+        AdminServer adminServer = null;
         try {
+            if (adminAddress != null) {
+                adminServer = AdminServer.start(adminAddress, StatusSource.of(c, server), c::gcPercent,
+                        c::setGcPercent);
+            }
             if (socket != null) {
                 server.listenUnix(socket.toAbsolutePath());
             }
@@ -150,6 +175,9 @@ public final class ServeCommand implements Callable<Integer> {
             stop.await();
             log.info("stopping: closing connections, sealing ksets");
         } finally {
+            if (adminServer != null) {
+                adminServer.close();
+            }
             server.close();
         }
     }

@@ -32,14 +32,17 @@ public final class MappedFileMedium implements Medium {
     private final Path path;
     private final long size;
     private final boolean sync;
+    private final boolean readOnly;
     private final Arena arena;
     private final MemorySegment segment;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    private MappedFileMedium(Path path, long size, boolean sync, Arena arena, MemorySegment segment) {
+    private MappedFileMedium(Path path, long size, boolean sync, boolean readOnly, Arena arena,
+                             MemorySegment segment) {
         this.path = path;
         this.size = size;
         this.sync = sync;
+        this.readOnly = readOnly;
         this.arena = arena;
         this.segment = segment;
     }
@@ -104,6 +107,35 @@ public final class MappedFileMedium implements Medium {
         }
     }
 
+    /**
+     * Maps all of an existing regular file or block device READ_ONLY, for tools that must never
+     * modify a cache (offline status and check). Any store into {@link #segment()} fails, and
+     * {@link #persist} refuses.
+     */
+    public static MappedFileMedium openReadOnly(Path file) throws IOException {
+        checkMappable(file, false);
+        FileChannel ch;
+        try {
+            ch = FileChannel.open(file, StandardOpenOption.READ);
+        } catch (NoSuchFileException e) {
+            throw new NoSuchFileException(file.toString(), null, "cache medium does not exist");
+        }
+        try (ch) {
+            long size = ch.size();
+            if (size <= 0) {
+                throw new IOException(file + ": is empty (size " + size + "); nothing to map");
+            }
+            Arena arena = Arena.ofShared();
+            try {
+                MemorySegment seg = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+                return new MappedFileMedium(file, size, false, true, arena, seg);
+            } catch (IOException | RuntimeException e) {
+                arena.close();
+                throw new IOException(file + ": cannot map " + size + " bytes read-only: " + e.getMessage(), e);
+            }
+        }
+    }
+
     /** {@link #create} when {@code create}, else {@link #open(Path, long)}. */
     public static MappedFileMedium open(Path file, long size, boolean create) throws IOException {
         return create ? create(file, size) : open(file, size);
@@ -132,6 +164,9 @@ public final class MappedFileMedium implements Medium {
     @Override
     public void persist(long offset, long length) {
         Objects.checkFromIndexSize(offset, length, size);
+        if (readOnly) {
+            throw new UnsupportedOperationException(path + " is mapped read-only");
+        }
         if (length == 0) {
             return;
         }
@@ -140,7 +175,7 @@ public final class MappedFileMedium implements Medium {
 
     @Override
     public String describe() {
-        return path + " (" + size + " bytes, mapped " + (sync ? "READ_WRITE_SYNC/DAX" : "READ_WRITE/msync") + ")";
+        return path + " (" + size + " bytes, mapped " + (readOnly ? "READ_ONLY" : sync ? "READ_WRITE_SYNC/DAX" : "READ_WRITE/msync") + ")";
     }
 
     @Override
@@ -167,7 +202,7 @@ public final class MappedFileMedium implements Medium {
                 seg = ch.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
                 sync = false;
             }
-            return new MappedFileMedium(file, size, sync, arena, seg);
+            return new MappedFileMedium(file, size, sync, false, arena, seg);
         } catch (IOException | RuntimeException e) {
             arena.close();
             throw new IOException(file + ": cannot map " + size + " bytes: " + e.getMessage(), e);

@@ -1,0 +1,232 @@
+package io.pmcache.admin;
+
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.function.IntConsumer;
+import java.util.function.IntSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The admin HTTP endpoint of {@code pmcache serve --admin}:
+ * <ul>
+ *   <li>{@code GET /metrics}: Prometheus text exposition ({@link Metrics});</li>
+ *   <li>{@code GET /status}: the figures as JSON ({@link StatusSource#statusDocument()});</li>
+ *   <li>{@code GET /gc-percent}: {@code {"gc_percent": N}}; {@code POST} or {@code PUT} with a body
+ *       {@code N} (or {@code {"gc_percent": N}}) changes it (0..90; 400 otherwise).</li>
+ * </ul>
+ * It has no authentication: it binds to loopback unless the operator names another address.
+ */
+public final class AdminServer implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(AdminServer.class);
+
+    private final HttpServer http;
+    private final ExecutorService executor;
+    private final StatusSource src;
+    private final Metrics metrics;
+    private final IntSupplier gcPercent;
+    private final IntConsumer setGcPercent;
+
+    private AdminServer(HttpServer http, StatusSource src, IntSupplier gcPercent, IntConsumer setGcPercent) {
+        this.http = http;
+        this.src = src;
+        this.metrics = new Metrics(src);
+        this.gcPercent = gcPercent;
+        this.setGcPercent = setGcPercent;
+        this.executor = Executors.newVirtualThreadPerTaskExecutor();
+        http.setExecutor(executor);
+        http.createContext("/metrics", ex -> handle(ex, this::metrics));
+        http.createContext("/status", ex -> handle(ex, this::status));
+        http.createContext("/gc-percent", ex -> handle(ex, this::gcPercent));
+        http.createContext("/", ex -> handle(ex, e -> reply(e, 404, "text/plain",
+                "not found; try /metrics, /status or /gc-percent\n")));
+    }
+
+    /**
+     * Binds {@code address} and starts serving.
+     *
+     * @param gcPercent    reads the knob
+     * @param setGcPercent changes it; throws {@link IllegalArgumentException} when out of range
+     */
+    public static AdminServer start(InetSocketAddress address, StatusSource src, IntSupplier gcPercent,
+                                    IntConsumer setGcPercent) throws IOException {
+        HttpServer http;
+        try {
+            http = HttpServer.create(address, 16);
+        } catch (java.net.BindException e) {
+            throw new IOException("cannot bind the admin endpoint to " + address + ": " + e.getMessage()
+                    + " (is another pmcache or program using that port?)");
+        }
+        AdminServer s = new AdminServer(http, src, gcPercent, setGcPercent);
+        http.start();
+        log.info("admin endpoint on {} (/metrics, /status, /gc-percent)", s.url());
+        return s;
+    }
+
+    /** The bound address (the real port when 0 was asked for). */
+    public InetSocketAddress address() {
+        return http.getAddress();
+    }
+
+    public String url() {
+        InetSocketAddress a = address();
+        String host = a.getAddress().getHostAddress();
+        return "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + a.getPort();
+    }
+
+    /**
+     * Parses {@code HOST:PORT}, {@code [V6]:PORT} or a bare {@code PORT} (which means loopback,
+     * 127.0.0.1).
+     */
+    public static InetSocketAddress parseAddress(String spec) {
+        String s = spec.trim();
+        String host = "127.0.0.1";
+        String port = s;
+        int colon = s.lastIndexOf(':');
+        if (colon >= 0) {
+            host = s.substring(0, colon).replaceAll("^\\[|\\]$", "");
+            port = s.substring(colon + 1);
+            if (host.isEmpty()) {
+                host = "127.0.0.1";
+            }
+        }
+        int p;
+        try {
+            p = Integer.parseInt(port);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("'" + spec + "' is not HOST:PORT or PORT (e.g. 127.0.0.1:9110)");
+        }
+        if (p < 0 || p > 65535) {
+            throw new IllegalArgumentException("port " + p + " in '" + spec + "' is not 0..65535");
+        }
+        return new InetSocketAddress(host, p);
+    }
+
+    @FunctionalInterface
+    private interface Handler {
+        void handle(HttpExchange ex) throws IOException;
+    }
+
+    private void handle(HttpExchange ex, Handler h) {
+        try (ex) {
+            h.handle(ex);
+        } catch (IOException e) {
+            log.debug("admin request {} {} failed: {}", ex.getRequestMethod(), ex.getRequestURI(), e.toString());
+        } catch (RuntimeException e) {
+            log.warn("admin request {} {} failed: {}", ex.getRequestMethod(), ex.getRequestURI(), e.toString());
+            try {
+                reply(ex, 500, "text/plain", "internal error: " + e + "\n");
+            } catch (IOException | RuntimeException ignored) {
+                // the response may have started already
+            }
+        }
+    }
+
+    private static void reply(HttpExchange ex, int code, String type, String body) throws IOException {
+        byte[] b = body.getBytes(StandardCharsets.UTF_8);
+        ex.getResponseHeaders().set("Content-Type", type);
+        boolean head = "HEAD".equals(ex.getRequestMethod());
+        ex.sendResponseHeaders(code, head ? -1 : b.length == 0 ? -1 : b.length);
+        if (!head && b.length > 0) {
+            try (OutputStream out = ex.getResponseBody()) {
+                out.write(b);
+            }
+        }
+    }
+
+    private static boolean isGet(HttpExchange ex) {
+        return "GET".equals(ex.getRequestMethod()) || "HEAD".equals(ex.getRequestMethod());
+    }
+
+    private static void methodNotAllowed(HttpExchange ex, String allow) throws IOException {
+        ex.getResponseHeaders().set("Allow", allow);
+        reply(ex, 405, "text/plain", "method " + ex.getRequestMethod() + " not allowed; use " + allow + "\n");
+    }
+
+    private void metrics(HttpExchange ex) throws IOException {
+        if (!isGet(ex)) {
+            methodNotAllowed(ex, "GET");
+            return;
+        }
+        reply(ex, 200, Metrics.contentType(), metrics.scrape());
+    }
+
+    private void status(HttpExchange ex) throws IOException {
+        if (!isGet(ex)) {
+            methodNotAllowed(ex, "GET");
+            return;
+        }
+        reply(ex, 200, "application/json", Json.write(src.statusDocument()));
+    }
+
+    private void gcPercent(HttpExchange ex) throws IOException {
+        String method = ex.getRequestMethod();
+        if (isGet(ex)) {
+            reply(ex, 200, "application/json", Json.write(Map.of("gc_percent", gcPercent.getAsInt())));
+            return;
+        }
+        if (!"POST".equals(method) && !"PUT".equals(method)) {
+            methodNotAllowed(ex, "GET, POST, PUT");
+            return;
+        }
+        String body = new String(ex.getRequestBody().readNBytes(4096), StandardCharsets.UTF_8).trim();
+        Integer value = parseGcPercent(body, ex.getRequestURI());
+        if (value == null) {
+            reply(ex, 400, "application/json", Json.write(Map.of("error",
+                    "give the new gc_percent as the body (e.g. 50, or {\"gc_percent\": 50})")));
+            return;
+        }
+        int old = gcPercent.getAsInt();
+        try {
+            setGcPercent.accept(value);
+        } catch (IllegalArgumentException e) {
+            reply(ex, 400, "application/json", Json.write(Map.of("error", e.getMessage())));
+            return;
+        }
+        src.invalidate();
+        log.info("gc_percent changed from {} to {} through the admin endpoint", old, value);
+        reply(ex, 200, "application/json", Json.write(Map.of("gc_percent", gcPercent.getAsInt())));
+    }
+
+    static Integer parseGcPercent(String body, URI uri) {
+        String v = body;
+        if (v.isEmpty() && uri.getQuery() != null) {
+            for (String kv : uri.getQuery().split("&")) {
+                if (kv.startsWith("value=")) {
+                    v = kv.substring(6);
+                }
+            }
+        }
+        if (v.startsWith("{")) {
+            try {
+                Object o = Json.parse(v);
+                if (o instanceof Map<?, ?> m && m.get("gc_percent") instanceof Long l) {
+                    return l > Integer.MAX_VALUE || l < Integer.MIN_VALUE ? null : (int) (long) l;
+                }
+            } catch (IllegalArgumentException e) {
+                return null;
+            }
+            return null;
+        }
+        try {
+            return Integer.parseInt(v.trim());
+        } catch (NumberFormatException e) {
+            return null;
+        }
+    }
+
+    @Override
+    public void close() {
+        http.stop(0);
+        executor.shutdownNow();
+        src.close();
+    }
+}

@@ -1,0 +1,141 @@
+package io.pmcache.admin;
+
+import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
+import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
+import io.micrometer.core.instrument.binder.system.UptimeMetrics;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.pmcache.cache.CacheStatus;
+import io.pmcache.nbd.NbdStats;
+import java.util.function.ToDoubleFunction;
+
+/**
+ * The Prometheus registry of a running pmcache: function counters and gauges over
+ * {@link StatusSource}, so the engine and the NBD server keep their own cheap counters and know
+ * nothing of Micrometer. Every pmcache meter is named {@code pmcache_*}; the JVM's own meters
+ * ({@code jvm_*}, {@code process_*}, {@code system_*}) come along.
+ *
+ * <p>The exposed names (Micrometer appends the unit and {@code _total} for counters) are listed in
+ * {@code docs/cli.md}.
+ */
+public final class Metrics {
+    private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    private final StatusSource src;
+
+    public Metrics(StatusSource src) {
+        this.src = src;
+        engine();
+        if (src.hasNbd()) {
+            nbd();
+        }
+        new JvmMemoryMetrics().bindTo(registry);
+        new JvmThreadMetrics().bindTo(registry);
+        new ProcessorMetrics().bindTo(registry);
+        new UptimeMetrics().bindTo(registry);
+    }
+
+    public MeterRegistry registry() {
+        return registry;
+    }
+
+    /** The Prometheus text exposition of every meter. */
+    public String scrape() {
+        return registry.scrape();
+    }
+
+    /** The content type of {@link #scrape()}. */
+    public static String contentType() {
+        return "text/plain; version=0.0.4; charset=utf-8";
+    }
+
+    private void counter(String name, String unit, String help, ToDoubleFunction<CacheStatus> f) {
+        FunctionCounter.builder(name, src, s -> f.applyAsDouble(s.cache())).baseUnit(unit).description(help)
+                .register(registry);
+    }
+
+    private void gauge(String name, String unit, String help, ToDoubleFunction<StatusSource> f) {
+        Gauge.builder(name, src, f).baseUnit(unit).description(help).register(registry);
+    }
+
+    private void engine() {
+        counter("pmcache.reads", null, "Read requests served by the cache", CacheStatus::reads);
+        counter("pmcache.writes", null, "Write requests (including write-zeroes) taken by the cache",
+                CacheStatus::writes);
+        counter("pmcache.read", "bytes", "Bytes read from the cache device", CacheStatus::readBytes);
+        counter("pmcache.written", "bytes", "Bytes written to the cache device", CacheStatus::writeBytes);
+        counter("pmcache.flushes", null, "Flush requests", CacheStatus::flushes);
+        counter("pmcache.trims", null, "Trim requests", CacheStatus::trims);
+        counter("pmcache.read.hits", null, "Reads served entirely from the cache medium", CacheStatus::readHits);
+        counter("pmcache.read.partial.hits", null, "Reads served partly from the cache medium, partly from the "
+                + "backing device", CacheStatus::readPartialHits);
+        counter("pmcache.read.misses", null, "Reads served entirely from the backing device",
+                CacheStatus::readMisses);
+        counter("pmcache.fill", "bytes", "Bytes inserted into the cache by read-miss fills", CacheStatus::fillBytes);
+        counter("pmcache.fills.skipped", null, "Read-miss fills skipped (no space or a racing write)",
+                CacheStatus::fillsSkipped);
+        counter("pmcache.ksets.sealed", null, "Key sets sealed into the key log", CacheStatus::ksetsSealed);
+        counter("pmcache.writeback", "bytes", "Bytes written back to the backing device",
+                CacheStatus::writebackBytes);
+        counter("pmcache.writeback.keys", null, "Keys written back", CacheStatus::writebackKeys);
+        counter("pmcache.writeback.batches", null, "Writeback batches (each ends with a backing sync)",
+                CacheStatus::writebackBatches);
+        counter("pmcache.writer.waits", null, "Writes that waited for free space (gc or writeback)",
+                CacheStatus::spaceWaits);
+        counter("pmcache.writer.wait", "seconds", "Time writes spent waiting for free space",
+                s -> s.spaceWaitNanos() / 1e9);
+        counter("pmcache.backing.errors", null, "Failed backing-device operations", CacheStatus::backingErrors);
+        counter("pmcache.backing.retries", null, "Retried backing-device operations", CacheStatus::backingRetries);
+        counter("pmcache.gc.passes", null, "Garbage collection passes", CacheStatus::gcPasses);
+        counter("pmcache.gc.ksets", null, "Key sets walked by garbage collection", CacheStatus::gcKsets);
+        counter("pmcache.segments.reclaimed", null, "Segments reclaimed by garbage collection",
+                CacheStatus::segmentsReclaimed);
+        counter("pmcache.corrupt.keys.skipped", null, "Keys skipped because they failed their CRC or bounds check",
+                CacheStatus::corruptKeysSkipped);
+        counter("pmcache.data.crc.errors", null, "Data CRC mismatches found", CacheStatus::dataCrcErrors);
+
+        gauge("pmcache.dirty", "bytes", "Bytes in the cache not yet written back", s -> s.cache().dirtyBytes());
+        gauge("pmcache.segments", null, "Segments of the cache medium", s -> s.cache().segmentsTotal());
+        gauge("pmcache.segments.used", null, "Segments in use (key log or data)", s -> s.cache().segmentsUsed());
+        gauge("pmcache.segment.size", "bytes", "Segment size", s -> s.cache().segmentSize());
+        gauge("pmcache.device.size", "bytes", "Size of the cached device", s -> s.cache().deviceSize());
+        gauge("pmcache.gc.percent", null, "Garbage collection starts above this percentage of used segments",
+                s -> s.cache().gcPercent());
+        gauge("pmcache.writeback.rate", "bytes.per.second", "Writeback throughput over the last 10 seconds",
+                StatusSource::writebackRate);
+        gauge("pmcache.writeback.lag", "seconds", "Dirty bytes divided by the writeback rate (+Inf when stalled)",
+                StatusSource::writebackLagSeconds);
+        gauge("pmcache.writeback.lag.ksets", null, "Key sets between the dirty tail and the key head",
+                s -> s.cache().writebackLagKsets());
+        gauge("pmcache.replay", "seconds", "Time the last open spent replaying the key log",
+                s -> s.cache().replayNanos() / 1e9);
+        gauge("pmcache.replay.keys", null, "Keys replayed at the last open", s -> s.cache().replayKeys());
+        gauge("pmcache.replay.ksets", null, "Key sets replayed at the last open", s -> s.cache().replayKsets());
+    }
+
+    private void nbd() {
+        gauge("pmcache.nbd.connections", null, "NBD connections open now", s -> s.nbd().connectionsActive());
+        FunctionCounter.builder("pmcache.nbd.connections.accepted", src, s -> s.nbd().connectionsAccepted())
+                .description("NBD connections accepted").register(registry);
+        FunctionCounter.builder("pmcache.nbd.connections.refused", src, s -> s.nbd().connectionsRefused())
+                .description("NBD connections refused at the connection limit").register(registry);
+        FunctionCounter.builder("pmcache.nbd.protocol.violations", src, s -> s.nbd().protocolViolations())
+                .description("NBD connections closed because the client broke the protocol").register(registry);
+        FunctionCounter.builder("pmcache.nbd.read", src, s -> s.nbd().bytesRead()).baseUnit("bytes")
+                .description("Bytes sent to NBD clients by reads").register(registry);
+        FunctionCounter.builder("pmcache.nbd.written", src, s -> s.nbd().bytesWritten()).baseUnit("bytes")
+                .description("Bytes received from NBD clients by writes").register(registry);
+        NbdStats.Snapshot first = src.nbd();
+        for (String command : first.requests().keySet()) {
+            FunctionCounter.builder("pmcache.nbd.requests", src, s -> s.nbd().requests(command))
+                    .tag("command", command).description("NBD requests received, by command").register(registry);
+        }
+        for (String error : first.errors().keySet()) {
+            FunctionCounter.builder("pmcache.nbd.errors", src, s -> s.nbd().errors(error))
+                    .tag("error", error).description("NBD error replies sent, by error").register(registry);
+        }
+    }
+}

@@ -1,0 +1,52 @@
+package io.pmcache.cli;
+
+import io.pmcache.admin.AdminServer;
+import java.io.IOException;
+import java.net.ConnectException;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+
+/** Talks to a running server's admin endpoint ({@code pmcache serve --admin}). */
+final class AdminClient {
+    private final String base;
+    private final String spec;
+    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+
+    AdminClient(String spec) {
+        this.spec = spec;
+        InetSocketAddress a = AdminServer.parseAddress(spec);
+        String host = a.getHostString();
+        this.base = "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + a.getPort();
+    }
+
+    record Response(int code, String body) {
+    }
+
+    Response get(String path) throws IOException {
+        return send(HttpRequest.newBuilder(URI.create(base + path)).GET());
+    }
+
+    Response post(String path, String body) throws IOException {
+        return send(HttpRequest.newBuilder(URI.create(base + path)).POST(HttpRequest.BodyPublishers.ofString(body)));
+    }
+
+    private Response send(HttpRequest.Builder b) throws IOException {
+        try {
+            HttpResponse<String> r = http.send(b.timeout(Duration.ofSeconds(30)).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            return new Response(r.statusCode(), r.body());
+        } catch (ConnectException e) {
+            throw new IOException("cannot reach the admin endpoint at " + base + " (--admin " + spec
+                    + "): connection refused; is `pmcache serve --admin " + spec + "` running?");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while talking to " + base);
+        } catch (IOException e) {
+            throw new IOException("cannot talk to the admin endpoint at " + base + ": " + e);
+        }
+    }
+}

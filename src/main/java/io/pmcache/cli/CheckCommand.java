@@ -1,0 +1,83 @@
+package io.pmcache.cli;
+
+import io.pmcache.admin.Json;
+import io.pmcache.backing.FileBackingDevice;
+import io.pmcache.cache.Checker;
+import io.pmcache.media.MappedFileMedium;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+/**
+ * {@code pmcache check}: offline, read-only verification of a cache file. Exit status 0 when no
+ * corruption was found (warnings allowed), {@value #EXIT_CORRUPT} when some was.
+ */
+@Command(name = "check", mixinStandardHelpOptions = true,
+        description = {"Verify a cache offline, read-only.",
+            "Checks the superblock, both slots of the cache info and of every "
+                + "segment's info, and the whole key log (kset headers and seals, key CRCs and bounds, data CRCs "
+                + "when the cache was formatted with --data-crc or with --verify-data).",
+            "The file is mapped read-only and never modified. Run it on a cache that is not being served.",
+            "Exit status: 0 clean (warnings such as unsealed ksets after a crash are allowed), "
+                + "3 corruption found, 1 the check could not run, 2 bad usage."})
+public final class CheckCommand implements Callable<Integer> {
+    static final int EXIT_CORRUPT = 3;
+    private static final Logger log = LoggerFactory.getLogger(CheckCommand.class);
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--cache", paramLabel = "FILE", required = true, description = "Cache file or device to check.")
+    Path cache;
+
+    @Option(names = "--backing", paramLabel = "FILE",
+            description = "Also check that the cache was formatted for this backing file or device.")
+    Path backing;
+
+    @Option(names = "--verify-data", description = "Verify the data CRC of every live key even when the cache "
+            + "was formatted without --data-crc (reads all cached data).")
+    boolean verifyData;
+
+    @Option(names = "--json", description = "Print the report as JSON.")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+        PrintWriter out = spec.commandLine().getOut();
+        Checker.Report r;
+        long t0 = System.nanoTime();
+        try (MappedFileMedium m = MappedFileMedium.openReadOnly(cache);
+             FileBackingDevice disk = backing != null ? FileBackingDevice.open(backing, true) : null;
+             ProgressBar bar = new ProgressBar("checking key log", log, n -> n + " segments")) {
+            log.info("checking {}{}", m.describe(), backing != null ? " against " + backing : "");
+            r = Checker.check(m, disk, verifyData, bar::update);
+        }
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        if (json) {
+            out.print(Json.write(StatusCommand.offline(cache, r)));
+        } else {
+            for (Checker.Finding f : r.findings()) {
+                out.println(f);
+            }
+            if (r.superblock() != null && r.cacheInfo() != null) {
+                out.printf("%s: %d of %d segments used; key log: %d ksets (%d unsealed), %d keys (%d live, %d stale), "
+                                + "%d data CRCs verified; up to %s dirty%n", cache, r.segmentsUsed(), r.segmentsTotal(),
+                        r.ksets(), r.ksetsUnsealed(), r.keys(), r.liveKeys(), r.staleKeys(), r.dataChecked(),
+                        SizeConverter.human(r.dirtyBytes()));
+            }
+            out.printf("%s: %s (%d errors, %d warnings, %d ms)%n", cache, r.clean() ? "clean" : "CORRUPT",
+                    r.errors(), r.warnings(), ms);
+        }
+        out.flush();
+        if (!r.clean()) {
+            log.error("{}: {} errors found", cache, r.errors());
+        }
+        return r.clean() ? 0 : EXIT_CORRUPT;
+    }
+}

@@ -1,0 +1,72 @@
+package io.pmcache.cli;
+
+import io.pmcache.backing.FileBackingDevice;
+import io.pmcache.cache.Cache;
+import io.pmcache.cache.CacheOptions;
+import io.pmcache.media.MappedFileMedium;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+/**
+ * {@code pmcache detach}: offline; opens the cache (replaying its log), writes back everything
+ * dirty, syncs the backing device, empties the cache and closes it. Afterwards the backing device
+ * alone holds the data and the cache may be discarded or reformatted.
+ */
+@Command(name = "detach", mixinStandardHelpOptions = true,
+        description = {"Write everything the cache holds back to the backing device and empty the cache, "
+                + "so that the backing device alone holds the data.",
+            "Offline: the cache must not be served at the same time. The cache stays formatted (empty, "
+                + "clean) and can be served again or reformatted."})
+public final class DetachCommand implements Callable<Integer> {
+    private static final Logger log = LoggerFactory.getLogger(DetachCommand.class);
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--cache", paramLabel = "FILE", required = true, description = "Cache file or device.")
+    Path cache;
+
+    @Option(names = "--backing", paramLabel = "FILE", required = true,
+            description = "The backing file or device the cache was formatted for.")
+    Path backing;
+
+    @Override
+    public Integer call() throws Exception {
+        try (FileBackingDevice disk = FileBackingDevice.open(backing, false);
+             MappedFileMedium medium = MappedFileMedium.open(cache)) {
+            if (!Cache.looksFormatted(medium)) {
+                throw new IOException(cache + " is not a pmcache cache; nothing to detach");
+            }
+            long started = System.nanoTime();
+            try (Cache c = Cache.open(medium, disk, CacheOptions.defaults().withParallel(1));
+                 ProgressBar bar = new ProgressBar("writing back", log, SizeConverter::human)) {
+                long dirty = c.status().dirtyBytes();
+                log.info("detaching {}: {} dirty to write back to {}", cache, SizeConverter.human(dirty), backing);
+                long[] total = {dirty};
+                c.detach(left -> {
+                    total[0] = Math.max(total[0], left);
+                    bar.update(total[0] - left, total[0]);
+                });
+                bar.update(total[0], total[0]);
+                var s = c.status();
+                if (s.dirtyBytes() != 0) {
+                    throw new IOException("detach finished with " + s.dirtyBytes() + " bytes still dirty; "
+                            + "last backing error: " + s.lastBackingError());
+                }
+            }
+            long ms = (System.nanoTime() - started) / 1_000_000;
+            log.info("detached {} in {} ms", cache, ms);
+            spec.commandLine().getOut().printf("detached %s: everything is written back; %s alone holds the data "
+                    + "(the cache is empty and clean)%n", cache, backing);
+            spec.commandLine().getOut().flush();
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,140 @@
+package io.pmcache.cli;
+
+import io.pmcache.backing.FileBackingDevice;
+import io.pmcache.cache.Cache;
+import io.pmcache.cache.Checker;
+import io.pmcache.cache.FormatOptions;
+import io.pmcache.format.Superblock;
+import io.pmcache.media.MappedFileMedium;
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+/**
+ * {@code pmcache format}: makes a cache file (or device) an empty cache for one backing device.
+ * Never overwrites a pmcache cache or a non-empty foreign file unless told to with {@code --force}.
+ */
+@Command(name = "format", mixinStandardHelpOptions = true,
+        description = {"Format a cache medium as an empty cache for a backing device.",
+            "Refuses to overwrite an existing pmcache cache or a non-empty file that is not one, "
+                + "unless --force is given (which discards everything the cache held, dirty data too)."})
+public final class FormatCommand implements Callable<Integer> {
+    private static final Logger log = LoggerFactory.getLogger(FormatCommand.class);
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--cache", paramLabel = "FILE", required = true,
+            description = "Cache medium: a file (created when missing) or a block/DAX device.")
+    Path cache;
+
+    @Option(names = "--cache-size", paramLabel = "SIZE", converter = SizeConverter.class,
+            description = "Size of the cache file, e.g. 1G. Required when the file is missing or empty; "
+                    + "with --force, resizes an existing regular file.")
+    Long cacheSize;
+
+    @Option(names = "--backing", paramLabel = "FILE", required = true,
+            description = "Backing file or block device the cache will front.")
+    Path backing;
+
+    @Option(names = "--backing-size", paramLabel = "SIZE", converter = SizeConverter.class,
+            description = "Create the backing file sparse with this size when it does not exist, e.g. 8G.")
+    Long backingSize;
+
+    @Option(names = "--segment-size", paramLabel = "SIZE", converter = SizeConverter.class,
+            description = "Segment size: a power of two, 1M..1G. Default: 16M.")
+    Long segmentSize;
+
+    @Option(names = "--data-crc", description = "Verify data CRCs at replay and before writeback.")
+    boolean dataCrc;
+
+    @Option(names = "--force", description = "Overwrite an existing cache or a non-empty foreign file.")
+    boolean force;
+
+    @Override
+    public Integer call() throws Exception {
+        FormatOptions options = new FormatOptions(segmentSize != null ? segmentSize : Superblock.DEFAULT_SEGMENT_SIZE,
+                dataCrc);
+        boolean exists = Files.exists(cache);
+        boolean regular = exists && Files.isRegularFile(cache);
+        boolean empty = !exists || (regular && Files.size(cache) == 0);
+        if (!empty) {
+            refuseUnlessForced();
+        }
+        if (empty && cacheSize == null) {
+            throw new IllegalArgumentException("cache file " + cache + " is " + (exists ? "empty" : "missing")
+                    + "; give --cache-size SIZE to create it (e.g. --cache-size 1G)");
+        }
+        try (FileBackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false);
+             MappedFileMedium medium = mapForFormat(exists, regular, empty)) {
+            try {
+                Cache.format(medium, disk, options);
+            } catch (IOException | RuntimeException e) {
+                if (!exists) {
+                    medium.close();
+                    Files.deleteIfExists(cache);
+                }
+                throw e;
+            }
+            Superblock sb = Cache.superblock(medium);
+            spec.commandLine().getOut().printf("formatted %s: %d segments of %s (%s) for %s (%s)%s%n", cache,
+                    sb.segmentCount(), SizeConverter.human(sb.segmentSize()), SizeConverter.human(medium.size()),
+                    backing, SizeConverter.human(disk.size()), dataCrc ? ", data CRC verification on" : "");
+            spec.commandLine().getOut().flush();
+        }
+        return 0;
+    }
+
+    private void refuseUnlessForced() throws IOException {
+        boolean ours;
+        long dirty = 0;
+        try (MappedFileMedium m = MappedFileMedium.openReadOnly(cache)) {
+            ours = Cache.looksFormatted(m);
+            if (ours) {
+                dirty = Checker.check(m, null, false, null).dirtyBytes();
+            }
+        }
+        if (!force) {
+            if (ours) {
+                throw new IOException(cache + " is already a pmcache cache"
+                        + (dirty > 0 ? " holding up to " + SizeConverter.human(dirty) + " not yet written back" : "")
+                        + "; refusing to format it (use `pmcache detach` first to write its data back, "
+                        + "then --force to erase it)");
+            }
+            throw new IOException(cache + " is not empty and is not a pmcache cache; refusing to overwrite it "
+                    + "(check the path, or use --force to erase it)");
+        }
+        if (ours && dirty > 0) {
+            log.warn("--force: discarding the cache in {} with up to {} not yet written back", cache,
+                    SizeConverter.human(dirty));
+        } else {
+            log.warn("--force: overwriting {}", cache);
+        }
+    }
+
+    private MappedFileMedium mapForFormat(boolean exists, boolean regular, boolean empty) throws IOException {
+        if (empty) {
+            if (exists) {
+                Files.delete(cache);
+            }
+            return MappedFileMedium.create(cache, cacheSize);
+        }
+        if (regular) {
+            if (cacheSize != null && cacheSize != Files.size(cache)) {
+                try (RandomAccessFile raf = new RandomAccessFile(cache.toFile(), "rw")) {
+                    raf.setLength(cacheSize);
+                }
+            }
+            return MappedFileMedium.open(cache);
+        }
+        return cacheSize != null ? MappedFileMedium.open(cache, cacheSize) : MappedFileMedium.open(cache);
+    }
+}

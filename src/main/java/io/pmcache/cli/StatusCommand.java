@@ -1,0 +1,134 @@
+package io.pmcache.cli;
+
+import io.pmcache.admin.Json;
+import io.pmcache.cache.Checker;
+import io.pmcache.media.MappedFileMedium;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+/**
+ * {@code pmcache status}: live figures from a running server's admin endpoint, or offline figures
+ * read from a cache file (read-only mapping; the file is never modified).
+ */
+@Command(name = "status", mixinStandardHelpOptions = true,
+        description = {"Show a cache's figures: live from a running server (--admin) or offline from a "
+                + "cache file that is not in use (--cache).",
+            "Offline figures come from reading the metadata and the key log without replaying it; "
+                + "the file is mapped read-only and never modified."})
+public final class StatusCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
+
+    static final class Source {
+        @Option(names = "--admin", paramLabel = "HOST:PORT", required = true,
+                description = "Admin endpoint of a running `pmcache serve --admin` (a bare PORT means 127.0.0.1).")
+        String admin;
+
+        @Option(names = "--cache", paramLabel = "FILE", required = true,
+                description = "Cache file to read offline.")
+        Path cache;
+    }
+
+    @ArgGroup(exclusive = true, multiplicity = "1")
+    Source source;
+
+    @Option(names = "--json", description = "Print JSON instead of a table.")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+        PrintWriter out = spec.commandLine().getOut();
+        if (source.admin != null) {
+            AdminClient.Response r = new AdminClient(source.admin).get("/status");
+            if (r.code() != 200) {
+                throw new IOException("admin endpoint answered " + r.code() + ": " + r.body().strip());
+            }
+            if (json) {
+                out.print(r.body());
+            } else {
+                Object doc = Json.parse(r.body());
+                if (!(doc instanceof Map<?, ?> map)) {
+                    throw new IOException("admin endpoint sent something other than a JSON object");
+                }
+                Table.print(out, map);
+            }
+            out.flush();
+            return 0;
+        }
+        Map<String, Object> doc;
+        try (MappedFileMedium m = MappedFileMedium.openReadOnly(source.cache)) {
+            doc = offline(source.cache, Checker.check(m, null, false, null));
+        }
+        if (json) {
+            out.print(Json.write(doc));
+        } else {
+            Table.print(out, doc);
+        }
+        out.flush();
+        return 0;
+    }
+
+    /** The offline status document (also used by {@code check --json}). */
+    static Map<String, Object> offline(Path file, Checker.Report r) {
+        Map<String, Object> doc = new LinkedHashMap<>();
+        doc.put("source", "offline");
+        doc.put("cache_file", file.toString());
+        if (r.superblock() != null) {
+            var sb = r.superblock();
+            Map<String, Object> s = new LinkedHashMap<>();
+            s.put("format_version", sb.version());
+            s.put("medium_size", sb.mediumSize());
+            s.put("segment_size", sb.segmentSize());
+            s.put("segments_total", sb.segmentCount());
+            s.put("backing_size", sb.backingSize());
+            s.put("backing_fingerprint", Long.toHexString(sb.backingFingerprint()));
+            s.put("cache_id", Long.toHexString(sb.cacheId()));
+            s.put("created_millis", sb.createdMillis());
+            s.put("data_crc", sb.dataCrc());
+            doc.put("superblock", s);
+        }
+        if (r.cacheInfo() != null) {
+            Map<String, Object> c = new LinkedHashMap<>();
+            c.put("sequence", r.cacheInfo().sequence());
+            c.put("slots", r.cacheInfoSlots());
+            c.put("gc_percent", r.cacheInfo().gcPercent());
+            c.put("key_tail", String.valueOf(r.keyTail()));
+            c.put("dirty_tail", String.valueOf(r.dirtyTail()));
+            doc.put("cache_info", c);
+            Map<String, Object> seg = new LinkedHashMap<>();
+            seg.put("total", r.segmentsTotal());
+            seg.put("used", r.segmentsUsed());
+            seg.put("key_log", r.logSegments());
+            doc.put("segments", seg);
+            Map<String, Object> log = new LinkedHashMap<>();
+            log.put("ksets", r.ksets());
+            log.put("ksets_unsealed", r.ksetsUnsealed());
+            log.put("log_bytes", r.logBytes());
+            log.put("keys", r.keys());
+            log.put("live_keys", r.liveKeys());
+            log.put("stale_keys", r.staleKeys());
+            log.put("dirty_keys", r.dirtyKeys());
+            log.put("dirty_bytes_upper_bound", r.dirtyBytes());
+            log.put("log_end", String.valueOf(r.logEnd()));
+            doc.put("key_log", log);
+        }
+        doc.put("findings", r.findings().stream().map(Checker.Finding::toString).toList());
+        doc.put("clean", r.clean());
+        return doc;
+    }
+
+    static List<String> lines(Checker.Report r) {
+        return r.findings().stream().map(Checker.Finding::toString).toList();
+    }
+}

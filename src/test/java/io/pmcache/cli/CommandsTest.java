@@ -1,0 +1,375 @@
+package io.pmcache.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.pmcache.admin.AdminServer;
+import io.pmcache.admin.Json;
+import io.pmcache.admin.StatusSource;
+import io.pmcache.backing.FileBackingDevice;
+import io.pmcache.cache.Cache;
+import io.pmcache.cache.CacheOptions;
+import io.pmcache.format.Layout;
+import io.pmcache.format.Superblock;
+import io.pmcache.media.MappedFileMedium;
+import java.io.PrintWriter;
+import java.io.RandomAccessFile;
+import java.io.StringWriter;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/** Every command in-process through {@link Main#commandLine()}: help, the error paths, and check findings. */
+class CommandsTest {
+    @TempDir
+    Path dir;
+
+    record Result(int exit, String out, String err) {
+    }
+
+    static Result pm(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        CommandLine cl = Main.commandLine();
+        cl.setOut(new PrintWriter(out, true));
+        cl.setErr(new PrintWriter(err, true));
+        int exit = cl.execute(args);
+        return new Result(exit, out.toString(), err.toString());
+    }
+
+    private Path cache() {
+        return dir.resolve("cache.img");
+    }
+
+    private Path backing() {
+        return dir.resolve("backing.img");
+    }
+
+    private Result formatSmall() {
+        return pm("format", "--cache", cache().toString(), "--cache-size", "16M", "--backing", backing().toString(),
+                "--backing-size", "8M", "--segment-size", "1M");
+    }
+
+    @Test
+    void versionAndHelpOfEveryCommand() {
+        Result v = pm("--version");
+        assertThat(v.exit).isZero();
+        assertThat(v.out).contains("pmcache");
+        for (String[] cmd : new String[][] {{"format"}, {"serve"}, {"status"}, {"check"}, {"detach"}, {"set"},
+                {"set", "gc-percent"}}) {
+            String[] args = java.util.Arrays.copyOf(cmd, cmd.length + 1);
+            args[cmd.length] = "--help";
+            Result h = pm(args);
+            assertThat(h.exit).as(String.join(" ", cmd)).isZero();
+            assertThat(h.out).contains("Usage: pmcache " + String.join(" ", cmd));
+        }
+    }
+
+    @Test
+    void formatCreatesTheFileAndRefusesToOverwriteACache() throws Exception {
+        Result f = formatSmall();
+        assertThat(f.exit).as(f.err).isZero();
+        assertThat(f.out).contains("formatted").contains("segments of 1 MiB");
+        Result again = formatSmall();
+        assertThat(again.exit).isEqualTo(1);
+        assertThat(again.err).contains("already a pmcache cache").contains("--force");
+        Result forced = pm("format", "--cache", cache().toString(), "--backing", backing().toString(),
+                "--segment-size", "1M", "--force");
+        assertThat(forced.exit).as(forced.err).isZero();
+    }
+
+    @Test
+    void formatRefusesAForeignFileWithoutForce() throws Exception {
+        Files.writeString(cache(), "my precious thesis");
+        Files.write(backing(), new byte[1 << 20]);
+        Result r = pm("format", "--cache", cache().toString(), "--backing", backing().toString());
+        assertThat(r.exit).isEqualTo(1);
+        assertThat(r.err).contains("not a pmcache cache").contains("refusing").contains("--force");
+        assertThat(Files.readString(cache())).isEqualTo("my precious thesis");
+        Result forced = pm("format", "--cache", cache().toString(), "--cache-size", "8M", "--backing",
+                backing().toString(), "--segment-size", "1M", "--force");
+        assertThat(forced.exit).as(forced.err).isZero();
+    }
+
+    @Test
+    void formatOfAMissingFileNeedsASize() {
+        Result r = pm("format", "--cache", cache().toString(), "--backing", backing().toString(),
+                "--backing-size", "8M");
+        assertThat(r.exit).isEqualTo(1);
+        assertThat(r.err).contains("--cache-size");
+        assertThat(cache()).doesNotExist();
+    }
+
+    @Test
+    void formatOfACacheTooSmallForItsSegmentsIsRefusedAndLeavesNoFile() {
+        Result r = pm("format", "--cache", cache().toString(), "--cache-size", "2M", "--backing",
+                backing().toString(), "--backing-size", "8M", "--segment-size", "1M");
+        assertThat(r.exit).isEqualTo(1);
+        assertThat(r.err).contains("needs at least");
+        assertThat(cache()).doesNotExist();
+    }
+
+    @Test
+    void badSizeSyntaxIsAUsageError() {
+        Result r = pm("format", "--cache", cache().toString(), "--cache-size", "12X", "--backing",
+                backing().toString());
+        assertThat(r.exit).isEqualTo(2);
+        assertThat(r.err).contains("'12X' is not a size");
+        Result s = pm("format", "--cache", cache().toString(), "--cache-size", "1G", "--backing", backing().toString(),
+                "--backing-size", "1G", "--segment-size", "3M");
+        assertThat(s.exit).isEqualTo(1);
+        assertThat(s.err).contains("power of two");
+    }
+
+    @Test
+    void missingFilesAreNamed() {
+        Result status = pm("status", "--cache", dir.resolve("nope.img").toString());
+        assertThat(status.exit).isEqualTo(1);
+        assertThat(status.err).contains("nope.img").contains("does not exist");
+        Result check = pm("check", "--cache", dir.resolve("nope.img").toString());
+        assertThat(check.exit).isEqualTo(1);
+        assertThat(check.err).contains("does not exist");
+        assertThat(formatSmall().exit).isZero();
+        Result detach = pm("detach", "--cache", cache().toString(), "--backing", dir.resolve("gone.img").toString());
+        assertThat(detach.exit).isEqualTo(1);
+        assertThat(detach.err).contains("gone.img").contains("does not exist");
+    }
+
+    @Test
+    void wrongBackingDeviceIsRefusedByDetachAndServeAndFoundByCheck() throws Exception {
+        assertThat(formatSmall().exit).isZero();
+        Path other = dir.resolve("other.img");
+        Files.write(other, new byte[8 << 20]);
+        Result detach = pm("detach", "--cache", cache().toString(), "--backing", other.toString());
+        assertThat(detach.exit).isEqualTo(1);
+        assertThat(detach.err).contains("refusing to mix");
+        Result serve = pm("serve", "--cache", cache().toString(), "--backing", other.toString(), "--socket",
+                dir.resolve("s.sock").toString());
+        assertThat(serve.exit).isEqualTo(1);
+        assertThat(serve.err).contains("refusing to mix");
+        Result check = pm("check", "--cache", cache().toString(), "--backing", other.toString());
+        assertThat(check.exit).isEqualTo(CheckCommand.EXIT_CORRUPT);
+        assertThat(check.out).contains("not this cache's backing device");
+    }
+
+    @Test
+    void serveRefusesAParallelTheCacheIsTooSmallFor() {
+        assertThat(formatSmall().exit).isZero();
+        Result r = pm("serve", "--cache", cache().toString(), "--backing", backing().toString(), "--socket",
+                dir.resolve("s.sock").toString(), "--parallel", "8");
+        assertThat(r.exit).isEqualTo(1);
+        assertThat(r.err).contains("parallel 8 needs at least 32 segments");
+    }
+
+    @Test
+    void serveRejectsABadAdminAddressAndGcPercent() {
+        assertThat(formatSmall().exit).isZero();
+        Result r = pm("serve", "--cache", cache().toString(), "--backing", backing().toString(), "--socket",
+                dir.resolve("s.sock").toString(), "--admin", "localhost:http");
+        assertThat(r.exit).isEqualTo(1);
+        assertThat(r.err).contains("HOST:PORT");
+        Result g = pm("serve", "--cache", cache().toString(), "--backing", backing().toString(), "--socket",
+                dir.resolve("s.sock").toString(), "--gc-percent", "91");
+        assertThat(g.exit).isEqualTo(1);
+        assertThat(g.err).contains("0..90");
+    }
+
+    @Test
+    void statusNeedsExactlyOneSource() {
+        assertThat(pm("status").exit).isEqualTo(2);
+        Result both = pm("status", "--cache", "a", "--admin", "1");
+        assertThat(both.exit).isEqualTo(2);
+        assertThat(both.err).contains("mutually exclusive");
+    }
+
+    @Test
+    void setGcPercentIsValidatedAndNeedsAServer() throws Exception {
+        Result bad = pm("set", "gc-percent", "95", "--admin", "1");
+        assertThat(bad.exit).isEqualTo(1);
+        assertThat(bad.err).contains("0..90");
+        int port;
+        try (var s = new java.net.ServerSocket(0)) {
+            port = s.getLocalPort();
+        }
+        Result none = pm("set", "gc-percent", "50", "--admin", "127.0.0.1:" + port);
+        assertThat(none.exit).isEqualTo(1);
+        assertThat(none.err).contains("cannot reach the admin endpoint");
+        assertThat(pm("set").exit).isEqualTo(2);
+    }
+
+    @Test
+    void checkFindsCorruptKeysAndCacheInfoAndSuperblock() throws Exception {
+        assertThat(formatSmall().exit).isZero();
+        try (FileBackingDevice disk = FileBackingDevice.open(backing(), false);
+             MappedFileMedium m = MappedFileMedium.open(cache());
+             Cache c = Cache.open(m, disk, CacheOptions.defaults().withParallel(1).withWriteback(false))) {
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment buf = a.allocate(8192);
+                buf.fill((byte) 7);
+                c.write(0, buf, false);
+                c.write(1 << 20, buf, false);
+                c.flush();
+            }
+            c.setGcPercent(50); // writes the second cache-info slot
+        }
+        Result clean = pm("check", "--cache", cache().toString(), "--backing", backing().toString(),
+                "--verify-data");
+        assertThat(clean.exit).as(clean.out + clean.err).isZero();
+        assertThat(clean.out).contains("clean").contains("2 data CRCs verified");
+
+        Result status = pm("status", "--cache", cache().toString(), "--json");
+        Map<?, ?> log = (Map<?, ?>) ((Map<?, ?>) Json.parse(status.out)).get("key_log");
+        assertThat(log.get("dirty_bytes_upper_bound")).isEqualTo(16384L);
+
+        long area;
+        try (MappedFileMedium m = MappedFileMedium.open(cache())) {
+            area = Cache.superblock(m).segmentAreaOffset();
+        }
+        // The key log starts at segment 0: kset header (64 bytes), then key slot 0.
+        flipByte(area + 64 + 1);
+        Result bad = pm("check", "--cache", cache().toString());
+        assertThat(bad.exit).isEqualTo(CheckCommand.EXIT_CORRUPT);
+        assertThat(bad.out).contains("slot 0: key fails its CRC").contains("CORRUPT");
+        flipByte(area + 64 + 1);
+
+        // Data corruption is found with --verify-data.
+        try (MappedFileMedium m = MappedFileMedium.open(cache())) {
+            assertThat(m.segment().get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, area + 64 + 16)).isNotZero();
+        }
+
+        // One damaged cache-info slot is a warning, both an error.
+        flipByte(Layout.CACHE_INFO_SLOT0 + 3);
+        Result one = pm("check", "--cache", cache().toString());
+        assertThat(one.exit).as(one.out).isZero();
+        assertThat(one.out).contains("warning: cache info slot 0");
+        flipByte(Layout.CACHE_INFO_SLOT1 + 3);
+        Result two = pm("check", "--cache", cache().toString());
+        assertThat(two.exit).isEqualTo(CheckCommand.EXIT_CORRUPT);
+        assertThat(two.out).contains("both cache-info slots");
+
+        flipByte(20); // inside the superblock
+        Result sb = pm("check", "--cache", cache().toString());
+        assertThat(sb.exit).isEqualTo(CheckCommand.EXIT_CORRUPT);
+        assertThat(sb.out).contains("superblock CRC mismatch");
+    }
+
+    @Test
+    void checkFindsDataCorruptionWhenAskedToVerifyData() throws Exception {
+        assertThat(formatSmall().exit).isZero();
+        long dataAt;
+        try (FileBackingDevice disk = FileBackingDevice.open(backing(), false);
+             MappedFileMedium m = MappedFileMedium.open(cache());
+             Cache c = Cache.open(m, disk, CacheOptions.defaults().withParallel(1).withWriteback(false))) {
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment buf = a.allocate(4096);
+                buf.fill((byte) 9);
+                c.write(4096, buf, false);
+                c.flush();
+            }
+            Superblock sb = Cache.superblock(m);
+            long keyAt = sb.segmentAreaOffset() + 64;
+            int seg = m.segment().get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, keyAt + 16);
+            int off = m.segment().get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, keyAt + 20);
+            dataAt = sb.segmentAreaOffset() + seg * sb.segmentSize() + off;
+        }
+        flipByte(dataAt + 100);
+        assertThat(pm("check", "--cache", cache().toString()).exit).as("data CRCs not verified by default").isZero();
+        Result r = pm("check", "--cache", cache().toString(), "--verify-data");
+        assertThat(r.exit).isEqualTo(CheckCommand.EXIT_CORRUPT);
+        assertThat(r.out).contains("data CRC mismatch");
+    }
+
+    @Test
+    void checkAndStatusNeverModifyTheFile() throws Exception {
+        assertThat(formatSmall().exit).isZero();
+        byte[] before = Files.readAllBytes(cache());
+        long mtime = Files.getLastModifiedTime(cache()).toMillis();
+        assertThat(pm("check", "--cache", cache().toString(), "--verify-data").exit).isZero();
+        assertThat(pm("status", "--cache", cache().toString()).exit).isZero();
+        assertThat(Files.readAllBytes(cache())).isEqualTo(before);
+        assertThat(Files.getLastModifiedTime(cache()).toMillis()).isEqualTo(mtime);
+    }
+
+    @Test
+    void adminEndpointServesMetricsStatusAndTheKnob() throws Exception {
+        assertThat(formatSmall().exit).isZero();
+        try (FileBackingDevice disk = FileBackingDevice.open(backing(), false);
+             MappedFileMedium m = MappedFileMedium.open(cache());
+             Cache c = Cache.open(m, disk, CacheOptions.defaults().withParallel(1).withWriteback(false));
+             AdminServer admin = AdminServer.start(new InetSocketAddress("127.0.0.1", 0), StatusSource.of(c, null),
+                     c::gcPercent, c::setGcPercent)) {
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment buf = a.allocate(4096);
+                c.write(0, buf, false);
+                c.read(0, buf);
+            }
+            HttpClient http = HttpClient.newHttpClient();
+            String base = admin.url();
+            HttpResponse<String> metrics = http.send(HttpRequest.newBuilder(URI.create(base + "/metrics")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(metrics.statusCode()).isEqualTo(200);
+            assertThat(metrics.body()).contains("pmcache_writes_total 1.0").contains("pmcache_dirty_bytes 4096.0")
+                    .contains("pmcache_read_hits_total 1.0").contains("# TYPE pmcache_reads_total counter");
+
+            HttpResponse<String> bad = http.send(HttpRequest.newBuilder(URI.create(base + "/gc-percent"))
+                    .POST(HttpRequest.BodyPublishers.ofString("91")).build(), HttpResponse.BodyHandlers.ofString());
+            assertThat(bad.statusCode()).isEqualTo(400);
+            assertThat(bad.body()).contains("0..90");
+            HttpResponse<String> garbage = http.send(HttpRequest.newBuilder(URI.create(base + "/gc-percent"))
+                    .PUT(HttpRequest.BodyPublishers.ofString("lots")).build(), HttpResponse.BodyHandlers.ofString());
+            assertThat(garbage.statusCode()).isEqualTo(400);
+
+            Result set = pm("set", "gc-percent", "25", "--admin", admin.address().getHostString() + ":"
+                    + admin.address().getPort());
+            assertThat(set.exit).as(set.err).isZero();
+            assertThat(c.gcPercent()).isEqualTo(25);
+            HttpResponse<String> json = http.send(HttpRequest.newBuilder(URI.create(base + "/gc-percent"))
+                    .PUT(HttpRequest.BodyPublishers.ofString("{\"gc_percent\": 60}")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(json.statusCode()).isEqualTo(200);
+            assertThat(c.gcPercent()).isEqualTo(60);
+
+            Result live = pm("status", "--admin", String.valueOf(admin.address().getPort()), "--json");
+            assertThat(live.exit).as(live.err).isZero();
+            Map<?, ?> cache = (Map<?, ?>) ((Map<?, ?>) Json.parse(live.out)).get("cache");
+            assertThat(cache.get("gc_percent")).isEqualTo(60L);
+            assertThat(cache.get("writes")).isEqualTo(1L);
+
+            HttpResponse<String> missing = http.send(HttpRequest.newBuilder(URI.create(base + "/nope")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(missing.statusCode()).isEqualTo(404);
+            HttpResponse<String> wrong = http.send(HttpRequest.newBuilder(URI.create(base + "/metrics"))
+                    .POST(HttpRequest.BodyPublishers.noBody()).build(), HttpResponse.BodyHandlers.ofString());
+            assertThat(wrong.statusCode()).isEqualTo(405);
+        }
+    }
+
+    @Test
+    void jsonRoundTrip() {
+        Map<String, Object> doc = new java.util.LinkedHashMap<>();
+        doc.put("a", 1L);
+        doc.put("s", "x\"y\\z\n");
+        doc.put("l", java.util.List.of(1L, "two", true));
+        doc.put("m", Map.of("k", 2.5));
+        doc.put("n", null);
+        assertThat(Json.parse(Json.write(doc))).isEqualTo(doc);
+    }
+
+    private void flipByte(long at) throws Exception {
+        try (RandomAccessFile f = new RandomAccessFile(cache().toFile(), "rw")) {
+            f.seek(at);
+            int b = f.read();
+            f.seek(at);
+            f.write(b ^ 0x5a);
+        }
+    }
+}
