@@ -28,6 +28,7 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Threads;
 import org.openjdk.jmh.annotations.Warmup;
+import org.openjdk.jmh.infra.BenchmarkParams;
 import org.openjdk.jmh.infra.Blackhole;
 
 /**
@@ -42,19 +43,21 @@ import org.openjdk.jmh.infra.Blackhole;
  * computed and stored on every write as always (the format option only adds verification).
  *
  * <p>Full cache. The cache is re-formatted before every iteration (warm-up and measurement), and
- * {@link #cacheMiB} is sized so that one iteration's writes fit: writeback and gc are off, so
- * the numbers are the foreground cost of a write and never include a wait for space. The
- * iteration's tear-down checks that no write waited for space ({@code spaceWaits == 0}) and fails
- * the run otherwise: raise {@code -p cacheMiB=...} or shorten the iterations. The sealer (ksets
- * closed when full or a second old, data and keys msync'ed) runs as in production.
+ * {@code cacheMiB} is sized so that one iteration's writes fit: writeback and gc are off, so the
+ * numbers are the foreground cost of a write and never include a wait for space. Each thread
+ * has a byte budget per iteration (85 % of the cache, shared by the threads); a write beyond it
+ * fails the run at once instead of stalling on a full cache: then raise {@code -p cacheMiB=...} or
+ * shorten the iterations ({@code -r}). The tear-down also checks that no write waited for space.
+ * The sealer (ksets closed when full or a second old, data and keys msync'ed) runs as in
+ * production.
  *
  * <p>Read hits come from a 64 MiB region written with 4 KiB writes (so 16384 4 KiB extents) and
  * sealed before each iteration; both threads read random blocks of it.
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
-@Warmup(iterations = 3, time = 1)
-@Measurement(iterations = 5, time = 1)
+@Warmup(iterations = 4, time = 300, timeUnit = TimeUnit.MILLISECONDS)
+@Measurement(iterations = 8, time = 300, timeUnit = TimeUnit.MILLISECONDS)
 @Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "-Xms2g", "-Xmx2g"})
 public class EngineBenchmark {
 
@@ -66,7 +69,7 @@ public class EngineBenchmark {
     @State(Scope.Benchmark)
     public static class Engine {
         /** Cache medium in MiB: must hold one iteration of writes (checked after each iteration). */
-        @Param("2048")
+        @Param("3072")
         public long cacheMiB;
 
         Path dir;
@@ -82,8 +85,11 @@ public class EngineBenchmark {
             backing = FileBackingDevice.createSparse(dir.resolve("backing.img"), DEVICE);
         }
 
+        long budgetPerThread;
+
         @Setup(Level.Iteration)
-        public void setUpIteration() throws IOException {
+        public void setUpIteration(BenchmarkParams params) throws IOException {
+            budgetPerThread = (long) (0.85 * ((cacheMiB << 20) - READ_REGION)) / params.getThreads();
             Cache.format(medium, backing, FormatOptions.defaults());
             cache = Cache.open(medium, backing, CacheOptions.defaults().withWriteback(false).withGc(false));
             try (Arena a = Arena.ofConfined()) {
@@ -125,6 +131,24 @@ public class EngineBenchmark {
         long base;
         SplittableRandom random;
 
+        long written;
+        long budget;
+
+        @Setup(Level.Iteration)
+        public void resetBudget(Engine engine) {
+            written = 0;
+            budget = engine.budgetPerThread;
+        }
+
+        long writeOffset(int len) {
+            written += len;
+            if (written > budget) {
+                throw new IllegalStateException("this iteration's writes would fill the cache (no writeback/gc in "
+                        + "this benchmark): raise -p cacheMiB or shorten -r");
+            }
+            return base + random.nextLong(DEVICE / 2 / len) * len;
+        }
+
         @Setup(Level.Trial)
         public void setUp(Engine engine) {
             int me = engine.threads.getAndIncrement();
@@ -139,10 +163,6 @@ public class EngineBenchmark {
 
         MemorySegment src4k;
         MemorySegment dst4k;
-
-        long writeOffset(int len) {
-            return base + random.nextLong(DEVICE / 2 / len) * len;
-        }
 
         long readOffset() {
             return random.nextLong(READ_REGION / BLOCK) * BLOCK;
