@@ -4,7 +4,7 @@
 # MemcpyBaseline (plain MemorySegment.copy into the same kind of mapped medium: the limit).
 #
 # Usage: bench/jmh.sh [JMH args...]
-#   no args      both classes with short settings: 1 fork, 4 x 300 ms warm-up, 8 x 300 ms
+#   no args      both classes with short settings: 1 fork, 5 x 200 ms warm-up, 10 x 200 ms
 #                measurement (short iterations: the cache must hold one iteration of writes)
 #   JMH args     passed through; each default option not given is added, e.g.
 #                  bench/jmh.sh 'EngineBenchmark.write4k.*' -prof gc
@@ -34,7 +34,7 @@ if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
 fi
 
 # JMH refuses an option given twice: add each default only when the caller did not give it.
-defaults=(-f 1 -wi 4 -w 300ms -i 8 -r 300ms -foe true)
+defaults=(-f 1 -wi 5 -w 200ms -i 10 -r 200ms -foe true)
 opts=()
 for ((k = 0; k < ${#defaults[@]}; k += 2)); do
   given=0

@@ -56,8 +56,8 @@ import org.openjdk.jmh.infra.Blackhole;
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
-@Warmup(iterations = 4, time = 300, timeUnit = TimeUnit.MILLISECONDS)
-@Measurement(iterations = 8, time = 300, timeUnit = TimeUnit.MILLISECONDS)
+@Warmup(iterations = 5, time = 200, timeUnit = TimeUnit.MILLISECONDS)
+@Measurement(iterations = 10, time = 200, timeUnit = TimeUnit.MILLISECONDS)
 @Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "-Xms2g", "-Xmx2g"})
 public class EngineBenchmark {
 
@@ -69,7 +69,7 @@ public class EngineBenchmark {
     @State(Scope.Benchmark)
     public static class Engine {
         /** Cache medium in MiB: must hold one iteration of writes (checked after each iteration). */
-        @Param("3072")
+        @Param("6144")
         public long cacheMiB;
 
         Path dir;
