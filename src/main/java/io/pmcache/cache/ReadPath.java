@@ -65,6 +65,26 @@ final class ReadPath {
     private int readRange(long pos, MemorySegment dst) throws IOException {
         long end = pos + dst.byteSize();
         ExtentMap map = e.index.rangeFor(pos);
+        // Fast path: one extent holds the whole request (a hit or zeros): no snapshot list.
+        Extent whole;
+        map.lock().lock();
+        try {
+            whole = map.covering(pos, end);
+        } finally {
+            map.lock().unlock();
+        }
+        if (whole != null && whole.kind() != Extent.Kind.PLACEHOLDER) {
+            if (whole.kind() == Extent.Kind.ZERO) {
+                dst.fill((byte) 0);
+                return 1;
+            }
+            if (copyFromMedium(whole.segment(), whole.segmentOffset() + (pos - whole.start()), whole.generation(),
+                    dst)) {
+                return 1;
+            }
+            e.backing.read(pos, dst);
+            return 2;
+        }
         List<Extent> parts = new ArrayList<>(4);
         long fillId = 0;
         map.lock().lock();
@@ -129,12 +149,17 @@ final class ReadPath {
 
     /** Copies a data extent; false when its segment was reclaimed (then the bytes are on the backing device). */
     private boolean copyFromMedium(Extent x, MemorySegment out) {
-        if (e.segments.generation(x.segment()) != x.generation()) {
+        return copyFromMedium(x.segment(), x.segmentOffset(), x.generation(), out);
+    }
+
+    /** Copies {@code out.byteSize()} bytes at {@code segOff} of {@code seg}; false when the segment was reclaimed. */
+    private boolean copyFromMedium(int seg, long segOff, long generation, MemorySegment out) {
+        if (e.segments.generation(seg) != generation) {
             return false;
         }
-        MemorySegment.copy(e.medium.segment(), e.address(x.segment(), x.segmentOffset()), out, 0, x.length());
+        MemorySegment.copy(e.medium.segment(), e.address(seg, segOff), out, 0, out.byteSize());
         VarHandle.acquireFence();
-        return e.segments.generation(x.segment()) == x.generation();
+        return e.segments.generation(seg) == generation;
     }
 
     /** Fills the cache with what was read for our own placeholders. */

@@ -4,6 +4,9 @@ import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
 import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.zip.CRC32C;
 
 /**
  * A key: one extent of the logical device and where its data lives. 64 bytes, one cache line,
@@ -44,19 +47,33 @@ public record KeyRecord(long offset, int length, int flags, int segment, int seg
         return offset + length;
     }
 
-    /** Encodes into the 64 bytes at {@code at}. */
+    /**
+     * Encodes into the 64 bytes at {@code at}. The key is assembled on the heap behind its CRC salt,
+     * checksummed there in one pass and stored with one copy: the same bytes as writing each field
+     * into the medium and checksumming it there, without a slice and buffer view of the (shared)
+     * medium per key.
+     */
     public void encode(MemorySegment medium, long at, long cacheId, long ksetSeq, int slot) {
-        MemorySegment k = medium.asSlice(at, SIZE);
-        k.set(JAVA_LONG_UNALIGNED, 0, offset);
-        k.set(JAVA_INT_UNALIGNED, 8, length);
-        k.set(JAVA_INT_UNALIGNED, 12, flags);
-        k.set(JAVA_INT_UNALIGNED, 16, segment);
-        k.set(JAVA_INT_UNALIGNED, 20, segmentOffset);
-        k.set(JAVA_LONG_UNALIGNED, 24, generation);
-        k.set(JAVA_INT_UNALIGNED, 32, dataCrc);
-        k.asSlice(36, 24).fill((byte) 0);
-        k.set(JAVA_INT_UNALIGNED, OFF_CRC, crc(k, cacheId, ksetSeq, slot));
+        byte[] buf = new byte[SALT + SIZE];
+        MemorySegment k = MemorySegment.ofArray(buf);
+        k.set(SALT_LAYOUT, 0, cacheId ^ (ksetSeq * 131 + slot));
+        k.set(JAVA_LONG_UNALIGNED, SALT, offset);
+        k.set(JAVA_INT_UNALIGNED, SALT + 8, length);
+        k.set(JAVA_INT_UNALIGNED, SALT + 12, flags);
+        k.set(JAVA_INT_UNALIGNED, SALT + 16, segment);
+        k.set(JAVA_INT_UNALIGNED, SALT + 20, segmentOffset);
+        k.set(JAVA_LONG_UNALIGNED, SALT + 24, generation);
+        k.set(JAVA_INT_UNALIGNED, SALT + 32, dataCrc);
+        // [36, 60) reserved: already zero
+        CRC32C crc = new CRC32C();
+        crc.update(buf, 0, SALT + OFF_CRC);
+        k.set(JAVA_INT_UNALIGNED, SALT + OFF_CRC, (int) crc.getValue());
+        MemorySegment.copy(k, SALT, medium, at, SIZE);
     }
+
+    /** The CRC salt precedes the key in {@link #encode}'s buffer, little-endian as {@link Crc#of} feeds it. */
+    private static final int SALT = 8;
+    private static final ValueLayout.OfLong SALT_LAYOUT = JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private static int crc(MemorySegment k, long cacheId, long ksetSeq, int slot) {
         return Crc.of(cacheId ^ (ksetSeq * 131 + slot), k, 0, OFF_CRC);

@@ -51,8 +51,38 @@ public final class ExtentMap {
     public void insert(Extent n, Consumer<Extent> displaced) {
         long s = n.start();
         long e = n.end();
-        Map.Entry<Long, Extent> first = extents.lowerEntry(s);
-        Long from = first != null && first.getValue().end() > s ? first.getKey() : Long.valueOf(s);
+        Long key = s;
+        // Fast paths (each tree descent is a chain of cache misses in a large index): the extent
+        // at or before s decides most inserts without walking a sub-map.
+        Map.Entry<Long, Extent> floor = extents.floorEntry(key);
+        Extent f = floor == null ? null : floor.getValue();
+        if (f != null && f.end() > s) {
+            long fs = f.start();
+            long fe = f.end();
+            if (fe >= e) {
+                // f covers n: exact overwrite, contain with a common start or end, or contained.
+                // Nothing else overlaps n (the map is non-overlapping).
+                if (fs < s) {
+                    extents.put(floor.getKey(), f.cutBack((int) (fe - s)));
+                }
+                if (fe > e) {
+                    Extent right = f.cutFront((int) (e - fs));
+                    extents.put(right.start(), right);
+                }
+                extents.put(key, n);                                // replaces f when fs == s
+                if (displaced != null) {
+                    displaced.accept(fs == s && fe == e ? f : f.slice(s, e));
+                }
+                return;
+            }
+        } else {
+            Long next = extents.higherKey(key);
+            if (next == null || next >= e) {
+                extents.put(key, n);                                // into a gap: nothing overlaps
+                return;
+            }
+        }
+        Long from = f != null && f.end() > s ? floor.getKey() : key;
         // Collect first: the map is modified while walking the overlapping keys.
         var overlapping = new java.util.ArrayList<Extent>(4);
         for (Extent k : extents.subMap(from, true, e, false).values()) {
@@ -73,12 +103,25 @@ public final class ExtentMap {
                 displaced.accept(k.slice(s, e));
             }
         }
-        extents.put(s, n);
+        extents.put(key, n);
+    }
+
+    /**
+     * The extent holding all of {@code [from, to)}, or null when no single extent does (a gap,
+     * or several extents). One tree descent: the read path's common case.
+     */
+    public Extent covering(long from, long to) {
+        Map.Entry<Long, Extent> floor = extents.floorEntry(from);
+        if (floor == null) {
+            return null;
+        }
+        Extent x = floor.getValue();
+        return x.end() >= to ? x : null;
     }
 
     /** Calls {@code visitor} for every extent overlapping {@code [from, to)}, in order, unclipped. */
     public void forEachOverlapping(long from, long to, Consumer<Extent> visitor) {
-        Map.Entry<Long, Extent> first = extents.lowerEntry(from);
+        Map.Entry<Long, Extent> first = extents.floorEntry(from);
         Long start = first != null && first.getValue().end() > from ? first.getKey() : Long.valueOf(from);
         for (Extent k : extents.subMap(start, true, to, false).values()) {
             visitor.accept(k);

@@ -101,4 +101,60 @@ class ExtentMapTest {
         assertThat(map.snapshot()).extracting(Extent::fillId).containsExactly(9L, 0L, 9L);
         assertThat(map.snapshot().get(2)).isEqualTo(Extent.placeholder(150, 150, 9));
     }
+
+    /**
+     * Random inserts against a per-byte model: after each insert every byte maps to the newest
+     * extent covering it (at the right offset), the map is non-overlapping, and the displaced
+     * parts are exactly the bytes that were covered before.
+     */
+    @Test
+    void randomInsertsMatchAByteModel() {
+        var random = new java.util.SplittableRandom(42);
+        int size = 512;
+        long[] owner = new long[size];       // segmentOffset - start of the writing extent; MIN_VALUE = none
+        int[] id = new int[size];
+        java.util.Arrays.fill(owner, Long.MIN_VALUE);
+        for (int round = 0; round < 5_000; round++) {
+            int start = random.nextInt(size);
+            int len = 1 + random.nextInt(Math.min(64, size - start));
+            if (random.nextInt(4) == 0) {    // often exactly over an existing extent
+                var all = map.snapshot();
+                if (!all.isEmpty()) {
+                    Extent x = all.get(random.nextInt(all.size()));
+                    start = (int) x.start();
+                    len = x.length();
+                }
+            }
+            int covered = 0;
+            for (int b = start; b < start + len; b++) {
+                covered += owner[b] != Long.MIN_VALUE ? 1 : 0;
+            }
+            displaced.clear();
+            map.insert(Extent.data(start, len, round, round * 1000, 0, true), displaced::add);
+            assertThat(displaced.stream().mapToInt(Extent::length).sum()).isEqualTo(covered);
+            for (int b = start; b < start + len; b++) {
+                owner[b] = round * 1000L - start;
+                id[b] = round;
+            }
+            long end = -1;
+            int mapped = 0;
+            for (Extent x : map.snapshot()) {
+                if (x.start() < end) {
+                    throw new AssertionError("overlap at round " + round + ": " + map.snapshot());
+                }
+                end = x.end();
+                mapped += x.length();
+                for (long b = x.start(); b < x.end(); b++) {
+                    if (x.segment() != id[(int) b] || x.segmentOffset() - x.start() != owner[(int) b]) {
+                        throw new AssertionError("byte " + b + " wrong at round " + round + ": " + x);
+                    }
+                }
+            }
+            int owned = 0;
+            for (long o : owner) {
+                owned += o != Long.MIN_VALUE ? 1 : 0;
+            }
+            assertThat(mapped).isEqualTo(owned);
+        }
+    }
 }
