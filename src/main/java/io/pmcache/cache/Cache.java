@@ -16,7 +16,6 @@ import java.io.InterruptedIOException;
 import java.lang.foreign.MemorySegment;
 import java.security.SecureRandom;
 import java.util.BitSet;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.LongConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -37,9 +36,8 @@ public final class Cache implements BlockDevice {
     private final Workers workers;
     private final Writeback writeback;
     private final GarbageCollector gc;
-    /** Shared by I/O, exclusive for close: no I/O runs once close has begun. */
-    private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
-    private volatile boolean closed;
+    /** No I/O runs once close has begun. */
+    private final IoGate gate = new IoGate();
 
     private Cache(Engine e, CacheOptions options) {
         this.e = e;
@@ -231,15 +229,11 @@ public final class Cache implements BlockDevice {
     }
 
     private void enter() throws IOException {
-        lifecycle.readLock().lock();
-        if (closed) {
-            lifecycle.readLock().unlock();
-            throw new IOException("cache " + e.medium.describe() + " is closed");
-        }
+        gate.enter("cache " + e.medium.describe());
     }
 
     private void exit() {
-        lifecycle.readLock().unlock();
+        gate.exit();
     }
 
     // ---------------------------------------------------------------- administration
@@ -314,25 +308,19 @@ public final class Cache implements BlockDevice {
 
     /** Stops cleanly; with {@code drainWriteback}, first writes back everything dirty. */
     public void close(boolean drainWriteback) throws IOException {
-        if (drainWriteback && !closed) {
+        if (drainWriteback && !gate.isClosed()) {
             flushAll(left -> { });
         }
-        lifecycle.writeLock().lock();
-        try {
-            if (closed) {
-                return;
-            }
-            closed = true;
-            workers.stop();
-            e.keyLog.sealAll();
-            for (DataHead h : e.heads) {
-                h.detach();
-            }
-            e.allocator.close();
-            log.info("closed {}: {} dirty bytes not yet written back", e.medium.describe(), e.stats.dirtyBytes.get());
-        } finally {
-            lifecycle.writeLock().unlock();
+        if (!gate.closeAndDrain()) {
+            return;
         }
+        workers.stop();
+        e.keyLog.sealAll();
+        for (DataHead h : e.heads) {
+            h.detach();
+        }
+        e.allocator.close();
+        log.info("closed {}: {} dirty bytes not yet written back", e.medium.describe(), e.stats.dirtyBytes.get());
     }
 
     /**
@@ -340,13 +328,9 @@ public final class Cache implements BlockDevice {
      * persisting anything, as if the process had been killed at this instant.
      */
     void abandonForTests() {
-        lifecycle.writeLock().lock();
-        try {
-            closed = true;
+        if (gate.closeAndDrain()) {
             workers.stop();
             e.allocator.close();
-        } finally {
-            lifecycle.writeLock().unlock();
         }
     }
 
