@@ -159,7 +159,7 @@ final class Replay {
             }
             KeyRecord key = reader.key(k, slot);
             if (key == null) {
-                if (k.sealed()) {
+                if (k.sealed() || k.sealDamaged()) {
                     stats.corruptKeysSkipped.increment();
                     log.warn("kset #{} at {}: key slot {} fails its CRC or bounds check; skipped",
                             k.at().ksetSeq(), k.at(), slot);
@@ -167,7 +167,7 @@ final class Replay {
                 continue;
             }
             if ((!k.sealed() || verifyAllData) && !reader.dataMatches(key)) {
-                if (k.sealed()) {
+                if (k.sealed() || k.sealDamaged()) {
                     stats.dataCrcErrors.increment();
                     log.error("kset #{} slot {}: data CRC mismatch for [{}, +{}) in segment {}; key skipped",
                             k.at().ksetSeq(), slot, key.offset(), key.length(), key.segment());
