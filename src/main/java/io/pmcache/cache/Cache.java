@@ -144,6 +144,9 @@ public final class Cache implements BlockDevice {
             heads[i] = new DataHead(segments, allocator);
         }
         CacheInfoStore store = new CacheInfoStore(medium, sb.cacheId(), info);
+        if (!replayed.keyTail().equals(info.keyTail())) {
+            store.setKeyTail(replayed.keyTail()); // the damaged part of the log is dropped
+        }
         if (options.gcPercent() >= 0 && options.gcPercent() != info.gcPercent()) {
             store.setGcPercent(options.gcPercent());
         }

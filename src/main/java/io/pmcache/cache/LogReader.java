@@ -13,8 +13,12 @@ final class LogReader {
     private final long cacheId;
     private final long deviceSize;
 
-    /** A kset found at {@code at}: its capacity, its sealed count (-1 when not sealed) and what follows. */
-    record KsetAt(LogPosition at, int capacity, int sealedCount, LogPosition next) {
+    /**
+     * A kset found at {@code at}: its capacity, its sealed count (-1 when not sealed), what follows,
+     * and whether it carries a seal magic whose seal fails (torn or damaged: read it slot by slot,
+     * but a slot that fails there is damage, not a write cut short).
+     */
+    record KsetAt(LogPosition at, int capacity, int sealedCount, LogPosition next, boolean sealDamaged) {
         boolean sealed() {
             return sealedCount >= 0;
         }
@@ -62,7 +66,8 @@ final class LogReader {
         }
         int sealed = Kset.sealedCount(medium.segment(), at, q.ksetSeq(), cap, cacheId);
         LogPosition next = new LogPosition(q.segment(), q.offset() + Kset.bytes(cap), q.ksetSeq() + 1);
-        return new KsetAt(q, cap, sealed, next);
+        boolean damaged = sealed < 0 && Kset.hasSealMagic(medium.segment(), at);
+        return new KsetAt(q, cap, sealed, next, damaged);
     }
 
     long slotAddress(KsetAt k, int slot) {

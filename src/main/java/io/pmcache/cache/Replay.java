@@ -27,8 +27,10 @@ import org.slf4j.LoggerFactory;
  *   <li>A key whose segment generation moved on is stale and dropped; the others go into the index
  *       in log order (newest wins) and take a reference on their data segment. Keys before the
  *       dirty tail are clean (already on the backing device).</li>
- *   <li>If the walk ends before the dirty tail, the log between was damaged; those ksets were
- *       written back already, so the walk resumes at the dirty tail.</li>
+ *   <li>If the ksets from the key tail do not lead to the dirty tail, the log between was damaged;
+ *       those ksets were written back already, so that whole part is dropped (none of its keys
+ *       enter the index, lest an older version of a sector shadow a newer one lost in the damage)
+ *       and the key tail moves to the dirty tail.</li>
  *   <li>Unsealed ksets are then sealed in place: their taken keys' data persisted, the slots not
  *       taken zeroed, the seal written, so that writeback can pass them.</li>
  * </ol>
@@ -56,8 +58,11 @@ final class Replay {
     private record Unsealed(LogReader.KsetAt kset, BitSet taken, List<KeyRecord> keys) {
     }
 
-    /** What replay found: where the head is and which segments the log occupies. */
-    record Result(LogPosition head, BitSet logSegments) {
+    /**
+     * What replay found: where the head is, which segments the log occupies, and where the key
+     * tail is (the dirty tail when the log before it was damaged).
+     */
+    record Result(LogPosition head, BitSet logSegments, LogPosition keyTail) {
     }
 
     Replay(Medium medium, SegmentTable segments, LogReader reader, RangeIndex index, CacheStats stats,
@@ -77,19 +82,49 @@ final class Replay {
     Result run(CacheInfo info) {
         long t0 = System.nanoTime();
         LogPosition dirtyTail = info.dirtyTail();
-        LogPosition end = walk(info.keyTail(), dirtyTail.ksetSeq());
-        if (end.ksetSeq() < dirtyTail.ksetSeq()) {
-            log.error("key log damaged at {}: ksets #{}..#{} are unreadable; they were already written back, "
-                    + "resuming replay at the dirty tail {}", end, end.ksetSeq(), dirtyTail.ksetSeq() - 1, dirtyTail);
-            markChain(end.segment(), dirtyTail.segment());
-            end = walk(dirtyTail, dirtyTail.ksetSeq());
+        LogPosition keyTail = info.keyTail();
+        if (!reaches(keyTail, dirtyTail)) {
+            // Replaying only the readable part before the damage would put older versions of
+            // sectors into the index whose newer versions sit in the unreadable ksets (and on the
+            // backing device): stale reads. Everything before the dirty tail is on the backing
+            // device, so drop that part of the log whole: the key tail moves to the dirty tail.
+            log.error("key log damaged between the key tail {} and the dirty tail {}: those ksets were already "
+                    + "written back; dropping them and replaying from the dirty tail", keyTail, dirtyTail);
+            keyTail = dirtyTail;
         }
+        LogPosition end = walk(keyTail, dirtyTail.ksetSeq());
         sealUnsealed();
         repairUnknownGenerations();
         stats.replayNanos = System.nanoTime() - t0;
         stats.replayKsets = ksets;
         stats.replayKeys = keys;
-        return new Result(end, logSegments);
+        return new Result(end, logSegments, keyTail);
+    }
+
+    /** True when valid ksets lead from {@code from} to {@code to} (the same checks as {@link #walk}). */
+    private boolean reaches(LogPosition from, LogPosition to) {
+        BitSet seen = new BitSet(segments.count());
+        LogPosition pos = from;
+        seen.set(pos.segment());
+        while (pos.ksetSeq() < to.ksetSeq()) {
+            LogPosition resolved = reader.resolve(pos);
+            if (resolved == null) {
+                return false;
+            }
+            if (resolved.segment() != pos.segment()) {
+                if (seen.get(resolved.segment())) {
+                    return false;
+                }
+                seen.set(resolved.segment());
+            }
+            LogReader.KsetAt k = reader.read(resolved);
+            if (k == null) {
+                return false;
+            }
+            pos = k.next();
+        }
+        return pos.ksetSeq() == to.ksetSeq()
+                && java.util.Objects.equals(reader.resolve(pos), reader.resolve(to));
     }
 
     /** Walks from {@code from} to the end of the log; returns the position after the last kset. */
@@ -132,7 +167,7 @@ final class Replay {
             }
             KeyRecord key = reader.key(k, slot);
             if (key == null) {
-                if (k.sealed()) {
+                if (k.sealed() || k.sealDamaged()) {
                     stats.corruptKeysSkipped.increment();
                     log.warn("kset #{} at {}: key slot {} fails its CRC or bounds check; skipped",
                             k.at().ksetSeq(), k.at(), slot);
@@ -140,7 +175,7 @@ final class Replay {
                 continue;
             }
             if ((!k.sealed() || verifyAllData) && !reader.dataMatches(key)) {
-                if (k.sealed()) {
+                if (k.sealed() || k.sealDamaged()) {
                     stats.dataCrcErrors.increment();
                     log.error("kset #{} slot {}: data CRC mismatch for [{}, +{}) in segment {}; key skipped",
                             k.at().ksetSeq(), slot, key.offset(), key.length(), key.segment());
@@ -166,10 +201,17 @@ final class Replay {
             if (unknownGeneration.get(seg)) {
                 maxKeyGeneration[seg] = Math.max(maxKeyGeneration[seg], key.generation());
                 stats.corruptKeysSkipped.increment();
+                if (!dirty) {
+                    punch(map, key);
+                }
                 return;
             }
             if (key.generation() != segments.generation(seg)) {
-                return; // stale: the segment was reclaimed after this key was written back
+                // stale: the segment was reclaimed after this key was written back
+                if (!dirty) {
+                    punch(map, key);
+                }
+                return;
             }
             map.insert(Extent.data(key.offset(), key.length(), seg, key.segmentOffset(), key.generation(), dirty),
                     null);
@@ -181,16 +223,15 @@ final class Replay {
         keys++;
     }
 
-    /** Marks the segments linked from {@code from} up to {@code to} as log segments. */
-    private void markChain(int from, int to) {
-        int s = from;
-        for (int hops = 0; hops <= segments.count() && s != SegmentInfo.NO_NEXT; hops++) {
-            logSegments.set(s);
-            if (s == to) {
-                return;
-            }
-            s = segments.next(s);
-        }
+    /**
+     * A clean key that is dropped still tells that the backing device holds its range at least
+     * as new as it: remove whatever older extent the index holds there, or that older version
+     * would be read instead of the backing device's newer one.
+     */
+    private static void punch(io.pmcache.index.ExtentMap map, KeyRecord key) {
+        Extent hole = Extent.placeholder(key.offset(), key.length(), 0);
+        map.insert(hole, null);
+        map.removeExact(hole);
     }
 
     private void sealUnsealed() {

@@ -22,8 +22,9 @@ import org.slf4j.LoggerFactory;
  * <ol>
  *   <li>From the dirty tail, take sealed ksets (up to {@link #MAX_KEYS} keys or
  *       {@link #MAX_BYTES} bytes); stop at the first kset not yet sealed.</li>
- *   <li>Lay their dirty keys over each other in log order (the newest wins inside the batch), and
- *       with the data-CRC option drop keys whose data fails its CRC.</li>
+ *   <li>Lay their dirty keys over each other in log order (the newest wins inside the batch);
+ *       drop keys whose segment generation moved on (possible only after metadata damage, when
+ *       replay dropped them too) and, with the data-CRC option, keys whose data fails its CRC.</li>
  *   <li>Write the resulting extents to the backing device concurrently (zero extents as
  *       write-zeroes), by a few virtual-thread workers over the offset-sorted extents.</li>
  *   <li>Meanwhile, in the stepping thread, flush the backing device, which makes the previous
@@ -102,10 +103,27 @@ final class Writeback {
                     log.warn("writeback: kset #{} slot {} fails its CRC; skipped", k.at().ksetSeq(), slot);
                     continue;
                 }
-                if (key.dirty()) {
-                    batch.add(key);
-                    bytes += key.length();
+                if (!key.dirty()) {
+                    continue;
                 }
+                if (!key.zero() && key.generation() != e.segments.generation(key.segment())) {
+                    // Only after damage: replay dropped this key (its segment's info was lost and
+                    // the generation moved on) and the segment may hold other data by now.
+                    e.stats.corruptKeysSkipped.increment();
+                    log.warn("writeback: kset #{} slot {} names generation {} of segment {}, which is at {}; "
+                            + "skipped", k.at().ksetSeq(), slot, key.generation(), key.segment(),
+                            e.segments.generation(key.segment()));
+                    continue;
+                }
+                if (!key.zero() && e.superblock.dataCrc() && !e.reader.dataMatches(key)) {
+                    // Not counted in the dirty bytes either: replay dropped it for the same reason.
+                    e.stats.dataCrcErrors.increment();
+                    log.error("writeback: data CRC mismatch for [{}, +{}) in segment {}; not written back",
+                            key.offset(), key.length(), key.segment());
+                    continue;
+                }
+                batch.add(key);
+                bytes += key.length();
             }
             pos = k.next();
         }
@@ -153,10 +171,6 @@ final class Writeback {
         for (KeyRecord key : batch) {
             if (key.zero()) {
                 latest.insert(Extent.zero(key.offset(), key.length(), true), null);
-            } else if (e.superblock.dataCrc() && !e.reader.dataMatches(key)) {
-                e.stats.dataCrcErrors.increment();
-                log.error("writeback: data CRC mismatch for [{}, +{}) in segment {}; not written back",
-                        key.offset(), key.length(), key.segment());
             } else {
                 latest.insert(Extent.data(key.offset(), key.length(), key.segment(), key.segmentOffset(),
                         key.generation(), true), null);

@@ -118,6 +118,15 @@ public final class Kset {
         return count;
     }
 
+    /**
+     * True when the seal magic is present, whether or not the seal validates. A seal is written
+     * only after every slot was persisted, so a kset with the magic but a failing seal had a torn
+     * seal (power cut while sealing: its slots are intact) or damaged slots.
+     */
+    public static boolean hasSealMagic(MemorySegment medium, long at) {
+        return medium.get(JAVA_INT_UNALIGNED, at + OFF_SEAL_MAGIC) == SEAL_MAGIC;
+    }
+
     private static int sealCrc(MemorySegment medium, long at, long seq, int count, long cacheId) {
         return Crc.of(cacheId ^ seq, medium, at + OFF_COUNT, 8 + (long) count * KeyRecord.SIZE + 16);
     }

@@ -114,7 +114,8 @@ public record Superblock(int version, int flags, long segmentSize, int segmentCo
                 medium.get(JAVA_LONG_UNALIGNED, OFF_CACHE_ID),
                 medium.get(JAVA_LONG_UNALIGNED, OFF_CREATED),
                 medium.get(JAVA_LONG_UNALIGNED, OFF_MEDIUM_SIZE));
-        sb.check(medium.byteSize(), where);
+        // Field checks name the record, as the magic and CRC checks above do.
+        sb.check(medium.byteSize(), where + ": superblock");
         return sb;
     }
 
