@@ -60,27 +60,33 @@ public final class CacheHarness implements BlockDevice {
 
     /** kill -9: the workers are stopped without sealing anything; the mapped bytes survive as they are. */
     public void crash() throws IOException {
+        freeze();
         PowerCutMedium image = medium.crash();
-        abandon();
+        medium.close();
         medium = image; // the backing disk keeps everything written to it: the OS has it
         cache = Cache.open(medium, backing, options);
     }
 
     /** Power loss: only what was persisted survives, plus an arbitrary subset of the rest. */
     public void powerCut(long seed) throws IOException {
+        freeze();
         PowerCutMedium image = medium.cut(seed);
         BackingDevice disk = backing instanceof PowerCutBackingDevice p ? p.cut(seed ^ 0x5eed) : backing;
-        abandon();
+        medium.close();
         medium = image;
         backing = disk;
         cache = Cache.open(medium, backing, options);
     }
 
-    /** Stops the old instance's threads without letting it write to the image we keep. */
-    private void abandon() throws IOException {
-        PowerCutMedium old = medium;
+    /**
+     * Stops the old instance's threads (each finishes the step it is in, which is the same as
+     * crashing a little later) without sealing or persisting anything more. The image must be
+     * taken only then: copying a medium that background threads are still storing into would
+     * mix bytes from different instants — a state no real crash produces (say, a segment's new
+     * data without the generation bump that preceded it).
+     */
+    private void freeze() {
         cache.abandonForTests();
-        old.close();
     }
 
     @Override

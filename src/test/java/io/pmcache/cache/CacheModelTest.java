@@ -40,6 +40,17 @@ class CacheModelTest {
         run(seed, 16, (int) (160 * MIB), 2, ops() / 2, 0.0005);
     }
 
+    @Test
+    @org.junit.jupiter.api.condition.EnabledIfSystemProperty(named = "pmcache.model.hunt", matches = "\\d+")
+    void hunt(Seed seed) throws IOException {
+        SplittableRandom r = seed.random();
+        for (int i = 0; i < Integer.getInteger("pmcache.model.hunt"); i++) {
+            long s = Long.getLong("pmcache.model.huntseed", r.nextLong());
+            System.err.println("hunt seed " + s);
+            run(new Seed(s), 24, (int) (16 * MIB), 2, 1500, 0.004);
+        }
+    }
+
     private void run(Seed seed, int segments, int deviceSize, int parallel, int ops, double cutRate)
             throws IOException {
         SplittableRandom r = seed.random();
@@ -59,8 +70,11 @@ class CacheModelTest {
                 } else if (p < 0.82) {
                     long[] io = pick(r, deviceSize);
                     byte[] got = read(h, io[0], (int) io[1]);
-                    assertThat(got).as("%s read [%d, +%d)", where, io[0], io[1])
-                            .isEqualTo(java.util.Arrays.copyOfRange(model.current, (int) io[0], (int) (io[0] + io[1])));
+                    int bad = java.util.Arrays.mismatch(got, 0, got.length, model.current, (int) io[0],
+                            (int) (io[0] + io[1]));
+                    assertThat(bad).as("%s read [%d, +%d): first wrong byte at %d; %s", where, io[0], io[1],
+                            io[0] + bad, bad < 0 ? "" : model.describe((io[0] + bad) / SECTOR, got,
+                                    (int) (bad - bad % SECTOR))).isEqualTo(-1);
                 } else if (p < 0.87) {
                     h.flush();
                     model.flush();

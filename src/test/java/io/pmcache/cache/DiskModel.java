@@ -25,6 +25,9 @@ final class DiskModel {
     final byte[] stable;
     private final int[] fuaId;
     final List<Write> unflushed = new ArrayList<>();
+    /** Every write ever made (diagnostics: which write does a wrong sector come from?). */
+    final List<Write> history = new ArrayList<>();
+    private final List<Integer> flushMarks = new ArrayList<>();
     private int nextId = 1;
 
     DiskModel(int size) {
@@ -61,6 +64,7 @@ final class DiskModel {
         fill(data, 0, w.id, offset, length, zero);
         System.arraycopy(data, 0, current, (int) offset, length);
         unflushed.add(w);
+        history.add(w);
         if (fua) {
             System.arraycopy(data, 0, stable, (int) offset, length);
             for (long s = offset / SECTOR; s < (offset + length) / SECTOR; s++) {
@@ -71,6 +75,7 @@ final class DiskModel {
     }
 
     void flush() {
+        flushMarks.add(nextId);
         for (Write w : unflushed) {
             System.arraycopy(current, (int) w.offset, stable, (int) w.offset, w.length);
         }
@@ -99,7 +104,35 @@ final class DiskModel {
             }
         }
         return "sector " + sector + " (byte " + at + ") holds neither its flushed value nor any unflushed write"
-                + " newer than its last FUA write";
+                + " newer than its last FUA write; " + explain(sector, got, gotOff);
+    }
+
+    String describe(long sector, byte[] got, int gotOff) {
+        return explain(sector, got, gotOff);
+    }
+
+    /** Which write, if any, the bytes come from; and the sector's history. */
+    private String explain(long sector, byte[] got, int gotOff) {
+        int at = (int) (sector * SECTOR);
+        byte[] expect = new byte[SECTOR];
+        StringBuilder sb = new StringBuilder("writes covering it (id/zero/fua-marker): ");
+        String match = "matches no write";
+        for (Write w : history) {
+            if (w.offset <= at && w.end() >= at + SECTOR) {
+                sb.append(w.id).append(w.zero ? "z " : " ");
+                fill(expect, 0, w.id, at, SECTOR, w.zero);
+                if (java.util.Arrays.equals(got, gotOff, gotOff + SECTOR, expect, 0, SECTOR)) {
+                    match = "matches write " + w.id;
+                }
+            }
+        }
+        boolean zeros = true;
+        for (int i = 0; i < SECTOR; i++) {
+            zeros &= got[gotOff + i] == 0;
+        }
+        return match + (zeros ? " (all zeros)" : "") + "; " + sb + "; fuaId " + fuaId[(int) sector]
+                + "; flushes at ids " + flushMarks + "; unflushed ids "
+                + unflushed.stream().map(Write::id).toList();
     }
 
     /** After a cut has been verified: what was read is now the disk, and it is durable. */
