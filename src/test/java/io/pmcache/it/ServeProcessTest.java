@@ -198,7 +198,7 @@ class ServeProcessTest {
         ServeProcess s = startServer();
         List<String> job = List.of("fio", "--name=verify", "--ioengine=nbd", "--rw=randrw", "--bs=4k",
                 "--size=192M", "--iodepth=32", "--verify=crc32c", "--verify_fatal=1", "--do_verify=1",
-                "--randseed=4242", "--output-format=normal");
+                "--randseed=4242", "--verify_state_save=0", "--output-format=normal");
         String out = fio(job, s.uri());
         assertThat(out).contains("err= 0").doesNotContain("verify: bad");
         stopCleanly(s);
