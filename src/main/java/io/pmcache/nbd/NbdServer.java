@@ -70,6 +70,12 @@ public final class NbdServer implements AutoCloseable {
         this.maxConnections = b.maxConnections;
         this.shutdownGrace = b.shutdownGrace;
         this.connectionSlots = new Semaphore(b.maxConnections);
+        timer.scheduleWithFixedDelay(() -> {
+            long now = System.nanoTime();
+            for (Connection c : connections) {
+                c.takeOverSlowInline(now);
+            }
+        }, 1, 1, TimeUnit.MILLISECONDS);
     }
 
     public static Builder builder() {
@@ -213,7 +219,7 @@ public final class NbdServer implements AutoCloseable {
         } catch (IOException e) {
             log.debug("{}: socket options not set: {}", peer, e.toString());
         }
-        Connection c = new Connection(ch, peer, ctx, closing -> {
+        Connection c = new Connection(ch, peer, ctx, connectionThreads, closing -> {
             connections.remove(closing);
             connectionThreads.remove(Thread.currentThread());
             connectionSlots.release();
