@@ -40,7 +40,8 @@ import org.slf4j.LoggerFactory;
  *               9. buffer back to the pool, limiter released
  * </pre>
  * Inline requests: a device call that blocks (a slow backing device, a full cache) must not hold
- * up requests the client sends meanwhile, so the server's timer checks every millisecond: a request
+ * up requests the client sends meanwhile, so the server's timer ({@link InlineWatch}, armed only
+ * while some request runs inline) checks every millisecond: a request
  * that has run inline for more than {@link #INLINE_TAKEOVER_NANOS} makes the reader's role pass to
  * a new virtual thread, which goes on reading the socket; the old thread finishes its request and
  * exits. A run id in {@link #inlineRun} decides who owns the role, so exactly one thread reads.
@@ -137,18 +138,30 @@ final class Connection implements Runnable {
     }
 
     /**
-     * Called by the server's timer: if the request running inline on the reader has taken longer
-     * than {@link #INLINE_TAKEOVER_NANOS}, a new thread becomes the reader.
+     * Called by the server's timer ({@link InlineWatch}): if the request running inline on the
+     * reader has taken longer than {@link #INLINE_TAKEOVER_NANOS}, a new thread becomes the reader.
+     * True if a request still runs inline here (not old enough yet).
      */
-    void takeOverSlowInline(long now) {
+    boolean takeOverSlowInline(long now) {
         long run = inlineRun.get();
-        if (run == 0 || now - inlineSinceNanos < INLINE_TAKEOVER_NANOS || !inlineRun.compareAndSet(run, 0)) {
-            return;
+        if (run == 0) {
+            return false;
+        }
+        if (now - inlineSinceNanos < INLINE_TAKEOVER_NANOS) {
+            return true;
+        }
+        if (!inlineRun.compareAndSet(run, 0)) {
+            return inlineRun.get() != 0;
         }
         ctx.stats().inlineTakeover();
         Thread t = Thread.ofVirtual().name(peer).unstarted(this::continueReading);
         threads.add(t);
         t.start();
+        return false;
+    }
+
+    boolean runsInline() {
+        return inlineRun.get() != 0;
     }
 
     private void failed(Exception ex) {
@@ -268,6 +281,7 @@ final class Connection implements Runnable {
         long run = ++inlineRuns;
         inlineSinceNanos = System.nanoTime();
         inlineRun.set(run);
+        ctx.inlineWatch().inlineStarted();
         ctx.stats().inlineRequest();
         complete(r, buf, bytes, executor);
         return !inlineRun.compareAndSet(run, 0);

@@ -66,16 +66,11 @@ public final class NbdServer implements AutoCloseable {
         ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(
                 Thread.ofPlatform().daemon().name("nbd-timer").factory());
         this.ctx = new ConnectionContext(export, requests, new BufferPool(b.bufferRetainPerClass), new NbdStats(), timer,
-                b.maxInFlightRequests, b.maxInFlightBytes, b.handshakeTimeout);
+                b.maxInFlightRequests, b.maxInFlightBytes, b.handshakeTimeout,
+                new InlineWatch(timer, connections, Connection.INLINE_TAKEOVER_NANOS));
         this.maxConnections = b.maxConnections;
         this.shutdownGrace = b.shutdownGrace;
         this.connectionSlots = new Semaphore(b.maxConnections);
-        timer.scheduleWithFixedDelay(() -> {
-            long now = System.nanoTime();
-            for (Connection c : connections) {
-                c.takeOverSlowInline(now);
-            }
-        }, 1, 1, TimeUnit.MILLISECONDS);
     }
 
     public static Builder builder() {
