@@ -43,6 +43,7 @@ final class Writeback {
     private final Engine e;
     private final ReentrantLock lock = new ReentrantLock();
     private final ExecutorService io = Executors.newVirtualThreadPerTaskExecutor();
+    private volatile int lastBatchKeys;
 
     Writeback(Engine e) {
         this.e = e;
@@ -114,7 +115,13 @@ final class Writeback {
         e.stats.writebackBytes.add(bytes);
         e.stats.writebackKeys.add(batch.size());
         e.stats.writebackBatches.increment();
+        lastBatchKeys = batch.size();
         return Step.PROGRESS;
+    }
+
+    /** Keys in the last batch written back (the worker pauses to gather after small ones). */
+    int lastBatchKeys() {
+        return lastBatchKeys;
     }
 
     private void writeBatch(List<KeyRecord> batch) throws IOException {
