@@ -43,7 +43,7 @@ import org.slf4j.LoggerFactory;
  * up requests the client sends meanwhile, so the server's timer ({@link InlineWatch}, armed only
  * while some request runs inline) checks every millisecond: a request
  * that has run inline for more than {@link #INLINE_TAKEOVER_NANOS} makes the reader's role pass to
- * a new virtual thread, which goes on reading the socket; the old thread finishes its request and
+ * a new reader thread, which goes on reading the socket; the old thread finishes its request and
  * exits. A run id in {@link #inlineRun} decides who owns the role, so exactly one thread reads.
  *
  * <p>Invariants: only the reader reads the socket; only {@link ReplyWriter} writes it after the
@@ -154,7 +154,7 @@ final class Connection implements Runnable {
             return inlineRun.get() != 0;
         }
         ctx.stats().inlineTakeover();
-        Thread t = Thread.ofVirtual().name(peer).unstarted(this::continueReading);
+        Thread t = Thread.ofPlatform().daemon().name(peer).unstarted(this::continueReading);
         threads.add(t);
         t.start();
         return false;

@@ -222,7 +222,7 @@ public final class NbdServer implements AutoCloseable {
             log.debug("{}: closed", peer);
         });
         connections.add(c);
-        Thread t = Thread.ofVirtual().name(peer).unstarted(c);
+        Thread t = Thread.ofPlatform().daemon().name(peer).unstarted(c);
         connectionThreads.add(t);
         log.debug("{}: accepted", peer);
         t.start();
