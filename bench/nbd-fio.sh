@@ -9,12 +9,19 @@
 #
 # Usage: bench/nbd-fio.sh            (env knobs below)
 #   PMCACHE_CMD   command that serves pmcache on the unix socket $PMCACHE_SOCK (it is run with
-#                 PMCACHE_SOCK and WORK exported, through bash -c). Default:
-#                   bin/pmcache serve --cache $WORK/cache.img --cache-size 1G
+#                 PMCACHE_SOCK, WORK and CACHE_DIR exported, through bash -c). Default:
+#                   bin/pmcache serve --cache $CACHE_DIR/cache.img --cache-size $CACHE_SIZE
 #                                     --backing $WORK/backing.img --backing-size $SIZE --socket $PMCACHE_SOCK
+#                 i.e. a new cache on /dev/shm in front of a new sparse backing file in $WORK (the
+#                 same filesystem as nbdkit file's raw.img).
 #                 PMCACHE_CMD=memory serves a RAM device with the NBD server alone
 #                 (io.pmcache.nbd.MemoryExportMain, test scope): measures the transport.
 #   WORK          scratch directory (default: a new temp dir, removed at the end)
+#   CACHE_DIR     where the default command puts the cache file (default: a new dir on /dev/shm,
+#                 removed at the end; $WORK when there is no /dev/shm)
+#   CACHE_SIZE    cache file size for the default command (default 1G)
+#   SETTLE        seconds to wait after refilling before a read workload, so the refill's writeback
+#                 is done and does not run during the measurement (default 5)
 #   SIZE          working set per job, fio size syntax (default 256M)
 #   RUNTIME       seconds per measurement (default 10)   RAMP  warm-up seconds (default 2)
 #   REPEATS       rounds over all workloads and targets (default 3)
@@ -34,7 +41,15 @@ own_work=0
 if [ -z "${WORK:-}" ]; then WORK="$(mktemp -d /tmp/pmcache-bench.XXXXXX)"; own_work=1; fi
 export WORK
 export PMCACHE_SOCK="$WORK/pmcache.sock"
-PMCACHE_CMD="${PMCACHE_CMD:-bin/pmcache serve --cache \$WORK/cache.img --cache-size 1G --backing \$WORK/backing.img --backing-size $SIZE --socket \$PMCACHE_SOCK}"
+own_cache_dir=0
+if [ -z "${CACHE_DIR:-}" ]; then
+  if [ -d /dev/shm ] && [ -w /dev/shm ]; then CACHE_DIR="$(mktemp -d /dev/shm/pmcache-bench.XXXXXX)"; own_cache_dir=1
+  else CACHE_DIR="$WORK"; fi
+fi
+export CACHE_DIR
+CACHE_SIZE="${CACHE_SIZE:-1G}"
+SETTLE="${SETTLE:-5}"
+PMCACHE_CMD="${PMCACHE_CMD:-bin/pmcache serve --cache \$CACHE_DIR/cache.img --cache-size $CACHE_SIZE --backing \$WORK/backing.img --backing-size $SIZE --socket \$PMCACHE_SOCK}"
 
 for tool in fio nbdkit nbdinfo python3; do
   command -v "$tool" >/dev/null || { echo "nbd-fio.sh: $tool is not installed" >&2; exit 1; }
@@ -45,6 +60,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   if [ "$own_work" = 1 ]; then rm -rf "$WORK"; fi
+  if [ "$own_cache_dir" = 1 ]; then rm -rf "$CACHE_DIR"; fi
 }
 trap cleanup EXIT
 
@@ -58,7 +74,19 @@ wait_ready() { # uri
 
 size_bytes() { python3 -c "import sys;s=sys.argv[1];m={'K':1<<10,'M':1<<20,'G':1<<30}.get(s[-1].upper());print(int(s[:-1])*m if m else int(s))" "$1"; }
 
+# ---- the machine
+{
+  echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')," \
+       "$(free -g | awk '/Mem:/{print $2}') GiB RAM, Linux $(uname -r)"
+  echo "tools: $(fio --version), nbdkit $(nbdkit --version | awk '{print $2}'), $(. bin/jdk25-env && java -version 2>&1 | head -1)"
+  echo "pmcache: $PMCACHE_CMD"
+  echo "size $SIZE, runtime ${RUNTIME}s (+${RAMP}s ramp), $REPEATS rounds"
+} >&2
+
 # ---- targets
+if [ "$PMCACHE_CMD" != memory ] && [ -x bin/pmcache ]; then
+  (. bin/jdk25-env && mvn -B -q -ntp -DskipTests package >&2) # build before, not while waiting for the socket
+fi
 if [ "$PMCACHE_CMD" = memory ]; then
   echo "building the test classpath for MemoryExportMain ..." >&2
   . bin/jdk25-env
@@ -96,11 +124,13 @@ fio_args() { # workload -> fio options
   esac
 }
 
-# Fill every target once so reads hit written data (for pmcache: the cache).
-for t in $TARGETS; do
-  fio --name=fill --ioengine=nbd --uri="${URI[$t]}" --rw=write --bs=1M --iodepth=4 --size="$SIZE" \
-      --output="$WORK/fill-$t.json" --output-format=json >/dev/null
-done
+# Fill a target so reads hit written data (for pmcache: the cache, which random writes and gc may
+# have changed since), then let its writeback settle.
+fill() { # target
+  fio --name=fill --ioengine=nbd --uri="${URI[$1]}" --rw=write --bs=1M --iodepth=4 --size="$SIZE" \
+      --output="$WORK/fill-$1.json" --output-format=json >/dev/null
+}
+for t in $TARGETS; do fill "$t"; done
 
 results="$WORK/results.tsv"
 : >"$results"
@@ -108,6 +138,7 @@ for rep in $(seq 1 "$REPEATS"); do
   for w in $WORKLOADS; do
     for t in $TARGETS; do
       out="$WORK/$w-$t-$rep.json"
+      case "$w" in randread-*) fill "$t"; sleep "$SETTLE" ;; esac
       # shellcheck disable=SC2046
       fio --name="$w" --ioengine=nbd --uri="${URI[$t]}" $(fio_args "$w") --size="$SIZE" \
           --time_based --runtime="$RUNTIME" --ramp_time="$RAMP" --output-format=json --output="$out" >/dev/null

@@ -13,6 +13,14 @@ final class Workers {
     private static final Logger log = LoggerFactory.getLogger(Workers.class);
     private static final long SEAL_PERIOD_MS = 100;
     private static final long IDLE_PERIOD_MS = 200;
+    /**
+     * After a writeback batch of fewer than {@link #GATHER_KEYS} keys, writeback waits this long
+     * (unless space is short) so that sealed ksets gather into one batch: one backing-device sync
+     * per batch instead of one per FLUSH. Durability does not depend on writeback (data and keys
+     * are persistent in the cache), so this only delays when the backing device catches up.
+     */
+    static final long GATHER_MS = 20;
+    static final int GATHER_KEYS = 256;
 
     /** A wake-up call: a raise is remembered until the next await. */
     static final class Signal {
@@ -51,6 +59,8 @@ final class Workers {
     private final Signal writebackSignal = new Signal();
     private final Signal gcSignal = new Signal();
     private final Signal sealSignal = new Signal();
+    /** Cuts a writeback gathering pause short (space pressure, stop). */
+    private final Signal gatherSignal = new Signal();
     private volatile boolean sealNow;
     /** Wakes sleepers at stop. Threads are never interrupted: an interrupt closes a FileChannel mid-I/O. */
     private final Signal stopSignal = new Signal();
@@ -88,6 +98,7 @@ final class Workers {
     /** Space is short: seal open ksets now and wake writeback and gc. */
     void pressure() {
         sealNow = true;
+        gatherSignal.raise();
         sealSignal.raise();
         poke();
     }
@@ -127,6 +138,9 @@ final class Workers {
                     case PROGRESS -> {
                         backoff = 50;
                         gcSignal.raise();
+                        if (writeback.lastBatchKeys() < GATHER_KEYS) {
+                            gatherSignal.await(GATHER_MS);
+                        }
                     }
                     case IDLE -> writebackSignal.await(IDLE_PERIOD_MS);
                     case FAILED -> {
@@ -174,6 +188,7 @@ final class Workers {
     void stop() {
         running = false;
         stopSignal.raise();
+        gatherSignal.raise();
         sealSignal.raise();
         poke();
         for (Thread t : new Thread[] {sealer, writebackThread, gcThread}) {

@@ -52,6 +52,8 @@ final class Writeback {
     private LogPosition written;
     /** Dirty bytes between the dirty tail and {@link #written}. */
     private long writtenBytes;
+    /** Keys in the last batch written back (the worker pauses to gather after small ones). */
+    private volatile int lastBatchKeys;
 
     Writeback(Engine e) {
         this.e = e;
@@ -156,7 +158,13 @@ final class Writeback {
             e.stats.writebackKeys.add(batch.size());
             e.stats.writebackBatches.increment();
         }
+        lastBatchKeys = batch.size();
         return Step.PROGRESS;
+    }
+
+    /** Keys in the last batch written back (the worker pauses to gather after small ones). */
+    int lastBatchKeys() {
+        return lastBatchKeys;
     }
 
     private void advanceTail(LogPosition to, long bytes) {

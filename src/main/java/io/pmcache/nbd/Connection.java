@@ -8,6 +8,8 @@ import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.SocketChannel;
 import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
@@ -27,13 +29,24 @@ import org.slf4j.LoggerFactory;
  *               4. InFlightLimiter.acquire(payload bytes)  — blocks while too much is in flight:
  *                  the socket is not read, so the client's sends block (back-pressure)
  *               5. take a pooled direct buffer; for WRITE read the payload straight into it
- *               6. hand (request, buffer) to a virtual thread and go back to 1
- *  virtual thread per request
+ *               6. if nothing else is in flight and the client has sent nothing more yet (a
+ *                  non-blocking read of the next header finds no bytes), run steps 7-9 right here
+ *                  on the reader (a queue-depth-1 client pays no thread hand-off); otherwise hand
+ *                  (request, buffer) to a virtual thread. Go back to 1 (with any header bytes the
+ *                  look-ahead read got).
+ *  virtual thread per request (or the reader, see 6)
  *               7. CommandExecutor: device call on a MemorySegment view of the buffer
  *               8. ReplyWriter: one whole reply under the socket's write lock (any order)
  *               9. buffer back to the pool, limiter released
  * </pre>
- * Invariants: only the reader reads the socket; only {@link ReplyWriter} writes it after the
+ * Inline requests: a device call that blocks (a slow backing device, a full cache) must not hold
+ * up requests the client sends meanwhile, so the server's timer ({@link InlineWatch}, armed only
+ * while some request runs inline) checks every millisecond: a request
+ * that has run inline for more than {@link #INLINE_TAKEOVER_NANOS} makes the reader's role pass to
+ * a new reader thread, which goes on reading the socket; the old thread finishes its request and
+ * exits. A run id in {@link #inlineRun} decides who owns the role, so exactly one thread reads.
+ *
+ * <p>Invariants: only the reader reads the socket; only {@link ReplyWriter} writes it after the
  * handshake; each acquired buffer and limiter permit is released exactly once, by step 9 or by the
  * reader when it fails before step 6.
  *
@@ -56,7 +69,22 @@ final class Connection implements Runnable {
     private final Consumer<Connection> onClose;
     private volatile boolean stopping;
 
-    Connection(SocketChannel ch, String peer, ConnectionContext ctx, Consumer<Connection> onClose) {
+    /** After this long, an inline request's reader role is taken over by a new thread. */
+    static final long INLINE_TAKEOVER_NANOS = 1_000_000L;
+    /** Id of the request running inline on the reader, 0 when none; the timer zeroes it to take over. */
+    private final AtomicLong inlineRun = new AtomicLong();
+    private volatile long inlineSinceNanos;
+    /** Reader-owned (passed on with the role): ids of inline runs, and the transmission state. */
+    private long inlineRuns;
+    private RequestValidator validator;
+    private ReplyWriter replies;
+    private CommandExecutor executor;
+    private ByteBuffer header;
+    private final Set<Thread> threads;
+
+    /** {@code threads}: where the server tracks the threads that read connections (for shutdown). */
+    Connection(SocketChannel ch, String peer, ConnectionContext ctx, Set<Thread> threads, Consumer<Connection> onClose) {
+        this.threads = threads;
         this.ch = ch;
         this.peer = peer;
         this.ctx = ctx;
@@ -66,17 +94,79 @@ final class Connection implements Runnable {
 
     @Override
     public void run() {
+        boolean handedOver = false;
         try {
             Optional<Session> session = handshake();
             if (session.isPresent()) {
                 Session s = session.get();
                 log.debug("{}: transmission (structured replies {}, base:allocation {})", peer,
                         s.structuredReplies(), s.baseAllocation());
-                transmit(s);
-                log.debug("{}: disconnected", peer);
+                validator = new RequestValidator(s);
+                replies = new ReplyWriter(ch, s.structuredReplies());
+                executor = new CommandExecutor(s.export().device(), replies, ctx.stats(), peer);
+                header = ByteBuffer.allocateDirect(REQUEST_HEADER_SIZE);
+                handedOver = transmit();
             } else {
                 log.debug("{}: client aborted the handshake", peer);
             }
+        } catch (Exception e) {
+            failed(e);
+        } finally {
+            ended(handedOver);
+        }
+    }
+
+    /** The reader's loop on a new thread after a takeover. */
+    private void continueReading() {
+        boolean handedOver = false;
+        try {
+            handedOver = transmit();
+        } catch (Exception e) {
+            failed(e);
+        } finally {
+            ended(handedOver);
+        }
+    }
+
+    private void ended(boolean handedOver) {
+        if (handedOver) {
+            threads.remove(Thread.currentThread());
+        } else {
+            log.debug("{}: disconnected", peer);
+            finish();
+        }
+    }
+
+    /**
+     * Called by the server's timer ({@link InlineWatch}): if the request running inline on the
+     * reader has taken longer than {@link #INLINE_TAKEOVER_NANOS}, a new thread becomes the reader.
+     * True if a request still runs inline here (not old enough yet).
+     */
+    boolean takeOverSlowInline(long now) {
+        long run = inlineRun.get();
+        if (run == 0) {
+            return false;
+        }
+        if (now - inlineSinceNanos < INLINE_TAKEOVER_NANOS) {
+            return true;
+        }
+        if (!inlineRun.compareAndSet(run, 0)) {
+            return inlineRun.get() != 0;
+        }
+        ctx.stats().inlineTakeover();
+        Thread t = Thread.ofPlatform().daemon().name(peer).unstarted(this::continueReading);
+        threads.add(t);
+        t.start();
+        return false;
+    }
+
+    boolean runsInline() {
+        return inlineRun.get() != 0;
+    }
+
+    private void failed(Exception ex) {
+        try {
+            throw ex;
         } catch (ProtocolException e) {
             ctx.stats().protocolViolation();
             log.info("{}: closing connection: {}", peer, e.getMessage());
@@ -90,8 +180,9 @@ final class Connection implements Runnable {
         } catch (InterruptedException e) {
             abort();
             Thread.currentThread().interrupt();
-        } finally {
-            finish();
+        } catch (Exception e) {
+            log.error("{}: connection failed unexpectedly", peer, e);
+            abort();
         }
     }
 
@@ -127,21 +218,18 @@ final class Connection implements Runnable {
         }
     }
 
-    private void transmit(Session session) throws IOException, InterruptedException {
-        RequestValidator validator = new RequestValidator(session);
-        ReplyWriter replies = new ReplyWriter(ch, session.structuredReplies());
-        CommandExecutor executor = new CommandExecutor(session.export().device(), replies, ctx.stats(), peer);
-        ByteBuffer header = ByteBuffer.allocateDirect(REQUEST_HEADER_SIZE);
+    /** Reads and dispatches requests; true if the reader's role was handed over to a new thread. */
+    private boolean transmit() throws IOException, InterruptedException {
         while (!stopping) {
-            header.clear();
             if (!readHeader(header)) {
-                return;
+                return false;
             }
             Request r = Request.decode(header.flip());
             ctx.stats().request(r.type());
             if (r.type() == NBD_CMD_DISC) {
-                return;
+                return false;
             }
+            header.clear();
             Rejection rejection = validator.validate(r);
             if (rejection != null) {
                 reject(r, rejection, replies);
@@ -149,32 +237,71 @@ final class Connection implements Runnable {
             }
             long bytes = r.type() == NBD_CMD_READ || r.type() == NBD_CMD_WRITE ? r.length() : 0;
             if (!limiter.acquire(bytes)) {
-                return;
+                return false;
             }
-            dispatch(r, bytes, executor);
+            if (dispatch(r, bytes, header)) {
+                return true;
+            }
         }
+        return false;
     }
 
-    /** Reads a header; false on EOF before its first byte (a clean disconnect). */
+    /**
+     * Completes a header in {@code header} (which may already hold bytes from the look-ahead);
+     * false on EOF before its first byte (a clean disconnect).
+     */
     private boolean readHeader(ByteBuffer header) throws IOException {
-        if (ch.read(header) < 0) {
+        if (header.position() == 0 && ch.read(header) < 0) {
             return false;
         }
         ChannelIO.readFully(ch, header);
         return true;
     }
 
-    private void dispatch(Request r, long bytes, CommandExecutor executor) throws IOException {
+    /** Runs or hands off one request; true if it ran inline and the reader's role was taken over meanwhile. */
+    private boolean dispatch(Request r, long bytes, ByteBuffer nextHeader) throws IOException {
         ByteBuffer buf = bytes > 0 ? ctx.buffers().acquire((int) bytes) : null;
+        boolean inline;
         try {
             if (r.hasPayload()) {
                 ChannelIO.readFully(ch, buf);
                 buf.flip();
             }
-            ctx.requests().execute(() -> complete(r, buf, bytes, executor));
+            inline = limiter.inFlight() == 1 && !clientSentMore(nextHeader);
+            if (!inline) {
+                ctx.requests().execute(() -> complete(r, buf, bytes, executor));
+            }
         } catch (IOException | RejectedExecutionException e) {
             release(buf, bytes);
             throw e instanceof IOException io ? io : new ClosedChannelException();
+        }
+        if (!inline) {
+            return false;
+        }
+        long run = ++inlineRuns;
+        inlineSinceNanos = System.nanoTime();
+        inlineRun.set(run);
+        ctx.inlineWatch().inlineStarted();
+        ctx.stats().inlineRequest();
+        complete(r, buf, bytes, executor);
+        return !inlineRun.compareAndSet(run, 0);
+    }
+
+    /**
+     * Reads, without blocking, whatever the client has already sent of its next request header into
+     * {@code nextHeader}; true if that is anything (or end of stream, which the next
+     * {@link #readHeader} reports), i.e. the client is pipelining and the current request should
+     * run concurrently. Called only while nothing else is in flight, so no reply is being written
+     * while the channel is briefly non-blocking.
+     */
+    private boolean clientSentMore(ByteBuffer nextHeader) throws IOException {
+        synchronized (ch.blockingLock()) {
+            ch.configureBlocking(false);
+            try {
+                return ch.read(nextHeader) != 0;
+            } finally {
+                ch.configureBlocking(true);
+            }
         }
     }
 

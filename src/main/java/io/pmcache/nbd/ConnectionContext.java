@@ -6,9 +6,10 @@ import java.util.concurrent.ScheduledExecutorService;
 
 /**
  * What every connection of one server shares: the export, where requests run, the buffer pool,
- * the counters, a timer for handshake deadlines, and the per-connection limits.
+ * the counters, a timer for handshake deadlines, the per-connection limits, and the watch over
+ * requests running inline on a reader.
  */
 record ConnectionContext(Export export, ExecutorService requests, BufferPool buffers, NbdStats stats,
                          ScheduledExecutorService timer, int maxInFlightRequests, long maxInFlightBytes,
-                         Duration handshakeTimeout) {
+                         Duration handshakeTimeout, InlineWatch inlineWatch) {
 }

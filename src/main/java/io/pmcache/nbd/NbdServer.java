@@ -66,7 +66,8 @@ public final class NbdServer implements AutoCloseable {
         ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(
                 Thread.ofPlatform().daemon().name("nbd-timer").factory());
         this.ctx = new ConnectionContext(export, requests, new BufferPool(b.bufferRetainPerClass), new NbdStats(), timer,
-                b.maxInFlightRequests, b.maxInFlightBytes, b.handshakeTimeout);
+                b.maxInFlightRequests, b.maxInFlightBytes, b.handshakeTimeout,
+                new InlineWatch(timer, connections, Connection.INLINE_TAKEOVER_NANOS));
         this.maxConnections = b.maxConnections;
         this.shutdownGrace = b.shutdownGrace;
         this.connectionSlots = new Semaphore(b.maxConnections);
@@ -213,7 +214,7 @@ public final class NbdServer implements AutoCloseable {
         } catch (IOException e) {
             log.debug("{}: socket options not set: {}", peer, e.toString());
         }
-        Connection c = new Connection(ch, peer, ctx, closing -> {
+        Connection c = new Connection(ch, peer, ctx, connectionThreads, closing -> {
             connections.remove(closing);
             connectionThreads.remove(Thread.currentThread());
             connectionSlots.release();
@@ -221,7 +222,7 @@ public final class NbdServer implements AutoCloseable {
             log.debug("{}: closed", peer);
         });
         connections.add(c);
-        Thread t = Thread.ofVirtual().name(peer).unstarted(c);
+        Thread t = Thread.ofPlatform().daemon().name(peer).unstarted(c);
         connectionThreads.add(t);
         log.debug("{}: accepted", peer);
         t.start();

@@ -24,6 +24,8 @@ public final class NbdStats {
     private final LongAdder connectionsAccepted = new LongAdder();
     private final LongAdder connectionsRefused = new LongAdder();
     private final LongAdder protocolViolations = new LongAdder();
+    private final LongAdder inlineRequests = new LongAdder();
+    private final LongAdder inlineTakeovers = new LongAdder();
     private final AtomicInteger connectionsActive = new AtomicInteger();
 
     /**
@@ -38,10 +40,14 @@ public final class NbdStats {
      * @param connectionsRefused connections closed at once because the limit was reached
      * @param connectionsActive connections open now
      * @param protocolViolations connections closed because the client broke the protocol
+     * @param inlineRequests requests run on the connection's reader (nothing else was in flight or
+     *                       pending) instead of a request thread
+     * @param inlineTakeovers inline requests that ran so long that a new thread took over reading
      */
     public record Snapshot(Map<String, Long> requests, Map<String, Long> errors, long bytesRead, long bytesWritten,
                            long connectionsAccepted, long connectionsRefused, int connectionsActive,
-                           long protocolViolations) {
+                           long protocolViolations, long inlineRequests,
+                           long inlineTakeovers) {
         /** Requests received for a command name (0 if none). */
         public long requests(String command) {
             return requests.getOrDefault(command, 0L);
@@ -65,7 +71,16 @@ public final class NbdStats {
         }
         err.put("other", errors[ERRORS.length].sum());
         return new Snapshot(Map.copyOf(req), Map.copyOf(err), bytesRead.sum(), bytesWritten.sum(),
-                connectionsAccepted.sum(), connectionsRefused.sum(), connectionsActive.get(), protocolViolations.sum());
+                connectionsAccepted.sum(), connectionsRefused.sum(), connectionsActive.get(), protocolViolations.sum(),
+                inlineRequests.sum(), inlineTakeovers.sum());
+    }
+
+    void inlineTakeover() {
+        inlineTakeovers.increment();
+    }
+
+    void inlineRequest() {
+        inlineRequests.increment();
     }
 
     void request(int type) {

@@ -159,6 +159,34 @@ class NbdServerTest {
         }
     }
 
+    @Test
+    void aLoneRequestRunsOnTheReaderAndASlowOneIsOvertaken() throws Exception {
+        MemoryBlockDevice device = new MemoryBlockDevice(1 << 20);
+        Path socket = dir.resolve("s.sock");
+        try (NbdServer server = NbdServer.builder().device(device).build()) {
+            server.listenUnix(socket);
+            try (NbdTestClient c = NbdTestClient.open(socket, false, false)) {
+                for (int i = 0; i < 50; i++) {
+                    assertThat(c.write(i, 4096L * i, new byte[] {(byte) i})).isZero();
+                }
+                assertThat(server.stats().snapshot().inlineRequests()).as("queue-depth-1 requests run inline")
+                        .isGreaterThanOrEqualTo(45);
+                // a held read runs inline (nothing else was pending); a request sent after it starts
+                // is still answered first, once the timer has handed the reader's role on
+                CountDownLatch gate = new CountDownLatch(1);
+                device.holdReadsAt(0, gate);
+                c.request(0, NBD_CMD_READ, 100, 0, 4096, null);
+                Thread.sleep(20);
+                c.request(0, NBD_CMD_WRITE, 101, 8192, 1, new byte[] {7});
+                assertThat(c.reply(0).handle()).isEqualTo(101);
+                gate.countDown();
+                assertThat(c.reply(4096).handle()).isEqualTo(100);
+                assertThat(server.stats().snapshot().inlineTakeovers()).isGreaterThanOrEqualTo(1);
+                assertThat(c.write(102, 0, new byte[] {9})).isZero(); // the connection goes on serving
+            }
+        }
+    }
+
     /** Sends all writes of one client without waiting, then checks every reply and the data. */
     private static Void pipelined(Path socket, int client, int count) throws IOException {
         try (NbdTestClient c = NbdTestClient.open(socket, client % 2 == 0, false)) {
