@@ -33,7 +33,7 @@ run_fio() { # uri -> prints IOPS
 
 ref=(); pm=()
 for round in $(seq 1 "$REPEATS"); do
-  rm -f "$work_b"/*.img "$work_c"/*
+  rm -f "$work_b"/* "$work_c"/*
   truncate -s "$SET" "$work_b/ref.img"
   nbdkit --exit-with-parent -f -U "$work_b/ref.sock" file "$work_b/ref.img" & pid=$!
   wait_ready "nbd+unix:///?socket=$work_b/ref.sock"
