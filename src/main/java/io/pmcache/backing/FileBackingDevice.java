@@ -1,6 +1,7 @@
 package io.pmcache.backing;
 
 import io.pmcache.device.Ranges;
+import io.pmcache.os.LinuxFiles;
 
 import java.io.IOException;
 import java.io.InterruptedIOException;

@@ -4,7 +4,9 @@ import io.pmcache.format.KeyRecord;
 import io.pmcache.format.LogPosition;
 import io.pmcache.index.Extent;
 import io.pmcache.index.ExtentMap;
-import java.util.concurrent.atomic.AtomicBoolean;
+import io.pmcache.index.RangeIndex;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -22,18 +24,18 @@ import org.slf4j.LoggerFactory;
  * A data segment whose last reference goes (no live key, no head, no in-flight allocation points
  * into it) gets its generation bumped and persisted, then returns to the free pool. Index extents
  * still naming the old generation are stale: reads treat them as misses, and
- * {@link #cleanIndex()} removes them in the background a few at a time per range lock.
+ * {@link #cleanIndex()} removes them in the background, visiting only the ranges of the keys that
+ * referenced the reclaimed segment ({@link StaleExtents}), one key's range per range-lock hold.
  */
 final class GarbageCollector {
     private static final Logger log = LoggerFactory.getLogger(GarbageCollector.class);
-    private static final int CLEAN_BATCH = 64;
-
     private final Engine e;
     private final ReentrantLock lock = new ReentrantLock();
-    private final AtomicBoolean indexDirty = new AtomicBoolean();
+    private final StaleExtents staleExtents;
 
     GarbageCollector(Engine e) {
         this.e = e;
+        this.staleExtents = new StaleExtents(e.segments.count());
     }
 
     /** Used segments at or above which gc runs. */
@@ -50,7 +52,7 @@ final class GarbageCollector {
         e.segments.bumpGeneration(seg, 0);
         e.allocator.free(seg);
         e.stats.segmentsReclaimed.increment();
-        indexDirty.set(true);
+        staleExtents.reclaimed(seg);
     }
 
     /** Passes one kset at the key tail; false when the key tail has reached the dirty tail. */
@@ -88,6 +90,7 @@ final class GarbageCollector {
             }
             KeyRecord key = e.reader.key(k, slot);
             if (key != null && !key.zero() && key.generation() == e.segments.generation(key.segment())) {
+                staleExtents.passed(key.segment(), key.offset(), key.length());
                 e.segments.unref(key.segment());
             }
         }
@@ -135,7 +138,7 @@ final class GarbageCollector {
             for (DataHead h : e.heads) {
                 h.detach();
             }
-            cleanIndex();
+            removeAllStale();
             e.stats.gcPasses.increment();
         } finally {
             lock.unlock();
@@ -143,28 +146,53 @@ final class GarbageCollector {
     }
 
     boolean indexNeedsCleaning() {
-        return indexDirty.get();
+        return staleExtents.pending();
     }
 
-    /** Removes stale data extents (their segment was reclaimed), a batch per lock hold. */
+    /** Removes the stale extents of reclaimed segments, one key's range per range-lock hold. */
     void cleanIndex() {
-        if (!indexDirty.getAndSet(false)) {
-            return;
-        }
-        for (int r = 0; r < e.index.rangeCount(); r++) {
-            ExtentMap map = e.index.rangeIfPresent(r);
-            if (map == null) {
-                continue;
+        for (long[] ranges = staleExtents.poll(); ranges != null; ranges = staleExtents.poll()) {
+            for (int i = 0; i < ranges.length; i += 2) {
+                removeStale(ranges[i], ranges[i] + ranges[i + 1]);
             }
-            int removed;
-            do {
+        }
+    }
+
+    private void removeStale(long from, long to) {
+        while (from < to) {
+            long end = Math.min(to, from + RangeIndex.roomInRange(from));
+            ExtentMap map = e.index.rangeIfPresent(RangeIndex.rangeOf(from));
+            if (map != null) {
                 map.lock().lock();
                 try {
-                    removed = map.removeIf(this::stale, CLEAN_BATCH);
+                    List<Extent> doomed = new ArrayList<>(2);
+                    map.forEachOverlapping(from, end, x -> {
+                        if (stale(x)) {
+                            doomed.add(x);
+                        }
+                    });
+                    doomed.forEach(map::removeExact);
                 } finally {
                     map.lock().unlock();
                 }
-            } while (removed == CLEAN_BATCH);
+            }
+            from = end;
+        }
+    }
+
+    /** Removes every stale extent from the whole index (detach: everything is written back). */
+    private void removeAllStale() {
+        staleExtents.clear();
+        for (int r = 0; r < e.index.rangeCount(); r++) {
+            ExtentMap map = e.index.rangeIfPresent(r);
+            if (map != null) {
+                map.lock().lock();
+                try {
+                    map.removeIf(this::stale, Integer.MAX_VALUE);
+                } finally {
+                    map.lock().unlock();
+                }
+            }
         }
     }
 

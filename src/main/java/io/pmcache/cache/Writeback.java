@@ -20,17 +20,19 @@ import org.slf4j.LoggerFactory;
  *
  * <h2>One step</h2>
  * <ol>
- *   <li>From the dirty tail, take sealed ksets (up to {@link #MAX_KEYS} keys or
- *       {@link #MAX_BYTES} bytes); stop at the first kset not yet sealed.</li>
+ *   <li>From the dirty tail, take sealed ksets (up to {@link #maxKeys} keys or
+ *       {@link #maxBytes} bytes: an eighth of the cache, 4..256 MiB); stop at the first kset not
+ *       yet sealed. Larger batches mean fewer backing-device syncs, and more keys overwritten
+ *       inside a batch that need not be written at all.</li>
  *   <li>Lay their dirty keys over each other in log order (the newest wins inside the batch);
  *       drop keys whose segment generation moved on (possible only after metadata damage, when
  *       replay dropped them too) and, with the data-CRC option, keys whose data fails its CRC.</li>
- *   <li>Write the resulting extents to the backing device concurrently (zero extents as
- *       write-zeroes), by a few virtual-thread workers over the offset-sorted extents.</li>
- *   <li>Meanwhile, in the stepping thread, flush the backing device, which makes the previous
- *       step's writes (all completed before the flush began) durable, and only then advance and
- *       persist the dirty tail over that previous batch. The flush of one batch thus overlaps
- *       the writes of the next.</li>
+ *   <li>Write the resulting extents to the backing device in offset order (zero extents as
+ *       write-zeroes) from the stepping thread.</li>
+ *   <li>Meanwhile, in the syncer thread, flush the backing device, which makes the previous
+ *       step's writes (all completed before the flush began) durable; only once it succeeded,
+ *       advance and persist the dirty tail over that previous batch. The flush of one batch thus
+ *       overlaps the writes of the next.</li>
  * </ol>
  * Invariant: dirty tail ≤ {@code written} (the end of what was written to the backing device); the
  * dirty tail only ever moves to a position whose writes all completed before a successful flush.
@@ -41,13 +43,14 @@ import org.slf4j.LoggerFactory;
  */
 final class Writeback {
     private static final Logger log = LoggerFactory.getLogger(Writeback.class);
-    static final int MAX_KEYS = 4096;
-    static final long MAX_BYTES = 64L << 20;
-    private static final int MAX_IN_FLIGHT = 16;
+    private final int maxKeys;
+    private final long maxBytes;
 
     private final Engine e;
     private final ReentrantLock lock = new ReentrantLock();
-    private final ExecutorService io = Executors.newVirtualThreadPerTaskExecutor();
+    /** Flushes the backing device while the stepping thread writes the next batch. */
+    private final ExecutorService syncer = Executors.newSingleThreadExecutor(
+            Thread.ofPlatform().daemon().name("pmcache-writeback-sync").factory());
     /** End of the ksets whose data was written to the backing device (not necessarily flushed). */
     private LogPosition written;
     /** Dirty bytes between the dirty tail and {@link #written}. */
@@ -57,6 +60,9 @@ final class Writeback {
 
     Writeback(Engine e) {
         this.e = e;
+        long cacheBytes = e.segments.count() * e.segments.segmentSize();
+        this.maxBytes = Math.clamp(cacheBytes / 8, 4L << 20, 256L << 20);
+        this.maxKeys = (int) Math.max(1024, maxBytes / 4096);
     }
 
     /** Outcome of one step. */
@@ -85,7 +91,7 @@ final class Writeback {
         List<KeyRecord> batch = new ArrayList<>();
         long bytes = 0;
         LogPosition pos = written;
-        while (batch.size() < MAX_KEYS && bytes < MAX_BYTES && pos.ksetSeq() < e.keyLog.nextSeq()
+        while (batch.size() < maxKeys && bytes < maxBytes && pos.ksetSeq() < e.keyLog.nextSeq()
                 && e.keyLog.isSealed(pos.ksetSeq())) {
             LogReader.KsetAt k = e.reader.read(pos);
             if (k == null) {
@@ -134,16 +140,28 @@ final class Writeback {
         if (!newBatch && !unsynced) {
             return Step.IDLE;
         }
-        List<Future<?>> writes = newBatch ? startWrites(batch) : List.of();
+        List<Extent> extents = newBatch ? newestWins(batch) : List.of();
+        // Flush the previous batch (in the syncer) while this one is written (here).
+        Future<?> sync = unsynced ? syncer.submit(() -> {
+            e.backing.flush();
+            return null;
+        }) : null;
         try {
-            if (unsynced) {
-                e.backing.flush();
+            IOException failed = null;
+            try {
+                writeAll(extents);
+            } catch (IOException | RuntimeException ex) {
+                failed = ex instanceof IOException io ? io : new IOException(ex);
+            }
+            if (sync != null) {
+                await(sync); // even after a failed write: one flush at a time
                 advanceTail(written, writtenBytes);
                 writtenBytes = 0;
             }
-            awaitWrites(writes);
+            if (failed != null) {
+                throw failed;
+            }
         } catch (IOException | RuntimeException ex) {
-            cancel(writes);
             written = e.info.current().dirtyTail();
             writtenBytes = 0;
             e.stats.backingErrors.increment();
@@ -173,8 +191,8 @@ final class Writeback {
         e.stats.writebackBytes.add(bytes);
     }
 
-    /** Lays the batch over itself (newest wins) and starts writing it with a few workers. */
-    private List<Future<?>> startWrites(List<KeyRecord> batch) {
+    /** Lays the batch over itself in log order (the newest wins): the extents to write, by offset. */
+    private static List<Extent> newestWins(List<KeyRecord> batch) {
         ExtentMap latest = new ExtentMap();
         for (KeyRecord key : batch) {
             if (key.zero()) {
@@ -184,43 +202,35 @@ final class Writeback {
                         key.generation(), true), null);
             }
         }
-        List<Extent> extents = latest.snapshot();
-        java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
-        int workers = Math.min(MAX_IN_FLIGHT, extents.size());
-        List<Future<?>> futures = new ArrayList<>(workers);
-        for (int w = 0; w < workers; w++) {
-            futures.add(io.submit(() -> {
-                for (int i = next.getAndIncrement(); i < extents.size(); i = next.getAndIncrement()) {
-                    writeExtent(extents.get(i));
-                }
-                return null;
-            }));
-        }
-        return futures;
+        return latest.snapshot();
     }
 
-    private static void awaitWrites(List<Future<?>> futures) throws IOException {
+    /**
+     * Writes the extents in offset order from this one thread: buffered writes to one file take
+     * the file's lock one at a time anyway, so more writers only add hand-offs and contention.
+     */
+    private void writeAll(List<Extent> extents) throws IOException {
+        for (Extent x : extents) {
+            writeExtent(x);
+        }
+    }
+
+    private static void await(Future<?> f) throws IOException {
+        boolean interrupted = false;
         try {
-            for (Future<?> f : futures) {
-                f.get();
+            while (true) {
+                try {
+                    f.get();
+                    return;
+                } catch (InterruptedException ex) {
+                    interrupted = true; // the flush is in flight: never abandon it half-way
+                }
             }
-        } catch (InterruptedException ex) {
-            Thread.currentThread().interrupt();
-            throw new java.io.InterruptedIOException("writeback interrupted");
         } catch (java.util.concurrent.ExecutionException ex) {
             throw ex.getCause() instanceof IOException io ? io : new IOException(ex.getCause());
-        }
-    }
-
-    private static void cancel(List<Future<?>> futures) {
-        for (Future<?> f : futures) {
-            f.cancel(false);
-        }
-        for (Future<?> f : futures) {
-            try {
-                f.get();
-            } catch (Exception ignored) {
-                // the failure was reported by the caller; here we only wait for the workers to stop
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
             }
         }
     }
@@ -272,6 +282,6 @@ final class Writeback {
     }
 
     void close() {
-        io.shutdown();
+        syncer.shutdown();
     }
 }

@@ -1,9 +1,11 @@
 package io.pmcache.media;
 
+import io.pmcache.os.LinuxFiles;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
@@ -48,7 +50,7 @@ public final class MappedFileMedium implements Medium {
     }
 
     /**
-     * Creates a new zero-filled (sparse) file of {@code size} bytes and maps it.
+     * Creates a new zero-filled file of {@code size} bytes, allocates all of it, and maps it.
      *
      * @throws FileAlreadyExistsException if {@code file} exists: an existing file is never truncated
      */
@@ -63,10 +65,10 @@ public final class MappedFileMedium implements Medium {
                     "refusing to create a cache medium over an existing file");
         }
         try (ch) {
-            // ftruncate extends without writing: a sparse file that reads as zeros.
             try (var raf = new RandomAccessFile(file.toFile(), "rw")) {
                 raf.setLength(size);
             }
+            allocate(file, ch, size);
             return map(file, ch, size);
         } catch (IOException | RuntimeException e) {
             try {
@@ -75,6 +77,39 @@ public final class MappedFileMedium implements Medium {
                 e.addSuppressed(suppressed);
             }
             throw e;
+        }
+    }
+
+    /**
+     * Allocates every block of a new file now ({@code fallocate}, else by writing zeros). A store
+     * into an unallocated page of a shared mapping on a full file system or tmpfs kills the
+     * process with SIGBUS; and on tmpfs, first-touch page faults would slow the first pass over
+     * the cache. Fails with a clear message when the space is not there.
+     */
+    private static void allocate(Path file, FileChannel ch, long size) throws IOException {
+        try {
+            if (LinuxFiles.AVAILABLE) {
+                int fd = LinuxFiles.openReadWrite(file);
+                try {
+                    LinuxFiles.fallocate(fd, 0, 0, size, file);
+                    return;
+                } catch (LinuxFiles.ErrnoException e) {
+                    if (!LinuxFiles.isUnsupported(e.errno)) {
+                        throw e;
+                    }
+                } finally {
+                    LinuxFiles.close(fd, file);
+                }
+            }
+            ByteBuffer zeros = ByteBuffer.allocateDirect(1 << 20);
+            for (long pos = 0; pos < size; ) {
+                zeros.clear().limit((int) Math.min(zeros.capacity(), size - pos));
+                pos += ch.write(zeros, pos);
+            }
+            ch.force(false);
+        } catch (IOException e) {
+            throw new IOException(file + ": cannot allocate " + size + " bytes for the cache medium ("
+                    + e.getMessage() + "); is there enough space on its file system?", e);
         }
     }
 

@@ -103,4 +103,19 @@ class MappedFileMediumTest {
             assertThat(m.isSyncMapping()).isFalse();
         }
     }
+
+    @Test
+    void aNewFileIsAllocatedUpFrontNotSparse() throws Exception {
+        Path f = dir.resolve("alloc");
+        long size = 8L << 20;
+        try (MappedFileMedium m = MappedFileMedium.create(f, size)) {
+            // st_blocks counts 512-byte units actually allocated; a sparse file would show ~0.
+            Process p = new ProcessBuilder("stat", "-c", "%b %B", f.toString()).redirectErrorStream(true).start();
+            String[] out = new String(p.getInputStream().readAllBytes()).trim().split(" ");
+            assertThat(p.waitFor()).isZero();
+            long allocated = Long.parseLong(out[0]) * Long.parseLong(out[1]);
+            assertThat(allocated).as("bytes allocated for a %d-byte medium", size).isGreaterThanOrEqualTo(size);
+            assertThat(m.segment().get(ValueLayout.JAVA_LONG, size - 8)).isZero();
+        }
+    }
 }

@@ -1,4 +1,4 @@
-package io.pmcache.backing;
+package io.pmcache.os;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -15,18 +15,19 @@ import java.nio.file.Path;
 
 /**
  * The few libc calls the JDK does not expose, made through the FFM {@link Linker}: {@code open(2)},
- * {@code close(2)} and {@code fallocate(2)}, each capturing {@code errno}.
+ * {@code close(2)} and {@code fallocate(2)}, each capturing {@code errno}. Used by the backing device
+ * (hole punching) and the cache medium (allocating a new cache file up front).
  *
  * <p>Only available on Linux ({@link #AVAILABLE}); elsewhere callers use their portable fallback.
  */
-final class LinuxFiles {
+public final class LinuxFiles {
     private LinuxFiles() {
     }
 
-    static final int O_RDWR = 02;
-    static final int O_CLOEXEC = 02000000;
-    static final int FALLOC_FL_KEEP_SIZE = 0x01;
-    static final int FALLOC_FL_PUNCH_HOLE = 0x02;
+    public static final int O_RDWR = 02;
+    public static final int O_CLOEXEC = 02000000;
+    public static final int FALLOC_FL_KEEP_SIZE = 0x01;
+    public static final int FALLOC_FL_PUNCH_HOLE = 0x02;
 
     static final int EINTR = 4;
     static final int EINVAL = 22;
@@ -35,7 +36,7 @@ final class LinuxFiles {
     static final int ENODEV = 19;
 
     /** True when the calls below are linked (Linux with a libc). */
-    static final boolean AVAILABLE;
+    public static final boolean AVAILABLE;
 
     private static final StructLayout CAPTURE = Linker.Option.captureStateLayout();
     private static final VarHandle ERRNO =
@@ -76,8 +77,8 @@ final class LinuxFiles {
     }
 
     /** A failed libc call: the errno and a message naming the call and the file. */
-    static final class ErrnoException extends IOException {
-        final int errno;
+    public static final class ErrnoException extends IOException {
+        public final int errno;
 
         ErrnoException(String message, int errno) {
             super(message + ": errno " + errno + " (" + errnoName(errno) + ")");
@@ -86,7 +87,7 @@ final class LinuxFiles {
     }
 
     /** {@code open(path, O_RDWR | O_CLOEXEC)}; returns the fd. */
-    static int openReadWrite(Path path) throws IOException {
+    public static int openReadWrite(Path path) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CAPTURE);
             MemorySegment cPath = arena.allocateFrom(path.toAbsolutePath().toString());
@@ -95,7 +96,7 @@ final class LinuxFiles {
                 fd = (int) OPEN.invokeExact(state, cPath, O_RDWR | O_CLOEXEC, 0);
             } while (fd < 0 && errno(state) == EINTR);
             if (fd < 0) {
-                throw new ErrnoException(path + ": open(2) for hole punching failed", errno(state));
+                throw new ErrnoException(path + ": open(2) failed", errno(state));
             }
             return fd;
         } catch (IOException | RuntimeException | Error e) {
@@ -106,7 +107,7 @@ final class LinuxFiles {
     }
 
     /** {@code close(fd)}; EINTR is not retried (on Linux the fd is released regardless). */
-    static void close(int fd, Path path) throws IOException {
+    public static void close(int fd, Path path) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CAPTURE);
             int rc = (int) CLOSE.invokeExact(state, fd);
@@ -121,7 +122,7 @@ final class LinuxFiles {
     }
 
     /** {@code fallocate(fd, mode, offset, length)}, retried on EINTR. */
-    static void fallocate(int fd, int mode, long offset, long length, Path path) throws IOException {
+    public static void fallocate(int fd, int mode, long offset, long length, Path path) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CAPTURE);
             int rc;
@@ -140,7 +141,7 @@ final class LinuxFiles {
     }
 
     /** True when fallocate failed because the file system or device cannot do it (use a fallback). */
-    static boolean isUnsupported(int errno) {
+    public static boolean isUnsupported(int errno) {
         return errno == EOPNOTSUPP || errno == ENOSYS || errno == ENODEV || errno == EINVAL;
     }
 
