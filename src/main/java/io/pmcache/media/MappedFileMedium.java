@@ -37,7 +37,26 @@ public final class MappedFileMedium implements Medium {
     private final boolean readOnly;
     private final Arena arena;
     private final MemorySegment segment;
+    private volatile boolean locked;
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(MappedFileMedium.class);
     private final AtomicBoolean closed = new AtomicBoolean();
+
+    /**
+     * Best effort: keeps the mapping resident with {@code mlock}, so that pages the kernel would
+     * otherwise unmap (reclaim, proactive pageout) are not faulted back in on the write path. Also
+     * maps every page up front. Without the privilege or memlock limit it stays unlocked.
+     */
+    private void lockResident() {
+        if (!LinuxFiles.AVAILABLE) {
+            return;
+        }
+        int errno = LinuxFiles.mlock(segment);
+        locked = errno == 0;
+        if (!locked) {
+            LOG.info("{}: not locked in memory (mlock: {}); raise the memlock limit (ulimit -l) to keep "
+                    + "its pages resident", path, LinuxFiles.errnoName(errno));
+        }
+    }
 
     private MappedFileMedium(Path path, long size, boolean sync, boolean readOnly, Arena arena,
                              MemorySegment segment) {
@@ -210,7 +229,8 @@ public final class MappedFileMedium implements Medium {
 
     @Override
     public String describe() {
-        return path + " (" + size + " bytes, mapped " + (readOnly ? "READ_ONLY" : sync ? "READ_WRITE_SYNC/DAX" : "READ_WRITE/msync") + ")";
+        return path + " (" + size + " bytes, mapped " + (readOnly ? "READ_ONLY" : sync ? "READ_WRITE_SYNC/DAX" : "READ_WRITE/msync")
+                + (locked ? ", locked" : "") + ")";
     }
 
     @Override
@@ -237,7 +257,9 @@ public final class MappedFileMedium implements Medium {
                 seg = ch.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
                 sync = false;
             }
-            return new MappedFileMedium(file, size, sync, false, arena, seg);
+            MappedFileMedium m = new MappedFileMedium(file, size, sync, false, arena, seg);
+            m.lockResident();
+            return m;
         } catch (IOException | RuntimeException e) {
             arena.close();
             throw new IOException(file + ": cannot map " + size + " bytes: " + e.getMessage(), e);

@@ -23,17 +23,19 @@ import org.slf4j.LoggerFactory;
  * <h2>Request pipeline</h2>
  * <pre>
  *  socket ──► reader (this connection's thread, the only reader of the socket)
- *               1. read the 28-byte header; bad magic ─► close the connection (ProtocolException)
+ *               1. take the 28-byte header from the input buffer, which each socket read fills
+ *                  with as much as the client has sent (a pipelining client's next requests);
+ *                  bad magic ─► close the connection (ProtocolException)
  *               2. DISC ─► stop reading, let in-flight requests finish, close
  *               3. RequestValidator; refused ─► drop a WRITE payload, error reply, next request
  *               4. InFlightLimiter.acquire(payload bytes)  — blocks while too much is in flight:
  *                  the socket is not read, so the client's sends block (back-pressure)
- *               5. take a pooled direct buffer; for WRITE read the payload straight into it
- *               6. if nothing else is in flight and the client has sent nothing more yet (a
- *                  non-blocking read of the next header finds no bytes), run steps 7-9 right here
- *                  on the reader (a queue-depth-1 client pays no thread hand-off); otherwise hand
- *                  (request, buffer) to a virtual thread. Go back to 1 (with any header bytes the
- *                  look-ahead read got).
+ *               5. take a pooled direct buffer; for WRITE copy the payload into it (from the
+ *                  input buffer, the rest straight from the socket)
+ *               6. small requests (and any request while nothing else is in flight or buffered)
+ *                  run steps 7-9 right here on the reader, their replies coalesced and sent
+ *                  before the reader next blocks on the socket; others go to a virtual thread,
+ *                  as do all requests for a while after an inline one was slow. Go back to 1.
  *  virtual thread per request (or the reader, see 6)
  *               7. CommandExecutor: device call on a MemorySegment view of the buffer
  *               8. ReplyWriter: one whole reply under the socket's write lock (any order)
@@ -71,6 +73,17 @@ final class Connection implements Runnable {
 
     /** After this long, an inline request's reader role is taken over by a new thread. */
     static final long INLINE_TAKEOVER_NANOS = 1_000_000L;
+    /**
+     * When half of the last 8 inline requests took longer than this (they wait for something,
+     * e.g. read misses on a disk), pipelined requests run on their own threads...
+     */
+    static final long SLOW_INLINE_NANOS = 50_000L;
+    /** ...for this long, after which running inline is tried again. */
+    static final long HAND_OFF_NANOS = 20_000_000L;
+    /** Requests with payloads up to this size run inline even while others are pipelined. */
+    static final long INLINE_MAX_BYTES = 128 << 10;
+    /** Socket reads take up to this much at once (a pipelining client's next requests). */
+    static final int IN_CAPACITY = 256 << 10;
     /** Id of the request running inline on the reader, 0 when none; the timer zeroes it to take over. */
     private final AtomicLong inlineRun = new AtomicLong();
     private volatile long inlineSinceNanos;
@@ -79,7 +92,12 @@ final class Connection implements Runnable {
     private RequestValidator validator;
     private ReplyWriter replies;
     private CommandExecutor executor;
-    private ByteBuffer header;
+    /** Bytes read from the socket and not yet consumed, in read mode (reader-owned). */
+    private ByteBuffer in;
+    /** Pipelined requests are not run inline before this instant (inline ones were slow). */
+    private long handOffUntilNanos;
+    /** One bit per recent inline request (newest lowest): set if it was slow. */
+    private int slowInline;
     private final Set<Thread> threads;
 
     /** {@code threads}: where the server tracks the threads that read connections (for shutdown). */
@@ -104,7 +122,7 @@ final class Connection implements Runnable {
                 validator = new RequestValidator(s);
                 replies = new ReplyWriter(ch, s.structuredReplies());
                 executor = new CommandExecutor(s.export().device(), replies, ctx.stats(), peer);
-                header = ByteBuffer.allocateDirect(REQUEST_HEADER_SIZE);
+                in = ByteBuffer.allocateDirect(IN_CAPACITY).flip();
                 handedOver = transmit();
             } else {
                 log.debug("{}: client aborted the handshake", peer);
@@ -170,6 +188,7 @@ final class Connection implements Runnable {
         } catch (ProtocolException e) {
             ctx.stats().protocolViolation();
             log.info("{}: closing connection: {}", peer, e.getMessage());
+            flushQuietly(); // answers to the requests before the violation
             abort();
         } catch (EOFException | ClosedChannelException e) {
             log.debug("{}: {}", peer, stopping ? "closed by server shutdown" : "client disconnected");
@@ -220,26 +239,29 @@ final class Connection implements Runnable {
 
     /** Reads and dispatches requests; true if the reader's role was handed over to a new thread. */
     private boolean transmit() throws IOException, InterruptedException {
+        replies.deferFor(Thread.currentThread());
         while (!stopping) {
-            if (!readHeader(header)) {
+            if (!fill(REQUEST_HEADER_SIZE)) {
                 return false;
             }
-            Request r = Request.decode(header.flip());
+            Request r = Request.decode(in);
             ctx.stats().request(r.type());
             if (r.type() == NBD_CMD_DISC) {
                 return false;
             }
-            header.clear();
             Rejection rejection = validator.validate(r);
             if (rejection != null) {
                 reject(r, rejection, replies);
                 continue;
             }
             long bytes = r.type() == NBD_CMD_READ || r.type() == NBD_CMD_WRITE ? r.length() : 0;
-            if (!limiter.acquire(bytes)) {
-                return false;
+            if (!limiter.tryAcquire(bytes)) {
+                replies.flush(); // the client may wait for these before it lets anything finish
+                if (!limiter.acquire(bytes)) {
+                    return false;
+                }
             }
-            if (dispatch(r, bytes, header)) {
+            if (dispatch(r, bytes)) {
                 return true;
             }
         }
@@ -247,27 +269,75 @@ final class Connection implements Runnable {
     }
 
     /**
-     * Completes a header in {@code header} (which may already hold bytes from the look-ahead);
-     * false on EOF before its first byte (a clean disconnect).
+     * Makes at least {@code n} unconsumed bytes available in {@link #in}, reading the socket as
+     * needed (after sending coalesced replies, since the read may block); false on EOF before any
+     * byte of them (a clean disconnect at a request boundary), {@link EOFException} after some.
      */
-    private boolean readHeader(ByteBuffer header) throws IOException {
-        if (header.position() == 0 && ch.read(header) < 0) {
-            return false;
+    private boolean fill(int n) throws IOException {
+        if (in.remaining() >= n) {
+            return true;
         }
-        ChannelIO.readFully(ch, header);
+        boolean none = !in.hasRemaining();
+        in.compact();
+        try {
+            replies.flush();
+            while (in.position() < n) {
+                if (ch.read(in) < 0) {
+                    if (none && in.position() == 0) {
+                        return false;
+                    }
+                    throw new EOFException("peer closed the connection in the middle of a request");
+                }
+            }
+        } finally {
+            in.flip();
+        }
         return true;
     }
 
-    /** Runs or hands off one request; true if it ran inline and the reader's role was taken over meanwhile. */
-    private boolean dispatch(Request r, long bytes, ByteBuffer nextHeader) throws IOException {
+    /** Fills {@code dst} to its limit: first from what was already read, then from the socket. */
+    private void readPayload(ByteBuffer dst) throws IOException {
+        int n = Math.min(in.remaining(), dst.remaining());
+        if (n > 0) {
+            int limit = in.limit();
+            in.limit(in.position() + n);
+            dst.put(in);
+            in.limit(limit);
+        }
+        if (dst.hasRemaining()) {
+            replies.flush();
+            ChannelIO.readFully(ch, dst);
+        }
+    }
+
+    /** Reads and drops {@code count} payload bytes. */
+    private void skipPayload(long count) throws IOException {
+        int n = (int) Math.min(in.remaining(), count);
+        in.position(in.position() + n);
+        if (count > n) {
+            replies.flush();
+            ChannelIO.skip(ch, count - n, ByteBuffer.allocate(64 << 10));
+        }
+    }
+
+    /**
+     * Runs or hands off one request; true if it ran inline and the reader's role was taken over
+     * meanwhile. Inline (on the reader, reply coalesced): any request while nothing else is in
+     * flight or buffered, and requests with small payloads unless inline requests were often slow
+     * (read misses on a disk, a full cache), which sends pipelined requests to their own
+     * virtual threads for {@link #HAND_OFF_NANOS} so that they can wait concurrently.
+     */
+    private boolean dispatch(Request r, long bytes) throws IOException {
         ByteBuffer buf = bytes > 0 ? ctx.buffers().acquire((int) bytes) : null;
         boolean inline;
         try {
             if (r.hasPayload()) {
-                ChannelIO.readFully(ch, buf);
+                readPayload(buf);
                 buf.flip();
             }
-            inline = limiter.inFlight() == 1 && !clientSentMore(nextHeader);
+            long now = System.nanoTime();
+            boolean alone = limiter.inFlight() == 1 && !in.hasRemaining();
+            inline = alone || (bytes <= INLINE_MAX_BYTES && now - handOffUntilNanos >= 0);
             if (!inline) {
                 ctx.requests().execute(() -> complete(r, buf, bytes, executor));
             }
@@ -279,30 +349,23 @@ final class Connection implements Runnable {
             return false;
         }
         long run = ++inlineRuns;
-        inlineSinceNanos = System.nanoTime();
+        long start = System.nanoTime();
+        inlineSinceNanos = start;
         inlineRun.set(run);
         ctx.inlineWatch().inlineStarted();
         ctx.stats().inlineRequest();
         complete(r, buf, bytes, executor);
-        return !inlineRun.compareAndSet(run, 0);
-    }
-
-    /**
-     * Reads, without blocking, whatever the client has already sent of its next request header into
-     * {@code nextHeader}; true if that is anything (or end of stream, which the next
-     * {@link #readHeader} reports), i.e. the client is pipelining and the current request should
-     * run concurrently. Called only while nothing else is in flight, so no reply is being written
-     * while the channel is briefly non-blocking.
-     */
-    private boolean clientSentMore(ByteBuffer nextHeader) throws IOException {
-        synchronized (ch.blockingLock()) {
-            ch.configureBlocking(false);
-            try {
-                return ch.read(nextHeader) != 0;
-            } finally {
-                ch.configureBlocking(true);
-            }
+        if (!inlineRun.compareAndSet(run, 0)) {
+            return true;
         }
+        // Several, not one: a thread preempted on a busy machine or a GC pause is no slow request.
+        long end = System.nanoTime();
+        slowInline = (slowInline << 1 | (end - start > SLOW_INLINE_NANOS ? 1 : 0)) & 0xff;
+        if (Integer.bitCount(slowInline) >= 4) {
+            handOffUntilNanos = end + HAND_OFF_NANOS;
+            slowInline = 0;
+        }
+        return false;
     }
 
     private void complete(Request r, ByteBuffer buf, long bytes, CommandExecutor executor) {
@@ -328,7 +391,7 @@ final class Connection implements Runnable {
         ctx.stats().error(rejection.error);
         boolean payload = r.hasPayload() && r.length() > 0;
         if (payload && r.length() <= DISCARD_LIMIT) {
-            ChannelIO.skip(ch, r.length(), ByteBuffer.allocate(64 << 10));
+            skipPayload(r.length());
         }
         replies.error(r.handle(), rejection.error, rejection.message);
         if (payload && r.length() > DISCARD_LIMIT) {
@@ -336,8 +399,19 @@ final class Connection implements Runnable {
         }
     }
 
+    private void flushQuietly() {
+        try {
+            if (replies != null) {
+                replies.flush();
+            }
+        } catch (IOException e) {
+            log.debug("{}: replies not sent: {}", peer, e.toString());
+        }
+    }
+
     /** Waits for in-flight requests (their buffers and permits come back), then closes the socket. */
     private void finish() {
+        flushQuietly();
         try {
             limiter.awaitIdle(Long.MAX_VALUE);
         } catch (InterruptedException e) {

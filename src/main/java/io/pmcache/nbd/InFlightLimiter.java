@@ -27,6 +27,21 @@ final class InFlightLimiter {
         this.maxBytes = maxBytes;
     }
 
+    /** Takes room for one request of {@code n} bytes if there is some now; never waits. */
+    boolean tryAcquire(long n) {
+        lock.lock();
+        try {
+            if (cancelled || (requests > 0 && (requests >= maxRequests || bytes + n > maxBytes))) {
+                return false;
+            }
+            requests++;
+            bytes += n;
+            return true;
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** Waits for room for one request of {@code n} bytes; false if cancelled meanwhile. */
     boolean acquire(long n) throws InterruptedException {
         lock.lock();

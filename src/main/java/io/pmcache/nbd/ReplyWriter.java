@@ -11,7 +11,13 @@ import java.util.concurrent.locks.ReentrantLock;
 /**
  * The only writer of one connection's socket in the transmission phase. Each method sends one
  * complete reply (header and payload) under a lock, so replies from concurrent requests never
- * interleave. Without structured replies everything is a simple reply; with them, reads answer with
+ * interleave.
+ *
+ * <p>Coalescing: replies of requests that ran inline on the connection's reader (the
+ * {@link #deferFor deferring thread}) are appended to a buffer instead of being sent one system
+ * call each; the reader sends the buffer with {@link #flush} before it may block reading the
+ * socket, and any direct send flushes it first. So a pipelining client gets a batch of replies per
+ * batch of requests read, and no reply waits longer than the batch it belongs to. Without structured replies everything is a simple reply; with them, reads answer with
  * one {@code NBD_REPLY_TYPE_OFFSET_DATA} chunk (the data is read before the header is sent, so no
  * error can follow and the chunk carries {@code NBD_REPLY_FLAG_DONE}), errors with
  * {@code NBD_REPLY_TYPE_ERROR} and a message, other successes with a simple reply (which the spec
@@ -22,11 +28,43 @@ final class ReplyWriter {
     private final boolean structured;
     private final ReentrantLock lock = new ReentrantLock();
     private final ByteBuffer header = ByteBuffer.allocateDirect(64);
-    private final ByteBuffer[] pair = new ByteBuffer[2];
+    private final ByteBuffer[] trio = new ByteBuffer[3];
+    /** Coalesced replies, in write mode; guarded by {@link #lock}. */
+    private final ByteBuffer out = ByteBuffer.allocateDirect(OUT_CAPACITY);
+    private volatile Thread deferring;
+    static final int OUT_CAPACITY = 64 << 10;
+    /** Replies with a larger payload are never copied into the buffer. */
+    static final int MAX_DEFERRED_PAYLOAD = 16 << 10;
 
     ReplyWriter(GatheringByteChannel ch, boolean structured) {
         this.ch = ch;
         this.structured = structured;
+    }
+
+    /** From now on, replies sent by {@code t} (the reader) are coalesced until {@link #flush}. */
+    void deferFor(Thread t) {
+        deferring = t;
+    }
+
+    /** Sends the coalesced replies, if any. */
+    void flush() throws IOException {
+        lock.lock();
+        try {
+            flushLocked();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void flushLocked() throws IOException {
+        if (out.position() > 0) {
+            out.flip();
+            try {
+                ChannelIO.writeFully(ch, out);
+            } finally {
+                out.clear();
+            }
+        }
     }
 
     /** Success without data. */
@@ -102,17 +140,45 @@ final class ReplyWriter {
     }
 
     private void send(ByteBuffer only) throws IOException {
-        ChannelIO.writeFully(ch, only);
+        if (Thread.currentThread() == deferring && only.remaining() <= out.remaining()) {
+            out.put(only);
+            return;
+        }
+        if (out.position() == 0) {
+            ChannelIO.writeFully(ch, only);
+            return;
+        }
+        out.flip();
+        trio[0] = out;
+        trio[1] = only;
+        trio[2] = EMPTY;
+        writeTrio();
     }
 
     private void send(ByteBuffer first, ByteBuffer second) throws IOException {
-        pair[0] = first;
-        pair[1] = second;
+        if (Thread.currentThread() == deferring && second.remaining() <= MAX_DEFERRED_PAYLOAD
+                && first.remaining() + second.remaining() <= out.remaining()) {
+            out.put(first).put(second);
+            return;
+        }
+        out.flip();
+        trio[0] = out;
+        trio[1] = first;
+        trio[2] = second;
+        writeTrio();
+    }
+
+    /** Writes the pending buffer (already flipped) and a reply in one gathering write. */
+    private void writeTrio() throws IOException {
         try {
-            ChannelIO.writeFully(ch, pair);
+            ChannelIO.writeFully(ch, trio);
         } finally {
-            pair[0] = null;
-            pair[1] = null;
+            out.clear();
+            trio[0] = null;
+            trio[1] = null;
+            trio[2] = null;
         }
     }
+
+    private static final ByteBuffer EMPTY = ByteBuffer.allocate(0);
 }

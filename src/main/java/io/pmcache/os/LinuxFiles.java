@@ -44,11 +44,13 @@ public final class LinuxFiles {
     private static final MethodHandle OPEN;
     private static final MethodHandle CLOSE;
     private static final MethodHandle FALLOCATE;
+    private static final MethodHandle MLOCK;
 
     static {
         MethodHandle open = null;
         MethodHandle close = null;
         MethodHandle fallocate = null;
+        MethodHandle mlock = null;
         if (System.getProperty("os.name", "").startsWith("Linux")) {
             try {
                 Linker linker = Linker.nativeLinker();
@@ -66,10 +68,15 @@ public final class LinuxFiles {
                         FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
                                 ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
                         errno);
+                // int mlock(const void *addr, size_t len)
+                mlock = linker.downcallHandle(libc.findOrThrow("mlock"),
+                        FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG),
+                        errno);
             } catch (RuntimeException | LinkageError e) {
-                open = close = fallocate = null;
+                open = close = fallocate = mlock = null;
             }
         }
+        MLOCK = mlock;
         OPEN = open;
         CLOSE = close;
         FALLOCATE = fallocate;
@@ -140,6 +147,26 @@ public final class LinuxFiles {
         }
     }
 
+    /**
+     * {@code mlock} of a mapped segment: its pages stay mapped and resident (no refaults after
+     * the kernel reclaimed or paged them out). Returns 0, or the errno (ENOMEM/EPERM when
+     * RLIMIT_MEMLOCK is too low for an unprivileged process).
+     */
+    public static int mlock(MemorySegment mapped) {
+        if (MLOCK == null) {
+            return ENOSYS;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURE);
+            int rc = (int) MLOCK.invokeExact(state, mapped, mapped.byteSize());
+            return rc == 0 ? 0 : errno(state);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
     /** True when fallocate failed because the file system or device cannot do it (use a fallback). */
     public static boolean isUnsupported(int errno) {
         return errno == EOPNOTSUPP || errno == ENOSYS || errno == ENODEV || errno == EINVAL;
@@ -149,7 +176,7 @@ public final class LinuxFiles {
         return (int) ERRNO.get(state, 0L);
     }
 
-    private static String errnoName(int errno) {
+    public static String errnoName(int errno) {
         return switch (errno) {
             case 1 -> "EPERM";
             case 2 -> "ENOENT";
@@ -157,6 +184,7 @@ public final class LinuxFiles {
             case 9 -> "EBADF";
             case 13 -> "EACCES";
             case 19 -> "ENODEV";
+            case 12 -> "ENOMEM";
             case 22 -> "EINVAL";
             case 27 -> "EFBIG";
             case 28 -> "ENOSPC";
