@@ -138,6 +138,8 @@ final class Connection implements Runnable {
     private void continueReading() {
         boolean handedOver = false;
         try {
+            // The overtaken request may still be reading its payload from the old input buffer.
+            in = ByteBuffer.allocateDirect(IN_CAPACITY).put(in).flip();
             handedOver = transmit();
         } catch (Exception e) {
             failed(e);
@@ -328,21 +330,32 @@ final class Connection implements Runnable {
      * virtual threads for {@link #HAND_OFF_NANOS} so that they can wait concurrently.
      */
     private boolean dispatch(Request r, long bytes) throws IOException {
-        ByteBuffer buf = bytes > 0 ? ctx.buffers().acquire((int) bytes) : null;
-        boolean inline;
+        long payload = r.hasPayload() ? bytes : 0;
+        boolean alone = limiter.inFlight() == 1 && in.remaining() <= payload;
+        boolean inline = alone || (bytes <= INLINE_MAX_BYTES && System.nanoTime() - handOffUntilNanos >= 0);
+        ByteBuffer buf;
+        boolean pooled;
+        if (inline && payload > 0 && in.remaining() >= payload) {
+            // The payload is already in the input buffer: the device reads it from there. Valid
+            // until the next fill, which comes after this request (or, after a takeover, on a
+            // fresh input buffer: see continueReading).
+            buf = in.slice(in.position(), (int) payload);
+            in.position(in.position() + (int) payload);
+            pooled = false;
+        } else {
+            buf = bytes > 0 ? ctx.buffers().acquire((int) bytes) : null;
+            pooled = buf != null;
+        }
         try {
-            if (r.hasPayload()) {
+            if (pooled && r.hasPayload()) {
                 readPayload(buf);
                 buf.flip();
             }
-            long now = System.nanoTime();
-            boolean alone = limiter.inFlight() == 1 && !in.hasRemaining();
-            inline = alone || (bytes <= INLINE_MAX_BYTES && now - handOffUntilNanos >= 0);
             if (!inline) {
-                ctx.requests().execute(() -> complete(r, buf, bytes, executor));
+                ctx.requests().execute(() -> complete(r, buf, pooled, bytes, executor));
             }
         } catch (IOException | RejectedExecutionException e) {
-            release(buf, bytes);
+            release(buf, pooled, bytes);
             throw e instanceof IOException io ? io : new ClosedChannelException();
         }
         if (!inline) {
@@ -354,7 +367,7 @@ final class Connection implements Runnable {
         inlineRun.set(run);
         ctx.inlineWatch().inlineStarted();
         ctx.stats().inlineRequest();
-        complete(r, buf, bytes, executor);
+        complete(r, buf, pooled, bytes, executor);
         if (!inlineRun.compareAndSet(run, 0)) {
             return true;
         }
@@ -368,19 +381,19 @@ final class Connection implements Runnable {
         return false;
     }
 
-    private void complete(Request r, ByteBuffer buf, long bytes, CommandExecutor executor) {
+    private void complete(Request r, ByteBuffer buf, boolean pooled, long bytes, CommandExecutor executor) {
         try {
             executor.execute(r, buf);
         } catch (IOException e) {
             log.debug("{}: reply to {} not sent: {}", peer, r, e.toString());
             abort();
         } finally {
-            release(buf, bytes);
+            release(buf, pooled, bytes);
         }
     }
 
-    private void release(ByteBuffer buf, long bytes) {
-        if (buf != null) {
+    private void release(ByteBuffer buf, boolean pooled, long bytes) {
+        if (pooled) {
             ctx.buffers().release(buf);
         }
         limiter.release(bytes);
