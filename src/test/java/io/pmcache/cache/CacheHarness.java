@@ -73,6 +73,9 @@ public final class CacheHarness implements BlockDevice {
         PowerCutMedium image = medium.cut(seed);
         BackingDevice disk = backing instanceof PowerCutBackingDevice p ? p.cut(seed ^ 0x5eed) : backing;
         medium.close();
+        if (disk != backing) {
+            backing.close(); // a shared arena: only closing frees its two copies of the disk
+        }
         medium = image;
         backing = disk;
         cache = Cache.open(medium, backing, options);

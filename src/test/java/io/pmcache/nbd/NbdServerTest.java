@@ -4,6 +4,7 @@ import static io.pmcache.nbd.NbdConstants.*;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.pmcache.device.BlockDevice;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.StandardProtocolFamily;
@@ -20,6 +21,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -183,6 +185,82 @@ class NbdServerTest {
                 assertThat(c.reply(4096).handle()).isEqualTo(100);
                 assertThat(server.stats().snapshot().inlineTakeovers()).isGreaterThanOrEqualTo(1);
                 assertThat(c.write(102, 0, new byte[] {9})).isZero(); // the connection goes on serving
+            }
+        }
+    }
+
+    @Test
+    void pipelinedRequestsThatBlockStillRunConcurrently() throws Exception {
+        // Each read waits until all 8 are in progress at once: served one at a time (inline on
+        // the reader, never overtaken), none would ever finish.
+        int n = 8;
+        CountDownLatch allStarted = new CountDownLatch(n);
+        MemoryBlockDevice memory = new MemoryBlockDevice(1 << 20);
+        BlockDevice device = new BlockDevice() {
+            @Override
+            public long size() {
+                return memory.size();
+            }
+
+            @Override
+            public void read(long offset, java.lang.foreign.MemorySegment dst) throws IOException {
+                allStarted.countDown();
+                try {
+                    if (!allStarted.await(20, TimeUnit.SECONDS)) {
+                        throw new IOException("reads were not served concurrently");
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IOException(e);
+                }
+                memory.read(offset, dst);
+            }
+
+            @Override
+            public void write(long offset, java.lang.foreign.MemorySegment src, boolean fua) throws IOException {
+                memory.write(offset, src, fua);
+            }
+
+            @Override
+            public void flush() {
+                memory.flush();
+            }
+
+            @Override
+            public void trim(long offset, long length) throws IOException {
+                memory.trim(offset, length);
+            }
+
+            @Override
+            public void writeZeroes(long offset, long length, boolean fua) throws IOException {
+                memory.writeZeroes(offset, length, fua);
+            }
+
+            @Override
+            public void close() {
+                memory.close();
+            }
+        };
+        try (NbdServer server = NbdServer.builder().device(device).build()) {
+            server.listenUnix(dir.resolve("b.sock"));
+            try (NbdTestClient c = NbdTestClient.open(dir.resolve("b.sock"), false, false)) {
+                for (int i = 0; i < n; i++) {
+                    c.request(0, NBD_CMD_READ, i, 4096L * i, 4096, null);
+                }
+                boolean[] seen = new boolean[n];
+                for (int i = 0; i < n; i++) {
+                    NbdTestClient.Reply r = c.reply(4096);
+                    assertThat(r.error()).isZero();
+                    seen[(int) r.handle()] = true;
+                }
+                assertThat(seen).containsOnly(true);
+                // many small pipelined writes: answered (coalesced replies), and the data is there
+                for (int i = 0; i < 500; i++) {
+                    c.request(0, NBD_CMD_WRITE, 1000 + i, 512L * i, 512, new byte[512]);
+                }
+                for (int i = 0; i < 500; i++) {
+                    assertThat(c.reply(0).error()).isZero();
+                }
             }
         }
     }
