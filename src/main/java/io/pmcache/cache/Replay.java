@@ -167,7 +167,7 @@ final class Replay {
             }
             KeyRecord key = reader.key(k, slot);
             if (key == null) {
-                if (k.sealed() || k.sealDamaged()) {
+                if ((k.sealed() || k.sealDamaged()) && stats.firstDamageReport(k.at().ksetSeq(), slot)) {
                     stats.corruptKeysSkipped.increment();
                     log.warn("kset #{} at {}: key slot {} fails its CRC or bounds check; skipped",
                             k.at().ksetSeq(), k.at(), slot);
@@ -175,7 +175,7 @@ final class Replay {
                 continue;
             }
             if ((!k.sealed() || verifyAllData) && !reader.dataMatches(key)) {
-                if (k.sealed() || k.sealDamaged()) {
+                if ((k.sealed() || k.sealDamaged()) && stats.firstDamageReport(k.at().ksetSeq(), slot)) {
                     stats.dataCrcErrors.increment();
                     log.error("kset #{} slot {}: data CRC mismatch for [{}, +{}) in segment {}; key skipped",
                             k.at().ksetSeq(), slot, key.offset(), key.length(), key.segment());
@@ -184,14 +184,14 @@ final class Replay {
             }
             taken.set(slot);
             accepted.add(key);
-            apply(key, mayBeDirty);
+            apply(key, mayBeDirty, k.at().ksetSeq(), slot);
         }
         if (!k.sealed()) {
             unsealed.add(new Unsealed(k, taken, accepted));
         }
     }
 
-    private void apply(KeyRecord key, boolean mayBeDirty) {
+    private void apply(KeyRecord key, boolean mayBeDirty, long ksetSeq, int slot) {
         boolean dirty = mayBeDirty && key.dirty();
         var map = index.rangeFor(key.offset());
         if (key.zero()) {
@@ -200,7 +200,9 @@ final class Replay {
             int seg = key.segment();
             if (unknownGeneration.get(seg)) {
                 maxKeyGeneration[seg] = Math.max(maxKeyGeneration[seg], key.generation());
-                stats.corruptKeysSkipped.increment();
+                if (stats.firstDamageReport(ksetSeq, slot)) {
+                    stats.corruptKeysSkipped.increment();
+                }
                 if (!dirty) {
                     punch(map, key);
                 }
