@@ -291,28 +291,21 @@ public final class Checker {
         }
 
         LogPosition walk(LogPosition from) {
-            LogPosition pos = from;
-            logSegments.set(pos.segment());
-            while (true) {
-                LogPosition resolved = reader.resolve(pos);
-                if (resolved == null) {
-                    return pos;
+            LogWalker.Result r = LogWalker.walk(reader, from, logSegments, new LogWalker.Visitor() {
+                @Override
+                public void kset(LogReader.KsetAt k) {
+                    Walk.this.kset(k);
                 }
-                if (resolved.segment() != pos.segment()) {
-                    if (logSegments.get(resolved.segment())) {
-                        error("key log links back to segment " + resolved.segment() + " (a loop) after " + pos);
-                        return pos;
-                    }
-                    logSegments.set(resolved.segment());
+
+                @Override
+                public void enteredSegment(int segment) {
                     progress.update(Math.min(logSegments.cardinality(), total), total);
                 }
-                LogReader.KsetAt k = reader.read(resolved);
-                if (k == null) {
-                    return resolved;
-                }
-                kset(k);
-                pos = k.next();
+            });
+            if (r.why() == LogWalker.End.LOOP) {
+                error("key log links back to segment " + r.loopSegment() + " (a loop) after " + r.end());
             }
+            return r.end();
         }
 
         private void kset(LogReader.KsetAt k) {

@@ -103,58 +103,34 @@ final class Replay {
 
     /** True when valid ksets lead from {@code from} to {@code to} (the same checks as {@link #walk}). */
     private boolean reaches(LogPosition from, LogPosition to) {
-        BitSet seen = new BitSet(segments.count());
-        LogPosition pos = from;
-        seen.set(pos.segment());
-        while (pos.ksetSeq() < to.ksetSeq()) {
-            LogPosition resolved = reader.resolve(pos);
-            if (resolved == null) {
-                return false;
+        LogWalker.Result r = LogWalker.walk(reader, from, new BitSet(segments.count()), new LogWalker.Visitor() {
+            @Override
+            public void kset(LogReader.KsetAt k) {
             }
-            if (resolved.segment() != pos.segment()) {
-                if (seen.get(resolved.segment())) {
-                    return false;
-                }
-                seen.set(resolved.segment());
+
+            @Override
+            public boolean stopBefore(LogPosition pos) {
+                return pos.ksetSeq() >= to.ksetSeq();
             }
-            LogReader.KsetAt k = reader.read(resolved);
-            if (k == null) {
-                return false;
-            }
-            pos = k.next();
-        }
-        return pos.ksetSeq() == to.ksetSeq()
-                && java.util.Objects.equals(reader.resolve(pos), reader.resolve(to));
+        });
+        return r.why() == LogWalker.End.STOPPED && r.end().ksetSeq() == to.ksetSeq()
+                && java.util.Objects.equals(reader.resolve(r.end()), reader.resolve(to));
     }
 
     /** Walks from {@code from} to the end of the log; returns the position after the last kset. */
     private LogPosition walk(LogPosition from, long dirtySeq) {
-        LogPosition pos = from;
-        logSegments.set(pos.segment());
-        while (true) {
-            LogPosition resolved = reader.resolve(pos);
-            if (resolved == null) {
-                return pos;
-            }
-            if (resolved.segment() != pos.segment()) {
-                if (logSegments.get(resolved.segment())) {
-                    log.error("key log links back to segment {} (a loop); replay stops at {}", resolved.segment(), pos);
-                    return pos;
-                }
-                logSegments.set(resolved.segment());
-            }
-            LogReader.KsetAt k = reader.read(resolved);
-            if (k == null) {
-                return resolved;
-            }
+        LogWalker.Result r = LogWalker.walk(reader, from, logSegments, k -> {
             replayKset(k, k.at().ksetSeq() >= dirtySeq);
-            pos = k.next();
             long now = System.nanoTime();
             if (now - lastProgress >= PROGRESS_NANOS) {
                 lastProgress = now;
-                log.info("replay in progress: {} ksets, {} keys so far, at {}", ksets, keys, pos);
+                log.info("replay in progress: {} ksets, {} keys so far, at {}", ksets, keys, k.next());
             }
+        });
+        if (r.why() == LogWalker.End.LOOP) {
+            log.error("key log links back to segment {} (a loop); replay stops at {}", r.loopSegment(), r.end());
         }
+        return r.end();
     }
 
     private void replayKset(LogReader.KsetAt k, boolean mayBeDirty) {
