@@ -124,18 +124,22 @@ public final class Cache implements BlockDevice {
         SegmentTable segments = new SegmentTable(medium, sb.cacheId(), count, sb.segmentSize(),
                 sb.segmentAreaOffset());
         BitSet unknown = new BitSet(count);
+        BitSet oneSlotDamaged = new BitSet(count);
         for (int s = 0; s < count; s++) {
             SegmentInfo si = SegmentInfo.read(medium.segment(), s, sb.cacheId(), count);
             if (si == null) {
                 unknown.set(s);
                 si = new SegmentInfo(0, 0, SegmentInfo.NO_NEXT);
+            } else if (SegmentInfo.slotDamaged(medium.segment(), s, 0, sb.cacheId(), count)
+                    || SegmentInfo.slotDamaged(medium.segment(), s, 1, sb.cacheId(), count)) {
+                oneSlotDamaged.set(s);
             }
             segments.load(s, si);
         }
         RangeIndex index = new RangeIndex(backing.size());
         LogReader reader = new LogReader(medium, segments, sb.cacheId(), backing.size());
         Replay.Result replayed = new Replay(medium, segments, reader, index, stats, sb.cacheId(), sb.dataCrc(),
-                unknown).run(info);
+                unknown, oneSlotDamaged).run(info);
 
         int reserve = Math.max(2, count / 64);
         Runnable[] onPressure = {() -> { }};

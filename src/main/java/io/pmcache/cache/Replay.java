@@ -47,6 +47,8 @@ final class Replay {
     private final boolean verifyAllData;
     private final BitSet logSegments;
     private final BitSet unknownGeneration;
+    /** Segments with one valid info slot and one damaged: what the damaged one held may be restored. */
+    private final BitSet oneSlotDamaged;
     private final long[] maxKeyGeneration;
     private final List<Unsealed> unsealed = new ArrayList<>();
     private long ksets;
@@ -66,7 +68,7 @@ final class Replay {
     }
 
     Replay(Medium medium, SegmentTable segments, LogReader reader, RangeIndex index, CacheStats stats,
-           long cacheId, boolean verifyAllData, BitSet unknownGeneration) {
+           long cacheId, boolean verifyAllData, BitSet unknownGeneration, BitSet oneSlotDamaged) {
         this.medium = medium;
         this.segments = segments;
         this.reader = reader;
@@ -76,6 +78,7 @@ final class Replay {
         this.verifyAllData = verifyAllData;
         this.logSegments = new BitSet(segments.count());
         this.unknownGeneration = unknownGeneration;
+        this.oneSlotDamaged = oneSlotDamaged;
         this.maxKeyGeneration = new long[segments.count()];
     }
 
@@ -83,6 +86,7 @@ final class Replay {
         long t0 = System.nanoTime();
         LogPosition dirtyTail = info.dirtyTail();
         LogPosition keyTail = info.keyTail();
+        restoreDamagedSlots(keyTail, dirtyTail);
         if (!reaches(keyTail, dirtyTail)) {
             // Replaying only the readable part before the damage would put older versions of
             // sectors into the index whose newer versions sit in the unreadable ksets (and on the
@@ -99,6 +103,30 @@ final class Replay {
         stats.replayKsets = ksets;
         stats.replayKeys = keys;
         return new Result(end, logSegments, keyTail);
+    }
+
+    /**
+     * Restores what the damaged info slot of a segment held, where the key log proves it (see
+     * {@link SlotRecovery}): a key-log link, or a generation. Written back to the medium, so the
+     * segment has two valid slots again.
+     */
+    private void restoreDamagedSlots(LogPosition keyTail, LogPosition dirtyTail) {
+        SlotRecovery.Found found = SlotRecovery.scan(reader, segments, oneSlotDamaged, keyTail, dirtyTail,
+                segments::setNext);
+        for (SlotRecovery.Link l : found.links()) {
+            log.warn("segment {}: its newest info slot was damaged; it held the key log's link to segment {} "
+                    + "(kset #{} starts there), restored", l.from(), l.to(), l.seq());
+        }
+        for (SlotRecovery.Generation g : found.generations()) {
+            log.warn("segment {}: its newest info slot was damaged; keys name generation {}, which it held, "
+                    + "restored", g.segment(), g.generation());
+            segments.bumpGeneration(g.segment(), g.generation());
+        }
+        for (SlotRecovery.Unresolved u : found.unresolved()) {
+            log.error("segment {}: its newest info slot is damaged and the key log ends at {}; {} segments start "
+                    + "with kset #{}, so which one went on is unknown; the log ends there", u.segment(), u.end(),
+                    u.candidates(), u.end().ksetSeq());
+        }
     }
 
     /** True when valid ksets lead from {@code from} to {@code to} (the same checks as {@link #walk}). */
@@ -185,7 +213,16 @@ final class Replay {
                 return;
             }
             if (key.generation() != segments.generation(seg)) {
-                // stale: the segment was reclaimed after this key was written back
+                if (key.generation() > segments.generation(seg)) {
+                    // No write of the segment's info explains a generation from the future (a
+                    // damaged newest slot was restored above): damage, and the key is lost.
+                    if (stats.firstDamageReport(ksetSeq, slot)) {
+                        stats.corruptKeysSkipped.increment();
+                        log.warn("kset #{} slot {}: names generation {} of segment {}, which is at {}; skipped",
+                                ksetSeq, slot, key.generation(), seg, segments.generation(seg));
+                    }
+                }
+                // else stale: the segment was reclaimed after this key was written back
                 if (!dirty) {
                     punch(map, key);
                 }
