@@ -119,8 +119,11 @@ final class Writeback {
                 }
                 if (!key.zero() && key.generation() != e.segments.generation(key.segment())) {
                     // Only after damage: replay dropped this key (its segment's info was lost and
-                    // the generation moved on) and the segment may hold other data by now.
-                    if (e.stats.firstDamageReport(k.at().ksetSeq(), slot)) {
+                    // the generation moved on) and the segment may hold other data by now. Replay
+                    // counted it then; an older generation can also be a key gc passed before a
+                    // torn cache-info write moved the tails back (stale, not damage).
+                    if (key.generation() > e.segments.generation(key.segment())
+                            && e.stats.firstDamageReport(k.at().ksetSeq(), slot)) {
                         e.stats.corruptKeysSkipped.increment();
                         log.warn("writeback: kset #{} slot {} names generation {} of segment {}, which is at {}; "
                                 + "skipped", k.at().ksetSeq(), slot, key.generation(), key.segment(),
