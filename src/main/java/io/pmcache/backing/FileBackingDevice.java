@@ -1,6 +1,8 @@
 package io.pmcache.backing;
 
 import io.pmcache.device.Ranges;
+import io.pmcache.os.FileInUseException;
+import io.pmcache.os.FileUseLock;
 import io.pmcache.os.LinuxFiles;
 
 import java.io.IOException;
@@ -30,6 +32,9 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  *       {@code fallocate(PUNCH_HOLE | KEEP_SIZE)} through a second, lazily opened fd; where that is
  *       unsupported they write zeros, so a trimmed range always reads back as zeros.</li>
  *   <li>{@link #fingerprint()}: see its Javadoc.</li>
+ *   <li>Opened read-write, the file is locked exclusively ({@link FileUseLock}) until
+ *       {@link #close()}: two caches never write back into one backing file. A second read-write
+ *       open fails with {@link FileInUseException}. Read-only opens take no lock.</li>
  * </ul>
  *
  * <p>A {@code FileChannel} is closed by the JDK when a thread is interrupted during I/O on it.
@@ -51,6 +56,8 @@ public final class FileBackingDevice implements BackingDevice {
     private final boolean blockDevice;
     private final long size;
     private final long fingerprint;
+    /** Held while open read-write; null when read-only. */
+    private final FileUseLock useLock;
 
     /** The current channel; replaced (under {@code channelLock}) when an interrupt closed it. */
     private volatile FileChannel channel;
@@ -65,8 +72,9 @@ public final class FileBackingDevice implements BackingDevice {
     private volatile boolean punchUnsupported;
 
     private FileBackingDevice(Path path, boolean readOnly, boolean blockDevice, long size,
-                              long fingerprint, FileChannel channel) {
+                              long fingerprint, FileChannel channel, FileUseLock useLock) {
         this.path = path;
+        this.useLock = useLock;
         this.readOnly = readOnly;
         this.blockDevice = blockDevice;
         this.size = size;
@@ -75,7 +83,12 @@ public final class FileBackingDevice implements BackingDevice {
         this.punchUnsupported = !LinuxFiles.AVAILABLE;
     }
 
-    /** Opens an existing regular file or block device; its size is fixed for the life of the device. */
+    /**
+     * Opens an existing regular file or block device; its size is fixed for the life of the device.
+     *
+     * @throws FileInUseException when {@code readOnly} is false and another opener holds the file
+     *                            read-write
+     */
     public static FileBackingDevice open(Path path, boolean readOnly) throws IOException {
         if (!Files.exists(path)) {
             throw new NoSuchFileException(path.toString(), null, "backing device does not exist");
@@ -84,15 +97,22 @@ public final class FileBackingDevice implements BackingDevice {
         if (!block && !Files.isRegularFile(path)) {
             throw new IOException(path + ": backing device must be a regular file or a block device");
         }
-        FileChannel ch = openChannel(path, readOnly);
+        FileUseLock lock = readOnly ? null : FileUseLock.acquire(path, FileUseLock.Mode.EXCLUSIVE, "backing file");
+        FileChannel ch = null;
         try {
+            ch = openChannel(path, readOnly);
             long size = block ? ch.size() : Files.size(path);
             if (size <= 0) {
                 throw new IOException(path + ": backing device is empty (size " + size + ")");
             }
-            return new FileBackingDevice(path, readOnly, block, size, computeFingerprint(path, block), ch);
+            return new FileBackingDevice(path, readOnly, block, size, computeFingerprint(path, block), ch, lock);
         } catch (IOException | RuntimeException e) {
-            ch.close();
+            if (ch != null) {
+                ch.close();
+            }
+            if (lock != null) {
+                lock.close();
+            }
             throw e;
         }
     }
@@ -243,6 +263,17 @@ public final class FileBackingDevice implements BackingDevice {
             }
         } finally {
             punchLock.writeLock().unlock();
+        }
+        if (useLock != null) {
+            try {
+                useLock.close(); // last: no other opener writes before every write of ours is done
+            } catch (IOException e) {
+                if (failure == null) {
+                    failure = e;
+                } else {
+                    failure.addSuppressed(e);
+                }
+            }
         }
         if (failure != null) {
             throw new IOException(path + ": close failed: " + failure.getMessage(), failure);

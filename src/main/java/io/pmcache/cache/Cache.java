@@ -26,6 +26,11 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Life: {@link #format} once, then {@link #open} / {@link #close} any number of times. The
  * caller owns the medium and the backing device and closes them after the cache.
+ *
+ * <p>Exclusive use: a {@link io.pmcache.media.MappedFileMedium} opened read-write holds an
+ * exclusive lock on its file and a read-write {@link io.pmcache.backing.FileBackingDevice} one on
+ * the backing file, each until closed, so no second process (or second opener in this process)
+ * can open the same cache file or write back into the same backing file meanwhile.
  */
 public final class Cache implements BlockDevice {
     private static final Logger log = LoggerFactory.getLogger(Cache.class);
@@ -96,6 +101,9 @@ public final class Cache implements BlockDevice {
      * log, and starts the background workers.
      */
     public static Cache open(Medium medium, BackingDevice backing, CacheOptions options) throws IOException {
+        if (medium instanceof io.pmcache.media.MappedFileMedium f && f.isReadOnly()) {
+            throw new IOException(medium.describe() + ": mapped read-only; a cache opens only a read-write medium");
+        }
         Superblock sb = superblock(medium);
         if (sb.backingSize() != backing.size() || sb.backingFingerprint() != backing.fingerprint()) {
             throw new WrongBackingDeviceException(medium.describe() + " caches a backing device of "
@@ -116,18 +124,22 @@ public final class Cache implements BlockDevice {
         SegmentTable segments = new SegmentTable(medium, sb.cacheId(), count, sb.segmentSize(),
                 sb.segmentAreaOffset());
         BitSet unknown = new BitSet(count);
+        BitSet oneSlotDamaged = new BitSet(count);
         for (int s = 0; s < count; s++) {
             SegmentInfo si = SegmentInfo.read(medium.segment(), s, sb.cacheId(), count);
             if (si == null) {
                 unknown.set(s);
                 si = new SegmentInfo(0, 0, SegmentInfo.NO_NEXT);
+            } else if (SegmentInfo.slotDamaged(medium.segment(), s, 0, sb.cacheId(), count)
+                    || SegmentInfo.slotDamaged(medium.segment(), s, 1, sb.cacheId(), count)) {
+                oneSlotDamaged.set(s);
             }
             segments.load(s, si);
         }
         RangeIndex index = new RangeIndex(backing.size());
         LogReader reader = new LogReader(medium, segments, sb.cacheId(), backing.size());
         Replay.Result replayed = new Replay(medium, segments, reader, index, stats, sb.cacheId(), sb.dataCrc(),
-                unknown).run(info);
+                unknown, oneSlotDamaged).run(info);
 
         int reserve = Math.max(2, count / 64);
         Runnable[] onPressure = {() -> { }};

@@ -1,5 +1,8 @@
 package io.pmcache.cache;
 
+import io.pmcache.format.Kset;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 
@@ -35,4 +38,18 @@ final class CacheStats {
     volatile long replayKsets;
     volatile long replayKeys;
     volatile String lastBackingError = "";
+
+    /**
+     * Key slots, as (kset sequence, slot), already counted in {@link #corruptKeysSkipped} or
+     * {@link #dataCrcErrors}. Replay checks every key of the log at open and writeback checks the
+     * dirty ones again before writing them (and again on every retry of a failed batch), so
+     * without this one damaged key would be counted two or more times. Holds only damaged slots:
+     * a handful, so it is never pruned.
+     */
+    private final Set<Long> countedDamage = ConcurrentHashMap.newKeySet();
+
+    /** True the first time the key in {@code slot} of kset {@code ksetSeq} is reported damaged. */
+    boolean firstDamageReport(long ksetSeq, int slot) {
+        return countedDamage.add(ksetSeq * Kset.MAX_KEYS + slot);
+    }
 }

@@ -23,10 +23,13 @@ import java.util.List;
  * one that is).
  *
  * <p>What is an error (corruption) and what is not: a torn or older copy in one metadata slot is
- * a warning (the other copy is used); an unsealed kset is a warning (a crash left it open; the
- * next open seals it) and invalid slots inside it are expected; a key of a sealed kset that fails
- * its CRC, bounds or data CRC, both slots of a record failing, a log that ends before the dirty
- * tail, a loop in the log, or a cache made for another backing device are errors.
+ * a warning (the other copy is used; what a segment's damaged slot held is restored as an open
+ * would, see {@link SlotRecovery}, and the log is checked as the open will see it); an unsealed
+ * kset is a warning (a crash left it open; the next open seals it) and invalid slots inside it are
+ * expected; a key of a sealed kset that fails its CRC, bounds or data CRC, a key naming a
+ * generation its segment's info cannot explain, both slots of a record failing, a log that ends
+ * before the dirty tail, a loop in the log, a lost log link that cannot be told, or a cache made
+ * for another backing device are errors.
  */
 public final class Checker {
 
@@ -185,17 +188,23 @@ public final class Checker {
         // Segment infos: both slots of every segment.
         SegmentTable table = new SegmentTable(medium, id, count, sb.segmentSize(), sb.segmentAreaOffset());
         BitSet unknown = new BitSet(count);
+        BitSet oneSlotDamaged = new BitSet(count);
         int tornSlots = 0;
         for (int s = 0; s < count; s++) {
             SegmentInfo a = SegmentInfo.decodeSlot(m, s, 0, id, count);
             SegmentInfo b = SegmentInfo.decodeSlot(m, s, 1, id, count);
-            if (a == null && !allZero(Layout.segmentInfoSlot(s, 0), SegmentInfo.SLOT_SIZE)) {
+            boolean tornA = a == null && !allZero(Layout.segmentInfoSlot(s, 0), SegmentInfo.SLOT_SIZE);
+            boolean tornB = b == null && !allZero(Layout.segmentInfoSlot(s, 1), SegmentInfo.SLOT_SIZE);
+            if (tornA) {
                 tornSlots++;
             }
-            if (b == null && !allZero(Layout.segmentInfoSlot(s, 1), SegmentInfo.SLOT_SIZE)) {
+            if (tornB) {
                 tornSlots++;
             }
             SegmentInfo si = SegmentInfo.read(m, s, id, count);
+            if (si != null && (tornA || tornB)) {
+                oneSlotDamaged.set(s);
+            }
             if (si == null) {
                 unknown.set(s);
                 error("segment " + s + ": both info slots fail their CRC or bounds check; its generation is "
@@ -210,6 +219,23 @@ public final class Checker {
 
         // The key log.
         LogReader reader = new LogReader(medium, table, id, sb.backingSize());
+        // What damaged info slots held, where the log proves it (an open restores it; see SlotRecovery).
+        SlotRecovery.Found restored = SlotRecovery.scan(reader, table, oneSlotDamaged, info.keyTail(),
+                info.dirtyTail(), (from, to) -> table.adoptInMemory(from, table.generation(from), to));
+        for (SlotRecovery.Link l : restored.links()) {
+            warn("segment " + l.from() + ": its damaged info slot held the key log's link to segment " + l.to()
+                    + " (kset #" + l.seq() + " starts there); the next open restores it");
+        }
+        for (SlotRecovery.Generation g : restored.generations()) {
+            table.adoptInMemory(g.segment(), g.generation(), table.next(g.segment()));
+            warn("segment " + g.segment() + ": its damaged info slot held generation " + g.generation()
+                    + ", which its keys name; the next open restores it");
+        }
+        for (SlotRecovery.Unresolved u : restored.unresolved()) {
+            error("segment " + u.segment() + ": its newest info slot is damaged and the key log ends at " + u.end()
+                    + "; " + u.candidates() + " segments start with kset #" + u.end().ksetSeq()
+                    + ", so which one went on is unknown: ksets after it would be lost");
+        }
         Walk w = new Walk(sb, table, reader, unknown, info.dirtyTail().ksetSeq());
         w.total = chainLength(table, info.keyTail().segment());
         LogPosition end = w.walk(info.keyTail());
@@ -291,28 +317,21 @@ public final class Checker {
         }
 
         LogPosition walk(LogPosition from) {
-            LogPosition pos = from;
-            logSegments.set(pos.segment());
-            while (true) {
-                LogPosition resolved = reader.resolve(pos);
-                if (resolved == null) {
-                    return pos;
+            LogWalker.Result r = LogWalker.walk(reader, from, logSegments, new LogWalker.Visitor() {
+                @Override
+                public void kset(LogReader.KsetAt k) {
+                    Walk.this.kset(k);
                 }
-                if (resolved.segment() != pos.segment()) {
-                    if (logSegments.get(resolved.segment())) {
-                        error("key log links back to segment " + resolved.segment() + " (a loop) after " + pos);
-                        return pos;
-                    }
-                    logSegments.set(resolved.segment());
+
+                @Override
+                public void enteredSegment(int segment) {
                     progress.update(Math.min(logSegments.cardinality(), total), total);
                 }
-                LogReader.KsetAt k = reader.read(resolved);
-                if (k == null) {
-                    return resolved;
-                }
-                kset(k);
-                pos = k.next();
+            });
+            if (r.why() == LogWalker.End.LOOP) {
+                error("key log links back to segment " + r.loopSegment() + " (a loop) after " + r.end());
             }
+            return r.end();
         }
 
         private void kset(LogReader.KsetAt k) {
@@ -344,6 +363,15 @@ public final class Checker {
                         keyFinding(Severity.ERROR, "kset #" + seq + " slot " + slot
                                 + ": key fails its CRC or bounds check");
                     }
+                    continue;
+                }
+                if (!key.zero() && !unknown.get(key.segment())
+                        && key.generation() > table.generation(key.segment())) {
+                    // No write of the segment's info explains it (SlotRecovery restored what it could).
+                    bad++;
+                    keyFinding(Severity.ERROR, "kset #" + seq + " slot " + slot + ": names generation "
+                            + key.generation() + " of segment " + key.segment() + ", which is at "
+                            + table.generation(key.segment()) + "; the key is lost");
                     continue;
                 }
                 boolean current = key.zero()

@@ -21,14 +21,28 @@ final class DataHead {
     }
 
     /**
-     * Up to {@code want} bytes (fewer at a segment's end). Blocks while the cache is full when
-     * {@code wait}; otherwise returns null when no segment is free.
+     * Up to {@code want} bytes (fewer at a segment's end) for a write; blocks while the cache is
+     * full.
      */
-    Allocation allocate(int want, boolean wait) {
+    Allocation allocate(int want) {
+        return allocate(want, -1);
+    }
+
+    /**
+     * Up to {@code want} bytes for a read fill: from the current segment, or from a new one only
+     * while fewer than {@code usedBelow} segments are used (and one is free beyond the reserve);
+     * null otherwise. Never waits.
+     */
+    Allocation allocateForFill(int want, int usedBelow) {
+        return allocate(want, Math.max(0, usedBelow));
+    }
+
+    /** {@code usedBelow < 0}: wait for a segment (writes); else a fill's limit. */
+    private Allocation allocate(int want, int usedBelow) {
         lock.lock();
         try {
             if (segment < 0 || offset == segments.segmentSize()) {
-                int fresh = wait ? allocator.allocateData() : allocator.tryAllocateData();
+                int fresh = usedBelow < 0 ? allocator.allocateData() : allocator.tryAllocateData(usedBelow);
                 if (fresh < 0) {
                     return null;
                 }

@@ -70,6 +70,11 @@ final class LogReader {
         return new KsetAt(q, cap, sealed, next, damaged);
     }
 
+    /** True when a valid kset header carrying {@code seq} starts segment {@code seg}. */
+    boolean ksetStartsAt(int seg, long seq) {
+        return Kset.validHeader(medium.segment(), segments.address(seg, 0), segments.segmentSize(), seq, cacheId) >= 0;
+    }
+
     long slotAddress(KsetAt k, int slot) {
         return segments.address(k.at().segment(), k.at().offset() + Kset.slotOffset(slot));
     }

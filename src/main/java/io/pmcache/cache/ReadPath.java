@@ -26,7 +26,8 @@ import java.util.concurrent.atomic.AtomicLong;
  *   <li>own placeholder (a miss): read the backing device, then fill: copy what was read into a
  *       new allocation and, under the lock, turn each piece of the placeholder that survived
  *       (writes that raced with us trimmed the rest) into a clean extent with a key in the log.
- *       When the cache has no free space the fill is skipped.</li>
+ *       A fill takes a new segment only below the gc threshold (see {@link #fillLimit()});
+ *       otherwise it is skipped (counted in {@code fillsSkipped}), never waited for.</li>
  * </ul>
  */
 final class ReadPath {
@@ -162,15 +163,34 @@ final class ReadPath {
         return e.segments.generation(seg) == generation;
     }
 
+    /**
+     * Segments a fill may bring into use: fewer than the gc threshold
+     * ({@code GarbageCollector.threshold()}, segments × gc_percent / 100).
+     *
+     * <p>Why not down to the key log's reserve, as before: a fill's segment can only be freed after
+     * writeback passed its key and gc passed it in turn. While the backing device fails (or
+     * stalls), the dirty tail stands still, so every segment a fill takes stays taken, and fills
+     * alone could use up the cache: the next write would then wait until the device healed,
+     * although the cache could have held it. Above the gc threshold gc is already reclaiming, so a
+     * fill there would only displace data gc is about to free; below it, fills cost writes nothing
+     * they would miss. So the space between the threshold and the reserve is kept for writes. A
+     * fill may still finish the data head's current segment (already in use). gc_percent 0 thus
+     * turns fills off, which loses little: gc would evict them as soon as writeback passed them.
+     */
+    private int fillLimit() {
+        return (int) ((long) e.segments.count() * e.info.current().gcPercent() / 100);
+    }
+
     /** Fills the cache with what was read for our own placeholders. */
     private void fill(ExtentMap map, List<Extent> parts, long fillId, long pos, MemorySegment dst) {
+        int limit = fillLimit();
         for (Extent gap : parts) {
             if (gap.kind() != Extent.Kind.PLACEHOLDER || gap.fillId() != fillId) {
                 continue;
             }
             long done = 0;
             while (done < gap.length()) {
-                Allocation a = e.head().allocate((int) (gap.length() - done), false);
+                Allocation a = e.head().allocateForFill((int) (gap.length() - done), limit);
                 if (a == null) {
                     e.stats.fillsSkipped.increment();
                     return;

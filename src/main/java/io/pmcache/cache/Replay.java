@@ -47,6 +47,8 @@ final class Replay {
     private final boolean verifyAllData;
     private final BitSet logSegments;
     private final BitSet unknownGeneration;
+    /** Segments with one valid info slot and one damaged: what the damaged one held may be restored. */
+    private final BitSet oneSlotDamaged;
     private final long[] maxKeyGeneration;
     private final List<Unsealed> unsealed = new ArrayList<>();
     private long ksets;
@@ -66,7 +68,7 @@ final class Replay {
     }
 
     Replay(Medium medium, SegmentTable segments, LogReader reader, RangeIndex index, CacheStats stats,
-           long cacheId, boolean verifyAllData, BitSet unknownGeneration) {
+           long cacheId, boolean verifyAllData, BitSet unknownGeneration, BitSet oneSlotDamaged) {
         this.medium = medium;
         this.segments = segments;
         this.reader = reader;
@@ -76,6 +78,7 @@ final class Replay {
         this.verifyAllData = verifyAllData;
         this.logSegments = new BitSet(segments.count());
         this.unknownGeneration = unknownGeneration;
+        this.oneSlotDamaged = oneSlotDamaged;
         this.maxKeyGeneration = new long[segments.count()];
     }
 
@@ -83,6 +86,7 @@ final class Replay {
         long t0 = System.nanoTime();
         LogPosition dirtyTail = info.dirtyTail();
         LogPosition keyTail = info.keyTail();
+        restoreDamagedSlots(keyTail, dirtyTail);
         if (!reaches(keyTail, dirtyTail)) {
             // Replaying only the readable part before the damage would put older versions of
             // sectors into the index whose newer versions sit in the unreadable ksets (and on the
@@ -101,60 +105,60 @@ final class Replay {
         return new Result(end, logSegments, keyTail);
     }
 
+    /**
+     * Restores what the damaged info slot of a segment held, where the key log proves it (see
+     * {@link SlotRecovery}): a key-log link, or a generation. Written back to the medium, so the
+     * segment has two valid slots again.
+     */
+    private void restoreDamagedSlots(LogPosition keyTail, LogPosition dirtyTail) {
+        SlotRecovery.Found found = SlotRecovery.scan(reader, segments, oneSlotDamaged, keyTail, dirtyTail,
+                segments::setNext);
+        for (SlotRecovery.Link l : found.links()) {
+            log.warn("segment {}: its newest info slot was damaged; it held the key log's link to segment {} "
+                    + "(kset #{} starts there), restored", l.from(), l.to(), l.seq());
+        }
+        for (SlotRecovery.Generation g : found.generations()) {
+            log.warn("segment {}: its newest info slot was damaged; keys name generation {}, which it held, "
+                    + "restored", g.segment(), g.generation());
+            segments.bumpGeneration(g.segment(), g.generation());
+        }
+        for (SlotRecovery.Unresolved u : found.unresolved()) {
+            log.error("segment {}: its newest info slot is damaged and the key log ends at {}; {} segments start "
+                    + "with kset #{}, so which one went on is unknown; the log ends there", u.segment(), u.end(),
+                    u.candidates(), u.end().ksetSeq());
+        }
+    }
+
     /** True when valid ksets lead from {@code from} to {@code to} (the same checks as {@link #walk}). */
     private boolean reaches(LogPosition from, LogPosition to) {
-        BitSet seen = new BitSet(segments.count());
-        LogPosition pos = from;
-        seen.set(pos.segment());
-        while (pos.ksetSeq() < to.ksetSeq()) {
-            LogPosition resolved = reader.resolve(pos);
-            if (resolved == null) {
-                return false;
+        LogWalker.Result r = LogWalker.walk(reader, from, new BitSet(segments.count()), new LogWalker.Visitor() {
+            @Override
+            public void kset(LogReader.KsetAt k) {
             }
-            if (resolved.segment() != pos.segment()) {
-                if (seen.get(resolved.segment())) {
-                    return false;
-                }
-                seen.set(resolved.segment());
+
+            @Override
+            public boolean stopBefore(LogPosition pos) {
+                return pos.ksetSeq() >= to.ksetSeq();
             }
-            LogReader.KsetAt k = reader.read(resolved);
-            if (k == null) {
-                return false;
-            }
-            pos = k.next();
-        }
-        return pos.ksetSeq() == to.ksetSeq()
-                && java.util.Objects.equals(reader.resolve(pos), reader.resolve(to));
+        });
+        return r.why() == LogWalker.End.STOPPED && r.end().ksetSeq() == to.ksetSeq()
+                && java.util.Objects.equals(reader.resolve(r.end()), reader.resolve(to));
     }
 
     /** Walks from {@code from} to the end of the log; returns the position after the last kset. */
     private LogPosition walk(LogPosition from, long dirtySeq) {
-        LogPosition pos = from;
-        logSegments.set(pos.segment());
-        while (true) {
-            LogPosition resolved = reader.resolve(pos);
-            if (resolved == null) {
-                return pos;
-            }
-            if (resolved.segment() != pos.segment()) {
-                if (logSegments.get(resolved.segment())) {
-                    log.error("key log links back to segment {} (a loop); replay stops at {}", resolved.segment(), pos);
-                    return pos;
-                }
-                logSegments.set(resolved.segment());
-            }
-            LogReader.KsetAt k = reader.read(resolved);
-            if (k == null) {
-                return resolved;
-            }
+        LogWalker.Result r = LogWalker.walk(reader, from, logSegments, k -> {
             replayKset(k, k.at().ksetSeq() >= dirtySeq);
-            pos = k.next();
             long now = System.nanoTime();
             if (now - lastProgress >= PROGRESS_NANOS) {
                 lastProgress = now;
-                log.info("replay in progress: {} ksets, {} keys so far, at {}", ksets, keys, pos);
+                log.info("replay in progress: {} ksets, {} keys so far, at {}", ksets, keys, k.next());
             }
+        });
+        if (r.why() == LogWalker.End.LOOP) {
+            log.error("key log links back to segment {} (a loop); replay stops at {}", r.loopSegment(), r.end());
         }
+        return r.end();
     }
 
     private void replayKset(LogReader.KsetAt k, boolean mayBeDirty) {
@@ -167,7 +171,7 @@ final class Replay {
             }
             KeyRecord key = reader.key(k, slot);
             if (key == null) {
-                if (k.sealed() || k.sealDamaged()) {
+                if ((k.sealed() || k.sealDamaged()) && stats.firstDamageReport(k.at().ksetSeq(), slot)) {
                     stats.corruptKeysSkipped.increment();
                     log.warn("kset #{} at {}: key slot {} fails its CRC or bounds check; skipped",
                             k.at().ksetSeq(), k.at(), slot);
@@ -175,7 +179,7 @@ final class Replay {
                 continue;
             }
             if ((!k.sealed() || verifyAllData) && !reader.dataMatches(key)) {
-                if (k.sealed() || k.sealDamaged()) {
+                if ((k.sealed() || k.sealDamaged()) && stats.firstDamageReport(k.at().ksetSeq(), slot)) {
                     stats.dataCrcErrors.increment();
                     log.error("kset #{} slot {}: data CRC mismatch for [{}, +{}) in segment {}; key skipped",
                             k.at().ksetSeq(), slot, key.offset(), key.length(), key.segment());
@@ -184,14 +188,14 @@ final class Replay {
             }
             taken.set(slot);
             accepted.add(key);
-            apply(key, mayBeDirty);
+            apply(key, mayBeDirty, k.at().ksetSeq(), slot);
         }
         if (!k.sealed()) {
             unsealed.add(new Unsealed(k, taken, accepted));
         }
     }
 
-    private void apply(KeyRecord key, boolean mayBeDirty) {
+    private void apply(KeyRecord key, boolean mayBeDirty, long ksetSeq, int slot) {
         boolean dirty = mayBeDirty && key.dirty();
         var map = index.rangeFor(key.offset());
         if (key.zero()) {
@@ -200,14 +204,25 @@ final class Replay {
             int seg = key.segment();
             if (unknownGeneration.get(seg)) {
                 maxKeyGeneration[seg] = Math.max(maxKeyGeneration[seg], key.generation());
-                stats.corruptKeysSkipped.increment();
+                if (stats.firstDamageReport(ksetSeq, slot)) {
+                    stats.corruptKeysSkipped.increment();
+                }
                 if (!dirty) {
                     punch(map, key);
                 }
                 return;
             }
             if (key.generation() != segments.generation(seg)) {
-                // stale: the segment was reclaimed after this key was written back
+                if (key.generation() > segments.generation(seg)) {
+                    // No write of the segment's info explains a generation from the future (a
+                    // damaged newest slot was restored above): damage, and the key is lost.
+                    if (stats.firstDamageReport(ksetSeq, slot)) {
+                        stats.corruptKeysSkipped.increment();
+                        log.warn("kset #{} slot {}: names generation {} of segment {}, which is at {}; skipped",
+                                ksetSeq, slot, key.generation(), seg, segments.generation(seg));
+                    }
+                }
+                // else stale: the segment was reclaimed after this key was written back
                 if (!dirty) {
                     punch(map, key);
                 }

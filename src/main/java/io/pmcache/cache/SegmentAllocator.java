@@ -109,13 +109,19 @@ final class SegmentAllocator {
         }
     }
 
-    /** A segment for data only if one is free beyond the reserve; -1 otherwise (read fills). */
-    int tryAllocateData() {
+    /**
+     * A segment for a read fill: only while fewer than {@code usedBelow} segments are used and one
+     * is free beyond the reserve; -1 otherwise (the fill is skipped, it never waits).
+     */
+    int tryAllocateData(int usedBelow) {
         lock.lock();
         try {
             if (count - usedCount <= reserve) {
                 onPressure.run();
                 return -1;
+            }
+            if (usedCount >= usedBelow) {
+                return -1; // gc runs at this level anyway: no pressure signal (it would seal ksets early)
             }
             return take();
         } finally {

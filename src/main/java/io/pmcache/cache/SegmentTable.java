@@ -73,6 +73,16 @@ final class SegmentTable {
         next[seg] = info.next();
     }
 
+    /**
+     * Sets a segment's generation and link in memory only, as if a write had succeeded: for the
+     * read-only checker, to see the log as an open would after restoring a damaged slot.
+     */
+    synchronized void adoptInMemory(int seg, long gen, int nextSeg) {
+        generation.set(seg, gen);
+        next[seg] = nextSeg;
+        infoSeq[seg]++;
+    }
+
     /** Writes the initial state of every segment (format). */
     void formatAll() {
         for (int s = 0; s < count; s++) {

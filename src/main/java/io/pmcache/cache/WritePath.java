@@ -29,7 +29,7 @@ final class WritePath {
         while (done < len) {
             long pos = offset + done;
             int want = (int) Math.min(len - done, RangeIndex.roomInRange(pos));
-            Allocation a = e.head().allocate(want, true);
+            Allocation a = e.head().allocate(want);
             long at = e.address(a.segment(), a.offset());
             MemorySegment.copy(src, done, e.medium.segment(), at, a.length());
             int crc = Crc.ofData(e.medium.segment(), at, a.length());

@@ -107,8 +107,11 @@ final class Writeback {
                 }
                 KeyRecord key = e.reader.key(k, slot);
                 if (key == null) {
-                    e.stats.corruptKeysSkipped.increment();
-                    log.warn("writeback: kset #{} slot {} fails its CRC; skipped", k.at().ksetSeq(), slot);
+                    // Counted once: replay (or an earlier try of this batch) may have counted it.
+                    if (e.stats.firstDamageReport(k.at().ksetSeq(), slot)) {
+                        e.stats.corruptKeysSkipped.increment();
+                        log.warn("writeback: kset #{} slot {} fails its CRC; skipped", k.at().ksetSeq(), slot);
+                    }
                     continue;
                 }
                 if (!key.dirty()) {
@@ -116,18 +119,28 @@ final class Writeback {
                 }
                 if (!key.zero() && key.generation() != e.segments.generation(key.segment())) {
                     // Only after damage: replay dropped this key (its segment's info was lost and
-                    // the generation moved on) and the segment may hold other data by now.
-                    e.stats.corruptKeysSkipped.increment();
-                    log.warn("writeback: kset #{} slot {} names generation {} of segment {}, which is at {}; "
-                            + "skipped", k.at().ksetSeq(), slot, key.generation(), key.segment(),
-                            e.segments.generation(key.segment()));
+                    // the generation moved on) and the segment may hold other data by now. Replay
+                    // counted it then; an older generation can also be a key gc passed before a
+                    // torn cache-info write moved the tails back (stale, not damage).
+                    if (key.generation() > e.segments.generation(key.segment())
+                            && e.stats.firstDamageReport(k.at().ksetSeq(), slot)) {
+                        e.stats.corruptKeysSkipped.increment();
+                        log.warn("writeback: kset #{} slot {} names generation {} of segment {}, which is at {}; "
+                                + "skipped", k.at().ksetSeq(), slot, key.generation(), key.segment(),
+                                e.segments.generation(key.segment()));
+                    }
                     continue;
                 }
                 if (!key.zero() && e.superblock.dataCrc() && !e.reader.dataMatches(key)) {
-                    // Not counted in the dirty bytes either: replay dropped it for the same reason.
-                    e.stats.dataCrcErrors.increment();
-                    log.error("writeback: data CRC mismatch for [{}, +{}) in segment {}; not written back",
-                            key.offset(), key.length(), key.segment());
+                    // Counted once: replay counted (and left out of the dirty bytes) the keys it
+                    // dropped; a first report here is damage since the open, of a key that was
+                    // counted dirty and now never will be written back.
+                    if (e.stats.firstDamageReport(k.at().ksetSeq(), slot)) {
+                        e.stats.dataCrcErrors.increment();
+                        e.stats.dirtyBytes.addAndGet(-key.length());
+                        log.error("writeback: data CRC mismatch for [{}, +{}) in segment {}; not written back",
+                                key.offset(), key.length(), key.segment());
+                    }
                     continue;
                 }
                 batch.add(key);

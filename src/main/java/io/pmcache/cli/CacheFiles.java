@@ -1,6 +1,7 @@
 package io.pmcache.cli;
 
 import io.pmcache.backing.FileBackingDevice;
+import io.pmcache.os.FileUseLock;
 import io.pmcache.cache.Cache;
 import io.pmcache.cache.FormatOptions;
 import io.pmcache.media.MappedFileMedium;
@@ -46,7 +47,12 @@ final class CacheFiles {
         if (sizeIfNew == null) {
             throw new IOException("cache file " + path + " is missing or empty; give --cache-size to create it");
         }
-        Files.deleteIfExists(path);
+        if (Files.exists(path)) {
+            // An empty file: never delete one that another opener is about to format.
+            try (FileUseLock l = FileUseLock.acquire(path, FileUseLock.Mode.EXCLUSIVE, "cache file")) {
+                Files.delete(path);
+            }
+        }
         MappedFileMedium m = MappedFileMedium.create(path, sizeIfNew);
         try {
             Cache.format(m, backing, format);

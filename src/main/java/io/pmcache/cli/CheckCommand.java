@@ -23,7 +23,8 @@ import picocli.CommandLine.Model.CommandSpec;
             "Checks the superblock, both slots of the cache info and of every "
                 + "segment's info, and the whole key log (kset headers and seals, key CRCs and bounds, data CRCs "
                 + "when the cache was formatted with --data-crc or with --verify-data).",
-            "The file is mapped read-only and never modified. Run it on a cache that is not being served.",
+            "The file is mapped read-only and never modified. Refused (exit 1) while a serve, detach or format "
+                + "uses the cache; checks may run side by side.",
             "Exit status: 0 clean (warnings such as unsealed ksets after a crash are allowed), "
                 + "3 corruption found, 1 the check could not run, 2 bad usage."})
 public final class CheckCommand implements Callable<Integer> {

@@ -22,8 +22,8 @@ import picocli.CommandLine.Model.CommandSpec;
 @Command(name = "detach", mixinStandardHelpOptions = true,
         description = {"Write everything the cache holds back to the backing device and empty the cache, "
                 + "so that the backing device alone holds the data.",
-            "Offline: the cache must not be served at the same time. The cache stays formatted (empty, "
-                + "clean) and can be served again or reformatted."})
+            "Offline: refused (exit 1) while a serve or another command uses the cache or backing file. The "
+                + "cache stays formatted (empty, clean) and can be served again or reformatted."})
 public final class DetachCommand implements Callable<Integer> {
     private static final Logger log = LoggerFactory.getLogger(DetachCommand.class);
 
@@ -39,8 +39,9 @@ public final class DetachCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        try (FileBackingDevice disk = FileBackingDevice.open(backing, false);
-             MappedFileMedium medium = MappedFileMedium.open(cache)) {
+        // The cache first: against a running serve, the error names the cache file.
+        try (MappedFileMedium medium = MappedFileMedium.open(cache);
+             FileBackingDevice disk = FileBackingDevice.open(backing, false)) {
             if (!Cache.looksFormatted(medium)) {
                 throw new IOException(cache + " is not a pmcache cache; nothing to detach");
             }

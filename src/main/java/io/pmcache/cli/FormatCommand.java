@@ -1,6 +1,7 @@
 package io.pmcache.cli;
 
 import io.pmcache.backing.FileBackingDevice;
+import io.pmcache.os.FileUseLock;
 import io.pmcache.cache.Cache;
 import io.pmcache.cache.Checker;
 import io.pmcache.cache.FormatOptions;
@@ -63,18 +64,27 @@ public final class FormatCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         FormatOptions options = new FormatOptions(segmentSize != null ? segmentSize : Superblock.DEFAULT_SEGMENT_SIZE,
                 dataCrc);
-        boolean exists = Files.exists(cache);
+        // An existing file is locked before it is looked at, resized or overwritten, and stays
+        // locked until it is formatted: a cache that a serve or detach is using is never touched.
+        try (FileUseLock held = Files.exists(cache)
+                ? FileUseLock.acquire(cache, FileUseLock.Mode.EXCLUSIVE, "cache file") : null) {
+            return format(options, held);
+        }
+    }
+
+    private int format(FormatOptions options, FileUseLock held) throws Exception {
+        boolean exists = held != null;
         boolean regular = exists && Files.isRegularFile(cache);
         boolean empty = !exists || (regular && Files.size(cache) == 0);
         if (!empty) {
-            refuseUnlessForced();
+            refuseUnlessForced(held);
         }
         if (empty && cacheSize == null) {
             throw new IllegalArgumentException("cache file " + cache + " is " + (exists ? "empty" : "missing")
                     + "; give --cache-size SIZE to create it (e.g. --cache-size 1G)");
         }
         try (FileBackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false);
-             MappedFileMedium medium = mapForFormat(exists, regular, empty)) {
+             MappedFileMedium medium = mapForFormat(exists, regular, empty, held)) {
             try {
                 Cache.format(medium, disk, options);
             } catch (IOException | RuntimeException e) {
@@ -93,10 +103,10 @@ public final class FormatCommand implements Callable<Integer> {
         return 0;
     }
 
-    private void refuseUnlessForced() throws IOException {
+    private void refuseUnlessForced(FileUseLock held) throws IOException {
         boolean ours;
         long dirty = 0;
-        try (MappedFileMedium m = MappedFileMedium.openReadOnly(cache)) {
+        try (MappedFileMedium m = MappedFileMedium.openReadOnly(cache, held)) {
             ours = Cache.looksFormatted(m);
             if (ours) {
                 dirty = Checker.check(m, null, false, null).dirtyBytes();
@@ -120,10 +130,12 @@ public final class FormatCommand implements Callable<Integer> {
         }
     }
 
-    private MappedFileMedium mapForFormat(boolean exists, boolean regular, boolean empty) throws IOException {
+    /** Maps the file for formatting; an existing one under {@code held}, which the caller keeps. */
+    private MappedFileMedium mapForFormat(boolean exists, boolean regular, boolean empty, FileUseLock held)
+            throws IOException {
         if (empty) {
             if (exists) {
-                Files.delete(cache);
+                Files.delete(cache); // locked by us: nobody else uses it
             }
             return MappedFileMedium.create(cache, cacheSize);
         }
@@ -133,8 +145,8 @@ public final class FormatCommand implements Callable<Integer> {
                     raf.setLength(cacheSize);
                 }
             }
-            return MappedFileMedium.open(cache);
+            return MappedFileMedium.open(cache, held);
         }
-        return cacheSize != null ? MappedFileMedium.open(cache, cacheSize) : MappedFileMedium.open(cache);
+        return cacheSize != null ? MappedFileMedium.open(cache, cacheSize, held) : MappedFileMedium.open(cache, held);
     }
 }

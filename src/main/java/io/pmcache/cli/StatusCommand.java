@@ -24,7 +24,8 @@ import picocli.CommandLine.Model.CommandSpec;
         description = {"Show a cache's figures: live from a running server (--admin) or offline from a "
                 + "cache file that is not in use (--cache).",
             "Offline figures come from reading the metadata and the key log without replaying it; "
-                + "the file is mapped read-only and never modified."})
+                + "the file is mapped read-only and never modified. Offline status is refused (exit 1) while a "
+                + "serve, detach or format uses the cache: ask a running server with --admin."})
 public final class StatusCommand implements Callable<Integer> {
 
     @Spec

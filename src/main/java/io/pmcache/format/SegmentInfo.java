@@ -52,6 +52,20 @@ public record SegmentInfo(long sequence, long generation, int next) {
         return new SegmentInfo(s.get(JAVA_LONG_UNALIGNED, 0), gen, next);
     }
 
+    /**
+     * True when {@code slot} fails to decode although it is not all zeros (a slot never written is
+     * all zeros): a torn or damaged copy.
+     */
+    public static boolean slotDamaged(MemorySegment medium, int seg, int slot, long cacheId, int segmentCount) {
+        if (decodeSlot(medium, seg, slot, cacheId, segmentCount) != null) {
+            return false;
+        }
+        long at = Layout.segmentInfoSlot(seg, slot);
+        return medium.asSlice(at, SLOT_SIZE).mismatch(ZEROS) >= 0;
+    }
+
+    private static final MemorySegment ZEROS = MemorySegment.ofArray(new byte[SLOT_SIZE]);
+
     /** The newest valid slot, or null when neither is valid. */
     public static SegmentInfo read(MemorySegment medium, int seg, long cacheId, int segmentCount) {
         SegmentInfo a = decodeSlot(medium, seg, 0, cacheId, segmentCount);

@@ -1,5 +1,7 @@
 package io.pmcache.media;
 
+import io.pmcache.os.FileInUseException;
+import io.pmcache.os.FileUseLock;
 import io.pmcache.os.LinuxFiles;
 import java.io.IOException;
 import java.io.RandomAccessFile;
@@ -28,6 +30,13 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * multiple of the page size) and is never remapped or resized; the file must not be truncated by
  * anyone while mapped (access past the new end would fault). The mapping lives in a shared arena,
  * so {@link #segment()} may be used from any thread until {@link #close()}.
+ *
+ * <p>Exclusive use: while mapped, the file is locked with a {@link FileUseLock}: exclusively when
+ * mapped read-write, shared when mapped read-only. So a cache file is never mapped for writing by
+ * two openers at once (two processes, or two openers in one process), and read-only tools never
+ * read it while a writer runs; a conflicting open fails with {@link FileInUseException}. The lock
+ * is released by {@link #close()}, after the unmap. The overloads taking a {@code FileUseLock} map
+ * under a lock the caller already holds (and keeps; the medium neither takes nor releases one).
  */
 public final class MappedFileMedium implements Medium {
 
@@ -39,6 +48,8 @@ public final class MappedFileMedium implements Medium {
     private final MemorySegment segment;
     private volatile boolean locked;
     private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(MappedFileMedium.class);
+    /** The file-use lock this medium took and releases at close; null when the caller holds one. */
+    private final FileUseLock ownLock;
     private final AtomicBoolean closed = new AtomicBoolean();
 
     /**
@@ -59,13 +70,39 @@ public final class MappedFileMedium implements Medium {
     }
 
     private MappedFileMedium(Path path, long size, boolean sync, boolean readOnly, Arena arena,
-                             MemorySegment segment) {
+                             MemorySegment segment, FileUseLock ownLock) {
         this.path = path;
         this.size = size;
         this.sync = sync;
         this.readOnly = readOnly;
         this.arena = arena;
         this.segment = segment;
+        this.ownLock = ownLock;
+    }
+
+    private static final String WHAT = "cache file";
+
+    /** The caller's lock when it holds a fitting one, else a new lock (owned by the medium). */
+    private static FileUseLock lockFor(Path file, FileUseLock held, boolean write) throws IOException {
+        if (held == null) {
+            return FileUseLock.acquire(file, write ? FileUseLock.Mode.EXCLUSIVE : FileUseLock.Mode.SHARED, WHAT);
+        }
+        if (!held.isHeld() || (write && held.mode() != FileUseLock.Mode.EXCLUSIVE)
+                || !Files.isSameFile(held.path(), file)) {
+            throw new IllegalArgumentException(held + " does not allow mapping " + file
+                    + (write ? " read-write" : " read-only"));
+        }
+        return null;
+    }
+
+    private static void release(FileUseLock own, Throwable failure) {
+        if (own != null) {
+            try {
+                own.close();
+            } catch (IOException e) {
+                failure.addSuppressed(e);
+            }
+        }
     }
 
     /**
@@ -83,18 +120,26 @@ public final class MappedFileMedium implements Medium {
             throw new FileAlreadyExistsException(file.toString(), null,
                     "refusing to create a cache medium over an existing file");
         }
+        FileUseLock own;
+        try {
+            own = FileUseLock.acquire(file, FileUseLock.Mode.EXCLUSIVE, WHAT);
+        } catch (IOException | RuntimeException e) {
+            ch.close(); // someone else holds the file we created: it is theirs now, leave it
+            throw e;
+        }
         try (ch) {
             try (var raf = new RandomAccessFile(file.toFile(), "rw")) {
                 raf.setLength(size);
             }
             allocate(file, ch, size);
-            return map(file, ch, size);
+            return map(file, ch, size, own);
         } catch (IOException | RuntimeException e) {
             try {
                 Files.deleteIfExists(file);
             } catch (IOException suppressed) {
                 e.addSuppressed(suppressed);
             }
+            release(own, e);
             throw e;
         }
     }
@@ -132,15 +177,28 @@ public final class MappedFileMedium implements Medium {
         }
     }
 
-    /** Maps all of an existing regular file or block device; its current size is the medium size. */
+    /**
+     * Maps all of an existing regular file or block device; its current size is the medium size.
+     *
+     * @throws FileInUseException when another opener uses the file
+     */
     public static MappedFileMedium open(Path file) throws IOException {
+        return open(file, (FileUseLock) null);
+    }
+
+    /** {@link #open(Path)} under an exclusive lock the caller holds (null: take one). */
+    public static MappedFileMedium open(Path file, FileUseLock held) throws IOException {
         checkMappable(file, false);
+        FileUseLock own = lockFor(file, held, true);
         try (FileChannel ch = openChannel(file)) {
             long size = ch.size();
             if (size <= 0) {
                 throw new IOException(file + ": is empty (size " + size + "); nothing to map");
             }
-            return map(file, ch, size);
+            return map(file, ch, size, own);
+        } catch (IOException | RuntimeException e) {
+            release(own, e);
+            throw e;
         }
     }
 
@@ -150,29 +208,48 @@ public final class MappedFileMedium implements Medium {
      * report; for a regular file or block device it checks that the file holds {@code size} bytes.
      */
     public static MappedFileMedium open(Path file, long size) throws IOException {
+        return open(file, size, (FileUseLock) null);
+    }
+
+    /** {@link #open(Path, long)} under an exclusive lock the caller holds (null: take one). */
+    public static MappedFileMedium open(Path file, long size, FileUseLock held) throws IOException {
         checkSize(file, size);
         boolean regularOrBlock = checkMappable(file, true);
+        FileUseLock own = lockFor(file, held, true);
         try (FileChannel ch = openChannel(file)) {
             if (regularOrBlock && ch.size() < size) {
                 throw new IOException(file + ": too small for the medium: it holds " + ch.size()
                         + " bytes, " + size + " needed");
             }
-            return map(file, ch, size);
+            return map(file, ch, size, own);
+        } catch (IOException | RuntimeException e) {
+            release(own, e);
+            throw e;
         }
     }
 
     /**
      * Maps all of an existing regular file or block device READ_ONLY, for tools that must never
      * modify a cache (offline status and check). Any store into {@link #segment()} fails, and
-     * {@link #persist} refuses.
+     * {@link #persist} refuses. Takes a shared lock: other readers may map it too, no writer may.
+     *
+     * @throws FileInUseException when a writer uses the file
      */
     public static MappedFileMedium openReadOnly(Path file) throws IOException {
+        return openReadOnly(file, null);
+    }
+
+    /** {@link #openReadOnly(Path)} under a lock the caller holds (null: take a shared one). */
+    public static MappedFileMedium openReadOnly(Path file, FileUseLock held) throws IOException {
         checkMappable(file, false);
+        FileUseLock own = lockFor(file, held, false);
         FileChannel ch;
         try {
             ch = FileChannel.open(file, StandardOpenOption.READ);
         } catch (NoSuchFileException e) {
-            throw new NoSuchFileException(file.toString(), null, "cache medium does not exist");
+            NoSuchFileException gone = new NoSuchFileException(file.toString(), null, "cache medium does not exist");
+            release(own, gone);
+            throw gone;
         }
         try (ch) {
             long size = ch.size();
@@ -182,17 +259,25 @@ public final class MappedFileMedium implements Medium {
             Arena arena = Arena.ofShared();
             try {
                 MemorySegment seg = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
-                return new MappedFileMedium(file, size, false, true, arena, seg);
+                return new MappedFileMedium(file, size, false, true, arena, seg, own);
             } catch (IOException | RuntimeException e) {
                 arena.close();
                 throw new IOException(file + ": cannot map " + size + " bytes read-only: " + e.getMessage(), e);
             }
+        } catch (IOException | RuntimeException e) {
+            release(own, e);
+            throw e;
         }
     }
 
     /** {@link #create} when {@code create}, else {@link #open(Path, long)}. */
     public static MappedFileMedium open(Path file, long size, boolean create) throws IOException {
         return create ? create(file, size) : open(file, size);
+    }
+
+    /** True when mapped read-only ({@link #openReadOnly}). */
+    public boolean isReadOnly() {
+        return readOnly;
     }
 
     /** True when mapped {@code READ_WRITE_SYNC} (DAX): persist writes back cache lines, no msync. */
@@ -233,10 +318,18 @@ public final class MappedFileMedium implements Medium {
                 + (locked ? ", locked" : "") + ")";
     }
 
+    /** Unmaps, then releases the file's lock if this medium took it. */
     @Override
     public void close() {
         if (closed.compareAndSet(false, true)) {
             arena.close();
+            if (ownLock != null) {
+                try {
+                    ownLock.close();
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(path + ": cannot release the lock: " + e.getMessage(), e);
+                }
+            }
         }
     }
 
@@ -245,7 +338,7 @@ public final class MappedFileMedium implements Medium {
         return "MappedFileMedium[" + describe() + "]";
     }
 
-    private static MappedFileMedium map(Path file, FileChannel ch, long size) throws IOException {
+    private static MappedFileMedium map(Path file, FileChannel ch, long size, FileUseLock own) throws IOException {
         Arena arena = Arena.ofShared();
         try {
             MemorySegment seg;
@@ -257,7 +350,7 @@ public final class MappedFileMedium implements Medium {
                 seg = ch.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
                 sync = false;
             }
-            MappedFileMedium m = new MappedFileMedium(file, size, sync, false, arena, seg);
+            MappedFileMedium m = new MappedFileMedium(file, size, sync, false, arena, seg, own);
             m.lockResident();
             return m;
         } catch (IOException | RuntimeException e) {

@@ -15,7 +15,8 @@ import java.nio.file.Path;
 
 /**
  * The few libc calls the JDK does not expose, made through the FFM {@link Linker}: {@code open(2)},
- * {@code close(2)} and {@code fallocate(2)}, each capturing {@code errno}. Used by the backing device
+ * {@code close(2)}, {@code fallocate(2)}, {@code mlock(2)} and {@code flock(2)}, each capturing
+ * {@code errno}. Used by the backing device
  * (hole punching) and the cache medium (allocating a new cache file up front).
  *
  * <p>Only available on Linux ({@link #AVAILABLE}); elsewhere callers use their portable fallback.
@@ -24,12 +25,17 @@ public final class LinuxFiles {
     private LinuxFiles() {
     }
 
+    public static final int O_RDONLY = 0;
     public static final int O_RDWR = 02;
     public static final int O_CLOEXEC = 02000000;
     public static final int FALLOC_FL_KEEP_SIZE = 0x01;
     public static final int FALLOC_FL_PUNCH_HOLE = 0x02;
+    static final int LOCK_SH = 1;
+    static final int LOCK_EX = 2;
+    static final int LOCK_NB = 4;
 
     static final int EINTR = 4;
+    static final int EWOULDBLOCK = 11;
     static final int EINVAL = 22;
     static final int ENOSYS = 38;
     static final int EOPNOTSUPP = 95;
@@ -37,6 +43,8 @@ public final class LinuxFiles {
 
     /** True when the calls below are linked (Linux with a libc). */
     public static final boolean AVAILABLE;
+    /** True when {@link #tryFlock} is linked too. */
+    static final boolean FLOCK_AVAILABLE;
 
     private static final StructLayout CAPTURE = Linker.Option.captureStateLayout();
     private static final VarHandle ERRNO =
@@ -45,12 +53,14 @@ public final class LinuxFiles {
     private static final MethodHandle CLOSE;
     private static final MethodHandle FALLOCATE;
     private static final MethodHandle MLOCK;
+    private static final MethodHandle FLOCK;
 
     static {
         MethodHandle open = null;
         MethodHandle close = null;
         MethodHandle fallocate = null;
         MethodHandle mlock = null;
+        MethodHandle flock = null;
         if (System.getProperty("os.name", "").startsWith("Linux")) {
             try {
                 Linker linker = Linker.nativeLinker();
@@ -72,10 +82,16 @@ public final class LinuxFiles {
                 mlock = linker.downcallHandle(libc.findOrThrow("mlock"),
                         FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG),
                         errno);
+                // int flock(int fd, int operation)
+                flock = linker.downcallHandle(libc.findOrThrow("flock"),
+                        FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT),
+                        errno);
             } catch (RuntimeException | LinkageError e) {
-                open = close = fallocate = mlock = null;
+                open = close = fallocate = mlock = flock = null;
             }
         }
+        FLOCK = flock;
+        FLOCK_AVAILABLE = flock != null && open != null && close != null;
         MLOCK = mlock;
         OPEN = open;
         CLOSE = close;
@@ -95,12 +111,21 @@ public final class LinuxFiles {
 
     /** {@code open(path, O_RDWR | O_CLOEXEC)}; returns the fd. */
     public static int openReadWrite(Path path) throws IOException {
+        return open(path, O_RDWR);
+    }
+
+    /** {@code open(path, O_RDONLY | O_CLOEXEC)}; returns the fd. */
+    static int openReadOnly(Path path) throws IOException {
+        return open(path, O_RDONLY);
+    }
+
+    private static int open(Path path, int flags) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CAPTURE);
             MemorySegment cPath = arena.allocateFrom(path.toAbsolutePath().toString());
             int fd;
             do {
-                fd = (int) OPEN.invokeExact(state, cPath, O_RDWR | O_CLOEXEC, 0);
+                fd = (int) OPEN.invokeExact(state, cPath, flags | O_CLOEXEC, 0);
             } while (fd < 0 && errno(state) == EINTR);
             if (fd < 0) {
                 throw new ErrnoException(path + ": open(2) failed", errno(state));
@@ -148,6 +173,31 @@ public final class LinuxFiles {
     }
 
     /**
+     * {@code flock(fd, operation | LOCK_NB)}, retried on EINTR. Returns false when another open
+     * file description holds a conflicting lock (EWOULDBLOCK).
+     */
+    static boolean tryFlock(int fd, int operation, Path path) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURE);
+            int rc;
+            do {
+                rc = (int) FLOCK.invokeExact(state, fd, operation | LOCK_NB);
+            } while (rc < 0 && errno(state) == EINTR);
+            if (rc < 0) {
+                if (errno(state) == EWOULDBLOCK) {
+                    return false;
+                }
+                throw new ErrnoException(path + ": flock(2) failed", errno(state));
+            }
+            return true;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /**
      * {@code mlock} of a mapped segment: its pages stay mapped and resident (no refaults after
      * the kernel reclaimed or paged them out). Returns 0, or the errno (ENOMEM/EPERM when
      * RLIMIT_MEMLOCK is too low for an unprivileged process).
@@ -182,6 +232,7 @@ public final class LinuxFiles {
             case 2 -> "ENOENT";
             case 5 -> "EIO";
             case 9 -> "EBADF";
+            case 11 -> "EWOULDBLOCK";
             case 13 -> "EACCES";
             case 19 -> "ENODEV";
             case 12 -> "ENOMEM";

@@ -1,0 +1,72 @@
+package io.pmcache.cache;
+
+import io.pmcache.format.LogPosition;
+import java.util.BitSet;
+
+/**
+ * Walks the key log kset by kset from a position, following the segment links: the one walk that
+ * replay (to rebuild the index), the checker (to verify) and the generation recovery share.
+ *
+ * <p>The walk stops at the first position that holds no valid kset carrying the expected sequence
+ * ({@link End#NO_KSET}), where the segment chain ends ({@link End#CHAIN_ENDS}), where the chain
+ * links back to a segment already walked ({@link End#LOOP}), or before a position the caller's
+ * {@link Visitor#stopBefore} picks ({@link End#STOPPED}). Every segment the walk enters is set in
+ * the caller's {@code chain}, the starting one first.
+ */
+final class LogWalker {
+    private LogWalker() {
+    }
+
+    /** Why a walk stopped. */
+    enum End { NO_KSET, CHAIN_ENDS, LOOP, STOPPED }
+
+    /**
+     * Where and why a walk stopped. {@code end} is the position after the last kset walked (for
+     * {@link End#NO_KSET} resolved into the next segment when the kset would start there: where the
+     * log goes on); for {@link End#LOOP}, {@code loopSegment} is the segment linked back to.
+     */
+    record Result(LogPosition end, End why, int loopSegment) {
+    }
+
+    /** What the caller does along the walk. */
+    interface Visitor {
+        /** Called for each valid kset, in log order. */
+        void kset(LogReader.KsetAt k);
+
+        /** True to stop before the kset at {@code pos} (not yet resolved). Default: never. */
+        default boolean stopBefore(LogPosition pos) {
+            return false;
+        }
+
+        /** The walk entered {@code segment} (not the starting one). */
+        default void enteredSegment(int segment) {
+        }
+    }
+
+    static Result walk(LogReader reader, LogPosition from, BitSet chain, Visitor visitor) {
+        LogPosition pos = from;
+        chain.set(pos.segment());
+        while (true) {
+            if (visitor.stopBefore(pos)) {
+                return new Result(pos, End.STOPPED, -1);
+            }
+            LogPosition resolved = reader.resolve(pos);
+            if (resolved == null) {
+                return new Result(pos, End.CHAIN_ENDS, -1);
+            }
+            if (resolved.segment() != pos.segment()) {
+                if (chain.get(resolved.segment())) {
+                    return new Result(pos, End.LOOP, resolved.segment());
+                }
+                chain.set(resolved.segment());
+                visitor.enteredSegment(resolved.segment());
+            }
+            LogReader.KsetAt k = reader.read(resolved);
+            if (k == null) {
+                return new Result(resolved, End.NO_KSET, -1);
+            }
+            visitor.kset(k);
+            pos = k.next();
+        }
+    }
+}
