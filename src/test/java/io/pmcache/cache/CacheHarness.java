@@ -16,6 +16,8 @@ public final class CacheHarness implements BlockDevice {
 
     private PowerCutMedium medium;
     private BackingDevice backing;
+    /** A power-cut backing disk no instance uses any more, whose memory the next cut reuses. */
+    private PowerCutBackingDevice spare;
     private final CacheOptions options;
     private Cache cache;
 
@@ -71,11 +73,24 @@ public final class CacheHarness implements BlockDevice {
     public void powerCut(long seed) throws IOException {
         freeze();
         PowerCutMedium image = medium.cut(seed);
-        BackingDevice disk = backing instanceof PowerCutBackingDevice p ? p.cut(seed ^ 0x5eed) : backing;
+        BackingDevice disk = cutBacking(seed);
         medium.close();
+        if (backing != disk && backing instanceof PowerCutBackingDevice old) {
+            spare = old; // the old instance stopped: nothing uses it any more
+        }
         medium = image;
         backing = disk;
         cache = Cache.open(medium, backing, options);
+    }
+
+    /** The backing disk after a power cut (the same disk unless it can lose unflushed writes). */
+    private BackingDevice cutBacking(long seed) {
+        if (backing instanceof PowerCutBackingDevice p) {
+            PowerCutBackingDevice after = p.cut(seed ^ 0x5eed, spare); // built in the spare's memory
+            spare = null;
+            return after;
+        }
+        return backing;
     }
 
     /**
