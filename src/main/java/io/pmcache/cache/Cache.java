@@ -337,6 +337,11 @@ public final class Cache implements BlockDevice {
         }
     }
 
+    /** Tests only: installs a hook called at named points of writeback and gc steps. */
+    void stepHookForTests(StepHook h) {
+        e.hook = h == null ? StepHook.NONE : h;
+    }
+
     /** Index and log internals for tests in this package. */
     Engine engine() {
         return e;
