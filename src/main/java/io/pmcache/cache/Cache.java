@@ -346,4 +346,9 @@ public final class Cache implements BlockDevice {
     Engine engine() {
         return e;
     }
+
+    /** The background workers, for tests in this package. */
+    Workers workers() {
+        return workers;
+    }
 }
