@@ -112,7 +112,6 @@ final class GarbageCollector {
 
     private void freeLogSegment(int seg) {
         e.segments.bumpGeneration(seg, 0);
-        e.hook.at(StepHook.Point.GC_LOG_SEGMENT_AFTER_BUMP);
         e.allocator.free(seg);
         e.stats.segmentsReclaimed.increment();
     }

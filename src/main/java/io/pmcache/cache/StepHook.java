@@ -27,8 +27,6 @@ interface StepHook {
         GC_AFTER_UNREF(false),
         /** gc advanced and persisted the key tail past the kset (freeing a log segment it left). */
         GC_AFTER_TAIL(false),
-        /** A log segment the key tail left has its generation bumped and persisted; not yet free. */
-        GC_LOG_SEGMENT_AFTER_BUMP(false),
         /** A data segment whose last reference went has its generation bumped and persisted; not yet free. */
         RECLAIM_AFTER_BUMP(false);
 
