@@ -23,10 +23,10 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * in. Mid-step cuts ({@link MidStepCuts}) freeze a worker at a named {@link StepHook.Point}: after
  * some of a writeback batch's extents reached the backing disk, before and after the backing
  * sync, after the dirty-tail update; after gc dropped a kset's segment references but before the
- * key tail moved, after the key-tail update, after a reclaimed segment's or a freed log segment's
- * generation bump. The other workers are stopped at their step boundaries, the images are
- * taken, and the run goes on from them. Each test fails unless some cut landed inside a
- * writeback step and some inside a gc step; the counts per point go to stderr.
+ * key tail moved, after the key-tail update, after a reclaimed data segment's generation bump.
+ * The other workers are stopped at their step boundaries, the images are taken, and the run goes
+ * on from them. Each test fails unless some cut landed inside a writeback step and some inside a
+ * gc step; the counts per point go to stderr.
  *
  * <p>Checked: every read returns the newest acknowledged data; after a crash everything
  * acknowledged reads back; after a power cut (plain or mid-step) every flushed and FUA write reads
@@ -80,12 +80,12 @@ class CacheModelTest {
      * Power cuts in the middle of writeback and gc steps: now and then a random {@link Point} is
      * armed for its n-th hit (n small; writeback and gc points in turn); the background thread
      * that reaches it parks there, and at the next operation boundary the test cuts power with
-     * that step half done. While armed, the operations that would wait for a parked worker (drain,
-     * restarts, the other cuts) are replaced by writes; a point not reached within
+     * that step half done. An operation that would wait for a parked worker (a drain, a restart,
+     * a plain cut) suspends the arming and re-arms it afterwards; a point not reached within
      * {@link #MAX_OPS_ARMED} operations is disarmed.
      */
     static final class MidStepCuts {
-        static final int MAX_OPS_ARMED = 400;
+        static final int MAX_OPS_ARMED = 1500;
         private static final Point[] POINTS = Point.values();
         private static final Point[] WRITEBACK = java.util.Arrays.stream(POINTS).filter(Point::writeback)
                 .toArray(Point[]::new);
@@ -97,6 +97,10 @@ class CacheModelTest {
         private long opsArmed;
         private int retractions;
         private boolean gcNext;
+        private Point point;
+        /** Occurrences to re-arm after the current operation (0: none). */
+        private int suspended;
+        private final long[] hits = new long[POINTS.length];
 
         /** At an operation boundary: claims a fired hook (true: cut now), disarms a stale one. */
         boolean fired(CacheHarness h, int op) {
@@ -104,23 +108,55 @@ class CacheModelTest {
                 return false;
             }
             if (h.hook().claim()) {
-                landed[h.hook().firedAt().ordinal()]++;
-                opsArmed += op - armedAt;
-                armedAt = -1;
+                landed(op);
                 return true;
             }
             if (op - armedAt > MAX_OPS_ARMED) {
                 h.hook().cancel();
-                opsArmed += op - armedAt;
-                armedAt = -1;
+                disarmed(op);
             }
             return false;
+        }
+
+        /** Before an operation that waits for the workers: true when one is parked (claimed: cut now). */
+        boolean suspend(CacheHarness h, int op) {
+            if (armedAt < 0) {
+                return false;
+            }
+            int left = h.hook().suspend();
+            if (left < 0) {
+                landed(op);
+                return true;
+            }
+            if (left == 0) {
+                disarmed(op);
+            }
+            suspended = left;
+            return false;
+        }
+
+        /** After the operation: re-arms what {@link #suspend} took out of the way. */
+        void resume(CacheHarness h) {
+            if (suspended > 0) {
+                h.hook().arm(point, suspended);
+                suspended = 0;
+            }
+        }
+
+        private void landed(int op) {
+            landed[point.ordinal()]++;
+            disarmed(op);
+        }
+
+        private void disarmed(int op) {
+            opsArmed += op - armedAt;
+            armedAt = -1;
         }
 
         void arm(CacheHarness h, SplittableRandom r, int op) {
             Point[] family = gcNext ? GC : WRITEBACK;
             gcNext = !gcNext;
-            Point point = family[r.nextInt(family.length)];
+            point = family[r.nextInt(family.length)];
             h.hook().arm(point, 1 + r.nextInt(3));
             armed[point.ordinal()]++;
             armedAt = op;
@@ -134,10 +170,12 @@ class CacheModelTest {
         void finish(CacheHarness h, int op) {
             if (armedAt >= 0) {
                 h.hook().cancel();
-                opsArmed += op - armedAt;
-                armedAt = -1;
+                disarmed(op);
             }
             retractions += h.hook().retractions();
+            for (Point p : POINTS) {
+                hits[p.ordinal()] += h.hook().hits(p);
+            }
         }
 
         void report(String what) {
@@ -145,8 +183,13 @@ class CacheModelTest {
             for (Point p : POINTS) {
                 sb.append(' ').append(p).append('=').append(landed[p.ordinal()]).append('/').append(armed[p.ordinal()]);
             }
-            System.err.println(sb.append("; operations spent armed: ").append(opsArmed)
-                    .append("; parked threads that gave up waiting for the test thread: ").append(retractions));
+            sb.append("; operations spent armed: ").append(opsArmed)
+                    .append("; parked threads that gave up waiting for the test thread: ").append(retractions)
+                    .append("; background hits per point:");
+            for (Point p : POINTS) {
+                sb.append(' ').append(hits[p.ordinal()]);
+            }
+            System.err.println(sb);
         }
 
         void assertLandedInWritebackAndGc(Seed seed) {
@@ -176,19 +219,19 @@ class CacheModelTest {
             for (int op = 0; op < ops; op++) {
                 long t0 = System.nanoTime();
                 String where = seed + " op " + op;
-                if (mid.fired(h, op)) {
+                if (!mid.armed() && r.nextDouble() < armRate) {
+                    mid.arm(h, r, op);
+                }
+                double p = r.nextDouble();
+                // A drain, a restart or a plain cut would wait for a parked worker: the hook steps
+                // aside for it (or, if a worker is parked already, the cut happens there instead).
+                boolean waitsForWorkers = p >= 0.905 && p < 0.917 + cutRate;
+                if (mid.fired(h, op) || (waitsForWorkers && mid.suspend(h, op))) {
                     Point at = h.hook().firedAt();
                     h.powerCutMidStep(r.nextLong());
                     verifyAfterCut(h, model, where + " after a power cut at " + at);
                     nanos[11] += System.nanoTime() - t0;
                     continue;
-                }
-                if (!mid.armed() && r.nextDouble() < armRate) {
-                    mid.arm(h, r, op);
-                }
-                double p = r.nextDouble();
-                if (mid.armed() && p >= 0.905 && p < 0.917 + cutRate) {
-                    p = 0; // a write instead of an operation that would wait for the parked worker
                 }
                 if (p < 0.45) {
                     write(h, model, r, false);
@@ -232,6 +275,7 @@ class CacheModelTest {
                 } else {
                     write(h, model, r, false);
                 }
+                mid.resume(h);
                 nanos[kind(p, cutRate)] += System.nanoTime() - t0;
             }
             if (Boolean.getBoolean("pmcache.model.timing")) {

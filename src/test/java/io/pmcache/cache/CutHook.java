@@ -45,6 +45,8 @@ final class CutHook implements StepHook {
     /** Threads between a point that starts a store into the medium and the one that ends it. */
     private final Set<Thread> inStore = new HashSet<>();
     private int retractions;
+    /** Background hits per point, armed or not. */
+    private final long[] hits = new long[Point.values().length];
 
     /**
      * @param foreground the test thread (never parked)
@@ -62,6 +64,7 @@ final class CutHook implements StepHook {
             return;
         }
         synchronized (this) {
+            hits[p.ordinal()]++;
             switch (p) {
                 case WRITEBACK_AFTER_SYNC, GC_AFTER_UNREF -> inStore.add(me); // the tail store follows
                 case WRITEBACK_AFTER_TAIL, GC_AFTER_TAIL -> inStore.remove(me);
@@ -122,6 +125,27 @@ final class CutHook implements StepHook {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while parked at a step hook", ex);
         }
+    }
+
+    /**
+     * Takes the hook out of the way of an operation that would wait for a parked thread (a drain,
+     * a restart): returns the occurrences still to go, after which it is disarmed (re-arm it with
+     * them afterwards), or -1 when a thread is parked at the point, which is then claimed as by
+     * {@link #claim} (cut there instead).
+     */
+    synchronized int suspend() {
+        if (state == State.PARKED) {
+            claim();
+            return -1;
+        }
+        int left = state == State.ARMED ? remaining : 0;
+        release();
+        return left;
+    }
+
+    /** Background hits of {@code p} so far. */
+    synchronized long hits(Point p) {
+        return hits[p.ordinal()];
     }
 
     /** Fire at the {@code occurrence}-th (1-based) background hit of {@code p} from now. */
