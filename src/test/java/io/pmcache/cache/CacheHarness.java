@@ -118,19 +118,19 @@ public final class CacheHarness implements BlockDevice {
 
     /**
      * Waits until no worker can store into the medium any more: each is held at a step boundary,
-     * or parked at a point, or (the writeback worker) waits for a parked writeback I/O thread and
-     * is not between the backing sync and the dirty-tail store (a point it would park at anyway).
+     * or parked at a point, or (the writeback worker) waits for the parked syncer (a flush it
+     * submitted) and is not between the backing sync and the dirty-tail store.
      */
     private void awaitQuiet(Workers workers) {
         List<Thread> threads = workers.threadsForTests();
         Thread writeback = workers.writebackThreadForTests();
         long deadline = System.nanoTime() + 30_000_000_000L;
         while (true) {
-            boolean ioParked = hook.parkedOutside(threads);
+            boolean syncerParked = hook.parkedOutside(threads);
             List<Thread> busy = new ArrayList<>();
             for (Thread t : threads) {
                 boolean quiet = !t.isAlive() || workers.heldForTests(t) || hook.isParked(t)
-                        || (t == writeback && ioParked && !hook.inStore(t));
+                        || (t == writeback && syncerParked && !hook.inStore(t));
                 if (!quiet) {
                     busy.add(t);
                 }

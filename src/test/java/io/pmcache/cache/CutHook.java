@@ -195,7 +195,7 @@ final class CutHook implements StepHook {
         return parked.contains(t);
     }
 
-    /** True when a thread outside {@code workers} (a writeback I/O thread) is parked. */
+    /** True when a thread outside {@code workers} (writeback's syncer) is parked. */
     synchronized boolean parkedOutside(Collection<Thread> workers) {
         for (Thread t : parked) {
             if (!workers.contains(t)) {
