@@ -304,7 +304,7 @@ class CacheModelTest {
         if (rate != null) {
             return Double.parseDouble(rate);
         }
-        return Math.max(deviceSize <= 16 * MIB ? 0.003 : 0.001, 16.0 / ops);
+        return Math.max(deviceSize <= 16 * MIB ? 0.0015 : 0.0006, 16.0 / ops);
     }
 
     private static int kind(double p, double cutRate) {

@@ -23,12 +23,14 @@ import java.util.function.BooleanSupplier;
  *       the image is a copy).</li>
  * </ol>
  * A parked thread that is not claimed gives up ({@code ARMED} again, and the next hit fires)
- * when a writer has been waiting for space for a while (it may wait for exactly the step that is
- * frozen, and the test thread would never reach its next boundary) or after a long timeout. The
+ * as soon as the test thread looks stuck — a writer waits for space, or the test thread is
+ * blocked at all (it may wait for exactly the step that is frozen, and would never reach its next
+ * boundary) — or after a long timeout; a point reached while a writer waits does not fire. The
  * test thread's own hits (a drain it runs, a segment reclaim its write triggers) never park it.
  */
 final class CutHook implements StepHook {
-    private static final long WRITER_WAIT_NANOS = 20_000_000L;
+    /** A parked thread not yet claimed gives up once the test thread has looked stuck this long. */
+    private static final long STUCK_NANOS = 2_000_000L;
     private static final long CLAIM_TIMEOUT_NANOS = 10_000_000_000L;
 
     enum State { IDLE, ARMED, PARKED, CLAIMED }
@@ -77,21 +79,24 @@ final class CutHook implements StepHook {
             if (state != State.ARMED || p != point || --remaining > 0) {
                 return;
             }
+            if (writerWaiting.getAsBoolean()) {
+                remaining = 1; // a writer waits for space, maybe for this very step: fire at the next hit
+                return;
+            }
             state = State.PARKED;
             firedAt = p;
             parked.add(me);
             notifyAll();
             long start = System.nanoTime();
-            long waitingSince = 0;
+            long stuckSince = 0;
             while (state == State.PARKED) {
                 long now = System.nanoTime();
-                if (writerWaiting.getAsBoolean()) {
-                    waitingSince = waitingSince == 0 ? now : waitingSince;
+                if (foregroundStuck()) {
+                    stuckSince = stuckSince == 0 ? now : stuckSince;
                 } else {
-                    waitingSince = 0;
+                    stuckSince = 0;
                 }
-                if ((waitingSince != 0 && now - waitingSince > WRITER_WAIT_NANOS)
-                        || now - start > CLAIM_TIMEOUT_NANOS) {
+                if ((stuckSince != 0 && now - stuckSince >= STUCK_NANOS) || now - start > CLAIM_TIMEOUT_NANOS) {
                     // not claimed: go on, and fire again at the next hit
                     state = State.ARMED;
                     remaining = 1;
@@ -103,6 +108,14 @@ final class CutHook implements StepHook {
             }
             parkUntilReleased(me); // claimed (or cancelled)
         }
+    }
+
+    /**
+     * True when the test thread may be waiting for the parked thread: a writer waits for space, or
+     * the test thread is blocked at all (it never blocks at an operation boundary).
+     */
+    private boolean foregroundStuck() {
+        return writerWaiting.getAsBoolean() || foreground.getState() != Thread.State.RUNNABLE;
     }
 
     /** Caller holds the monitor. */
