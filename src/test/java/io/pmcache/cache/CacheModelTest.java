@@ -295,8 +295,8 @@ class CacheModelTest {
 
     /**
      * Chance per operation (while nothing is armed) of arming a mid-step cut: each cut costs a
-     * full verification of the device, so a larger device gets fewer; but at least 16 per run
-     * are armed on average, so that short runs cut inside both writeback and gc too.
+     * full verification of the device, so a larger device gets fewer; but at least 16 / ops, so
+     * that short runs (the hunt) still arm a dozen points or so and cut inside writeback and gc.
      * {@code -Dpmcache.model.midstep=rate} overrides it.
      */
     private static double midStepArmRate(int deviceSize, int ops) {
