@@ -349,8 +349,18 @@ public final class Cache implements BlockDevice {
         }
     }
 
+    /** Tests only: installs a hook called at named points of writeback and gc steps. */
+    void stepHookForTests(StepHook h) {
+        e.hook = h == null ? StepHook.NONE : h;
+    }
+
     /** Index and log internals for tests in this package. */
     Engine engine() {
         return e;
+    }
+
+    /** The background workers, for tests in this package. */
+    Workers workers() {
+        return workers;
     }
 }

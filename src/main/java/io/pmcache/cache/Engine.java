@@ -18,6 +18,8 @@ final class Engine {
     final CacheInfoStore info;
     final DataHead[] heads;
     final CacheStats stats;
+    /** Called at named points of writeback and gc steps; tests install one to cut power there. */
+    volatile StepHook hook = StepHook.NONE;
 
     Engine(Medium medium, BackingDevice backing, Superblock superblock, SegmentTable segments,
            SegmentAllocator allocator, RangeIndex index, KeyLog keyLog, LogReader reader, CacheInfoStore info,

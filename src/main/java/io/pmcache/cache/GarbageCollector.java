@@ -50,6 +50,7 @@ final class GarbageCollector {
     /** Reclaims a data segment whose last reference was dropped (called by {@link SegmentTable}). */
     void reclaim(int seg) {
         e.segments.bumpGeneration(seg, 0);
+        e.hook.at(StepHook.Point.RECLAIM_AFTER_BUMP);
         e.allocator.free(seg);
         e.stats.segmentsReclaimed.increment();
         staleExtents.reclaimed(seg);
@@ -94,6 +95,7 @@ final class GarbageCollector {
                 e.segments.unref(key.segment());
             }
         }
+        e.hook.at(StepHook.Point.GC_AFTER_UNREF);
         LogPosition next = k.next();
         LogPosition resolved = e.reader.resolve(next);
         // The dirty tail may still name the end of this segment; free it only once it does not.
@@ -103,6 +105,7 @@ final class GarbageCollector {
         } else {
             e.info.setKeyTail(next);
         }
+        e.hook.at(StepHook.Point.GC_AFTER_TAIL);
         e.stats.gcKsets.increment();
         return true;
     }

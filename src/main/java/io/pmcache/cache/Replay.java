@@ -24,9 +24,10 @@ import org.slf4j.LoggerFactory;
  *   <li>Sealed kset: take every non-empty slot whose key CRC holds (and, with the data-CRC option,
  *       whose data CRC holds). Unsealed kset (the process or power died while it was open): take
  *       each slot whose key CRC and data CRC hold.</li>
- *   <li>A key whose segment generation moved on is stale and dropped; the others go into the index
- *       in log order (newest wins) and take a reference on their data segment. Keys before the
- *       dirty tail are clean (already on the backing device).</li>
+ *   <li>A key whose segment generation moved on is stale and dropped (its data CRC is not checked:
+ *       the segment may hold newer data by now), a clean one punching its range out of the index;
+ *       the others go into the index in log order (newest wins) and take a reference on their
+ *       data segment. Keys before the dirty tail are clean (already on the backing device).</li>
  *   <li>If the ksets from the key tail do not lead to the dirty tail, the log between was damaged;
  *       those ksets were written back already, so that whole part is dropped (none of its keys
  *       enter the index, lest an older version of a sector shadow a newer one lost in the damage)
@@ -178,7 +179,7 @@ final class Replay {
                 }
                 continue;
             }
-            if ((!k.sealed() || verifyAllData) && !reader.dataMatches(key)) {
+            if ((!k.sealed() || verifyAllData) && !reclaimedSince(key) && !reader.dataMatches(key)) {
                 if ((k.sealed() || k.sealDamaged()) && stats.firstDamageReport(k.at().ksetSeq(), slot)) {
                     stats.dataCrcErrors.increment();
                     log.error("kset #{} slot {}: data CRC mismatch for [{}, +{}) in segment {}; key skipped",
@@ -193,6 +194,19 @@ final class Replay {
         if (!k.sealed()) {
             unsealed.add(new Unsealed(k, taken, accepted));
         }
+    }
+
+    /**
+     * True when the key's data segment was reclaimed after the key was written (its generation
+     * moved on): the key is stale, and its data may have been overwritten by the segment's next
+     * use, so a data CRC mismatch says nothing. Such a key still goes to {@link #apply}, which
+     * drops it and, for a clean key, punches the range. (gc reclaims a segment before it persists
+     * the key tail past the kset that held the last reference, so after a crash in between the
+     * replay walks that kset again, while a writer may already have reused the segment.)
+     */
+    private boolean reclaimedSince(KeyRecord key) {
+        return !key.zero() && !unknownGeneration.get(key.segment())
+                && key.generation() != segments.generation(key.segment());
     }
 
     private void apply(KeyRecord key, boolean mayBeDirty, long ksetSeq, int slot) {

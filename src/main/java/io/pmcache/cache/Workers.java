@@ -69,6 +69,10 @@ final class Workers {
     private Thread sealer;
     private Thread writebackThread;
     private Thread gcThread;
+    /** Tests: while set, each worker waits at its next step boundary ({@link #holdForTests}). */
+    private volatile boolean holding;
+    /** Tests: the workers waiting at a step boundary; guarded by {@code this}. */
+    private final java.util.Set<Thread> held = new java.util.HashSet<>();
 
     Workers(Engine e, Writeback writeback, GarbageCollector gc, CacheOptions options) {
         this.e = e;
@@ -113,7 +117,7 @@ final class Workers {
     }
 
     private void sealLoop() {
-        while (running) {
+        while (running && atBoundary()) {
             try {
                 // Under space pressure seal at once: writeback can only pass sealed ksets.
                 long minAge = sealNow ? 0 : KeyLog.SEAL_AFTER_NANOS;
@@ -131,7 +135,7 @@ final class Workers {
 
     private void writebackLoop() {
         long backoff = 50;
-        while (running) {
+        while (running && atBoundary()) {
             try {
                 Writeback.Step s = writeback.step();
                 switch (s) {
@@ -159,7 +163,7 @@ final class Workers {
     }
 
     private void gcLoop() {
-        while (running) {
+        while (running && atBoundary()) {
             try {
                 boolean moved = !gcPaused && gc.pass();
                 if (gc.indexNeedsCleaning()) {
@@ -185,12 +189,73 @@ final class Workers {
         }
     }
 
-    void stop() {
-        running = false;
+    /**
+     * Tests only: asks every worker to wait at its next step boundary (between steps, never inside
+     * one) until {@link #releaseForTests} or {@link #stop}. {@link #heldForTests} tells which do.
+     */
+    void holdForTests() {
+        synchronized (this) {
+            holding = true;
+        }
+        wakeAll();
+    }
+
+    /** Tests only: lets the held workers go on. */
+    synchronized void releaseForTests() {
+        holding = false;
+        notifyAll();
+    }
+
+    /** Tests only: true when {@code t} is a worker waiting at a step boundary. */
+    synchronized boolean heldForTests(Thread t) {
+        return held.contains(t);
+    }
+
+    /** Tests only: the worker threads that run (sealer, writeback, gc). */
+    java.util.List<Thread> threadsForTests() {
+        return java.util.stream.Stream.of(sealer, writebackThread, gcThread).filter(t -> t != null).toList();
+    }
+
+    /** Tests only: the writeback worker thread, or null. */
+    Thread writebackThreadForTests() {
+        return writebackThread;
+    }
+
+    /** Between steps: waits while a test holds the workers; true to go on running. */
+    private boolean atBoundary() {
+        if (!holding) {
+            return running;
+        }
+        synchronized (this) {
+            if (holding && running) {
+                Thread me = Thread.currentThread();
+                held.add(me);
+                try {
+                    while (holding && running) {
+                        wait();
+                    }
+                } catch (InterruptedException ex) {
+                    Thread.currentThread().interrupt();
+                    return false;
+                } finally {
+                    held.remove(me);
+                }
+            }
+        }
+        return running;
+    }
+
+    private void wakeAll() {
         stopSignal.raise();
         gatherSignal.raise();
         sealSignal.raise();
         poke();
+    }
+
+    void stop() {
+        running = false;
+        releaseForTests();
+        wakeAll();
         for (Thread t : new Thread[] {sealer, writebackThread, gcThread}) {
             if (t != null) {
                 try {

@@ -156,6 +156,7 @@ final class Writeback {
         List<Extent> extents = newBatch ? newestWins(batch) : List.of();
         // Flush the previous batch (in the syncer) while this one is written (here).
         Future<?> sync = unsynced ? syncer.submit(() -> {
+            e.hook.at(StepHook.Point.WRITEBACK_BEFORE_SYNC);
             e.backing.flush();
             return null;
         }) : null;
@@ -168,6 +169,7 @@ final class Writeback {
             }
             if (sync != null) {
                 await(sync); // even after a failed write: one flush at a time
+                e.hook.at(StepHook.Point.WRITEBACK_AFTER_SYNC);
                 advanceTail(written, writtenBytes);
                 writtenBytes = 0;
             }
@@ -200,6 +202,7 @@ final class Writeback {
 
     private void advanceTail(LogPosition to, long bytes) {
         e.info.setDirtyTail(to);
+        e.hook.at(StepHook.Point.WRITEBACK_AFTER_TAIL);
         e.stats.dirtyBytes.addAndGet(-bytes);
         e.stats.writebackBytes.add(bytes);
     }
@@ -255,6 +258,7 @@ final class Writeback {
             e.backing.write(x.start(), e.medium.segment().asSlice(e.address(x.segment(), x.segmentOffset()),
                     x.length()), false);
         }
+        e.hook.at(StepHook.Point.WRITEBACK_BETWEEN_WRITES);
     }
 
     /**

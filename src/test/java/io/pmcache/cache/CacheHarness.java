@@ -6,6 +6,8 @@ import io.pmcache.device.BlockDevice;
 import io.pmcache.media.PowerCutMedium;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * A cache on a {@link PowerCutMedium} in front of an in-memory backing device, owning both, with
@@ -16,14 +18,23 @@ public final class CacheHarness implements BlockDevice {
 
     private PowerCutMedium medium;
     private BackingDevice backing;
+    /** A power-cut backing disk no instance uses any more, whose memory the next cut reuses. */
+    private PowerCutBackingDevice spare;
     private final CacheOptions options;
-    private Cache cache;
+    private volatile Cache cache;
+    /** Installed on every instance; idle unless a test arms it. Its foreground is the creating thread. */
+    private final CutHook hook = new CutHook(Thread.currentThread(), () -> cache.engine().allocator.hasWaiters());
 
     private CacheHarness(PowerCutMedium medium, BackingDevice backing, CacheOptions options) throws IOException {
         this.medium = medium;
         this.backing = backing;
         this.options = options;
-        this.cache = Cache.open(medium, backing, options);
+        open();
+    }
+
+    private void open() throws IOException {
+        cache = Cache.open(medium, backing, options);
+        cache.stepHookForTests(hook);
     }
 
     /** A fresh cache of {@code segments} 1 MiB segments in front of {@code deviceSize} bytes. */
@@ -52,10 +63,22 @@ public final class CacheHarness implements BlockDevice {
         return backing;
     }
 
+    /** The hook that freezes a worker mid-step for {@link #powerCutMidStep}. */
+    CutHook hook() {
+        return hook;
+    }
+
+    /** Writes back everything (a parked worker would block it: the hook is cancelled first). */
+    public void flushAll() throws IOException {
+        hook.cancel();
+        cache.flushAll(left -> { });
+    }
+
     /** Clean stop and start. */
     public void reopen() throws IOException {
+        hook.cancel();
         cache.close();
-        cache = Cache.open(medium, backing, options);
+        open();
     }
 
     /** kill -9: the workers are stopped without sealing anything; the mapped bytes survive as they are. */
@@ -64,21 +87,95 @@ public final class CacheHarness implements BlockDevice {
         PowerCutMedium image = medium.crash();
         medium.close();
         medium = image; // the backing disk keeps everything written to it: the OS has it
-        cache = Cache.open(medium, backing, options);
+        open();
     }
 
     /** Power loss: only what was persisted survives, plus an arbitrary subset of the rest. */
     public void powerCut(long seed) throws IOException {
         freeze();
+        restartOn(medium.cut(seed), cutBacking(seed));
+    }
+
+    /**
+     * Power loss in the middle of a writeback or gc step: call after {@link CutHook#claim} returned
+     * true, i.e. while a worker is parked at the hook's point. The other workers are stopped at
+     * their step boundaries (or, reaching a point, parked there too), the image of the medium and
+     * of the backing disk is taken, and only then is the old instance let go and stopped: it goes
+     * on storing into the old medium, which is no longer the image.
+     *
+     * <p>The caller must not hold I/O in flight (it is at an operation boundary).
+     */
+    public void powerCutMidStep(long seed) throws IOException {
+        Workers workers = cache.workers();
+        workers.holdForTests();
+        awaitQuiet(workers);
         PowerCutMedium image = medium.cut(seed);
-        BackingDevice disk = backing instanceof PowerCutBackingDevice p ? p.cut(seed ^ 0x5eed) : backing;
+        BackingDevice disk = cutBacking(seed);
+        hook.release();
+        cache.abandonForTests();
+        restartOn(image, disk);
+    }
+
+    /**
+     * Waits until no worker can store into the medium any more: each is held at a step boundary,
+     * or parked at a point, or (the writeback worker) waits for the parked syncer (a flush it
+     * submitted) and is not between the backing sync and the dirty-tail store.
+     */
+    private void awaitQuiet(Workers workers) {
+        List<Thread> threads = workers.threadsForTests();
+        Thread writeback = workers.writebackThreadForTests();
+        long deadline = System.nanoTime() + 30_000_000_000L;
+        while (true) {
+            boolean syncerParked = hook.parkedOutside(threads);
+            List<Thread> busy = new ArrayList<>();
+            for (Thread t : threads) {
+                boolean quiet = !t.isAlive() || workers.heldForTests(t) || hook.isParked(t)
+                        || (t == writeback && syncerParked && !hook.inStore(t));
+                if (!quiet) {
+                    busy.add(t);
+                }
+            }
+            if (busy.isEmpty()) {
+                return;
+            }
+            if (System.nanoTime() > deadline) {
+                StringBuilder sb = new StringBuilder("workers did not stop for a mid-step power cut; " + hook.describe());
+                for (Thread t : busy) {
+                    sb.append("\n").append(t).append(' ').append(t.getState());
+                    for (StackTraceElement f : t.getStackTrace()) {
+                        sb.append("\n    at ").append(f);
+                    }
+                }
+                throw new AssertionError(sb.toString());
+            }
+            try {
+                Thread.sleep(1);
+            } catch (InterruptedException ex) {
+                Thread.currentThread().interrupt();
+                throw new AssertionError("interrupted", ex);
+            }
+        }
+    }
+
+    /** The backing disk after a power cut (the same disk unless it can lose unflushed writes). */
+    private BackingDevice cutBacking(long seed) {
+        if (backing instanceof PowerCutBackingDevice p) {
+            PowerCutBackingDevice after = p.cut(seed ^ 0x5eed, spare); // built in the spare's memory
+            spare = null;
+            return after;
+        }
+        return backing;
+    }
+
+    /** Call only once the old instance stopped: its medium is closed, its backing disk recycled. */
+    private void restartOn(PowerCutMedium image, BackingDevice disk) throws IOException {
         medium.close();
-        if (disk != backing) {
-            backing.close(); // a shared arena: only closing frees its two copies of the disk
+        if (backing != disk && backing instanceof PowerCutBackingDevice old) {
+            spare = old; // nothing uses it any more: the next cut is built in its memory
         }
         medium = image;
         backing = disk;
-        cache = Cache.open(medium, backing, options);
+        open();
     }
 
     /**
@@ -89,6 +186,7 @@ public final class CacheHarness implements BlockDevice {
      * data without the generation bump that preceded it).
      */
     private void freeze() {
+        hook.cancel();
         cache.abandonForTests();
     }
 
@@ -124,6 +222,7 @@ public final class CacheHarness implements BlockDevice {
 
     @Override
     public void close() throws IOException {
+        hook.cancel();
         cache.close();
         medium.close();
         backing.close();

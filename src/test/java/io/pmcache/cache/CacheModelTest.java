@@ -2,12 +2,15 @@ package io.pmcache.cache;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.pmcache.cache.StepHook.Point;
 import io.pmcache.testing.RandomSeed;
 import io.pmcache.testing.RandomSeed.Seed;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
@@ -16,12 +19,24 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * clean restarts, process crashes and power cuts (of both the cache medium and the backing disk),
  * with writeback and gc running in the background.
  *
+ * <p>Power cuts land at two kinds of instants. Plain cuts let each worker finish the step it is
+ * in. Mid-step cuts ({@link MidStepCuts}) freeze a worker at a named {@link StepHook.Point}: after
+ * some of a writeback batch's extents reached the backing disk, before and after the backing
+ * sync, after the dirty-tail update; after gc dropped a kset's segment references but before the
+ * key tail moved, after the key-tail update, after a reclaimed data segment's generation bump.
+ * The other workers are stopped at their step boundaries, the images are taken, and the run goes
+ * on from them. Each test fails unless some cut landed inside a writeback step and some inside a
+ * gc step; the counts per point go to stderr.
+ *
  * <p>Checked: every read returns the newest acknowledged data; after a crash everything
- * acknowledged reads back; after a power cut every flushed and FUA write reads back and no sector
- * holds anything never written there; after a final drain the backing disk equals the model.
- * Operation count: {@code -Dpmcache.model.ops} (CI runs 100,000 over the two tests).
+ * acknowledged reads back; after a power cut (plain or mid-step) every flushed and FUA write reads
+ * back and no sector holds anything never written there; after a final drain the backing disk
+ * equals the model. Operation count: {@code -Dpmcache.model.ops} (CI runs 100,000 over the two
+ * tests); {@code -Dpmcache.seed=N} repeats a seed (the background threads still make each run
+ * differ in timing); {@code -Dpmcache.model.hunt=N} runs N short seeds.
  */
 @ExtendWith(RandomSeed.class)
+@Timeout(value = 15, unit = TimeUnit.MINUTES)
 class CacheModelTest {
     private static final int SECTOR = DiskModel.SECTOR;
     private static final long MIB = 1L << 20;
@@ -32,27 +47,169 @@ class CacheModelTest {
 
     @Test
     void powerCutsCrashesAndRestartsOnACacheSizedWorkingSet(Seed seed) throws IOException {
-        run(seed, 24, (int) (16 * MIB), 2, ops() / 2, 0.004);
+        MidStepCuts mid = new MidStepCuts();
+        run(seed, 24, (int) (16 * MIB), 2, ops() / 2, 0.004, mid);
+        mid.report("cache-sized working set, " + seed);
+        mid.assertLandedInWritebackAndGc(seed);
     }
 
     @Test
     void writebackAndGcWrapTheLogWithAWorkingSetTenTimesTheCache(Seed seed) throws IOException {
-        run(seed, 16, (int) (160 * MIB), 2, ops() / 2, 0.0005);
+        MidStepCuts mid = new MidStepCuts();
+        run(seed, 16, (int) (160 * MIB), 2, ops() / 2, 0.0005, mid);
+        mid.report("working set 10x the cache, " + seed);
+        mid.assertLandedInWritebackAndGc(seed);
     }
 
     @Test
+    @Timeout(value = 180, unit = TimeUnit.MINUTES)
     @org.junit.jupiter.api.condition.EnabledIfSystemProperty(named = "pmcache.model.hunt", matches = "\\d+")
     void hunt(Seed seed) throws IOException {
         SplittableRandom r = seed.random();
+        MidStepCuts mid = new MidStepCuts();
         for (int i = 0; i < Integer.getInteger("pmcache.model.hunt"); i++) {
             long s = Long.getLong("pmcache.model.huntseed", r.nextLong());
             System.err.println("hunt seed " + s);
-            run(new Seed(s), 24, (int) (16 * MIB), 2, 1500, 0.004);
+            run(new Seed(s), 24, (int) (16 * MIB), 2, 1500, 0.004, mid);
+        }
+        mid.report("hunt, " + seed);
+        mid.assertLandedInWritebackAndGc(seed);
+    }
+
+    /**
+     * Power cuts in the middle of writeback and gc steps: now and then a random {@link Point} is
+     * armed for its n-th hit (n small; writeback and gc points in turn); the background thread
+     * that reaches it parks there, and at the next operation boundary the test cuts power with
+     * that step half done. An operation that would wait for a parked worker (a drain, a restart,
+     * a plain cut) suspends the arming and re-arms it afterwards; a point not reached within
+     * {@link #MAX_OPS_ARMED} operations is disarmed.
+     */
+    static final class MidStepCuts {
+        static final int MAX_OPS_ARMED = 1500;
+        private static final Point[] POINTS = Point.values();
+        private static final Point[] WRITEBACK = java.util.Arrays.stream(POINTS).filter(Point::writeback)
+                .toArray(Point[]::new);
+        private static final Point[] GC = java.util.Arrays.stream(POINTS).filter(p -> !p.writeback())
+                .toArray(Point[]::new);
+        final int[] armed = new int[POINTS.length];
+        final int[] landed = new int[POINTS.length];
+        private int armedAt = -1;
+        private long opsArmed;
+        private int retractions;
+        private boolean gcNext;
+        private Point point;
+        /** Occurrences to re-arm after the current operation (0: none). */
+        private int suspended;
+        private final long[] hits = new long[POINTS.length];
+
+        /** At an operation boundary: claims a fired hook (true: cut now), disarms a stale one. */
+        boolean fired(CacheHarness h, int op) {
+            if (armedAt < 0) {
+                return false;
+            }
+            if (h.hook().claim()) {
+                landed(op);
+                return true;
+            }
+            if (op - armedAt > MAX_OPS_ARMED) {
+                h.hook().cancel();
+                disarmed(op);
+            }
+            return false;
+        }
+
+        /** Before an operation that waits for the workers: true when one is parked (claimed: cut now). */
+        boolean suspend(CacheHarness h, int op) {
+            if (armedAt < 0) {
+                return false;
+            }
+            int left = h.hook().suspend();
+            if (left < 0) {
+                landed(op);
+                return true;
+            }
+            if (left == 0) {
+                disarmed(op);
+            }
+            suspended = left;
+            return false;
+        }
+
+        /** After the operation: re-arms what {@link #suspend} took out of the way. */
+        void resume(CacheHarness h) {
+            if (suspended > 0) {
+                h.hook().arm(point, suspended);
+                suspended = 0;
+            }
+        }
+
+        private void landed(int op) {
+            landed[point.ordinal()]++;
+            disarmed(op);
+        }
+
+        private void disarmed(int op) {
+            opsArmed += op - armedAt;
+            armedAt = -1;
+        }
+
+        void arm(CacheHarness h, SplittableRandom r, int op) {
+            Point[] family = gcNext ? GC : WRITEBACK;
+            gcNext = !gcNext;
+            point = family[r.nextInt(family.length)];
+            h.hook().arm(point, 1 + r.nextInt(3));
+            armed[point.ordinal()]++;
+            armedAt = op;
+        }
+
+        boolean armed() {
+            return armedAt >= 0;
+        }
+
+        /** At the end of a run: nothing may stay parked (the final drain would wait for it). */
+        void finish(CacheHarness h, int op) {
+            if (armedAt >= 0) {
+                h.hook().cancel();
+                disarmed(op);
+            }
+            retractions += h.hook().retractions();
+            for (Point p : POINTS) {
+                hits[p.ordinal()] += h.hook().hits(p);
+            }
+        }
+
+        void report(String what) {
+            StringBuilder sb = new StringBuilder("mid-step power cuts (" + what + "), landed/armed per point:");
+            for (Point p : POINTS) {
+                sb.append(' ').append(p).append('=').append(landed[p.ordinal()]).append('/').append(armed[p.ordinal()]);
+            }
+            sb.append("; operations spent armed: ").append(opsArmed)
+                    .append("; parked threads that gave up waiting for the test thread: ").append(retractions)
+                    .append("; background hits per point:");
+            for (Point p : POINTS) {
+                sb.append(' ').append(hits[p.ordinal()]);
+            }
+            System.err.println(sb);
+        }
+
+        void assertLandedInWritebackAndGc(Seed seed) {
+            int writeback = 0;
+            int gc = 0;
+            for (Point p : POINTS) {
+                if (p.writeback()) {
+                    writeback += landed[p.ordinal()];
+                } else {
+                    gc += landed[p.ordinal()];
+                }
+            }
+            assertThat(writeback).as("%s: power cuts that landed inside a writeback step", seed).isPositive();
+            assertThat(gc).as("%s: power cuts that landed inside a gc step", seed).isPositive();
         }
     }
 
-    private void run(Seed seed, int segments, int deviceSize, int parallel, int ops, double cutRate)
-            throws IOException {
+    private void run(Seed seed, int segments, int deviceSize, int parallel, int ops, double cutRate,
+                     MidStepCuts mid) throws IOException {
+        double armRate = midStepArmRate(deviceSize, ops);
         SplittableRandom r = seed.random();
         DiskModel model = new DiskModel(deviceSize);
         PowerCutBackingDevice disk = new PowerCutBackingDevice(deviceSize);
@@ -61,8 +218,21 @@ class CacheModelTest {
             long[] nanos = new long[12];
             for (int op = 0; op < ops; op++) {
                 long t0 = System.nanoTime();
-                double p = r.nextDouble();
                 String where = seed + " op " + op;
+                if (!mid.armed() && r.nextDouble() < armRate) {
+                    mid.arm(h, r, op);
+                }
+                double p = r.nextDouble();
+                // A drain, a restart or a plain cut would wait for a parked worker: the hook steps
+                // aside for it (or, if a worker is parked already, the cut happens there instead).
+                boolean waitsForWorkers = p >= 0.905 && p < 0.917 + cutRate;
+                if (mid.fired(h, op) || (waitsForWorkers && mid.suspend(h, op))) {
+                    Point at = h.hook().firedAt();
+                    h.powerCutMidStep(r.nextLong());
+                    verifyAfterCut(h, model, where + " after a power cut at " + at);
+                    nanos[11] += System.nanoTime() - t0;
+                    continue;
+                }
                 if (p < 0.45) {
                     write(h, model, r, false);
                 } else if (p < 0.50) {
@@ -91,7 +261,7 @@ class CacheModelTest {
                 } else if (p < 0.905) {
                     h.cache().setGcPercent(r.nextInt(91));
                 } else if (p < 0.907) {
-                    h.cache().flushAll(left -> { });
+                    h.flushAll();
                     model.flush();
                 } else if (p < 0.912) {
                     h.reopen();
@@ -105,13 +275,15 @@ class CacheModelTest {
                 } else {
                     write(h, model, r, false);
                 }
+                mid.resume(h);
                 nanos[kind(p, cutRate)] += System.nanoTime() - t0;
             }
             if (Boolean.getBoolean("pmcache.model.timing")) {
                 System.err.println(java.util.Arrays.toString(java.util.Arrays.stream(nanos).map(n -> n / 1_000_000).toArray()));
             }
+            mid.finish(h, ops);
             verifyEverything(h, model, seed + " at the end");
-            h.cache().flushAll(left -> { });
+            h.flushAll();
             assertThat(h.cache().status().dirtyBytes()).as("%s dirty bytes after drain", seed).isZero();
             byte[] onDisk = new byte[deviceSize];
             MemorySegment.copy(((PowerCutBackingDevice) h.backing()).contents(), java.lang.foreign.ValueLayout.JAVA_BYTE,
@@ -119,6 +291,20 @@ class CacheModelTest {
             assertThat(java.util.Arrays.mismatch(onDisk, model.current))
                     .as("%s: first byte where the drained backing disk differs from the model", seed).isEqualTo(-1);
         }
+    }
+
+    /**
+     * Chance per operation (while nothing is armed) of arming a mid-step cut: each cut costs a
+     * full verification of the device, so a larger device gets fewer; but at least 16 / ops, so
+     * that short runs (the hunt) still arm a dozen points or so and cut inside writeback and gc.
+     * {@code -Dpmcache.model.midstep=rate} overrides it.
+     */
+    private static double midStepArmRate(int deviceSize, int ops) {
+        String rate = System.getProperty("pmcache.model.midstep");
+        if (rate != null) {
+            return Double.parseDouble(rate);
+        }
+        return Math.max(deviceSize <= 16 * MIB ? 0.0015 : 0.0006, 16.0 / ops);
     }
 
     private static int kind(double p, double cutRate) {
@@ -169,7 +355,19 @@ class CacheModelTest {
         return b;
     }
 
+    /**
+     * Crashes and power cuts never damage the medium: whatever replay and writeback found must
+     * have been whole. (A key counted as corrupt after a cut is a key the engine mistook, e.g. a
+     * stale key whose segment was reused, checked as if it were live.)
+     */
+    private static void assertNoDamageReported(CacheHarness h, String where) {
+        CacheStatus s = h.cache().status();
+        assertThat(s.corruptKeysSkipped()).as("%s: keys skipped as corrupt", where).isZero();
+        assertThat(s.dataCrcErrors()).as("%s: data CRC errors", where).isZero();
+    }
+
     private static void verifyEverything(CacheHarness h, DiskModel model, String where) throws IOException {
+        assertNoDamageReported(h, where);
         int chunk = (int) (4 * MIB);
         for (int off = 0; off < model.size(); off += chunk) {
             int n = Math.min(chunk, model.size() - off);
@@ -180,6 +378,7 @@ class CacheModelTest {
     }
 
     private static void verifyAfterCut(CacheHarness h, DiskModel model, String where) throws IOException {
+        assertNoDamageReported(h, where);
         int chunk = (int) (4 * MIB);
         for (int off = 0; off < model.size(); off += chunk) {
             int n = Math.min(chunk, model.size() - off);

@@ -10,10 +10,14 @@ import java.util.SplittableRandom;
 /**
  * A backing disk that loses unflushed writes on a power cut: it keeps what was flushed plus an
  * arbitrary (seeded) subset of the 512-byte sectors written since the last flush.
+ *
+ * <p>Its memory is freed when the device becomes unreachable (an automatic arena: a device cannot
+ * be closed while an abandoned cache instance may still write to it). Fresh memory is costly to
+ * fault in, so a cut can reuse a device nothing uses any more ({@link #cut(long, PowerCutBackingDevice)}).
  */
 final class PowerCutBackingDevice implements BackingDevice {
     private static final int SECTOR = 512;
-    private final Arena arena = Arena.ofShared();
+    private final Arena arena = Arena.ofAuto();
     private final MemorySegment live;
     private final MemorySegment durable;
     private final BitSet unflushed;
@@ -83,8 +87,22 @@ final class PowerCutBackingDevice implements BackingDevice {
     }
 
     /** The disk after a power cut: flushed sectors, plus a random subset of the unflushed ones. */
-    synchronized PowerCutBackingDevice cut(long seed) {
-        PowerCutBackingDevice after = new PowerCutBackingDevice(size());
+    PowerCutBackingDevice cut(long seed) {
+        return cut(seed, null);
+    }
+
+    /**
+     * The disk after a power cut, built in the memory of {@code spare} when it is not null: a
+     * device of the same size that nothing reads or writes any more (it is overwritten whole).
+     */
+    synchronized PowerCutBackingDevice cut(long seed, PowerCutBackingDevice spare) {
+        PowerCutBackingDevice after;
+        if (spare != null && spare != this && spare.size() == size()) {
+            after = spare;
+            after.unflushed.clear();
+        } else {
+            after = new PowerCutBackingDevice(size());
+        }
         MemorySegment.copy(durable, 0, after.live, 0, size());
         SplittableRandom r = new SplittableRandom(seed);
         for (int s = unflushed.nextSetBit(0); s >= 0; s = unflushed.nextSetBit(s + 1)) {
@@ -101,11 +119,8 @@ final class PowerCutBackingDevice implements BackingDevice {
     }
 
     @Override
-    public synchronized void close() {
-        // A shared arena is only freed by closing it (two copies of the disk each). The harness
-        // closes a cut disk after the workers of the instance using it stopped.
-        if (arena.scope().isAlive()) {
-            arena.close();
-        }
+    public void close() {
+        // memory is released with the (automatic) arena when unreachable; closing it here would
+        // race the abandoned cache instance's last writeback step
     }
 }
