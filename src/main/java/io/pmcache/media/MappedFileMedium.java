@@ -53,9 +53,9 @@ public final class MappedFileMedium implements Medium {
     private final AtomicBoolean closed = new AtomicBoolean();
 
     /**
-     * Best effort: keeps the mapping resident with {@code mlock}, so that pages the kernel would
-     * otherwise unmap (reclaim, proactive pageout) are not faulted back in on the write path. Also
-     * maps every page up front. Without the privilege or memlock limit it stays unlocked.
+     * Best effort: keeps the mapping resident with {@code mlock}: every page is mapped up front and
+     * never swapped out (a cache on tmpfs must not turn into a cache on swap). Without the
+     * privilege or memlock limit it stays unlocked.
      */
     private void lockResident() {
         if (!LinuxFiles.AVAILABLE) {
