@@ -53,19 +53,28 @@ public final class MappedFileMedium implements Medium {
     private final AtomicBoolean closed = new AtomicBoolean();
 
     /**
-     * Best effort: keeps the mapping resident with {@code mlock}: every page is mapped up front and
-     * never swapped out (a cache on tmpfs must not turn into a cache on swap). Without the
-     * privilege or memlock limit it stays unlocked.
+     * On tmpfs only, and best effort: keeps the mapping resident with {@code mlock}, so a cache on
+     * tmpfs (already held in RAM) is never swapped out. Not elsewhere: on a disk file system it
+     * would pin the whole file in the page cache (more than the RAM for a large cache), and on
+     * DAX there is nothing to keep. Without the privilege or memlock limit it stays unlocked.
      */
     private void lockResident() {
-        if (!LinuxFiles.AVAILABLE) {
+        if (!LinuxFiles.AVAILABLE || !onTmpfs(path)) {
             return;
         }
         int errno = LinuxFiles.mlock(segment);
         locked = errno == 0;
         if (!locked) {
             LOG.info("{}: not locked in memory (mlock: {}); raise the memlock limit (ulimit -l) to keep "
-                    + "its pages resident", path, LinuxFiles.errnoName(errno));
+                    + "its pages from being swapped out", path, LinuxFiles.errnoName(errno));
+        }
+    }
+
+    private static boolean onTmpfs(Path file) {
+        try {
+            return "tmpfs".equals(Files.getFileStore(file).type());
+        } catch (IOException e) {
+            return false;
         }
     }
 
