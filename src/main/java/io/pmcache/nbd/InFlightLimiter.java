@@ -31,7 +31,7 @@ final class InFlightLimiter {
     boolean tryAcquire(long n) {
         lock.lock();
         try {
-            if (cancelled || (requests > 0 && (requests >= maxRequests || bytes + n > maxBytes))) {
+            if (cancelled || !hasRoom(n)) {
                 return false;
             }
             requests++;
@@ -46,7 +46,7 @@ final class InFlightLimiter {
     boolean acquire(long n) throws InterruptedException {
         lock.lock();
         try {
-            while (!cancelled && requests > 0 && (requests >= maxRequests || bytes + n > maxBytes)) {
+            while (!cancelled && !hasRoom(n)) {
                 changed.await();
             }
             if (cancelled) {
@@ -58,6 +58,11 @@ final class InFlightLimiter {
         } finally {
             lock.unlock();
         }
+    }
+
+    /** Room for one more request of {@code n} bytes (a lone request always fits); under the lock. */
+    private boolean hasRoom(long n) {
+        return requests == 0 || (requests < maxRequests && bytes + n <= maxBytes);
     }
 
     void release(long n) {

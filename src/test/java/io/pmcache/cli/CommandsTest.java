@@ -1,5 +1,9 @@
 package io.pmcache.cli;
 
+import static io.pmcache.cli.CliRun.pm;
+
+import io.pmcache.cli.CliRun.Result;
+
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.pmcache.admin.AdminServer;
@@ -11,9 +15,7 @@ import io.pmcache.cache.CacheOptions;
 import io.pmcache.format.Layout;
 import io.pmcache.format.Superblock;
 import io.pmcache.media.MappedFileMedium;
-import java.io.PrintWriter;
 import java.io.RandomAccessFile;
-import java.io.StringWriter;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.net.InetSocketAddress;
@@ -26,25 +28,11 @@ import java.nio.file.Path;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /** Every command in-process through {@link Main#commandLine()}: help, the error paths, and check findings. */
 class CommandsTest {
     @TempDir
     Path dir;
-
-    record Result(int exit, String out, String err) {
-    }
-
-    static Result pm(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        CommandLine cl = Main.commandLine();
-        cl.setOut(new PrintWriter(out, true));
-        cl.setErr(new PrintWriter(err, true));
-        int exit = cl.execute(args);
-        return new Result(exit, out.toString(), err.toString());
-    }
 
     private Path cache() {
         return dir.resolve("cache.img");
@@ -62,29 +50,29 @@ class CommandsTest {
     @Test
     void versionAndHelpOfEveryCommand() {
         Result v = pm("--version");
-        assertThat(v.exit).isZero();
-        assertThat(v.out).contains("pmcache");
+        assertThat(v.exit()).isZero();
+        assertThat(v.out()).contains("pmcache");
         for (String[] cmd : new String[][] {{"format"}, {"serve"}, {"status"}, {"check"}, {"detach"}, {"set"},
                 {"set", "gc-percent"}}) {
             String[] args = java.util.Arrays.copyOf(cmd, cmd.length + 1);
             args[cmd.length] = "--help";
             Result h = pm(args);
-            assertThat(h.exit).as(String.join(" ", cmd)).isZero();
-            assertThat(h.out).contains("Usage: pmcache " + String.join(" ", cmd));
+            assertThat(h.exit()).as(String.join(" ", cmd)).isZero();
+            assertThat(h.out()).contains("Usage: pmcache " + String.join(" ", cmd));
         }
     }
 
     @Test
     void formatCreatesTheFileAndRefusesToOverwriteACache() throws Exception {
         Result f = formatSmall();
-        assertThat(f.exit).as(f.err).isZero();
-        assertThat(f.out).contains("formatted").contains("segments of 1 MiB");
+        assertThat(f.exit()).as(f.err()).isZero();
+        assertThat(f.out()).contains("formatted").contains("segments of 1 MiB");
         Result again = formatSmall();
-        assertThat(again.exit).isEqualTo(1);
-        assertThat(again.err).contains("already a pmcache cache").contains("--force");
+        assertThat(again.exit()).isEqualTo(1);
+        assertThat(again.err()).contains("already a pmcache cache").contains("--force");
         Result forced = pm("format", "--cache", cache().toString(), "--backing", backing().toString(),
                 "--segment-size", "1M", "--force");
-        assertThat(forced.exit).as(forced.err).isZero();
+        assertThat(forced.exit()).as(forced.err()).isZero();
     }
 
     @Test
@@ -92,20 +80,20 @@ class CommandsTest {
         Files.writeString(cache(), "my precious thesis");
         Files.write(backing(), new byte[1 << 20]);
         Result r = pm("format", "--cache", cache().toString(), "--backing", backing().toString());
-        assertThat(r.exit).isEqualTo(1);
-        assertThat(r.err).contains("not a pmcache cache").contains("refusing").contains("--force");
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.err()).contains("not a pmcache cache").contains("refusing").contains("--force");
         assertThat(Files.readString(cache())).isEqualTo("my precious thesis");
         Result forced = pm("format", "--cache", cache().toString(), "--cache-size", "8M", "--backing",
                 backing().toString(), "--segment-size", "1M", "--force");
-        assertThat(forced.exit).as(forced.err).isZero();
+        assertThat(forced.exit()).as(forced.err()).isZero();
     }
 
     @Test
     void formatOfAMissingFileNeedsASize() {
         Result r = pm("format", "--cache", cache().toString(), "--backing", backing().toString(),
                 "--backing-size", "8M");
-        assertThat(r.exit).isEqualTo(1);
-        assertThat(r.err).contains("--cache-size");
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.err()).contains("--cache-size");
         assertThat(cache()).doesNotExist();
     }
 
@@ -113,8 +101,8 @@ class CommandsTest {
     void formatOfACacheTooSmallForItsSegmentsIsRefusedAndLeavesNoFile() {
         Result r = pm("format", "--cache", cache().toString(), "--cache-size", "2M", "--backing",
                 backing().toString(), "--backing-size", "8M", "--segment-size", "1M");
-        assertThat(r.exit).isEqualTo(1);
-        assertThat(r.err).contains("needs at least");
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.err()).contains("needs at least");
         assertThat(cache()).doesNotExist();
     }
 
@@ -122,93 +110,93 @@ class CommandsTest {
     void badSizeSyntaxIsAUsageError() {
         Result r = pm("format", "--cache", cache().toString(), "--cache-size", "12X", "--backing",
                 backing().toString());
-        assertThat(r.exit).isEqualTo(2);
-        assertThat(r.err).contains("'12X' is not a size");
+        assertThat(r.exit()).isEqualTo(2);
+        assertThat(r.err()).contains("'12X' is not a size");
         Result s = pm("format", "--cache", cache().toString(), "--cache-size", "1G", "--backing", backing().toString(),
                 "--backing-size", "1G", "--segment-size", "3M");
-        assertThat(s.exit).isEqualTo(1);
-        assertThat(s.err).contains("power of two");
+        assertThat(s.exit()).isEqualTo(1);
+        assertThat(s.err()).contains("power of two");
     }
 
     @Test
     void missingFilesAreNamed() {
         Result status = pm("status", "--cache", dir.resolve("nope.img").toString());
-        assertThat(status.exit).isEqualTo(1);
-        assertThat(status.err).contains("nope.img").contains("does not exist");
+        assertThat(status.exit()).isEqualTo(1);
+        assertThat(status.err()).contains("nope.img").contains("does not exist");
         Result check = pm("check", "--cache", dir.resolve("nope.img").toString());
-        assertThat(check.exit).isEqualTo(1);
-        assertThat(check.err).contains("does not exist");
-        assertThat(formatSmall().exit).isZero();
+        assertThat(check.exit()).isEqualTo(1);
+        assertThat(check.err()).contains("does not exist");
+        assertThat(formatSmall().exit()).isZero();
         Result detach = pm("detach", "--cache", cache().toString(), "--backing", dir.resolve("gone.img").toString());
-        assertThat(detach.exit).isEqualTo(1);
-        assertThat(detach.err).contains("gone.img").contains("does not exist");
+        assertThat(detach.exit()).isEqualTo(1);
+        assertThat(detach.err()).contains("gone.img").contains("does not exist");
     }
 
     @Test
     void wrongBackingDeviceIsRefusedByDetachAndServeAndFoundByCheck() throws Exception {
-        assertThat(formatSmall().exit).isZero();
+        assertThat(formatSmall().exit()).isZero();
         Path other = dir.resolve("other.img");
         Files.write(other, new byte[8 << 20]);
         Result detach = pm("detach", "--cache", cache().toString(), "--backing", other.toString());
-        assertThat(detach.exit).isEqualTo(1);
-        assertThat(detach.err).contains("refusing to mix");
+        assertThat(detach.exit()).isEqualTo(1);
+        assertThat(detach.err()).contains("refusing to mix");
         Result serve = pm("serve", "--cache", cache().toString(), "--backing", other.toString(), "--socket",
                 dir.resolve("s.sock").toString());
-        assertThat(serve.exit).isEqualTo(1);
-        assertThat(serve.err).contains("refusing to mix");
+        assertThat(serve.exit()).isEqualTo(1);
+        assertThat(serve.err()).contains("refusing to mix");
         Result check = pm("check", "--cache", cache().toString(), "--backing", other.toString());
-        assertThat(check.exit).isEqualTo(CheckCommand.EXIT_CORRUPT);
-        assertThat(check.out).contains("not this cache's backing device");
+        assertThat(check.exit()).isEqualTo(CheckCommand.EXIT_CORRUPT);
+        assertThat(check.out()).contains("not this cache's backing device");
     }
 
     @Test
     void serveRefusesAParallelTheCacheIsTooSmallFor() {
-        assertThat(formatSmall().exit).isZero();
+        assertThat(formatSmall().exit()).isZero();
         Result r = pm("serve", "--cache", cache().toString(), "--backing", backing().toString(), "--socket",
                 dir.resolve("s.sock").toString(), "--parallel", "8");
-        assertThat(r.exit).isEqualTo(1);
-        assertThat(r.err).contains("parallel 8 needs at least 32 segments");
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.err()).contains("parallel 8 needs at least 32 segments");
     }
 
     @Test
     void serveRejectsABadAdminAddressAndGcPercent() {
-        assertThat(formatSmall().exit).isZero();
+        assertThat(formatSmall().exit()).isZero();
         Result r = pm("serve", "--cache", cache().toString(), "--backing", backing().toString(), "--socket",
                 dir.resolve("s.sock").toString(), "--admin", "localhost:http");
-        assertThat(r.exit).isEqualTo(1);
-        assertThat(r.err).contains("HOST:PORT");
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.err()).contains("HOST:PORT");
         Result g = pm("serve", "--cache", cache().toString(), "--backing", backing().toString(), "--socket",
                 dir.resolve("s.sock").toString(), "--gc-percent", "91");
-        assertThat(g.exit).isEqualTo(1);
-        assertThat(g.err).contains("0..90");
+        assertThat(g.exit()).isEqualTo(1);
+        assertThat(g.err()).contains("0..90");
     }
 
     @Test
     void statusNeedsExactlyOneSource() {
-        assertThat(pm("status").exit).isEqualTo(2);
+        assertThat(pm("status").exit()).isEqualTo(2);
         Result both = pm("status", "--cache", "a", "--admin", "1");
-        assertThat(both.exit).isEqualTo(2);
-        assertThat(both.err).contains("mutually exclusive");
+        assertThat(both.exit()).isEqualTo(2);
+        assertThat(both.err()).contains("mutually exclusive");
     }
 
     @Test
     void setGcPercentIsValidatedAndNeedsAServer() throws Exception {
         Result bad = pm("set", "gc-percent", "95", "--admin", "1");
-        assertThat(bad.exit).isEqualTo(1);
-        assertThat(bad.err).contains("0..90");
+        assertThat(bad.exit()).isEqualTo(1);
+        assertThat(bad.err()).contains("0..90");
         int port;
         try (var s = new java.net.ServerSocket(0)) {
             port = s.getLocalPort();
         }
         Result none = pm("set", "gc-percent", "50", "--admin", "127.0.0.1:" + port);
-        assertThat(none.exit).isEqualTo(1);
-        assertThat(none.err).contains("cannot reach the admin endpoint");
-        assertThat(pm("set").exit).isEqualTo(2);
+        assertThat(none.exit()).isEqualTo(1);
+        assertThat(none.err()).contains("cannot reach the admin endpoint");
+        assertThat(pm("set").exit()).isEqualTo(2);
     }
 
     @Test
     void checkFindsCorruptKeysAndCacheInfoAndSuperblock() throws Exception {
-        assertThat(formatSmall().exit).isZero();
+        assertThat(formatSmall().exit()).isZero();
         try (FileBackingDevice disk = FileBackingDevice.open(backing(), false);
              MappedFileMedium m = MappedFileMedium.open(cache());
              Cache c = Cache.open(m, disk, CacheOptions.defaults().withParallel(1).withWriteback(false))) {
@@ -223,11 +211,11 @@ class CommandsTest {
         }
         Result clean = pm("check", "--cache", cache().toString(), "--backing", backing().toString(),
                 "--verify-data");
-        assertThat(clean.exit).as(clean.out + clean.err).isZero();
-        assertThat(clean.out).contains("clean").contains("2 data CRCs verified");
+        assertThat(clean.exit()).as(clean.out() + clean.err()).isZero();
+        assertThat(clean.out()).contains("clean").contains("2 data CRCs verified");
 
         Result status = pm("status", "--cache", cache().toString(), "--json");
-        Map<?, ?> log = (Map<?, ?>) ((Map<?, ?>) Json.parse(status.out)).get("key_log");
+        Map<?, ?> log = (Map<?, ?>) ((Map<?, ?>) Json.parse(status.out())).get("key_log");
         assertThat(log.get("dirty_bytes_upper_bound")).isEqualTo(16384L);
 
         long area;
@@ -237,8 +225,8 @@ class CommandsTest {
         // The key log starts at segment 0: kset header (64 bytes), then key slot 0.
         flipByte(area + 64 + 1);
         Result bad = pm("check", "--cache", cache().toString());
-        assertThat(bad.exit).isEqualTo(CheckCommand.EXIT_CORRUPT);
-        assertThat(bad.out).contains("slot 0: key fails its CRC").contains("CORRUPT");
+        assertThat(bad.exit()).isEqualTo(CheckCommand.EXIT_CORRUPT);
+        assertThat(bad.out()).contains("slot 0: key fails its CRC").contains("CORRUPT");
         flipByte(area + 64 + 1);
 
         // Data corruption is found with --verify-data.
@@ -249,22 +237,22 @@ class CommandsTest {
         // One damaged cache-info slot is a warning, both an error.
         flipByte(Layout.CACHE_INFO_SLOT0 + 3);
         Result one = pm("check", "--cache", cache().toString());
-        assertThat(one.exit).as(one.out).isZero();
-        assertThat(one.out).contains("warning: cache info slot 0");
+        assertThat(one.exit()).as(one.out()).isZero();
+        assertThat(one.out()).contains("warning: cache info slot 0");
         flipByte(Layout.CACHE_INFO_SLOT1 + 3);
         Result two = pm("check", "--cache", cache().toString());
-        assertThat(two.exit).isEqualTo(CheckCommand.EXIT_CORRUPT);
-        assertThat(two.out).contains("both cache-info slots");
+        assertThat(two.exit()).isEqualTo(CheckCommand.EXIT_CORRUPT);
+        assertThat(two.out()).contains("both cache-info slots");
 
         flipByte(20); // inside the superblock
         Result sb = pm("check", "--cache", cache().toString());
-        assertThat(sb.exit).isEqualTo(CheckCommand.EXIT_CORRUPT);
-        assertThat(sb.out).contains("superblock CRC mismatch");
+        assertThat(sb.exit()).isEqualTo(CheckCommand.EXIT_CORRUPT);
+        assertThat(sb.out()).contains("superblock CRC mismatch");
     }
 
     @Test
     void checkFindsDataCorruptionWhenAskedToVerifyData() throws Exception {
-        assertThat(formatSmall().exit).isZero();
+        assertThat(formatSmall().exit()).isZero();
         long dataAt;
         try (FileBackingDevice disk = FileBackingDevice.open(backing(), false);
              MappedFileMedium m = MappedFileMedium.open(cache());
@@ -282,26 +270,26 @@ class CommandsTest {
             dataAt = sb.segmentAreaOffset() + seg * sb.segmentSize() + off;
         }
         flipByte(dataAt + 100);
-        assertThat(pm("check", "--cache", cache().toString()).exit).as("data CRCs not verified by default").isZero();
+        assertThat(pm("check", "--cache", cache().toString()).exit()).as("data CRCs not verified by default").isZero();
         Result r = pm("check", "--cache", cache().toString(), "--verify-data");
-        assertThat(r.exit).isEqualTo(CheckCommand.EXIT_CORRUPT);
-        assertThat(r.out).contains("data CRC mismatch");
+        assertThat(r.exit()).isEqualTo(CheckCommand.EXIT_CORRUPT);
+        assertThat(r.out()).contains("data CRC mismatch");
     }
 
     @Test
     void checkAndStatusNeverModifyTheFile() throws Exception {
-        assertThat(formatSmall().exit).isZero();
+        assertThat(formatSmall().exit()).isZero();
         byte[] before = Files.readAllBytes(cache());
         long mtime = Files.getLastModifiedTime(cache()).toMillis();
-        assertThat(pm("check", "--cache", cache().toString(), "--verify-data").exit).isZero();
-        assertThat(pm("status", "--cache", cache().toString()).exit).isZero();
+        assertThat(pm("check", "--cache", cache().toString(), "--verify-data").exit()).isZero();
+        assertThat(pm("status", "--cache", cache().toString()).exit()).isZero();
         assertThat(Files.readAllBytes(cache())).isEqualTo(before);
         assertThat(Files.getLastModifiedTime(cache()).toMillis()).isEqualTo(mtime);
     }
 
     @Test
     void adminEndpointServesMetricsStatusAndTheKnob() throws Exception {
-        assertThat(formatSmall().exit).isZero();
+        assertThat(formatSmall().exit()).isZero();
         try (FileBackingDevice disk = FileBackingDevice.open(backing(), false);
              MappedFileMedium m = MappedFileMedium.open(cache());
              Cache c = Cache.open(m, disk, CacheOptions.defaults().withParallel(1).withWriteback(false));
@@ -330,7 +318,7 @@ class CommandsTest {
 
             Result set = pm("set", "gc-percent", "25", "--admin", admin.address().getHostString() + ":"
                     + admin.address().getPort());
-            assertThat(set.exit).as(set.err).isZero();
+            assertThat(set.exit()).as(set.err()).isZero();
             assertThat(c.gcPercent()).isEqualTo(25);
             HttpResponse<String> json = http.send(HttpRequest.newBuilder(URI.create(base + "/gc-percent"))
                     .PUT(HttpRequest.BodyPublishers.ofString("{\"gc_percent\": 60}")).build(),
@@ -339,8 +327,8 @@ class CommandsTest {
             assertThat(c.gcPercent()).isEqualTo(60);
 
             Result live = pm("status", "--admin", String.valueOf(admin.address().getPort()), "--json");
-            assertThat(live.exit).as(live.err).isZero();
-            Map<?, ?> cache = (Map<?, ?>) ((Map<?, ?>) Json.parse(live.out)).get("cache");
+            assertThat(live.exit()).as(live.err()).isZero();
+            Map<?, ?> cache = (Map<?, ?>) ((Map<?, ?>) Json.parse(live.out())).get("cache");
             assertThat(cache.get("gc_percent")).isEqualTo(60L);
             assertThat(cache.get("writes")).isEqualTo(1L);
 

@@ -1,11 +1,12 @@
 package io.pmcache.it;
 
+import static io.pmcache.cli.CliRun.pm;
+
+import io.pmcache.cli.CliRun.Result;
+
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.pmcache.cli.Main;
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -14,7 +15,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /**
  * A real {@code pmcache serve} process holds its cache and backing files: {@code format --force},
@@ -35,24 +35,11 @@ class ExclusiveUseTest {
         }
     }
 
-    record Result(int exit, String out, String err) {
-    }
-
-    static Result pm(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        CommandLine cl = Main.commandLine();
-        cl.setOut(new PrintWriter(out, true));
-        cl.setErr(new PrintWriter(err, true));
-        int exit = cl.execute(args);
-        return new Result(exit, out.toString(), err.toString());
-    }
-
     /** Exit 1 and exactly one line on stderr that names {@code file} and says it is in use. */
     private static void assertRefused(Result r, Path file, String what) {
-        assertThat(r.exit).as("%s: exit status; stderr: %s", what, r.err).isEqualTo(1);
-        assertThat(r.err.strip().lines().toList()).as("%s: one line", what).hasSize(1);
-        assertThat(r.err).as(what).startsWith("pmcache: error: ").contains(file.toString())
+        assertThat(r.exit()).as("%s: exit status; stderr: %s", what, r.err()).isEqualTo(1);
+        assertThat(r.err().strip().lines().toList()).as("%s: one line", what).hasSize(1);
+        assertThat(r.err()).as(what).startsWith("pmcache: error: ").contains(file.toString())
                 .contains("in use by another pmcache process").doesNotContain("Exception").doesNotContain("\tat ");
     }
 
@@ -63,7 +50,7 @@ class ExclusiveUseTest {
         String c = cache.toString();
         String b = backing.toString();
         assertThat(pm("format", "--cache", c, "--cache-size", "16M", "--segment-size", "1M", "--backing", b,
-                "--backing-size", "32M").exit).isZero();
+                "--backing-size", "32M").exit()).isZero();
         ServeProcess serve = ServeProcess.start(dir, List.of("--cache", c, "--backing", b, "--socket",
                 dir.resolve("s.sock").toString(), "--parallel", "1"));
         servers.add(serve);
@@ -89,11 +76,11 @@ class ExclusiveUseTest {
 
         assertThat(serve.stop()).as(serve.log()).isZero();
         Result check = pm("check", "--cache", c, "--backing", b);
-        assertThat(check.exit).as(check.err).isZero();
-        assertThat(pm("status", "--cache", c).exit).isZero();
+        assertThat(check.exit()).as(check.err()).isZero();
+        assertThat(pm("status", "--cache", c).exit()).isZero();
         Result detach = pm("detach", "--cache", c, "--backing", b);
-        assertThat(detach.exit).as(detach.err).isZero();
+        assertThat(detach.exit()).as(detach.err()).isZero();
         Result format = pm("format", "--cache", c, "--backing", b, "--segment-size", "1M", "--force");
-        assertThat(format.exit).as(format.err).isZero();
+        assertThat(format.exit()).as(format.err()).isZero();
     }
 }

@@ -20,6 +20,7 @@ public final class MemoryBlockDevice implements BlockDevice {
     private volatile long failingOffset = -1;
     private volatile long heldOffset = -1;
     private volatile CountDownLatch gate;
+    private volatile ReadHook readHook;
     private volatile boolean closed;
 
     public MemoryBlockDevice(long size) {
@@ -34,6 +35,10 @@ public final class MemoryBlockDevice implements BlockDevice {
     @Override
     public void read(long offset, MemorySegment dst) throws IOException {
         check(offset, dst.byteSize());
+        ReadHook h = readHook;
+        if (h != null) {
+            h.beforeRead(offset);
+        }
         CountDownLatch g = gate;
         if (g != null && offset == heldOffset) {
             try {
@@ -82,6 +87,15 @@ public final class MemoryBlockDevice implements BlockDevice {
     public void holdReadsAt(long offset, CountDownLatch latch) {
         heldOffset = offset;
         gate = latch;
+    }
+
+    /** Something every read does first (block, count, fail). */
+    public interface ReadHook {
+        void beforeRead(long offset) throws IOException;
+    }
+
+    public void onRead(ReadHook hook) {
+        readHook = hook;
     }
 
     public int flushes() {

@@ -4,7 +4,6 @@ import static io.pmcache.nbd.NbdConstants.*;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.pmcache.device.BlockDevice;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.StandardProtocolFamily;
@@ -195,52 +194,18 @@ class NbdServerTest {
         // the reader, never overtaken), none would ever finish.
         int n = 8;
         CountDownLatch allStarted = new CountDownLatch(n);
-        MemoryBlockDevice memory = new MemoryBlockDevice(1 << 20);
-        BlockDevice device = new BlockDevice() {
-            @Override
-            public long size() {
-                return memory.size();
-            }
-
-            @Override
-            public void read(long offset, java.lang.foreign.MemorySegment dst) throws IOException {
-                allStarted.countDown();
-                try {
-                    if (!allStarted.await(20, TimeUnit.SECONDS)) {
-                        throw new IOException("reads were not served concurrently");
-                    }
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new IOException(e);
+        MemoryBlockDevice device = new MemoryBlockDevice(1 << 20);
+        device.onRead(offset -> {
+            allStarted.countDown();
+            try {
+                if (!allStarted.await(20, TimeUnit.SECONDS)) {
+                    throw new IOException("reads were not served concurrently");
                 }
-                memory.read(offset, dst);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException(e);
             }
-
-            @Override
-            public void write(long offset, java.lang.foreign.MemorySegment src, boolean fua) throws IOException {
-                memory.write(offset, src, fua);
-            }
-
-            @Override
-            public void flush() {
-                memory.flush();
-            }
-
-            @Override
-            public void trim(long offset, long length) throws IOException {
-                memory.trim(offset, length);
-            }
-
-            @Override
-            public void writeZeroes(long offset, long length, boolean fua) throws IOException {
-                memory.writeZeroes(offset, length, fua);
-            }
-
-            @Override
-            public void close() {
-                memory.close();
-            }
-        };
+        });
         try (NbdServer server = NbdServer.builder().device(device).build()) {
             server.listenUnix(dir.resolve("b.sock"));
             try (NbdTestClient c = NbdTestClient.open(dir.resolve("b.sock"), false, false)) {
