@@ -96,6 +96,8 @@ public final class Metrics {
         counter("pmcache.corrupt.keys.skipped", null, "Keys skipped because they failed their CRC or bounds check",
                 CacheStatus::corruptKeysSkipped);
         counter("pmcache.data.crc.errors", null, "Data CRC mismatches found", CacheStatus::dataCrcErrors);
+        counter("pmcache.ksets.damaged", null, "Key sets of the key log found damaged (recovered in part or lost)",
+                CacheStatus::ksetsDamaged);
 
         gauge("pmcache.dirty", "bytes", "Bytes in the cache not yet written back", s -> s.cache().dirtyBytes());
         gauge("pmcache.segments", null, "Segments of the cache medium", s -> s.cache().segmentsTotal());
@@ -110,6 +112,10 @@ public final class Metrics {
                 StatusSource::writebackLagSeconds);
         gauge("pmcache.writeback.lag.ksets", null, "Key sets between the dirty tail and the key head",
                 s -> s.cache().writebackLagKsets());
+        gauge("pmcache.failed", null, "1 when the cache has failed (a persist of the medium failed): writes and "
+                + "flushes fail with EIO until a restart", s -> s.cache().failure() != null ? 1 : 0);
+        gauge("pmcache.backing.stalled", "seconds", "How long a writeback call to the backing device has been "
+                + "running, once over 30 s (0 otherwise)", s -> s.cache().backingStalledMillis() / 1e3);
         gauge("pmcache.replay", "seconds", "Time the last open spent replaying the key log",
                 s -> s.cache().replayNanos() / 1e9);
         gauge("pmcache.replay.keys", null, "Keys replayed at the last open", s -> s.cache().replayKeys());

@@ -12,7 +12,6 @@ import io.pmcache.format.Superblock;
 import io.pmcache.index.RangeIndex;
 import io.pmcache.media.Medium;
 import java.io.IOException;
-import java.io.InterruptedIOException;
 import java.lang.foreign.MemorySegment;
 import java.security.SecureRandom;
 import java.util.BitSet;
@@ -104,6 +103,16 @@ public final class Cache implements BlockDevice {
         if (medium instanceof io.pmcache.media.MappedFileMedium f && f.isReadOnly()) {
             throw new IOException(medium.describe() + ": mapped read-only; a cache opens only a read-write medium");
         }
+        FailState failure = new FailState();
+        try {
+            return open(new FailStopMedium(medium, failure), backing, options, failure);
+        } catch (EngineAbort ex) {
+            throw ex.io(); // a persist failed during replay: nothing was opened
+        }
+    }
+
+    private static Cache open(Medium medium, BackingDevice backing, CacheOptions options, FailState failure)
+            throws IOException {
         Superblock sb = superblock(medium);
         if (sb.backingSize() != backing.size() || sb.backingFingerprint() != backing.fingerprint()) {
             throw new WrongBackingDeviceException(medium.describe() + " caches a backing device of "
@@ -149,7 +158,7 @@ public final class Cache implements BlockDevice {
                 allocator.markUsed(s);
             }
         }
-        KeyLog keyLog = new KeyLog(medium, segments, allocator, stats, sb.cacheId(), options.parallel(),
+        KeyLog keyLog = new KeyLog(medium, segments, allocator, stats, failure, sb.cacheId(), options.parallel(),
                 replayed.head());
         DataHead[] heads = new DataHead[options.parallel()];
         for (int i = 0; i < heads.length; i++) {
@@ -163,7 +172,7 @@ public final class Cache implements BlockDevice {
             store.setGcPercent(options.gcPercent());
         }
         Engine engine = new Engine(medium, backing, sb, segments, allocator, index, keyLog, reader, store, heads,
-                stats);
+                stats, failure);
         Cache cache = new Cache(engine, options);
         segments.onUnreferenced(seg -> {
             cache.gc.reclaim(seg);
@@ -187,9 +196,11 @@ public final class Cache implements BlockDevice {
     @Override
     public void read(long offset, MemorySegment dst) throws IOException {
         Ranges.check(this, offset, dst.byteSize());
-        enter();
+        enter(false);
         try {
             reads.read(offset, dst);
+        } catch (EngineAbort ex) {
+            throw ex.io();
         } finally {
             exit();
         }
@@ -198,11 +209,11 @@ public final class Cache implements BlockDevice {
     @Override
     public void write(long offset, MemorySegment src, boolean fua) throws IOException {
         Ranges.check(this, offset, src.byteSize());
-        enter();
+        enter(true);
         try {
             writes.write(offset, src, fua);
-        } catch (SegmentAllocator.InterruptedIOExceptionUnchecked ex) {
-            throw new InterruptedIOException(ex.getMessage());
+        } catch (EngineAbort ex) {
+            throw ex.io();
         } finally {
             exit();
         }
@@ -210,41 +221,57 @@ public final class Cache implements BlockDevice {
 
     @Override
     public void flush() throws IOException {
-        enter();
-        try {
+        run(true, () -> {
             e.keyLog.sealAll();
             e.stats.flushes.increment();
-        } finally {
-            exit();
-        }
+        });
     }
 
     @Override
     public void trim(long offset, long length) throws IOException {
         Ranges.check(this, offset, length);
-        enter();
-        try {
+        run(true, () -> {
             writes.zero(offset, length, false);
             e.stats.trims.increment();
-        } finally {
-            exit();
-        }
+        });
     }
 
     @Override
     public void writeZeroes(long offset, long length, boolean fua) throws IOException {
         Ranges.check(this, offset, length);
-        enter();
-        try {
+        run(true, () -> {
             writes.zero(offset, length, fua);
             e.stats.writes.increment();
+        });
+    }
+
+    /** An engine call that may end in an {@link EngineAbort}. */
+    private interface Call {
+        void run() throws IOException;
+    }
+
+    /** Runs {@code call} inside the gate (a change when {@code changes}), unwrapping aborts. */
+    private void run(boolean changes, Call call) throws IOException {
+        enter(changes);
+        try {
+            call.run();
+        } catch (EngineAbort ex) {
+            throw ex.io();
         } finally {
             exit();
         }
     }
 
-    private void enter() throws IOException {
+    /**
+     * Admits one call, or throws {@link io.pmcache.device.DeviceClosedException} once close began;
+     * a call that changes data or asks for durability also fails once the cache has failed.
+     */
+    private void enter(boolean changes) throws IOException {
         gate.enter("cache " + e.medium.describe());
+        if (changes && e.failure.failed()) {
+            gate.exit();
+            throw e.failure.exception();
+        }
     }
 
     private void exit() {
@@ -272,13 +299,15 @@ public final class Cache implements BlockDevice {
                 info.gcPercent(), e.superblock.dataCrc(),
                 s.reads.sum(), s.readBytes.sum(), s.writes.sum(), s.writeBytes.sum(), s.flushes.sum(), s.trims.sum(),
                 s.readHits.sum(), s.readPartialHits.sum(), s.readMisses.sum(), s.fillBytes.sum(),
-                s.fillsSkipped.sum(), s.dirtyBytes.get(), s.spaceWaits.sum(), s.spaceWaitNanos.sum(),
+                s.fillsSkipped.sum(), s.dirtyBytes.get(), s.spaceWaits.sum(),
+                s.spaceWaitNanos.sum() + e.allocator.waitingNanos(System.nanoTime()),
                 s.ksetsSealed.sum(), s.writebackBytes.sum(), s.writebackKeys.sum(), s.writebackBatches.sum(),
                 info.dirtyTail().toString(), s.backingErrors.sum(), s.backingRetries.sum(), s.lastBackingError,
                 s.gcPasses.sum(), s.gcKsets.sum(), s.segmentsReclaimed.sum(), s.corruptKeysSkipped.sum(),
                 s.dataCrcErrors.sum(), s.replayNanos, s.replayKsets, s.replayKeys,
                 info.keyTail().toString(), info.dirtyTail().toString(), head.toString(),
-                Math.max(0, head.ksetSeq() - info.dirtyTail().ksetSeq()));
+                Math.max(0, head.ksetSeq() - info.dirtyTail().ksetSeq()),
+                s.ksetsDamaged.sum(), writeback.stalledMillis(System.nanoTime()), e.failure.reason());
     }
 
     /**
@@ -286,13 +315,10 @@ public final class Cache implements BlockDevice {
      * bytes left, from time to time.
      */
     public void flushAll(LongConsumer progress) throws IOException {
-        enter();
-        try {
+        run(true, () -> {
             e.keyLog.sealAll();
             writeback.drain(progress, workers);
-        } finally {
-            exit();
-        }
+        });
     }
 
     /**
@@ -300,8 +326,7 @@ public final class Cache implements BlockDevice {
      * data and the cache is clean and empty. {@code progress} receives the dirty bytes left.
      */
     public void detach(LongConsumer progress) throws IOException {
-        enter();
-        try {
+        run(true, () -> {
             workers.pauseGc();
             try {
                 e.keyLog.sealAll();
@@ -310,9 +335,7 @@ public final class Cache implements BlockDevice {
             } finally {
                 workers.resumeGc();
             }
-        } finally {
-            exit();
-        }
+        });
     }
 
     /** Stops cleanly: every kset sealed and persisted. Does not wait for writeback. */
@@ -321,37 +344,83 @@ public final class Cache implements BlockDevice {
         close(false);
     }
 
-    /** Stops cleanly; with {@code drainWriteback}, first writes back everything dirty. */
+    /**
+     * Stops cleanly; with {@code drainWriteback}, first writes back everything dirty.
+     *
+     * <p>Bounded: new calls are refused, calls waiting for space fail at once with
+     * {@link io.pmcache.device.DeviceClosedException}, the calls in flight get up to
+     * {@link #CLOSE_DRAIN_MILLIS} to finish, then the workers stop and every open kset is sealed
+     * and persisted (unless the cache has failed: then nothing more is written). Whatever was
+     * acknowledged stays in the medium.
+     */
     public void close(boolean drainWriteback) throws IOException {
-        if (drainWriteback && !gate.isClosed()) {
-            flushAll(left -> { });
+        IOException drainFailure = null;
+        if (drainWriteback && !gate.isClosed() && !e.failure.failed()) {
+            try {
+                flushAll(left -> { });
+            } catch (IOException ex) {
+                drainFailure = ex; // the dirty data stays in the cache; close anyway
+                log.error("stop: writeback could not drain ({}); {} dirty bytes stay in the cache", ex.getMessage(),
+                        e.stats.dirtyBytes.get());
+            }
         }
-        if (!gate.closeAndDrain()) {
+        if (!gate.close()) {
             return;
         }
-        workers.stop();
-        e.keyLog.sealAll();
-        for (DataHead h : e.heads) {
-            h.detach();
-        }
         e.allocator.close();
+        long left = gate.awaitIdle(CLOSE_DRAIN_MILLIS);
+        if (left > 0) {
+            log.warn("stop: {} calls still in flight after {} ms (a backing device that does not answer?); "
+                    + "closing anyway", left, CLOSE_DRAIN_MILLIS);
+        }
+        workers.stop();
+        if (e.failure.failed()) {
+            log.error("closed {} in the FAILED state ({}): nothing more was written to it", e.medium.describe(),
+                    e.failure.reason());
+            throw e.failure.exception();
+        }
+        try {
+            e.keyLog.sealAll();
+            for (DataHead h : e.heads) {
+                h.detach();
+            }
+        } catch (EngineAbort ex) {
+            throw ex.io();
+        }
         log.info("closed {}: {} dirty bytes not yet written back", e.medium.describe(), e.stats.dirtyBytes.get());
+        if (drainFailure != null) {
+            throw drainFailure;
+        }
     }
+
+    /** How long close waits for the calls in flight before it goes on. */
+    static final long CLOSE_DRAIN_MILLIS = 30_000;
 
     /**
      * Tests only: stops the background threads and refuses further I/O WITHOUT sealing or
      * persisting anything, as if the process had been killed at this instant.
      */
     void abandonForTests() {
-        if (gate.closeAndDrain()) {
-            workers.stop();
+        if (gate.close()) {
             e.allocator.close();
+            gate.awaitIdle(CLOSE_DRAIN_MILLIS);
+            workers.stop();
         }
     }
 
     /** Tests only: installs a hook called at named points of writeback and gc steps. */
     void stepHookForTests(StepHook h) {
         e.hook = h == null ? StepHook.NONE : h;
+    }
+
+    /** Tests only: the writeback stepper (drive it with the workers off). */
+    Writeback writebackForTests() {
+        return writeback;
+    }
+
+    /** Tests only: the garbage collector (drive it with the workers off). */
+    GarbageCollector gcForTests() {
+        return gc;
     }
 
     /** Index and log internals for tests in this package. */

@@ -32,6 +32,8 @@ final class CacheStats {
     final LongAdder segmentsReclaimed = new LongAdder();
     final LongAdder corruptKeysSkipped = new LongAdder();
     final LongAdder dataCrcErrors = new LongAdder();
+    /** Ksets of the key log found damaged (header, seal or slots), recovered in part or lost. */
+    final LongAdder ksetsDamaged = new LongAdder();
     /** Bytes of dirty keys appended to the log and not yet written back. */
     final AtomicLong dirtyBytes = new AtomicLong();
     volatile long replayNanos;

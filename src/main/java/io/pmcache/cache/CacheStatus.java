@@ -4,6 +4,13 @@ package io.pmcache.cache;
  * A snapshot of the engine's figures. Byte counts are bytes; times are nanoseconds unless named
  * otherwise. {@code writebackLagKsets} is how many ksets lie between the dirty tail and the key
  * head: the log writeback has still to walk.
+ *
+ * <p>{@code spaceWaitNanos} includes the waits still in progress. {@code lastBackingError} is empty
+ * once writeback succeeded after the error. {@code backingStalledMillis} is how long the writeback
+ * call to the backing device in progress has been running, once that exceeds
+ * {@code Cache.BACKING_STALL_MILLIS} (0 otherwise). {@code failure} is null, or why the cache
+ * failed (writes and flushes then fail with EIO). {@code ksetsDamaged} counts ksets of the key log
+ * found damaged (recovered or lost) since the open.
  */
 public record CacheStatus(
         long deviceSize, long segmentSize, int segmentsTotal, int segmentsUsed, int gcPercent, boolean dataCrc,
@@ -15,5 +22,6 @@ public record CacheStatus(
         long gcPasses, long gcKsets, long segmentsReclaimed,
         long corruptKeysSkipped, long dataCrcErrors,
         long replayNanos, long replayKsets, long replayKeys,
-        String keyTail, String dirtyTail, String keyHead, long writebackLagKsets) {
+        String keyTail, String dirtyTail, String keyHead, long writebackLagKsets,
+        long ksetsDamaged, long backingStalledMillis, String failure) {
 }

@@ -292,6 +292,7 @@ public final class Checker {
         final boolean verifyData;
         final BitSet logSegments;
         final BitSet referenced;
+        final KeyLiveness liveness;
         long total;
         long ksets;
         long unsealed;
@@ -314,6 +315,7 @@ public final class Checker {
             this.verifyData = verifyAllData || sb.dataCrc();
             this.logSegments = new BitSet(table.count());
             this.referenced = new BitSet(table.count());
+            this.liveness = new KeyLiveness(reader, table, unknown);
         }
 
         LogPosition walk(LogPosition from) {
@@ -327,9 +329,19 @@ public final class Checker {
                 public void enteredSegment(int segment) {
                     progress.update(Math.min(logSegments.cardinality(), total), total);
                 }
+
+                @Override
+                public boolean gap(LogGap gap) {
+                    error("key log damaged: " + gap + (gap.recoveredCapacity() > 0 ? "" : "; the next open "
+                            + "puts sealed fillers in their place"));
+                    return true; // read around it, as the next open will after repairing it
+                }
             });
             if (r.why() == LogWalker.End.LOOP) {
                 error("key log links back to segment " + r.loopSegment() + " (a loop) after " + r.end());
+            }
+            if (r.gap() != null) {
+                error("key log damaged: " + r.gap() + "; the log ends at " + r.end());
             }
             return r.end();
         }
@@ -338,48 +350,61 @@ public final class Checker {
             ksets++;
             bytes += Kset.bytes(k.capacity());
             long seq = k.at().ksetSeq();
-            // A seal magic without a valid seal: the seal is written only after the slots were
-            // persisted, so a key failing here is damage, not a crash artifact.
-            boolean keysFinal = k.sealed() || m.get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED,
-                    table.address(k.at().segment(), k.at().offset()) + Kset.SEAL_OFFSET) == Kset.SEAL_MAGIC;
-            if (!k.sealed()) {
+            if (k.sealCorrupt()) {
                 unsealed++;
-                if (keysFinal) {
-                    warn("kset #" + seq + " at " + k.at() + ": its seal fails its CRC (a torn seal, or a damaged "
-                            + "key or count); the next open treats it as unsealed");
-                } else {
-                    warn("kset #" + seq + " at " + k.at() + " is not sealed (the process or the power died while "
-                            + "it was open); the next open keeps its valid keys and seals it");
-                }
+                error("kset #" + seq + " at " + k.at() + ": its seal (claiming " + k.claimedCount()
+                        + " keys) fails its CRC: damaged; the next open reads it slot by slot and reseals it");
+            } else if (k.sealDamaged()) {
+                unsealed++;
+                warn("kset #" + seq + " at " + k.at() + ": a torn seal (the power failed while it was sealed); the "
+                        + "next open keeps its valid keys and seals it");
+            } else if (!k.sealed()) {
+                unsealed++;
+                warn("kset #" + seq + " at " + k.at() + " is not sealed (the process or the power died while it was "
+                        + "open); the next open keeps its valid keys and seals it");
             }
             for (int slot = 0; slot < k.slots(); slot++) {
-                if (reader.slotEmpty(k, slot)) {
-                    continue;
-                }
-                KeyRecord key = reader.key(k, slot);
-                if (key == null) {
-                    if (keysFinal) {
-                        bad++;
-                        keyFinding(Severity.ERROR, "kset #" + seq + " slot " + slot
-                                + ": key fails its CRC or bounds check");
+                KeyLiveness.Slot s = liveness.judge(k, slot);
+                KeyRecord key = s.key();
+                switch (s.state()) {
+                    case EMPTY -> {
+                        if (k.keyFinal(slot) && k.sealCorrupt()) {
+                            bad++;
+                            keyFinding(Severity.ERROR, "kset #" + seq + " slot " + slot
+                                    + ": empty below the count its seal claims; the key is lost");
+                        }
+                        continue;
                     }
-                    continue;
+                    case UNREADABLE -> {
+                        if (k.keyFinal(slot)) {
+                            bad++;
+                            keyFinding(Severity.ERROR, "kset #" + seq + " slot " + slot
+                                    + ": key fails its CRC or bounds check; the key is lost");
+                        }
+                        continue;
+                    }
+                    case TOMBSTONE -> {
+                        bad++;
+                        keyFinding(Severity.ERROR, "kset #" + seq + " slot " + slot + ": "
+                                + (key.length() > 0 ? "[" + key.offset() + ", +" + key.length() + ")" : "a key or kset")
+                                + " was lost to damage found by an earlier open (tombstone)");
+                        continue;
+                    }
+                    case FUTURE -> {
+                        bad++;
+                        keyFinding(Severity.ERROR, "kset #" + seq + " slot " + slot + ": names generation "
+                                + key.generation() + " of segment " + key.segment() + ", which is at "
+                                + table.generation(key.segment()) + "; the key is lost");
+                        continue;
+                    }
+                    default -> {
+                    }
                 }
-                if (!key.zero() && !unknown.get(key.segment())
-                        && key.generation() > table.generation(key.segment())) {
-                    // No write of the segment's info explains it (SlotRecovery restored what it could).
-                    bad++;
-                    keyFinding(Severity.ERROR, "kset #" + seq + " slot " + slot + ": names generation "
-                            + key.generation() + " of segment " + key.segment() + ", which is at "
-                            + table.generation(key.segment()) + "; the key is lost");
-                    continue;
-                }
-                boolean current = key.zero()
-                        || (!unknown.get(key.segment()) && key.generation() == table.generation(key.segment()));
+                boolean current = s.state() == KeyLiveness.State.LIVE;
                 if (current && (!k.sealed() || verifyData)) {
                     dataChecked++;
                     if (!reader.dataMatches(key)) {
-                        if (keysFinal) {
+                        if (k.keyFinal(slot)) {
                             dataErrors++;
                             keyFinding(Severity.ERROR, "kset #" + seq + " slot " + slot + ": data CRC mismatch for ["
                                     + key.offset() + ", +" + key.length() + ") in segment " + key.segment());

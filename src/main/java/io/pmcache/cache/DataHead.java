@@ -21,44 +21,73 @@ final class DataHead {
     }
 
     /**
-     * Up to {@code want} bytes (fewer at a segment's end) for a write; blocks while the cache is
-     * full.
+     * Up to {@code want} bytes (fewer at a segment's end) for a write; waits while the cache is
+     * full, without holding the head's lock: fills and other writers of this head are never held
+     * up behind a wait for space (a fill finds the head without room and is skipped).
      */
     Allocation allocate(int want) {
-        return allocate(want, -1);
+        lock.lock();
+        try {
+            if (hasRoom()) {
+                return carve(want);
+            }
+        } finally {
+            lock.unlock();
+        }
+        int fresh = allocator.allocateData(); // may wait; no lock held
+        lock.lock();
+        try {
+            if (hasRoom()) {
+                allocator.free(fresh); // another writer of this head installed one meanwhile
+            } else {
+                install(fresh);
+            }
+            return carve(want);
+        } finally {
+            lock.unlock();
+        }
     }
 
     /**
      * Up to {@code want} bytes for a read fill: from the current segment, or from a new one only
      * while fewer than {@code usedBelow} segments are used (and one is free beyond the reserve);
-     * null otherwise. Never waits.
+     * null otherwise. Never waits for space.
      */
     Allocation allocateForFill(int want, int usedBelow) {
-        return allocate(want, Math.max(0, usedBelow));
-    }
-
-    /** {@code usedBelow < 0}: wait for a segment (writes); else a fill's limit. */
-    private Allocation allocate(int want, int usedBelow) {
         lock.lock();
         try {
-            if (segment < 0 || offset == segments.segmentSize()) {
-                int fresh = usedBelow < 0 ? allocator.allocateData() : allocator.tryAllocateData(usedBelow);
+            if (!hasRoom()) {
+                int fresh = allocator.tryAllocateData(Math.max(0, usedBelow));
                 if (fresh < 0) {
                     return null;
                 }
-                release();
-                segments.ref(fresh);
-                segment = fresh;
-                offset = 0;
+                install(fresh);
             }
-            int n = (int) Math.min(want, segments.segmentSize() - offset);
-            Allocation a = new Allocation(segment, offset, n, segments.generation(segment));
-            segments.ref(segment);
-            offset += n;
-            return a;
+            return carve(want);
         } finally {
             lock.unlock();
         }
+    }
+
+    private boolean hasRoom() {
+        return segment >= 0 && offset < segments.segmentSize();
+    }
+
+    /** Makes {@code fresh} (just allocated) the current segment. Caller holds the lock. */
+    private void install(int fresh) {
+        release();
+        segments.ref(fresh);
+        segment = fresh;
+        offset = 0;
+    }
+
+    /** Caller holds the lock and the head has room. The allocation holds a reference. */
+    private Allocation carve(int want) {
+        int n = (int) Math.min(want, segments.segmentSize() - offset);
+        Allocation a = new Allocation(segment, offset, n, segments.generation(segment));
+        segments.ref(segment);
+        offset += n;
+        return a;
     }
 
     /** Drops the head's reference on its segment, if any. */

@@ -15,15 +15,19 @@ final class Engine {
     final RangeIndex index;
     final KeyLog keyLog;
     final LogReader reader;
+    /** Whether a key is live and holds a segment reference: the one authority (see {@link KeyLiveness}). */
+    final KeyLiveness liveness;
     final CacheInfoStore info;
     final DataHead[] heads;
     final CacheStats stats;
+    /** Whether the cache has failed (a persist failed); decides for every path. */
+    final FailState failure;
     /** Called at named points of writeback and gc steps; tests install one to cut power there. */
     volatile StepHook hook = StepHook.NONE;
 
     Engine(Medium medium, BackingDevice backing, Superblock superblock, SegmentTable segments,
            SegmentAllocator allocator, RangeIndex index, KeyLog keyLog, LogReader reader, CacheInfoStore info,
-           DataHead[] heads, CacheStats stats) {
+           DataHead[] heads, CacheStats stats, FailState failure) {
         this.medium = medium;
         this.backing = backing;
         this.superblock = superblock;
@@ -32,9 +36,11 @@ final class Engine {
         this.index = index;
         this.keyLog = keyLog;
         this.reader = reader;
+        this.liveness = new KeyLiveness(reader, segments);
         this.info = info;
         this.heads = heads;
         this.stats = stats;
+        this.failure = failure;
     }
 
     long cacheId() {

@@ -86,11 +86,9 @@ final class GarbageCollector {
             return false;
         }
         for (int slot = 0; slot < k.slots(); slot++) {
-            if (e.reader.slotEmpty(k, slot)) {
-                continue;
-            }
-            KeyRecord key = e.reader.key(k, slot);
-            if (key != null && !key.zero() && key.generation() == e.segments.generation(key.segment())) {
+            KeyLiveness.Slot s = e.liveness.judge(k, slot);
+            if (s.holdsReference()) {
+                KeyRecord key = s.key();
                 staleExtents.passed(key.segment(), key.offset(), key.length());
                 e.segments.unref(key.segment());
             }
@@ -152,21 +150,39 @@ final class GarbageCollector {
         return staleExtents.pending();
     }
 
-    /** Removes the stale extents of reclaimed segments, one key's range per range-lock hold. */
+    /**
+     * Removes the stale extents of reclaimed segments, one key's range per range-lock hold. Never
+     * waits for a range lock: a writer may hold one while it waits for space that only gc can
+     * free, so a busy range is left for a later pass.
+     */
     void cleanIndex() {
+        long[] busy = new long[0];
+        int nBusy = 0;
         for (long[] ranges = staleExtents.poll(); ranges != null; ranges = staleExtents.poll()) {
             for (int i = 0; i < ranges.length; i += 2) {
-                removeStale(ranges[i], ranges[i] + ranges[i + 1]);
+                if (!removeStale(ranges[i], ranges[i] + ranges[i + 1])) {
+                    if (nBusy + 2 > busy.length) {
+                        busy = java.util.Arrays.copyOf(busy, Math.max(16, busy.length * 2));
+                    }
+                    busy[nBusy++] = ranges[i];
+                    busy[nBusy++] = ranges[i + 1];
+                }
             }
+        }
+        if (nBusy > 0) {
+            staleExtents.retry(java.util.Arrays.copyOf(busy, nBusy));
         }
     }
 
-    private void removeStale(long from, long to) {
+    /** False when a range lock was busy (the range is then only partly cleaned; cleaning is idempotent). */
+    private boolean removeStale(long from, long to) {
         while (from < to) {
             long end = Math.min(to, from + RangeIndex.roomInRange(from));
             ExtentMap map = e.index.rangeIfPresent(RangeIndex.rangeOf(from));
             if (map != null) {
-                map.lock().lock();
+                if (!map.lock().tryLock()) {
+                    return false;
+                }
                 try {
                     List<Extent> doomed = new ArrayList<>(2);
                     map.forEachOverlapping(from, end, x -> {
@@ -181,6 +197,7 @@ final class GarbageCollector {
             }
             from = end;
         }
+        return true;
     }
 
     /** Removes every stale extent from the whole index (detach: everything is written back). */

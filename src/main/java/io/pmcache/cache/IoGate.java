@@ -1,10 +1,11 @@
 package io.pmcache.cache;
 
+import io.pmcache.device.DeviceClosedException;
 import java.io.IOException;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
- * Admits I/O until the cache closes, then waits for the I/O in flight to finish.
+ * Admits I/O until the cache closes; then close waits, for a bounded time, for the I/O in flight.
  *
  * <p>Cheaper than a read-write lock on the hot path: entering is one striped-counter increment and
  * one volatile read. Correct by the Dekker pattern: an I/O increments, then reads {@code closed};
@@ -15,12 +16,12 @@ final class IoGate {
     private final LongAdder inFlight = new LongAdder();
     private volatile boolean closed;
 
-    /** Admits one I/O, or throws when closed. Pair with {@link #exit()}. */
+    /** Admits one I/O, or throws {@link DeviceClosedException} when closed. Pair with {@link #exit()}. */
     void enter(String what) throws IOException {
         inFlight.increment();
         if (closed) {
             inFlight.decrement();
-            throw new IOException(what + " is closed");
+            throw new DeviceClosedException(what + " is stopping or closed");
         }
     }
 
@@ -32,20 +33,30 @@ final class IoGate {
         return closed;
     }
 
-    /** Refuses new I/O and waits for the I/O in flight; returns false if it was already closed. */
-    synchronized boolean closeAndDrain() {
+    /** Refuses new I/O from now on; returns false if it was already closed. */
+    synchronized boolean close() {
         if (closed) {
             return false;
         }
         closed = true;
-        while (inFlight.sum() > 0) {
+        return true;
+    }
+
+    /**
+     * Waits up to {@code millis} for the I/O in flight to finish (call after {@link #close}); returns
+     * how many are still in flight (0 when all finished).
+     */
+    long awaitIdle(long millis) {
+        long deadline = System.nanoTime() + millis * 1_000_000;
+        long n;
+        while ((n = inFlight.sum()) > 0 && System.nanoTime() < deadline) {
             try {
                 Thread.sleep(1);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                break;
+                return inFlight.sum();
             }
         }
-        return true;
+        return n;
     }
 }

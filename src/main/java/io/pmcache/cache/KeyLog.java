@@ -44,11 +44,14 @@ final class KeyLog {
     private final SegmentTable segments;
     private final SegmentAllocator allocator;
     private final CacheStats stats;
+    private final FailState failure;
     private final long cacheId;
     private final ReentrantLock headLock = new ReentrantLock();
     private int headSegment;
     private int headOffset;
     private volatile long nextSeq;
+    /** The head as a position, for readers that must not wait for the head lock (status). */
+    private volatile LogPosition headPosition;
     private final ConcurrentSkipListSet<Long> unsealed = new ConcurrentSkipListSet<>();
     private final Stream[] streams;
     private final ConcurrentLinkedQueue<OpenKset> toSeal = new ConcurrentLinkedQueue<>();
@@ -63,8 +66,9 @@ final class KeyLog {
         int nextCapacity = Kset.MAX_KEYS;
     }
 
-    KeyLog(Medium medium, SegmentTable segments, SegmentAllocator allocator, CacheStats stats, long cacheId,
-           int streams, LogPosition head) {
+    KeyLog(Medium medium, SegmentTable segments, SegmentAllocator allocator, CacheStats stats, FailState failure,
+           long cacheId, int streams, LogPosition head) {
+        this.failure = failure;
         this.medium = medium;
         this.segments = segments;
         this.allocator = allocator;
@@ -73,6 +77,7 @@ final class KeyLog {
         this.headSegment = head.segment();
         this.headOffset = head.offset();
         this.nextSeq = head.ksetSeq();
+        this.headPosition = head;
         this.streams = new Stream[streams];
         for (int i = 0; i < streams; i++) {
             this.streams[i] = new Stream();
@@ -96,14 +101,12 @@ final class KeyLog {
         return seq < nextSeq && !unsealed.contains(seq);
     }
 
-    /** The head as a log position (the place and sequence of the next kset). */
+    /**
+     * The head as a log position (the place and sequence of the next kset). Never waits: a writer
+     * may hold the head lock while it waits for a key-log segment.
+     */
     LogPosition head() {
-        headLock.lock();
-        try {
-            return new LogPosition(headSegment, headOffset, nextSeq);
-        } finally {
-            headLock.unlock();
-        }
+        return headPosition;
     }
 
     /**
@@ -163,6 +166,7 @@ final class KeyLog {
             unsealed.add(seq);
             headOffset += Kset.bytes(cap);
             nextSeq = seq + 1;
+            headPosition = new LogPosition(headSegment, headOffset, nextSeq);
             return k;
         } finally {
             headLock.unlock();
@@ -235,6 +239,10 @@ final class KeyLog {
     private void drainSeals() {
         sealLock.lock();
         try {
+            if (failure.failed()) {
+                // A round another thread took (with keys this caller may depend on) failed to persist.
+                throw new EngineAbort(failure.exception());
+            }
             java.util.List<OpenKset> round = new ArrayList<>();
             OpenKset k;
             while ((k = toSeal.poll()) != null) {

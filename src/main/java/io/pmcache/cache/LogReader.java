@@ -14,18 +14,39 @@ final class LogReader {
     private final long deviceSize;
 
     /**
-     * A kset found at {@code at}: its capacity, its sealed count (-1 when not sealed), what follows,
-     * and whether it carries a seal magic whose seal fails (torn or damaged: read it slot by slot,
-     * but a slot that fails there is damage, not a write cut short).
+     * A kset found at {@code at}: its capacity, its sealed count (-1 when the seal does not
+     * validate), what follows, and the count its seal claims (-1 without a seal magic; see
+     * {@link Kset#claimedCount}).
+     *
+     * <p>Which slots are final, so that a slot failing there is damage and not a write cut short:
+     * below the count of a valid seal; and below the claimed count of a seal that fails its CRC
+     * but claims more than 0 keys (the whole seal was written, after every slot was persisted:
+     * something in it or in the slots was damaged since). A seal claiming 0 is a torn seal: the
+     * keys are intact but how many there were is unknown. Slots of an unsealed kset are not final.
      */
-    record KsetAt(LogPosition at, int capacity, int sealedCount, LogPosition next, boolean sealDamaged) {
+    record KsetAt(LogPosition at, int capacity, int sealedCount, LogPosition next, int claimedCount) {
         boolean sealed() {
             return sealedCount >= 0;
         }
 
-        /** Slots to read: the sealed count, or every slot of an unsealed kset. */
+        /** The seal magic is there but the seal fails its CRC (torn, or damaged). */
+        boolean sealDamaged() {
+            return sealedCount < 0 && claimedCount >= 0;
+        }
+
+        /** The seal was written whole and fails its CRC: damage, not a crash artefact. */
+        boolean sealCorrupt() {
+            return sealedCount < 0 && claimedCount > 0;
+        }
+
+        /** Slots to read: the sealed count, or every slot of a kset without a valid seal. */
         int slots() {
             return sealed() ? sealedCount : capacity;
+        }
+
+        /** True when {@code slot} must hold a valid key (or a deliberately empty slot under a valid seal). */
+        boolean keyFinal(int slot) {
+            return sealed() ? slot < sealedCount : slot < claimedCount;
         }
     }
 
@@ -64,10 +85,29 @@ final class LogReader {
         if (cap < 0) {
             return null;
         }
+        return at(q, cap);
+    }
+
+    /** The kset at resolved position {@code q} taken to have {@code cap} slots (its header says so, or a gap search). */
+    KsetAt at(LogPosition q, int cap) {
+        long at = segments.address(q.segment(), q.offset());
         int sealed = Kset.sealedCount(medium.segment(), at, q.ksetSeq(), cap, cacheId);
         LogPosition next = new LogPosition(q.segment(), q.offset() + Kset.bytes(cap), q.ksetSeq() + 1);
-        boolean damaged = sealed < 0 && Kset.hasSealMagic(medium.segment(), at);
-        return new KsetAt(q, cap, sealed, next, damaged);
+        return new KsetAt(q, cap, sealed, next, Kset.claimedCount(medium.segment(), at, cap));
+    }
+
+    /** The sequence of a valid kset header at {@code offset} of {@code seg}, whatever it is; -1 if none. */
+    long headerSequence(int seg, int offset) {
+        return Kset.headerSequence(medium.segment(), segments.address(seg, offset), segments.segmentSize() - offset,
+                cacheId);
+    }
+
+    long segmentSize() {
+        return segments.segmentSize();
+    }
+
+    int next(int seg) {
+        return segments.next(seg);
     }
 
     /** True when a valid kset header carrying {@code seq} starts segment {@code seg}. */

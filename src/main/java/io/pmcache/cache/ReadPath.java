@@ -223,8 +223,8 @@ final class ReadPath {
             for (Extent p : mine) {
                 int segOff = (int) (a.offset() + (p.start() - from));
                 int crc = Crc.ofData(e.medium.segment(), e.address(a.segment(), segOff), p.length());
-                map.insert(Extent.data(p.start(), p.length(), a.segment(), segOff, a.generation(), false), null);
                 e.keyLog.append(new KeyRecord(p.start(), p.length(), 0, a.segment(), segOff, a.generation(), crc));
+                map.insert(Extent.data(p.start(), p.length(), a.segment(), segOff, a.generation(), false), null);
             }
         } finally {
             map.lock().unlock();

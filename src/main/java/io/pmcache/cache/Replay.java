@@ -20,14 +20,23 @@ import org.slf4j.LoggerFactory;
  * <h2>Steps</h2>
  * <ol>
  *   <li>Walk from the key tail, kset by kset, while each header is valid and carries the next
- *       sequence number.</li>
- *   <li>Sealed kset: take every non-empty slot whose key CRC holds (and, with the data-CRC option,
- *       whose data CRC holds). Unsealed kset (the process or power died while it was open): take
- *       each slot whose key CRC and data CRC hold.</li>
+ *       sequence number. Where a header is invalid but something proves the log went on
+ *       ({@link LogGap}), that is damage: it is reported (ERROR, {@code ksetsDamaged}) and
+ *       repaired in place when the span of the missing ksets is known — one kset's header is
+ *       rewritten and its keys recovered slot by slot, several are replaced by sealed fillers
+ *       holding a lost-kset tombstone — and the walk goes on; otherwise the log ends there and
+ *       what followed is lost (reported).</li>
+ *   <li>Each slot is judged by {@link KeyLiveness}. Sealed kset: take every live key (with the
+ *       data-CRC option, whose data CRC holds). Kset without a valid seal (the process or power
+ *       died while it was open): take each live key whose data CRC holds. A slot that fails
+ *       where the kset says it is final ({@link LogReader.KsetAt#keyFinal}) is damage: counted,
+ *       logged, and replaced by a tombstone, so that every later open and check reports it and no
+ *       walker takes it for live.</li>
  *   <li>A key whose segment generation moved on is stale and dropped (its data CRC is not checked:
  *       the segment may hold newer data by now), a clean one punching its range out of the index;
- *       the others go into the index in log order (newest wins) and take a reference on their
- *       data segment. Keys before the dirty tail are clean (already on the backing device).</li>
+ *       the live ones go into the index in log order (newest wins) and take the reference on their
+ *       data segment that gc drops when it passes them. Keys before the dirty tail are clean
+ *       (already on the backing device).</li>
  *   <li>If the ksets from the key tail do not lead to the dirty tail, the log between was damaged;
  *       those ksets were written back already, so that whole part is dropped (none of its keys
  *       enter the index, lest an older version of a sector shadow a newer one lost in the damage)
@@ -51,6 +60,7 @@ final class Replay {
     /** Segments with one valid info slot and one damaged: what the damaged one held may be restored. */
     private final BitSet oneSlotDamaged;
     private final long[] maxKeyGeneration;
+    private final KeyLiveness liveness;
     private final List<Unsealed> unsealed = new ArrayList<>();
     private long ksets;
     private long keys;
@@ -58,7 +68,11 @@ final class Replay {
     private static final long PROGRESS_NANOS = 5_000_000_000L;
     private long lastProgress = System.nanoTime();
 
-    private record Unsealed(LogReader.KsetAt kset, BitSet taken, List<KeyRecord> keys) {
+    private record Unsealed(LogReader.KsetAt kset, BitSet taken, List<KeyRecord> keys, List<Tombstone> tombstones) {
+    }
+
+    /** A slot replay replaces with a tombstone. */
+    private record Tombstone(int slot, KeyRecord key) {
     }
 
     /**
@@ -81,6 +95,7 @@ final class Replay {
         this.unknownGeneration = unknownGeneration;
         this.oneSlotDamaged = oneSlotDamaged;
         this.maxKeyGeneration = new long[segments.count()];
+        this.liveness = new KeyLiveness(reader, segments, unknownGeneration);
     }
 
     Result run(CacheInfo info) {
@@ -93,6 +108,7 @@ final class Replay {
             // sectors into the index whose newer versions sit in the unreadable ksets (and on the
             // backing device): stale reads. Everything before the dirty tail is on the backing
             // device, so drop that part of the log whole: the key tail moves to the dirty tail.
+            stats.ksetsDamaged.increment();
             log.error("key log damaged between the key tail {} and the dirty tail {}: those ksets were already "
                     + "written back; dropping them and replaying from the dirty tail", keyTail, dirtyTail);
             keyTail = dirtyTail;
@@ -148,103 +164,197 @@ final class Replay {
 
     /** Walks from {@code from} to the end of the log; returns the position after the last kset. */
     private LogPosition walk(LogPosition from, long dirtySeq) {
-        LogWalker.Result r = LogWalker.walk(reader, from, logSegments, k -> {
-            replayKset(k, k.at().ksetSeq() >= dirtySeq);
-            long now = System.nanoTime();
-            if (now - lastProgress >= PROGRESS_NANOS) {
-                lastProgress = now;
-                log.info("replay in progress: {} ksets, {} keys so far, at {}", ksets, keys, k.next());
+        LogWalker.Result r = LogWalker.walk(reader, from, logSegments, new LogWalker.Visitor() {
+            @Override
+            public void kset(LogReader.KsetAt k) {
+                replayKset(k, k.at().ksetSeq() >= dirtySeq);
+                long now = System.nanoTime();
+                if (now - lastProgress >= PROGRESS_NANOS) {
+                    lastProgress = now;
+                    log.info("replay in progress: {} ksets, {} keys so far, at {}", ksets, keys, k.next());
+                }
+            }
+
+            @Override
+            public boolean gap(LogGap gap) {
+                repair(gap);
+                return true;
             }
         });
         if (r.why() == LogWalker.End.LOOP) {
             log.error("key log links back to segment {} (a loop); replay stops at {}", r.loopSegment(), r.end());
         }
+        if (r.gap() != null) {
+            stats.ksetsDamaged.increment();
+            log.error("key log damaged: {}; the log ends at {}", r.gap(), r.end());
+            abandonAfter(r.gap());
+        }
         return r.end();
+    }
+
+    /**
+     * Repairs a passable gap in place so that the log reads through it again (for this walk, and
+     * for writeback and gc): one missing kset gets its header back (its keys are then read slot by
+     * slot like any kset's), several are replaced by sealed fillers of the same sequences, each
+     * holding one lost-kset tombstone.
+     */
+    private void repair(LogGap gap) {
+        stats.ksetsDamaged.add(Math.max(1, gap.missing()));
+        log.error("key log damaged: {}", gap);
+        LogPosition at = gap.at();
+        long base = segments.address(at.segment(), at.offset());
+        if (gap.recoveredCapacity() > 0) {
+            Kset.rewriteHeader(medium.segment(), base, at.ksetSeq(), gap.recoveredCapacity(), cacheId);
+            medium.persist(base, Kset.HEADER_SIZE);
+            return;
+        }
+        long addr = base;
+        long seq = at.ksetSeq();
+        for (int cap : gap.fillerCapacities()) {
+            Kset.writeHeader(medium.segment(), addr, seq, cap, 0, cacheId);
+            KeyRecord.lostTombstone().encode(medium.segment(), addr + Kset.slotOffset(0), cacheId, seq, 0);
+            Kset.writeSeal(medium.segment(), addr, seq, 1, cacheId);
+            addr += Kset.bytes(cap);
+            seq++;
+        }
+        medium.persist(base, addr - base);
+    }
+
+    /**
+     * The log ends at an unpassable gap: the valid ksets found beyond it (with later sequences)
+     * can no longer be reached and their keys are lost. Their headers are invalidated, so that no
+     * later search for a continuation mistakes them for part of the log that resumes here.
+     */
+    private void abandonAfter(LogGap gap) {
+        LogPosition at = gap.at();
+        long size = segments.segmentSize();
+        for (long off = at.offset() + Kset.MIN_BYTES; size - off >= Kset.MIN_BYTES; off += KeyRecord.SIZE) {
+            if (reader.headerSequence(at.segment(), (int) off) > at.ksetSeq()) {
+                invalidateHeader(segments.address(at.segment(), off));
+            }
+        }
+        LogPosition c = gap.continuation();
+        if (c != null && c.segment() != at.segment()) {
+            invalidateHeader(segments.address(c.segment(), c.offset()));
+        }
+    }
+
+    private void invalidateHeader(long address) {
+        medium.segment().asSlice(address, 8).fill((byte) 0);
+        medium.persist(address, 8);
     }
 
     private void replayKset(LogReader.KsetAt k, boolean mayBeDirty) {
         ksets++;
+        long seq = k.at().ksetSeq();
+        if (k.sealCorrupt()) {
+            stats.ksetsDamaged.increment();
+            log.error("kset #{} at {}: its seal (claiming {} keys) fails its CRC: damaged; reading it slot by slot",
+                    seq, k.at(), k.claimedCount());
+        }
         BitSet taken = new BitSet(k.capacity());
         List<KeyRecord> accepted = new ArrayList<>();
+        List<Tombstone> tombstones = new ArrayList<>();
         for (int slot = 0; slot < k.slots(); slot++) {
-            if (reader.slotEmpty(k, slot)) {
-                continue;
-            }
-            KeyRecord key = reader.key(k, slot);
-            if (key == null) {
-                if ((k.sealed() || k.sealDamaged()) && stats.firstDamageReport(k.at().ksetSeq(), slot)) {
-                    stats.corruptKeysSkipped.increment();
-                    log.warn("kset #{} at {}: key slot {} fails its CRC or bounds check; skipped",
-                            k.at().ksetSeq(), k.at(), slot);
+            KeyLiveness.Slot s = liveness.judge(k, slot);
+            KeyRecord key = s.key();
+            switch (s.state()) {
+                case EMPTY, UNREADABLE -> {
+                    if (k.keyFinal(slot) && (s.state() == KeyLiveness.State.UNREADABLE || k.sealCorrupt())) {
+                        // Final and empty under a seal that fails, or unreadable: a key was there.
+                        damaged(seq, slot, "key slot " + slot + (key == null && s.state() == KeyLiveness.State.EMPTY
+                                ? " is empty below the sealed count" : " fails its CRC or bounds check")
+                                + "; the key is lost");
+                        tombstones.add(new Tombstone(slot, KeyRecord.lostTombstone()));
+                    }
                 }
-                continue;
-            }
-            if ((!k.sealed() || verifyAllData) && !reclaimedSince(key) && !reader.dataMatches(key)) {
-                if ((k.sealed() || k.sealDamaged()) && stats.firstDamageReport(k.at().ksetSeq(), slot)) {
-                    stats.dataCrcErrors.increment();
-                    log.error("kset #{} slot {}: data CRC mismatch for [{}, +{}) in segment {}; key skipped",
-                            k.at().ksetSeq(), slot, key.offset(), key.length(), key.segment());
+                case TOMBSTONE -> {
+                    taken.set(slot);
+                    if (stats.firstDamageReport(seq, slot)) {
+                        (key.length() > 0 ? stats.dataCrcErrors : stats.corruptKeysSkipped).increment();
+                        log.error("kset #{} slot {}: {} was lost to damage found by an earlier open", seq, slot,
+                                key.length() > 0 ? "[" + key.offset() + ", +" + key.length() + ")" : "a key or kset");
+                    }
                 }
-                continue;
+                case UNKNOWN_SEGMENT, FUTURE -> {
+                    taken.set(slot);
+                    if (s.state() == KeyLiveness.State.UNKNOWN_SEGMENT) {
+                        maxKeyGeneration[key.segment()] = Math.max(maxKeyGeneration[key.segment()], key.generation());
+                    }
+                    if (stats.firstDamageReport(seq, slot)) {
+                        stats.corruptKeysSkipped.increment();
+                        if (s.state() == KeyLiveness.State.FUTURE) {
+                            log.warn("kset #{} slot {}: names generation {} of segment {}, which is at {}; skipped",
+                                    seq, slot, key.generation(), key.segment(), segments.generation(key.segment()));
+                        }
+                    }
+                    punchIfClean(key, mayBeDirty);
+                }
+                case STALE -> {
+                    taken.set(slot);
+                    punchIfClean(key, mayBeDirty);
+                }
+                case LIVE -> {
+                    if ((!k.sealed() || verifyAllData) && !reader.dataMatches(key)) {
+                        if (k.keyFinal(slot)) {
+                            // The data was persisted before the seal: it was damaged since.
+                            if (stats.firstDamageReport(seq, slot)) {
+                                stats.dataCrcErrors.increment();
+                            }
+                            log.error("kset #{} slot {}: data CRC mismatch for [{}, +{}) in segment {}; the key is "
+                                    + "lost (tombstoned)", seq, slot, key.offset(), key.length(), key.segment());
+                            tombstones.add(new Tombstone(slot, key.asTombstone()));
+                        }
+                        continue; // otherwise a write the crash cut short: never acknowledged durable
+                    }
+                    taken.set(slot);
+                    accepted.add(key);
+                    apply(key, mayBeDirty);
+                }
             }
-            taken.set(slot);
-            accepted.add(key);
-            apply(key, mayBeDirty, k.at().ksetSeq(), slot);
         }
         if (!k.sealed()) {
-            unsealed.add(new Unsealed(k, taken, accepted));
+            unsealed.add(new Unsealed(k, taken, accepted, tombstones));
+        } else if (!tombstones.isEmpty()) {
+            long base = segments.address(k.at().segment(), k.at().offset());
+            writeTombstones(k, tombstones);
+            Kset.writeSeal(medium.segment(), base, seq, k.sealedCount(), cacheId);
+            medium.persist(base + Kset.SEAL_OFFSET, Kset.SEAL_SIZE);
         }
     }
 
-    /**
-     * True when the key's data segment was reclaimed after the key was written (its generation
-     * moved on): the key is stale, and its data may have been overwritten by the segment's next
-     * use, so a data CRC mismatch says nothing. Such a key still goes to {@link #apply}, which
-     * drops it and, for a clean key, punches the range. (gc reclaims a segment before it persists
-     * the key tail past the kset that held the last reference, so after a crash in between the
-     * replay walks that kset again, while a writer may already have reused the segment.)
-     */
-    private boolean reclaimedSince(KeyRecord key) {
-        return !key.zero() && !unknownGeneration.get(key.segment())
-                && key.generation() != segments.generation(key.segment());
+    private void damaged(long seq, int slot, String what) {
+        if (stats.firstDamageReport(seq, slot)) {
+            stats.corruptKeysSkipped.increment();
+        }
+        log.error("kset #{}: {}", seq, what);
     }
 
-    private void apply(KeyRecord key, boolean mayBeDirty, long ksetSeq, int slot) {
+    /** Stores and persists the tombstones into their slots. */
+    private void writeTombstones(LogReader.KsetAt k, List<Tombstone> tombstones) {
+        for (Tombstone t : tombstones) {
+            long at = reader.slotAddress(k, t.slot());
+            t.key().encode(medium.segment(), at, cacheId, k.at().ksetSeq(), t.slot());
+            medium.persist(at, KeyRecord.SIZE);
+        }
+    }
+
+    private void punchIfClean(KeyRecord key, boolean mayBeDirty) {
+        if (!(mayBeDirty && key.dirty())) {
+            punch(index.rangeFor(key.offset()), key);
+        }
+    }
+
+    /** A live key: into the index (newest wins), with the reference gc drops when it passes the key. */
+    private void apply(KeyRecord key, boolean mayBeDirty) {
         boolean dirty = mayBeDirty && key.dirty();
         var map = index.rangeFor(key.offset());
         if (key.zero()) {
             map.insert(Extent.zero(key.offset(), key.length(), dirty), null);
         } else {
-            int seg = key.segment();
-            if (unknownGeneration.get(seg)) {
-                maxKeyGeneration[seg] = Math.max(maxKeyGeneration[seg], key.generation());
-                if (stats.firstDamageReport(ksetSeq, slot)) {
-                    stats.corruptKeysSkipped.increment();
-                }
-                if (!dirty) {
-                    punch(map, key);
-                }
-                return;
-            }
-            if (key.generation() != segments.generation(seg)) {
-                if (key.generation() > segments.generation(seg)) {
-                    // No write of the segment's info explains a generation from the future (a
-                    // damaged newest slot was restored above): damage, and the key is lost.
-                    if (stats.firstDamageReport(ksetSeq, slot)) {
-                        stats.corruptKeysSkipped.increment();
-                        log.warn("kset #{} slot {}: names generation {} of segment {}, which is at {}; skipped",
-                                ksetSeq, slot, key.generation(), seg, segments.generation(seg));
-                    }
-                }
-                // else stale: the segment was reclaimed after this key was written back
-                if (!dirty) {
-                    punch(map, key);
-                }
-                return;
-            }
-            map.insert(Extent.data(key.offset(), key.length(), seg, key.segmentOffset(), key.generation(), dirty),
-                    null);
-            segments.ref(seg);
+            map.insert(Extent.data(key.offset(), key.length(), key.segment(), key.segmentOffset(), key.generation(),
+                    dirty), null);
+            segments.ref(key.segment());
         }
         if (dirty) {
             stats.dirtyBytes.addAndGet(key.length());
@@ -276,12 +386,14 @@ final class Replay {
                     medium.segment().asSlice(reader.slotAddress(k, slot), KeyRecord.SIZE).fill((byte) 0);
                 }
             }
+            writeTombstones(k, u.tombstones());
             long base = segments.address(k.at().segment(), k.at().offset());
             medium.persist(base + Kset.slotOffset(0), (long) k.capacity() * KeyRecord.SIZE);
             Kset.writeSeal(medium.segment(), base, k.at().ksetSeq(), k.capacity(), cacheId);
             medium.persist(base + Kset.SEAL_OFFSET, Kset.SEAL_SIZE);
-            log.info("sealed kset #{} left open by the previous run ({} of {} slots held valid keys)",
-                    k.at().ksetSeq(), u.taken().cardinality(), k.capacity());
+            log.info("sealed kset #{} left open by the previous run or with a damaged seal ({} of {} slots held valid "
+                    + "keys, {} tombstoned)", k.at().ksetSeq(), u.taken().cardinality(), k.capacity(),
+                    u.tombstones().size());
         }
     }
 

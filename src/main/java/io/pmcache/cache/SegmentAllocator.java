@@ -22,6 +22,8 @@ final class SegmentAllocator {
     private int nextHint;
     private volatile boolean closed;
     private int waiters;
+    /** Start times of the waits in progress (a waiter may appear once per loop turn). */
+    private final java.util.List<Long> waitStarts = new java.util.ArrayList<>();
 
     SegmentAllocator(int count, int reserve, CacheStats stats, Runnable onPressure) {
         this.count = count;
@@ -82,23 +84,11 @@ final class SegmentAllocator {
         try {
             long waitStart = 0;
             while (count - usedCount <= reserve) {
-                if (closed) {
-                    throw new IllegalStateException("cache is closed");
-                }
                 if (waitStart == 0) {
                     waitStart = System.nanoTime();
                     stats.spaceWaits.increment();
                 }
-                waiters++;
-                onPressure.run();
-                try {
-                    freed.await(50, TimeUnit.MILLISECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new InterruptedIOExceptionUnchecked("interrupted while waiting for cache space");
-                } finally {
-                    waiters--;
-                }
+                awaitFreed(waitStart, "cache space");
             }
             if (waitStart != 0) {
                 stats.spaceWaitNanos.add(System.nanoTime() - waitStart);
@@ -133,19 +123,59 @@ final class SegmentAllocator {
     int allocateLog() {
         lock.lock();
         try {
+            long waitStart = 0;
             while (usedCount == count) {
-                if (closed) {
-                    throw new IllegalStateException("cache is closed");
+                if (waitStart == 0) {
+                    waitStart = System.nanoTime();
+                    stats.spaceWaits.increment();
                 }
-                onPressure.run();
-                try {
-                    freed.await(50, TimeUnit.MILLISECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new InterruptedIOExceptionUnchecked("interrupted while waiting for a log segment");
-                }
+                awaitFreed(waitStart, "a key-log segment");
+            }
+            if (waitStart != 0) {
+                stats.spaceWaitNanos.add(System.nanoTime() - waitStart);
             }
             return take();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * One wait for a freed segment, under the lock: counted as a waiter (gc runs while there are
+     * any), with the wait's start visible to {@link #waitingNanos}. Ends in an {@link EngineAbort}
+     * when the allocator is closed (the cache stops: {@code DeviceClosedException}) or the thread is
+     * interrupted.
+     */
+    private void awaitFreed(long waitStart, String what) {
+        if (closed) {
+            throw EngineAbort.closed("cache is stopping; gave up waiting for " + what);
+        }
+        waiters++;
+        waitStarts.add(waitStart);
+        onPressure.run();
+        try {
+            freed.await(50, TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw EngineAbort.interrupted("interrupted while waiting for " + what);
+        } finally {
+            waiters--;
+            waitStarts.remove(Long.valueOf(waitStart));
+        }
+        if (closed) {
+            throw EngineAbort.closed("cache is stopping; gave up waiting for " + what);
+        }
+    }
+
+    /** Time spent so far by the waits still in progress (finished waits are in the stats). */
+    long waitingNanos(long now) {
+        lock.lock();
+        try {
+            long sum = 0;
+            for (long start : waitStarts) {
+                sum += now - start;
+            }
+            return sum;
         } finally {
             lock.unlock();
         }
@@ -176,6 +206,7 @@ final class SegmentAllocator {
         }
     }
 
+    /** Fails every waiting and future waiting allocation (stop). */
     void close() {
         closed = true;
         lock.lock();
@@ -186,10 +217,4 @@ final class SegmentAllocator {
         }
     }
 
-    /** Unchecked wrapper so allocation can sit under lambdas; rethrown as IOException at the API. */
-    static final class InterruptedIOExceptionUnchecked extends RuntimeException {
-        InterruptedIOExceptionUnchecked(String m) {
-            super(m);
-        }
-    }
 }

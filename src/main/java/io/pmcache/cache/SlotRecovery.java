@@ -78,13 +78,12 @@ final class SlotRecovery {
         }
         BitSet proven = new BitSet(table.count());
         BitSet chain = new BitSet(table.count());
+        KeyLiveness liveness = new KeyLiveness(reader, table);
         LogWalker.Visitor collect = k -> {
             for (int slot = 0; slot < k.slots(); slot++) {
-                if (reader.slotEmpty(k, slot)) {
-                    continue;
-                }
-                KeyRecord key = reader.key(k, slot);
-                if (key != null && !key.zero() && damaged.get(key.segment())
+                KeyLiveness.Slot s = liveness.judge(k, slot);
+                KeyRecord key = s.key();
+                if (s.state() == KeyLiveness.State.FUTURE && damaged.get(key.segment())
                         && key.generation() == table.generation(key.segment()) + 1) {
                     proven.set(key.segment());
                 }

@@ -56,6 +56,11 @@ final class StaleExtents {
         return work.poll();
     }
 
+    /** Ranges that could not be cleaned now (their range lock was busy), for a later pass. */
+    synchronized void retry(long[] packed) {
+        work.add(packed);
+    }
+
     /** Forgets everything (the whole index is being emptied). */
     synchronized void clear() {
         work.clear();

@@ -119,10 +119,14 @@ final class Workers {
     private void sealLoop() {
         while (running && atBoundary()) {
             try {
+                if (idleWhenFailed()) {
+                    continue;
+                }
                 // Under space pressure seal at once: writeback can only pass sealed ksets.
                 long minAge = sealNow ? 0 : KeyLog.SEAL_AFTER_NANOS;
                 sealNow = false;
                 e.keyLog.sealAged(System.nanoTime(), minAge);
+                writeback.reportStall(System.nanoTime());
                 sealSignal.await(SEAL_PERIOD_MS);
             } catch (InterruptedException ex) {
                 return;
@@ -137,6 +141,9 @@ final class Workers {
         long backoff = 50;
         while (running && atBoundary()) {
             try {
+                if (idleWhenFailed()) {
+                    continue;
+                }
                 Writeback.Step s = writeback.step();
                 switch (s) {
                     case PROGRESS -> {
@@ -165,6 +172,9 @@ final class Workers {
     private void gcLoop() {
         while (running && atBoundary()) {
             try {
+                if (idleWhenFailed()) {
+                    continue;
+                }
                 boolean moved = !gcPaused && gc.pass();
                 if (gc.indexNeedsCleaning()) {
                     gc.cleanIndex();
@@ -179,6 +189,18 @@ final class Workers {
                 sleepQuietly(1000);
             }
         }
+    }
+
+    /**
+     * A failed cache changes nothing more on the medium (see {@link FailState}): the workers only
+     * wait for stop. True when the cache has failed (after a wait).
+     */
+    private boolean idleWhenFailed() throws InterruptedException {
+        if (!e.failure.failed()) {
+            return false;
+        }
+        stopSignal.await(IDLE_PERIOD_MS);
+        return true;
     }
 
     private static void sleepQuietly(long ms) {

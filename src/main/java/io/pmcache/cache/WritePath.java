@@ -30,14 +30,19 @@ final class WritePath {
             long pos = offset + done;
             int want = (int) Math.min(len - done, RangeIndex.roomInRange(pos));
             Allocation a = e.head().allocate(want);
-            long at = e.address(a.segment(), a.offset());
-            MemorySegment.copy(src, done, e.medium.segment(), at, a.length());
-            int crc = Crc.ofData(e.medium.segment(), at, a.length());
-            KeyRecord key = new KeyRecord(pos, a.length(), KeyRecord.FLAG_DIRTY, a.segment(), a.offset(),
-                    a.generation(), crc);
-            long slot = insertAndAppend(key,
-                    Extent.data(pos, a.length(), a.segment(), a.offset(), a.generation(), true));
-            e.segments.unref(a.segment());
+            KeyRecord key;
+            long slot;
+            try {
+                long at = e.address(a.segment(), a.offset());
+                MemorySegment.copy(src, done, e.medium.segment(), at, a.length());
+                int crc = Crc.ofData(e.medium.segment(), at, a.length());
+                key = new KeyRecord(pos, a.length(), KeyRecord.FLAG_DIRTY, a.segment(), a.offset(),
+                        a.generation(), crc);
+                slot = insertAndAppend(key,
+                        Extent.data(pos, a.length(), a.segment(), a.offset(), a.generation(), true));
+            } finally {
+                e.segments.unref(a.segment()); // the allocation's reference; the key holds its own
+            }
             if (fua) {
                 e.keyLog.persistKey(slot, key);
             }
@@ -66,8 +71,9 @@ final class WritePath {
         ExtentMap map = e.index.rangeFor(key.offset());
         map.lock().lock();
         try {
+            long slot = e.keyLog.append(key); // first: if it fails, the index never names the key
             map.insert(extent, null);
-            return e.keyLog.append(key);
+            return slot;
         } finally {
             map.lock().unlock();
         }

@@ -57,6 +57,12 @@ final class Writeback {
     private long writtenBytes;
     /** Keys in the last batch written back (the worker pauses to gather after small ones). */
     private volatile int lastBatchKeys;
+    /** When the backing-device writes of the step in progress began; 0 when none is in progress. */
+    private volatile long writesSince;
+    /** When the backing-device flush in progress began (syncer); 0 when none is in progress. */
+    private volatile long syncSince;
+    /** The stall already logged (its start), so each stall is logged once. */
+    private long stallLogged;
 
     Writeback(Engine e) {
         this.e = e;
@@ -102,39 +108,24 @@ final class Writeback {
                 break;
             }
             for (int slot = 0; slot < k.slots(); slot++) {
-                if (e.reader.slotEmpty(k, slot)) {
-                    continue;
-                }
-                KeyRecord key = e.reader.key(k, slot);
-                if (key == null) {
+                KeyLiveness.Slot s = e.liveness.judge(k, slot);
+                KeyRecord key = s.key();
+                if (s.damaged()) {
                     // Counted once: replay (or an earlier try of this batch) may have counted it.
                     if (e.stats.firstDamageReport(k.at().ksetSeq(), slot)) {
                         e.stats.corruptKeysSkipped.increment();
-                        log.warn("writeback: kset #{} slot {} fails its CRC; skipped", k.at().ksetSeq(), slot);
+                        log.error("writeback: kset #{} slot {} is damaged ({}); skipped", k.at().ksetSeq(), slot,
+                                s.state());
                     }
                     continue;
                 }
-                if (!key.dirty()) {
-                    continue;
-                }
-                if (!key.zero() && key.generation() != e.segments.generation(key.segment())) {
-                    // Only after damage: replay dropped this key (its segment's info was lost and
-                    // the generation moved on) and the segment may hold other data by now. Replay
-                    // counted it then; an older generation can also be a key gc passed before a
-                    // torn cache-info write moved the tails back (stale, not damage).
-                    if (key.generation() > e.segments.generation(key.segment())
-                            && e.stats.firstDamageReport(k.at().ksetSeq(), slot)) {
-                        e.stats.corruptKeysSkipped.increment();
-                        log.warn("writeback: kset #{} slot {} names generation {} of segment {}, which is at {}; "
-                                + "skipped", k.at().ksetSeq(), slot, key.generation(), key.segment(),
-                                e.segments.generation(key.segment()));
-                    }
-                    continue;
+                if (s.state() != KeyLiveness.State.LIVE || !key.dirty()) {
+                    continue; // empty, or history (the segment was reclaimed after a write-back), or clean
                 }
                 if (!key.zero() && e.superblock.dataCrc() && !e.reader.dataMatches(key)) {
-                    // Counted once: replay counted (and left out of the dirty bytes) the keys it
-                    // dropped; a first report here is damage since the open, of a key that was
-                    // counted dirty and now never will be written back.
+                    // Counted once: replay tombstoned the keys it found damaged; a first report here
+                    // is damage since the open, of a key that was counted dirty and now never will
+                    // be written back.
                     if (e.stats.firstDamageReport(k.at().ksetSeq(), slot)) {
                         e.stats.dataCrcErrors.increment();
                         e.stats.dirtyBytes.addAndGet(-key.length());
@@ -157,15 +148,23 @@ final class Writeback {
         // Flush the previous batch (in the syncer) while this one is written (here).
         Future<?> sync = unsynced ? syncer.submit(() -> {
             e.hook.at(StepHook.Point.WRITEBACK_BEFORE_SYNC);
-            e.backing.flush();
+            syncSince = System.nanoTime();
+            try {
+                e.backing.flush();
+            } finally {
+                syncSince = 0;
+            }
             return null;
         }) : null;
         try {
             IOException failed = null;
+            writesSince = System.nanoTime();
             try {
                 writeAll(extents);
             } catch (IOException | RuntimeException ex) {
                 failed = ex instanceof IOException io ? io : new IOException(ex);
+            } finally {
+                writesSince = 0;
             }
             if (sync != null) {
                 await(sync); // even after a failed write: one flush at a time
@@ -184,6 +183,11 @@ final class Writeback {
             log.warn("writeback of {} keys from {} failed, will retry: {}", batch.size(), tail, ex.toString());
             return Step.FAILED;
         }
+        if (!e.stats.lastBackingError.isEmpty()) {
+            log.info("writeback works again after {} backing-device errors (last: {})", e.stats.backingErrors.sum(),
+                    e.stats.lastBackingError);
+            e.stats.lastBackingError = "";
+        }
         if (newBatch) {
             LogPosition resolved = e.reader.resolve(pos);
             written = resolved != null ? resolved : pos;
@@ -193,6 +197,35 @@ final class Writeback {
         }
         lastBatchKeys = batch.size();
         return Step.PROGRESS;
+    }
+
+    /**
+     * How long the backing-device call in progress (a write of a batch, or a flush) has been
+     * running, when longer than {@link #STALL_MILLIS}; else 0.
+     */
+    long stalledMillis(long now) {
+        long since = oldest(writesSince, syncSince);
+        long ms = since == 0 ? 0 : (now - since) / 1_000_000;
+        return ms >= STALL_MILLIS ? ms : 0;
+    }
+
+    /** A backing-device call running this long counts as a stall (status, metrics, a WARN line). */
+    static final long STALL_MILLIS = 30_000;
+
+    private static long oldest(long a, long b) {
+        return a == 0 ? b : b == 0 ? a : Math.min(a, b);
+    }
+
+    /** Logs a stall once when it begins (called periodically by a worker that is not stuck in it). */
+    void reportStall(long now) {
+        long since = oldest(writesSince, syncSince);
+        if (since != 0 && since != stallLogged && stalledMillis(now) > 0) {
+            stallLogged = since;
+            e.stats.lastBackingError = "backing device stalled: a writeback call has not returned for "
+                    + (now - since) / 1_000_000 + " ms";
+            log.warn("{}; {} dirty bytes wait (they stay readable in the cache)", e.stats.lastBackingError,
+                    e.stats.dirtyBytes.get());
+        }
     }
 
     /** Keys in the last batch written back (the worker pauses to gather after small ones). */

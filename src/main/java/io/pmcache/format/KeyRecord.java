@@ -15,7 +15,8 @@ import java.util.zip.CRC32C;
  * <pre>
  *  0   8 logical offset (bytes)
  *  8  12 length (bytes), 1..4 MiB, never crossing a 4 MiB range boundary
- * 12  16 flags: bit 0 DIRTY (not yet on the backing device), bit 1 ZERO (reads as zeros; no data)
+ * 12  16 flags: bit 0 DIRTY (not yet on the backing device), bit 1 ZERO (reads as zeros; no data),
+ *          bit 2 TOMBSTONE (a key found damaged by an earlier open; holds nothing, see below)
  * 16  20 segment holding the data (ignored for ZERO)
  * 20  24 offset of the data in that segment
  * 24  32 segment generation when the data was written
@@ -26,13 +27,20 @@ import java.util.zip.CRC32C;
  *
  * The key CRC binds the key to its kset incarnation: bytes left in a reused log segment by an
  * older kset never validate. A slot that is all zeros is an unused slot.
+ *
+ * <p>A TOMBSTONE is written by replay in place of a key it found damaged, so that the damage stays
+ * on record (every later open and check reports it, until gc passes the kset) and so that no walker
+ * of the log ever takes the key for live: it references no segment and reads as nothing. With a
+ * length, it is the original key whose data failed its CRC (offset, length and segment say what was
+ * lost); with length 0, it stands for a key or a whole kset that could not be read at all.
  */
 public record KeyRecord(long offset, int length, int flags, int segment, int segmentOffset, long generation,
                         int dataCrc) {
     public static final int SIZE = 64;
     public static final int FLAG_DIRTY = 1;
     public static final int FLAG_ZERO = 2;
-    public static final int FLAGS_KNOWN = FLAG_DIRTY | FLAG_ZERO;
+    public static final int FLAG_TOMBSTONE = 4;
+    public static final int FLAGS_KNOWN = FLAG_DIRTY | FLAG_ZERO | FLAG_TOMBSTONE;
     private static final int OFF_CRC = 60;
 
     public boolean dirty() {
@@ -41,6 +49,20 @@ public record KeyRecord(long offset, int length, int flags, int segment, int seg
 
     public boolean zero() {
         return (flags & FLAG_ZERO) != 0;
+    }
+
+    public boolean tombstone() {
+        return (flags & FLAG_TOMBSTONE) != 0;
+    }
+
+    /** This key, marked lost: what replay writes in place of a key whose data failed its CRC. */
+    public KeyRecord asTombstone() {
+        return new KeyRecord(offset, length, flags | FLAG_TOMBSTONE, segment, segmentOffset, generation, dataCrc);
+    }
+
+    /** The tombstone of a key (or kset) that could not be read at all. */
+    public static KeyRecord lostTombstone() {
+        return new KeyRecord(0, 0, FLAG_TOMBSTONE, 0, 0, 0, 0);
     }
 
     public long end() {
@@ -106,6 +128,10 @@ public record KeyRecord(long offset, int length, int flags, int segment, int seg
     }
 
     boolean inBounds(long deviceSize, int segmentCount, long segmentSize) {
+        if (tombstone()) {
+            return (flags & ~FLAGS_KNOWN) == 0 && length >= 0 && length <= Layout.RANGE_SIZE && offset >= 0
+                    && offset <= deviceSize - length;
+        }
         if (length <= 0 || length > Layout.RANGE_SIZE || offset < 0 || offset > deviceSize - length) {
             return false;
         }

@@ -95,6 +95,32 @@ public final class Kset {
         return cap;
     }
 
+    /**
+     * The sequence of a valid header at {@code at} (magic, CRC, capacity fitting in {@code room}),
+     * whatever sequence it carries; -1 when there is none. For searching where the log goes on
+     * after a damaged kset.
+     */
+    public static long headerSequence(MemorySegment medium, long at, long room, long cacheId) {
+        if (room < MIN_BYTES || medium.get(JAVA_INT_UNALIGNED, at + OFF_MAGIC) != MAGIC) {
+            return -1;
+        }
+        long seq = medium.get(JAVA_LONG_UNALIGNED, at + OFF_SEQ);
+        return seq > 0 && validHeader(medium, at, room, seq, cacheId) > 0 ? seq : -1;
+    }
+
+    /**
+     * Rewrites only the header fields [0, 32) of a kset whose header was damaged, leaving its seal
+     * and slots as they are (replay, when the kset's extent is known from the kset after it).
+     */
+    public static void rewriteHeader(MemorySegment medium, long at, long seq, int capacity, long cacheId) {
+        MemorySegment k = medium.asSlice(at, HEADER_SIZE);
+        k.asSlice(0, 32).fill((byte) 0);
+        k.set(JAVA_INT_UNALIGNED, OFF_MAGIC, MAGIC);
+        k.set(JAVA_LONG_UNALIGNED, OFF_SEQ, seq);
+        k.set(JAVA_INT_UNALIGNED, OFF_CAP, capacity);
+        k.set(JAVA_INT_UNALIGNED, OFF_HCRC, Crc.of(cacheId, k, 8, 24));
+    }
+
     /** Writes the seal for {@code count} keys (slots must already hold them). */
     public static void writeSeal(MemorySegment medium, long at, long seq, int count, long cacheId) {
         medium.set(JAVA_INT_UNALIGNED, at + OFF_COUNT, count);
@@ -125,6 +151,20 @@ public final class Kset {
      */
     public static boolean hasSealMagic(MemorySegment medium, long at) {
         return medium.get(JAVA_INT_UNALIGNED, at + OFF_SEAL_MAGIC) == SEAL_MAGIC;
+    }
+
+    /**
+     * The count a seal claims, whether or not the seal validates: -1 without the seal magic or with
+     * a count outside {@code [0, capacity]}. The seal's two 8-byte words are written count first,
+     * then magic and CRC: a torn seal (magic landed, count did not) claims 0, the count the header
+     * left; a count above 0 next to the magic means the whole seal was written.
+     */
+    public static int claimedCount(MemorySegment medium, long at, int capacity) {
+        if (!hasSealMagic(medium, at)) {
+            return -1;
+        }
+        int count = medium.get(JAVA_INT_UNALIGNED, at + OFF_COUNT);
+        return count >= 0 && count <= capacity ? count : -1;
     }
 
     private static int sealCrc(MemorySegment medium, long at, long seq, int count, long cacheId) {

@@ -1,0 +1,197 @@
+package io.pmcache.cache;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.pmcache.backing.MemoryBackingDevice;
+import io.pmcache.device.DeviceClosedException;
+import io.pmcache.device.DeviceFailedException;
+import io.pmcache.format.Layout;
+import io.pmcache.media.FaultyMedium;
+import io.pmcache.media.PowerCutMedium;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BooleanSupplier;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * The engine's failure paths: a failed persist is never followed by a successful flush (issue 9
+ * item 4); stop is bounded while writers wait for space (item 5); reads never wait behind a writer
+ * waiting for space (item 6); status and stop never wait behind a writer waiting for a key-log
+ * segment (item 7). No test here depends on timing: waits are on conditions, with generous bounds
+ * that only end a hang.
+ */
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class FaultPathTest {
+    private static final long MIB = CacheHarness.MIB;
+    private static final Duration HANG = Duration.ofSeconds(60);
+
+    private record Rig(FaultyMedium medium, PowerCutMedium inner, MemoryBackingDevice backing, Cache cache)
+            implements AutoCloseable {
+        @Override
+        public void close() throws IOException {
+            try {
+                cache.close();
+            } catch (IOException ignored) {
+                // a failed cache reports its state at close
+            }
+            inner.close();
+            backing.close();
+        }
+    }
+
+    private static Rig rig(int segments, long device, CacheOptions options) throws IOException {
+        PowerCutMedium inner = PowerCutMedium.create(Layout.segmentAreaOffset(segments) + segments * MIB);
+        FaultyMedium medium = new FaultyMedium(inner);
+        MemoryBackingDevice backing = new MemoryBackingDevice(device, 7);
+        Cache.format(medium, backing, new FormatOptions(MIB, false));
+        return new Rig(medium, inner, backing, Cache.open(medium, backing, options));
+    }
+
+    private static MemorySegment pattern(int len, int seed) {
+        MemorySegment s = Arena.ofAuto().allocate(len);
+        for (int i = 0; i < len; i++) {
+            s.set(java.lang.foreign.ValueLayout.JAVA_BYTE, i, (byte) (seed * 31 + i / 512));
+        }
+        return s;
+    }
+
+    private static void await(BooleanSupplier condition, String what) throws InterruptedException {
+        long deadline = System.nanoTime() + HANG.toNanos();
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("gave up waiting for: " + what);
+            }
+            Thread.sleep(2);
+        }
+    }
+
+    @Test
+    void aFailedSealPersistIsNeverFollowedByASuccessfulFlush() throws Exception {
+        try (Rig r = rig(16, 64 * MIB, new CacheOptions(1, 70, true, true))) {
+            r.cache.write(0, pattern(64 << 10, 1), false);
+            r.medium.failNthPersist(1); // the first persist of the next seal round
+            assertThatThrownBy(r.cache::flush).isInstanceOf(DeviceFailedException.class);
+            r.medium.heal();
+            // The seal round was lost with the failed persist: no later flush may claim durability.
+            assertThatThrownBy(r.cache::flush).isInstanceOf(DeviceFailedException.class);
+            assertThatThrownBy(() -> r.cache.write(1 << 20, pattern(4096, 2), false))
+                    .isInstanceOf(DeviceFailedException.class);
+            assertThatThrownBy(() -> r.cache.trim(0, 4096)).isInstanceOf(DeviceFailedException.class);
+            CacheStatus s = r.cache.status();
+            assertThat(s.failure()).contains("persist").contains("injected EIO");
+            // Reads still work: the data is in the mapped medium.
+            MemorySegment back = Arena.ofAuto().allocate(64 << 10);
+            r.cache.read(0, back);
+            assertThat(back.mismatch(pattern(64 << 10, 1))).isEqualTo(-1);
+        }
+    }
+
+    @Test
+    void aFailedPersistInTheBackgroundFailsTheNextFlush() throws Exception {
+        try (Rig r = rig(16, 64 * MIB, new CacheOptions(1, 70, true, true))) {
+            r.cache.write(0, pattern(4096, 3), false);
+            long before = r.medium.failures();
+            r.medium.failAlways(); // the sealer's next round (at most a second away) fails
+            await(() -> r.medium.failures() > before, "a background persist to fail");
+            r.medium.heal();
+            assertThatThrownBy(r.cache::flush).isInstanceOf(DeviceFailedException.class);
+            assertThat(r.cache.status().failure()).isNotNull();
+        }
+    }
+
+    /** Fills a cache with writeback off until a writer waits for space; returns that writer. */
+    private static CompletableFuture<Long> writerStuckForSpace(Rig r) throws InterruptedException {
+        AtomicLong written = new AtomicLong();
+        CompletableFuture<Long> writer = CompletableFuture.supplyAsync(() -> {
+            MemorySegment data = pattern(1 << 20, 4);
+            try {
+                for (long off = 0; ; off = (off + (1 << 20)) % r.backing.size()) {
+                    r.cache.write(off, data, false);
+                    written.addAndGet(1 << 20);
+                }
+            } catch (IOException ex) {
+                throw new java.util.concurrent.CompletionException(ex);
+            }
+        }, runnable -> Thread.ofPlatform().daemon().start(runnable));
+        await(() -> r.cache.engine().allocator.hasWaiters() || writer.isDone(), "a writer to wait for space");
+        assertThat(writer).isNotDone();
+        return writer;
+    }
+
+    @Test
+    void stopEndsAWriterWaitingForSpaceWithShutdown() throws Exception {
+        try (Rig r = rig(16, 256 * MIB, new CacheOptions(1, 70, false, true))) {
+            CompletableFuture<Long> writer = writerStuckForSpace(r);
+            CompletableFuture<Void> stop = CompletableFuture.runAsync(() -> {
+                try {
+                    r.cache.close();
+                } catch (IOException ex) {
+                    throw new java.util.concurrent.CompletionException(ex);
+                }
+            });
+            stop.get(HANG.toSeconds(), TimeUnit.SECONDS); // before the fix: never returned
+            assertThatThrownBy(() -> writer.get(HANG.toSeconds(), TimeUnit.SECONDS))
+                    .isInstanceOf(ExecutionException.class).hasRootCauseInstanceOf(DeviceClosedException.class);
+        }
+    }
+
+    @Test
+    void aReadMissDoesNotWaitBehindAWriterWaitingForSpace() throws Exception {
+        // parallel 1: the reader's fill and the writer share the one data head.
+        try (Rig r = rig(16, 256 * MIB, new CacheOptions(1, 70, false, true))) {
+            CompletableFuture<Long> writer = writerStuckForSpace(r);
+            MemorySegment dst = Arena.ofAuto().allocate(64 << 10);
+            CompletableFuture<Void> read = CompletableFuture.runAsync(() -> {
+                try {
+                    r.cache.read(200 * MIB, dst); // never written: a miss, read from the backing device
+                } catch (IOException ex) {
+                    throw new java.util.concurrent.CompletionException(ex);
+                }
+            });
+            read.get(HANG.toSeconds(), TimeUnit.SECONDS); // before the fix: waited for the head lock
+            MemorySegment expect = Arena.ofAuto().allocate(64 << 10);
+            r.backing.read(200 * MIB, expect);
+            assertThat(dst.mismatch(expect)).isEqualTo(-1);
+            assertThat(writer).isNotDone();
+        }
+    }
+
+    @Test
+    void statusAndStopDoNotWaitBehindAWriterWaitingForALogSegment() throws Exception {
+        // Writeback off: the key log can only grow; trims carry no data, so they use up every
+        // segment with ksets, and the trimmer then waits for a log segment holding its range's lock.
+        try (Rig r = rig(8, 64 * MIB, new CacheOptions(1, 70, false, true))) {
+            CompletableFuture<Void> trimmer = CompletableFuture.runAsync(() -> {
+                try {
+                    for (long off = 0; ; off += 8192) {
+                        r.cache.trim(off % r.backing.size(), 4096);
+                    }
+                } catch (IOException ex) {
+                    throw new java.util.concurrent.CompletionException(ex);
+                }
+            }, runnable -> Thread.ofPlatform().daemon().start(runnable));
+            await(() -> r.cache.engine().allocator.hasWaiters() || trimmer.isDone(), "a trim to wait for log space");
+            assertThat(trimmer).isNotDone();
+            CompletableFuture<CacheStatus> status = CompletableFuture.supplyAsync(r.cache::status);
+            assertThat(status.get(HANG.toSeconds(), TimeUnit.SECONDS).segmentsUsed()).isEqualTo(8);
+            CompletableFuture<Void> stop = CompletableFuture.runAsync(() -> {
+                try {
+                    r.cache.close();
+                } catch (IOException ex) {
+                    throw new java.util.concurrent.CompletionException(ex);
+                }
+            });
+            stop.get(HANG.toSeconds(), TimeUnit.SECONDS);
+            assertThatThrownBy(() -> trimmer.get(HANG.toSeconds(), TimeUnit.SECONDS))
+                    .isInstanceOf(ExecutionException.class).hasRootCauseInstanceOf(DeviceClosedException.class);
+        }
+    }
+}
