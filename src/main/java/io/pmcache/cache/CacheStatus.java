@@ -8,7 +8,7 @@ package io.pmcache.cache;
  * <p>{@code spaceWaitNanos} includes the waits still in progress. {@code lastBackingError} is empty
  * once writeback succeeded after the error. {@code backingStalledMillis} is how long the writeback
  * call to the backing device in progress has been running, once that exceeds
- * {@code Cache.BACKING_STALL_MILLIS} (0 otherwise). {@code failure} is null, or why the cache
+ * 30 s (0 otherwise). {@code failure} is null, or why the cache
  * failed (writes and flushes then fail with EIO). {@code ksetsDamaged} counts ksets of the key log
  * found damaged (recovered or lost) since the open.
  */

@@ -206,11 +206,13 @@ final class Writeback {
     long stalledMillis(long now) {
         long since = oldest(writesSince, syncSince);
         long ms = since == 0 ? 0 : (now - since) / 1_000_000;
-        return ms >= STALL_MILLIS ? ms : 0;
+        return ms >= stallThresholdMillis ? ms : 0;
     }
 
     /** A backing-device call running this long counts as a stall (status, metrics, a WARN line). */
     static final long STALL_MILLIS = 30_000;
+    /** {@link #STALL_MILLIS}; tests lower it. */
+    volatile long stallThresholdMillis = STALL_MILLIS;
 
     private static long oldest(long a, long b) {
         return a == 0 ? b : b == 0 ? a : Math.min(a, b);

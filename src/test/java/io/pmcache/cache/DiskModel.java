@@ -74,6 +74,15 @@ final class DiskModel {
         return data;
     }
 
+    /** The last write was acknowledged with FUA only now (it was recorded without): it is durable. */
+    void lastWriteDurable() {
+        Write w = history.getLast();
+        System.arraycopy(current, (int) w.offset, stable, (int) w.offset, w.length);
+        for (long s = w.offset / SECTOR; s < w.end() / SECTOR; s++) {
+            fuaId[(int) s] = w.id;
+        }
+    }
+
     void flush() {
         flushMarks.add(nextId);
         for (Write w : unflushed) {

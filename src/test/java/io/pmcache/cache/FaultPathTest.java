@@ -123,6 +123,8 @@ class FaultPathTest {
         }, runnable -> Thread.ofPlatform().daemon().start(runnable));
         await(() -> r.cache.engine().allocator.hasWaiters() || writer.isDone(), "a writer to wait for space");
         assertThat(writer).isNotDone();
+        // The wait in progress counts (not only waits that ended).
+        await(() -> r.cache.status().spaceWaitNanos() > 0, "the wait in progress to show in the status");
         return writer;
     }
 

@@ -64,6 +64,7 @@ class WritebackFailureTest {
             faulty.heal();
             rig.cache.flushAll(left -> { });
             assertThat(rig.cache.status().dirtyBytes()).isZero();
+            assertThat(rig.cache.status().lastBackingError()).as("cleared once writeback works again").isEmpty();
             assertThat(disk.toByteArray()).as("%s: the backing device after healing", seed).isEqualTo(model.current);
             assertThat(faulty.injectedFailures()).isPositive();
         }
@@ -133,6 +134,27 @@ class WritebackFailureTest {
     private static void waitFor(BooleanSupplier condition) throws InterruptedException {
         while (!condition.getAsBoolean()) {
             Thread.sleep(20);
+        }
+    }
+
+    @Test
+    void aStalledBackingDeviceShowsInTheStatus(Seed seed) throws Exception {
+        SplittableRandom r = seed.random();
+        WriteHistory model = new WriteHistory(DEVICE);
+        FaultyBackingDevice faulty = new FaultyBackingDevice(new MemoryBackingDevice(DEVICE, 7));
+        try (Rig rig = Rig.format(24, faulty, false)) {
+            rig.open(new CacheOptions(2, 50, true, true));
+            rig.cache.writebackForTests().stallThresholdMillis = 50;
+            faulty.stall(Duration.ofMillis(400)); // every backing call hangs for a while
+            smallWrites(rig, model, r, 20);
+            rig.cache.flush();
+            waitFor(() -> rig.cache.status().backingStalledMillis() > 0);
+            waitFor(() -> rig.cache.status().lastBackingError().contains("stalled"));
+            faulty.heal();
+            rig.cache.flushAll(left -> { });
+            assertThat(rig.cache.status().backingStalledMillis()).isZero();
+            assertThat(rig.cache.status().lastBackingError()).isEmpty();
+            CorruptMediaTest.verifyCurrent(rig, model, seed + " after the stall");
         }
     }
 }
