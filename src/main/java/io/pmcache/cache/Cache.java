@@ -201,6 +201,8 @@ public final class Cache implements BlockDevice {
             reads.read(offset, dst);
         } catch (EngineAbort ex) {
             throw ex.io();
+        } catch (InternalError ex) {
+            throw mediumFault(ex);
         } finally {
             exit();
         }
@@ -214,6 +216,8 @@ public final class Cache implements BlockDevice {
             writes.write(offset, src, fua);
         } catch (EngineAbort ex) {
             throw ex.io();
+        } catch (InternalError ex) {
+            throw mediumFault(ex);
         } finally {
             exit();
         }
@@ -257,9 +261,20 @@ public final class Cache implements BlockDevice {
             call.run();
         } catch (EngineAbort ex) {
             throw ex.io();
+        } catch (InternalError ex) {
+            throw mediumFault(ex);
         } finally {
             exit();
         }
+    }
+
+    /**
+     * A load or store of the mapped medium faulted (SIGBUS: the cache file was truncated under the
+     * mapping, or its device failed a page-in): the medium cannot be trusted, the cache fails.
+     */
+    private IOException mediumFault(InternalError ex) {
+        e.failure.fail("an access to the mapped medium " + e.medium.describe() + " faulted", ex);
+        return e.failure.exception();
     }
 
     /**

@@ -133,6 +133,8 @@ final class Workers {
             } catch (RuntimeException ex) {
                 log.error("sealer failed; retrying", ex);
                 sleepQuietly(1000);
+            } catch (InternalError ex) {
+                mediumFault("sealer", ex);
             }
         }
     }
@@ -165,6 +167,8 @@ final class Workers {
             } catch (RuntimeException ex) {
                 log.error("writeback worker failed; retrying", ex);
                 sleepQuietly(1000);
+            } catch (InternalError ex) {
+                mediumFault("writeback", ex);
             }
         }
     }
@@ -187,6 +191,8 @@ final class Workers {
             } catch (RuntimeException ex) {
                 log.error("gc worker failed; retrying", ex);
                 sleepQuietly(1000);
+            } catch (InternalError ex) {
+                mediumFault("gc", ex);
             }
         }
     }
@@ -201,6 +207,11 @@ final class Workers {
         }
         stopSignal.await(IDLE_PERIOD_MS);
         return true;
+    }
+
+    /** An access to the mapped medium faulted (SIGBUS) in a worker: the cache fails (see {@link FailState}). */
+    private void mediumFault(String worker, InternalError ex) {
+        e.failure.fail(worker + ": an access to the mapped medium " + e.medium.describe() + " faulted", ex);
     }
 
     private static void sleepQuietly(long ms) {

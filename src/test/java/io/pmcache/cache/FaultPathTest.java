@@ -196,4 +196,31 @@ class FaultPathTest {
                     .isInstanceOf(ExecutionException.class).hasRootCauseInstanceOf(DeviceClosedException.class);
         }
     }
+
+    /**
+     * The cache file is truncated under the running cache (an operator's mistake): the next access
+     * faults (SIGBUS, which the JDK raises as an InternalError). The cache must fail, answering EIO,
+     * not let the Error escape to the caller (an NBD server's thread) as if it were a bug.
+     */
+    @Test
+    void aTruncatedCacheFileFailsTheCacheInsteadOfEscapingAsAnError(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws Exception {
+        java.nio.file.Path file = dir.resolve("cache.img");
+        long size = Layout.segmentAreaOffset(16) + 16 * MIB;
+        try (io.pmcache.media.MappedFileMedium medium = io.pmcache.media.MappedFileMedium.create(file, size);
+             MemoryBackingDevice backing = new MemoryBackingDevice(64 * MIB, 7)) {
+            Cache.format(medium, backing, new FormatOptions(MIB, false));
+            Cache cache = Cache.open(medium, backing, new CacheOptions(1, 70, false, false));
+            cache.write(0, pattern(4096, 1), false);
+            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file,
+                    java.nio.file.StandardOpenOption.WRITE)) {
+                ch.truncate(Layout.segmentAreaOffset(16)); // every segment is gone
+            }
+            assertThatThrownBy(() -> cache.write(8 * MIB, pattern(1 << 20, 2), false))
+                    .isInstanceOf(DeviceFailedException.class).hasMessageContaining("faulted");
+            assertThatThrownBy(cache::flush).isInstanceOf(DeviceFailedException.class);
+            assertThat(cache.status().failure()).contains("faulted");
+            assertThatThrownBy(cache::close).isInstanceOf(DeviceFailedException.class);
+        }
+    }
 }
