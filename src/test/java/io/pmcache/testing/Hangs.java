@@ -58,14 +58,17 @@ public final class Hangs {
         }
     }
 
-    /** True when {@code t} is parked or blocked (not running) with a frame of {@code className} on its stack. */
-    public static boolean waitingIn(Thread t, String className) {
+    /**
+     * True when {@code t} is parked or blocked (not running) with a frame on its stack whose class
+     * name contains {@code classNamePart} (a class, or a package such as {@code "io.pmcache.cache."}).
+     */
+    public static boolean waitingIn(Thread t, String classNamePart) {
         Thread.State s = t.getState();
         if (s != Thread.State.WAITING && s != Thread.State.TIMED_WAITING && s != Thread.State.BLOCKED) {
             return false;
         }
         for (StackTraceElement f : t.getStackTrace()) {
-            if (f.getClassName().endsWith(className)) {
+            if (f.getClassName().contains(classNamePart)) {
                 return true;
             }
         }
