@@ -6,6 +6,7 @@ import io.pmcache.backing.FaultyBackingDevice;
 import io.pmcache.backing.FaultyBackingDevice.Op;
 import io.pmcache.backing.MemoryBackingDevice;
 import io.pmcache.device.DeviceClosedException;
+import io.pmcache.format.CacheInfo;
 import io.pmcache.testing.Hangs;
 import io.pmcache.testing.RandomSeed;
 import io.pmcache.testing.RandomSeed.Seed;
@@ -47,6 +48,8 @@ import org.junit.jupiter.params.provider.EnumSource;
 class BlockedOnSpaceTest {
     private static final long MIB = Rig.MIB;
     private static final int SEGMENTS = 16;
+    /** Segments kept for the key log: data allocations wait at this many free (max(2, segments / 64)). */
+    private static final int RESERVE = 2;
     private static final int DEVICE = (int) (64 * MIB);
     private static final int BLOCK = 64 * 1024;
     private static final int WRITERS = 4;
@@ -176,14 +179,33 @@ class BlockedOnSpaceTest {
                 w.thread.start();
             }
             Engine e = rig.cache.engine();
-            Hangs.await(() -> e.allocator.hasWaiters() && writers.stream().allMatch(
-                    w -> w.ended.get() != null || Hangs.waitingIn(w.thread, "io.pmcache.cache.")),
-                    Duration.ofSeconds(120), () -> seed + " " + cause + ": the writers fill the cache and wait for space",
+            Hangs.await(() -> stuck(e), Duration.ofSeconds(120),
+                    () -> seed + " " + cause + ": the writers fill the cache and wait for space that cannot come back",
                     DUMPED);
             for (Writer w : writers) {
                 assertThat(w.ended.get()).as("%s %s: writer %d stopped before the cache was full", seed, cause,
                         w.index).isNull();
             }
+        }
+
+        /**
+         * True once the writers wait for space that nothing can free any more. The order of the
+         * checks matters: first gc has passed everything written back (the key tail reached the
+         * dirty tail, which stands still: writeback is off or failing), so from then on no segment
+         * is freed; then no segment is free beyond the key log's reserve, which stays so; then
+         * every writer waits in the engine and one waits for a segment. A check in another order
+         * could catch writers waiting for a moment while gc still frees the written-back data.
+         */
+        private boolean stuck(Engine e) {
+            CacheInfo info = e.info.current();
+            if (info.keyTail().ksetSeq() < info.dirtyTail().ksetSeq()) {
+                return false;
+            }
+            if (SEGMENTS - e.allocator.usedCount() > RESERVE) {
+                return false;
+            }
+            return e.allocator.hasWaiters() && writers.stream().allMatch(
+                    w -> w.ended.get() != null || Hangs.waitingIn(w.thread, "io.pmcache.cache."));
         }
 
         void startReaders(int n) {
