@@ -37,6 +37,19 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  *       open fails with {@link FileInUseException}. Read-only opens take no lock.</li>
  * </ul>
  *
+ * <h2>A backing file that shrinks under the device</h2>
+ * The size is fixed at open. If someone truncates a regular backing file meanwhile, the data past
+ * its new end is gone, and a positional write past the end would grow the file again with a hole
+ * that reads as zeros. So: a read that reaches the end of the file fails (never zeros for the
+ * missing bytes); a flush checks the file's size after syncing and fails if it is short (so no
+ * caller takes data for durable that the truncation cut off); and a write or zeroing that ends at
+ * the device's end, the only kind that could give the file its full size back and hide the
+ * truncation from the next flush, checks the size first. Once a shrink was noticed, every later
+ * request fails too, naming the file and the sizes: which bytes of the file still hold what was
+ * written cannot be told any more. Only a restart after the file was restored clears it. The
+ * checks cost one {@code fstat} per flush and per write ending at the last byte, none on other
+ * writes or reads.
+ *
  * <p>A {@code FileChannel} is closed by the JDK when a thread is interrupted during I/O on it.
  * This device then reopens the channel: the interrupted call fails with
  * {@link InterruptedIOException} and calls in flight on other threads are retried, so one
@@ -70,6 +83,8 @@ public final class FileBackingDevice implements BackingDevice {
     private final Object punchFdOpen = new Object();
     /** Set once fallocate reported "unsupported"; from then on zeros are written. */
     private volatile boolean punchUnsupported;
+    /** Set once the file was found shorter than {@link #size}: what was found where; then every request fails. */
+    private volatile String shrunk;
 
     private FileBackingDevice(Path path, boolean readOnly, boolean blockDevice, long size,
                               long fingerprint, FileChannel channel, FileUseLock useLock) {
@@ -174,16 +189,21 @@ public final class FileBackingDevice implements BackingDevice {
     public void read(long offset, MemorySegment dst) throws IOException {
         Ranges.check(this, offset, dst.byteSize());
         ensureOpen();
-        for (long done = 0; done < dst.byteSize(); ) {
-            int n = (int) Math.min(MAX_CHUNK, dst.byteSize() - done);
-            MemorySegment part = dst.asSlice(done, n);
-            if (byteBufferCapable(part)) {
-                long pos = offset + done;
-                withChannel(ch -> readFully(ch, part, pos));
-            } else {
-                readBounced(offset + done, part);
+        ensureNotShrunk("read", offset, dst.byteSize());
+        try {
+            for (long done = 0; done < dst.byteSize(); ) {
+                int n = (int) Math.min(MAX_CHUNK, dst.byteSize() - done);
+                MemorySegment part = dst.asSlice(done, n);
+                if (byteBufferCapable(part)) {
+                    long pos = offset + done;
+                    withChannel(ch -> readFully(ch, part, pos));
+                } else {
+                    readBounced(offset + done, part);
+                }
+                done += n;
             }
-            done += n;
+        } catch (PastEndException e) {
+            throw shrank("read", offset, dst.byteSize(), e.position);
         }
     }
 
@@ -191,6 +211,7 @@ public final class FileBackingDevice implements BackingDevice {
     public void write(long offset, MemorySegment src, boolean fua) throws IOException {
         Ranges.check(this, offset, src.byteSize());
         ensureWritable();
+        beforeChange("write", offset, src.byteSize());
         for (long done = 0; done < src.byteSize(); ) {
             int n = (int) Math.min(MAX_CHUNK, src.byteSize() - done);
             MemorySegment part = src.asSlice(done, n);
@@ -210,13 +231,21 @@ public final class FileBackingDevice implements BackingDevice {
     @Override
     public void flush() throws IOException {
         ensureOpen();
+        ensureNotShrunk("flush", 0, size);
         withChannel(ch -> ch.force(false));
+        if (!blockDevice) {
+            long found = fileSize();
+            if (found < size) {
+                throw shrank("flush", 0, size, found);
+            }
+        }
     }
 
     @Override
     public void trim(long offset, long length) throws IOException {
         Ranges.check(this, offset, length);
         ensureWritable();
+        beforeChange("trim", offset, length);
         if (length > 0) {
             zeroRange(offset, length);
         }
@@ -226,6 +255,7 @@ public final class FileBackingDevice implements BackingDevice {
     public void writeZeroes(long offset, long length, boolean fua) throws IOException {
         Ranges.check(this, offset, length);
         ensureWritable();
+        beforeChange("write-zeroes", offset, length);
         if (length > 0) {
             zeroRange(offset, length);
         }
@@ -404,11 +434,71 @@ public final class FileBackingDevice implements BackingDevice {
         while (buf.hasRemaining()) {
             int n = ch.read(buf, position + buf.position());
             if (n < 0) {
-                // Past the end of a file that shrank under us: the contract says zeros.
-                dst.asSlice(buf.position()).fill((byte) 0);
-                return;
+                throw new PastEndException(position + buf.position()); // the file shrank under us
             }
         }
+    }
+
+    /** A read reached the end of the file at {@code position}, before the end of the device. */
+    private static final class PastEndException extends IOException {
+        final long position;
+
+        PastEndException(long position) {
+            super("end of file at " + position, null);
+            this.position = position;
+        }
+    }
+
+    // ---- a file that shrank ----
+
+    /** Fails once a shrink was noticed: nothing the file holds can be told apart from a hole any more. */
+    private void ensureNotShrunk(String what, long offset, long length) throws IOException {
+        String s = shrunk;
+        if (s != null) {
+            throw new IOException(path + ": " + request(what, offset, length) + " refused: " + s);
+        }
+    }
+
+    /**
+     * Before a change: fails if a shrink was noticed; and, for a regular file, if the change ends
+     * at the device's end (the only kind that would grow a short file back to its full size,
+     * which would hide the truncation from the next flush), checks the file's size first.
+     */
+    private void beforeChange(String what, long offset, long length) throws IOException {
+        ensureNotShrunk(what, offset, length);
+        if (!blockDevice && offset + length == size) {
+            long found = fileSize();
+            if (found < size) {
+                throw shrank(what, offset, length, found);
+            }
+        }
+    }
+
+    /** Records that the file is shorter than the device (found at {@code at}) and returns the error for this request. */
+    private IOException shrank(String what, long offset, long length, long at) {
+        long found = at;
+        try {
+            found = fileSize();
+        } catch (IOException e) {
+            // keep where the end was met
+        }
+        String s = "the backing file shrank under the device: it is " + found + " bytes, but the device is "
+                + size + " bytes (noticed at offset " + at + " by a " + what + "); what was past " + found
+                + " is lost and the file can no longer be trusted: restore it and restart";
+        if (shrunk == null) {
+            shrunk = s;
+        }
+        return new IOException(path + ": " + request(what, offset, length) + " failed: " + s);
+    }
+
+    private static String request(String what, long offset, long length) {
+        return what.equals("flush") ? what : what + " of [" + offset + ", +" + length + ")";
+    }
+
+    private long fileSize() throws IOException {
+        long[] out = new long[1];
+        withChannel(ch -> out[0] = ch.size());
+        return out[0];
     }
 
     private static void writeFully(FileChannel ch, ByteBuffer buf, long position) throws IOException {

@@ -5,6 +5,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.io.InterruptedIOException;
+import java.io.RandomAccessFile;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
@@ -138,6 +139,81 @@ class FileBackingDeviceTest {
             byte[] one = new byte[1];
             d.read(0, MemorySegment.ofArray(one));
             assertThat(one).containsExactly(42);
+        }
+    }
+
+    // ---- a backing file that shrank under the device (truncated by someone else) ----
+
+    private static final int MIB = 1 << 20;
+
+    /** A 1 MiB backing file full of ones, then truncated to 512 KiB behind the device's back. */
+    private FileBackingDevice shrunkDevice(Path f) throws IOException {
+        FileBackingDevice d = FileBackingDevice.createSparse(f, MIB);
+        byte[] ones = new byte[MIB];
+        Arrays.fill(ones, (byte) 1);
+        d.write(0, MemorySegment.ofArray(ones), true);
+        try (var raf = new RandomAccessFile(f.toFile(), "rw")) {
+            raf.setLength(MIB / 2);
+        }
+        return d;
+    }
+
+    @Test
+    void aReadPastTheEndOfAShrunkFileFailsNamingTheFileAndTheOffset() throws IOException {
+        Path f = dir.resolve("b");
+        try (FileBackingDevice d = shrunkDevice(f)) {
+            byte[] below = new byte[4096];
+            d.read(4096, MemorySegment.ofArray(below));
+            assertThat(below).as("before anything noticed the shrink, data below the new end reads").containsOnly(1);
+            // Straddles the new end: half the bytes exist, the rest do not: no zeros for them.
+            assertThatThrownBy(() -> d.read(MIB / 2 - 4096, MemorySegment.ofArray(new byte[8192])))
+                    .isInstanceOf(IOException.class).hasMessageContaining(f.toString())
+                    .hasMessageContaining(String.valueOf(MIB / 2 - 4096)).hasMessageContaining("shrank");
+            assertThatThrownBy(() -> d.read(768 * 1024, MemorySegment.ofArray(new byte[4096])))
+                    .isInstanceOf(IOException.class).hasMessageContaining(f.toString())
+                    .hasMessageContaining(String.valueOf(768 * 1024));
+        }
+    }
+
+    @Test
+    void aFlushAfterTheFileShrankFailsAndSoDoesEveryLaterRequest() throws IOException {
+        Path f = dir.resolve("b");
+        try (FileBackingDevice d = shrunkDevice(f)) {
+            // A write below the new end goes through (nothing is wrong at that offset), but the
+            // flush that would make it and everything before it durable must not claim success:
+            // what was written past 512 KiB is gone.
+            d.write(8192, MemorySegment.ofArray(new byte[4096]), false);
+            assertThatThrownBy(d::flush).isInstanceOf(IOException.class).hasMessageContaining(f.toString())
+                    .hasMessageContaining(String.valueOf(MIB / 2)).hasMessageContaining(String.valueOf(MIB));
+            // From now on nothing of it is trusted: holes may read as zeros anywhere past the old end.
+            assertThatThrownBy(() -> d.read(0, MemorySegment.ofArray(new byte[4096])))
+                    .isInstanceOf(IOException.class).hasMessageContaining(f.toString()).hasMessageContaining("shrank");
+            assertThatThrownBy(() -> d.write(12288, MemorySegment.ofArray(new byte[4096]), false))
+                    .isInstanceOf(IOException.class).hasMessageContaining("12288");
+            assertThatThrownBy(() -> d.writeZeroes(4096, 4096, false)).isInstanceOf(IOException.class);
+            assertThatThrownBy(() -> d.trim(4096, 4096)).isInstanceOf(IOException.class);
+            assertThatThrownBy(d::flush).isInstanceOf(IOException.class);
+        }
+        assertThat(Files.size(f)).as("the file was not grown back").isEqualTo(MIB / 2);
+    }
+
+    @Test
+    void aWriteThatWouldGrowAShrunkFileBackToItsSizeFailsWithoutWriting() throws IOException {
+        Path f = dir.resolve("b");
+        try (FileBackingDevice d = shrunkDevice(f)) {
+            // Writing the last block would silently give the file its old size back, with a hole
+            // reading as zeros where the truncated data was, and a flush could not tell.
+            assertThatThrownBy(() -> d.write(MIB - 4096, MemorySegment.ofArray(new byte[4096]), false))
+                    .isInstanceOf(IOException.class).hasMessageContaining(f.toString())
+                    .hasMessageContaining(String.valueOf(MIB - 4096)).hasMessageContaining("shrank");
+            assertThat(Files.size(f)).isEqualTo(MIB / 2);
+        }
+        Path g = dir.resolve("c");
+        try (FileBackingDevice d = shrunkDevice(g)) {
+            d.disableHolePunching(); // zeroes are then written, which would grow the file too
+            assertThatThrownBy(() -> d.writeZeroes(MIB - 8192, 8192, false)).isInstanceOf(IOException.class)
+                    .hasMessageContaining(g.toString()).hasMessageContaining(String.valueOf(MIB - 8192));
+            assertThat(Files.size(g)).isEqualTo(MIB / 2);
         }
     }
 }
