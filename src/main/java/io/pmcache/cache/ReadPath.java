@@ -137,8 +137,13 @@ final class ReadPath {
                     }
                 }
             }
-            if (fillId != 0) {
-                fill(map, parts, fillId, pos, dst);
+            if (fillId != 0 && !e.failure.failed()) {
+                try {
+                    fill(map, parts, fillId, pos, dst);
+                } catch (EngineAbort ex) {
+                    // Best effort: the cache is stopping or failed while filling; the read itself succeeded.
+                    e.stats.fillsSkipped.increment();
+                }
             }
         } finally {
             if (fillId != 0) {

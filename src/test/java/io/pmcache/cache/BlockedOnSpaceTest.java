@@ -314,6 +314,8 @@ class BlockedOnSpaceTest {
                 }
             }
             assertThat(full.rig.cache.status().readMisses()).as("some reads missed").isPositive();
+            assertThat(full.rig.cache.status().spaceWaitNanos()).as("%s: the waits in progress count", seed)
+                    .isPositive();
         }
     }
 

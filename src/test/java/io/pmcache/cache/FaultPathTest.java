@@ -22,11 +22,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 /**
- * The engine's failure paths: a failed persist is never followed by a successful flush (issue 9
- * item 4); stop is bounded while writers wait for space (item 5); reads never wait behind a writer
- * waiting for space (item 6); status and stop never wait behind a writer waiting for a key-log
- * segment (item 7). No test here depends on timing: waits are on conditions, with generous bounds
- * that only end a hang.
+ * The engine's failure paths on the medium: a failed persist is never followed by a successful
+ * flush (issue 9 item 4), and a fault on the mapped medium fails the cache instead of escaping.
+ * (Stop, reads and status against writers waiting for space, items 5 to 7: {@link BlockedOnSpaceTest}.)
+ * No test here depends on timing: waits are on conditions, with generous bounds that only end a hang.
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class FaultPathTest {
@@ -104,96 +103,6 @@ class FaultPathTest {
             r.medium.heal();
             assertThatThrownBy(r.cache::flush).isInstanceOf(DeviceFailedException.class);
             assertThat(r.cache.status().failure()).isNotNull();
-        }
-    }
-
-    /** Fills a cache with writeback off until a writer waits for space; returns that writer. */
-    private static CompletableFuture<Long> writerStuckForSpace(Rig r) throws InterruptedException {
-        AtomicLong written = new AtomicLong();
-        CompletableFuture<Long> writer = CompletableFuture.supplyAsync(() -> {
-            MemorySegment data = pattern(1 << 20, 4);
-            try {
-                for (long off = 0; ; off = (off + (1 << 20)) % r.backing.size()) {
-                    r.cache.write(off, data, false);
-                    written.addAndGet(1 << 20);
-                }
-            } catch (IOException ex) {
-                throw new java.util.concurrent.CompletionException(ex);
-            }
-        }, runnable -> Thread.ofPlatform().daemon().start(runnable));
-        await(() -> r.cache.engine().allocator.hasWaiters() || writer.isDone(), "a writer to wait for space");
-        assertThat(writer).isNotDone();
-        // The wait in progress counts (not only waits that ended).
-        await(() -> r.cache.status().spaceWaitNanos() > 0, "the wait in progress to show in the status");
-        return writer;
-    }
-
-    @Test
-    void stopEndsAWriterWaitingForSpaceWithShutdown() throws Exception {
-        try (Rig r = rig(16, 256 * MIB, new CacheOptions(1, 70, false, true))) {
-            CompletableFuture<Long> writer = writerStuckForSpace(r);
-            CompletableFuture<Void> stop = CompletableFuture.runAsync(() -> {
-                try {
-                    r.cache.close();
-                } catch (IOException ex) {
-                    throw new java.util.concurrent.CompletionException(ex);
-                }
-            });
-            stop.get(HANG.toSeconds(), TimeUnit.SECONDS); // before the fix: never returned
-            assertThatThrownBy(() -> writer.get(HANG.toSeconds(), TimeUnit.SECONDS))
-                    .isInstanceOf(ExecutionException.class).hasRootCauseInstanceOf(DeviceClosedException.class);
-        }
-    }
-
-    @Test
-    void aReadMissDoesNotWaitBehindAWriterWaitingForSpace() throws Exception {
-        // parallel 1: the reader's fill and the writer share the one data head.
-        try (Rig r = rig(16, 256 * MIB, new CacheOptions(1, 70, false, true))) {
-            CompletableFuture<Long> writer = writerStuckForSpace(r);
-            MemorySegment dst = Arena.ofAuto().allocate(64 << 10);
-            CompletableFuture<Void> read = CompletableFuture.runAsync(() -> {
-                try {
-                    r.cache.read(200 * MIB, dst); // never written: a miss, read from the backing device
-                } catch (IOException ex) {
-                    throw new java.util.concurrent.CompletionException(ex);
-                }
-            });
-            read.get(HANG.toSeconds(), TimeUnit.SECONDS); // before the fix: waited for the head lock
-            MemorySegment expect = Arena.ofAuto().allocate(64 << 10);
-            r.backing.read(200 * MIB, expect);
-            assertThat(dst.mismatch(expect)).isEqualTo(-1);
-            assertThat(writer).isNotDone();
-        }
-    }
-
-    @Test
-    void statusAndStopDoNotWaitBehindAWriterWaitingForALogSegment() throws Exception {
-        // Writeback off: the key log can only grow; trims carry no data, so they use up every
-        // segment with ksets, and the trimmer then waits for a log segment holding its range's lock.
-        try (Rig r = rig(8, 64 * MIB, new CacheOptions(1, 70, false, true))) {
-            CompletableFuture<Void> trimmer = CompletableFuture.runAsync(() -> {
-                try {
-                    for (long off = 0; ; off += 8192) {
-                        r.cache.trim(off % r.backing.size(), 4096);
-                    }
-                } catch (IOException ex) {
-                    throw new java.util.concurrent.CompletionException(ex);
-                }
-            }, runnable -> Thread.ofPlatform().daemon().start(runnable));
-            await(() -> r.cache.engine().allocator.hasWaiters() || trimmer.isDone(), "a trim to wait for log space");
-            assertThat(trimmer).isNotDone();
-            CompletableFuture<CacheStatus> status = CompletableFuture.supplyAsync(r.cache::status);
-            assertThat(status.get(HANG.toSeconds(), TimeUnit.SECONDS).segmentsUsed()).isEqualTo(8);
-            CompletableFuture<Void> stop = CompletableFuture.runAsync(() -> {
-                try {
-                    r.cache.close();
-                } catch (IOException ex) {
-                    throw new java.util.concurrent.CompletionException(ex);
-                }
-            });
-            stop.get(HANG.toSeconds(), TimeUnit.SECONDS);
-            assertThatThrownBy(() -> trimmer.get(HANG.toSeconds(), TimeUnit.SECONDS))
-                    .isInstanceOf(ExecutionException.class).hasRootCauseInstanceOf(DeviceClosedException.class);
         }
     }
 
