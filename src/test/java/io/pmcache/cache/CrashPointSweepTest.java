@@ -33,21 +33,20 @@ import org.junit.jupiter.api.extension.ExtendWith;
  *   <li><b>Workload</b> ({@link Workload}): a fixed-seed sequence of writes (one sector to 2 MiB:
  *       overwrites of hot ranges, pieces that cross a 1 MiB segment or the 4 MiB range boundary),
  *       FUA writes, write-zeroes (some FUA), trims, reads, flushes, writeback steps, gc steps, one
- *       clean restart and one process crash (kill -9, then an open that replays and seals), on a
+ *       clean restart and one process crash (kill -9, then an open that replays and seals); nine
+ *       in ten operations write or zero one sector, so that the key log moves through several
+ *       segments (new log segments linked, old ones freed and reused); on a
  *       cache of {@value #SEGMENTS} segments of 1 MiB in front of an 8 MiB
  *       {@link PowerCutBackingDevice}. Before a write that might find too little free space, the
  *       workload itself flushes, writes back and gc's everything, so the log wraps and segments
  *       are reclaimed and reused many times.</li>
- *   <li><b>Determinism.</b> The writeback and gc workers are off ({@link CacheOptions}); the test
+ *   <li><b>Determinism</b> ({@link SteppedCache}). The writeback and gc workers are off; the test
  *       thread runs their steps at fixed points of the workload, through its own
  *       {@link Writeback} and {@link GarbageCollector} on the cache's engine. The sealer, which
- *       always runs, is held at its step boundary ({@link Workers#holdForTests}) before the first
- *       operation. Writeback flushes the backing disk in a syncer thread while the stepping
- *       thread writes the next batch; a step hook makes that flush wait until the stepping
- *       thread waits for it, so each flush covers the same writes on every run. The cache is
- *       formatted with a fixed id ({@link DeterministicFormat}). So every persist happens in the
- *       test thread, in the same order with the same bytes on every run; the sweep checks that
- *       it does.</li>
+ *       always runs, is held at its step boundary. Writeback's syncer flushes the backing disk
+ *       only once the stepping thread has written its whole batch. The cache is formatted with a
+ *       fixed id ({@link DeterministicFormat}). So every persist happens in the test thread, in
+ *       the same order with the same bytes on every run; the sweep checks that it does.</li>
  *   <li><b>Reference run</b>: the workload once, recording each persist (its medium range and the
  *       operation it is part of). N persists give the cut points 0..N: point i is right before
  *       persist #i (= right after #i-1); point N is after the last operation.</li>
@@ -89,9 +88,9 @@ class CrashPointSweepTest {
     private static final int SECTOR = DiskModel.SECTOR;
     private static final int SEGMENTS = 16;
     private static final int DEVICE = (int) (8 * MIB);
-    /** Writeback and gc workers off: the workload runs their steps itself. */
-    private static final CacheOptions OPTIONS = new CacheOptions(1, -1, false, false);
-    static final int DEFAULT_OPS = 500;
+    /** Writeback and gc workers off: the checks drain in the test thread. */
+    private static final CacheOptions OPTIONS = SteppedCache.OPTIONS;
+    static final int DEFAULT_OPS = 24_000;
     static final int CI_POINTS = 80;
     /** Free segments a data-changing operation needs (3 for a 2 MiB write, plus the reserve). */
     private static final int MIN_FREE = 7;
@@ -128,6 +127,9 @@ class CrashPointSweepTest {
                 reference.add(new Persist(offset, length, run.inFlight)))) {
             ref.run(ops);
             assertThat(ref.foreignPersists).as("persists from another thread than the workload's").isEmpty();
+            System.err.println("crash-point sweep (" + what + "): the key log's head was in segments "
+                    + ref.logSegments);
+            assertThat(ref.logSegments.cardinality()).as("segments the key log moved through").isGreaterThan(2);
         }
         int n = reference.size();
         // The sweep is only as good as the workload: it must persist in every kind of step.
@@ -420,6 +422,11 @@ class CrashPointSweepTest {
         private final SplittableRandom r = new SplittableRandom(Long.getLong("pmcache.sweep.workload", 20261201L));
 
         Op next() {
+            if (r.nextInt(10) != 0) {
+                // A one-sector write or zero: keys (not data) are what move the log into its next segment.
+                long off = (long) r.nextInt(r.nextBoolean() ? 2048 : DEVICE / SECTOR) * SECTOR;
+                return new Op(-1, r.nextBoolean() ? Kind.WRITE : Kind.ZEROES, off, SECTOR, 0);
+            }
             double p = r.nextDouble();
             if (p < 0.34) {
                 return range(Kind.WRITE);
@@ -478,10 +485,10 @@ class CrashPointSweepTest {
         final PowerCutBackingDevice disk = new PowerCutBackingDevice(DEVICE);
         final DiskModel model = new DiskModel(DEVICE);
         final List<String> foreignPersists = new ArrayList<>();
+        /** Segments the key head was in after some operation. */
+        final java.util.BitSet logSegments = new java.util.BitSet();
         PowerCutMedium medium;
-        private Cache cache;
-        private Writeback writeback;
-        private GarbageCollector gc;
+        private SteppedCache cache;
         private long persists;
         private int ops;
         /** The operation in progress, null between operations. */
@@ -531,12 +538,14 @@ class CrashPointSweepTest {
                             .isGreaterThanOrEqualTo(MIN_FREE);
                 }
                 exec(op);
+                if (cache != null) {
+                    logSegments.set(cache.engine().keyLog.head().segment());
+                }
             }
         }
 
         private int free() {
-            SegmentAllocator a = cache.engine().allocator;
-            return a.count() - a.usedCount();
+            return cache.freeSegments();
         }
 
         private void exec(Kind kind, int steps) throws IOException {
@@ -550,47 +559,32 @@ class CrashPointSweepTest {
                 case WRITE, FUA_WRITE -> {
                     byte[] data = new byte[op.length()];
                     DiskModel.fill(data, 0, model.nextId(), op.offset(), op.length(), false);
-                    cache.write(op.offset(), MemorySegment.ofArray(data), op.kind().fua());
+                    cache.cache.write(op.offset(), MemorySegment.ofArray(data), op.kind().fua());
                 }
-                case ZEROES, FUA_ZEROES -> cache.writeZeroes(op.offset(), op.length(), op.kind().fua());
-                case TRIM -> cache.trim(op.offset(), op.length());
+                case ZEROES, FUA_ZEROES -> cache.cache.writeZeroes(op.offset(), op.length(), op.kind().fua());
+                case TRIM -> cache.cache.trim(op.offset(), op.length());
                 case READ -> {
                     byte[] got = new byte[op.length()];
-                    cache.read(op.offset(), MemorySegment.ofArray(got));
+                    cache.cache.read(op.offset(), MemorySegment.ofArray(got));
                     int bad = Arrays.mismatch(got, 0, got.length, model.current, (int) op.offset(),
                             (int) op.offset() + op.length());
                     assertThat(bad).as("%s: first wrong byte (no power cut involved)", op).isEqualTo(-1);
                 }
-                case FLUSH -> cache.flush();
-                case WRITEBACK -> {
-                    for (int s = 0; op.steps() < 0 || s < op.steps(); s++) {
-                        Writeback.Step step = writeback.step();
-                        assertThat(step).as("%s step %d", op, s).isNotEqualTo(Writeback.Step.FAILED);
-                        if (step == Writeback.Step.IDLE) {
-                            break;
-                        }
-                        assertThat(s).as("%s: writeback steps", op).isLessThan(10_000);
-                    }
-                }
-                case GC -> {
-                    for (int s = 0; (op.steps() < 0 || s < op.steps()) && gc.step(); s++) {
-                        assertThat(s).as("%s: gc steps", op).isLessThan(100_000);
-                    }
-                }
+                case FLUSH -> cache.cache.flush();
+                case WRITEBACK -> cache.writebackSteps(op.steps(), op.toString());
+                case GC -> cache.gcSteps(op.steps(), op.toString());
                 case CLOSE -> {
-                    writeback.close();
                     cache.close();
                     cache = null;
                 }
                 case CRASH -> {
-                    writeback.close();
-                    cache.abandonForTests();
+                    cache.crash();
                     cache = null;
                     PowerCutMedium image = medium.crash(); // the mapped pages survive a process crash
                     medium.close();
                     medium = observed(image);
                 }
-                case OPEN -> open();
+                case OPEN -> cache = SteppedCache.open(medium, disk);
             }
             inFlight = null;
             switch (op.kind()) {
@@ -601,41 +595,10 @@ class CrashPointSweepTest {
             }
         }
 
-        private void open() throws IOException {
-            cache = Cache.open(medium, disk, OPTIONS);
-            Workers workers = cache.workers();
-            workers.holdForTests();
-            long deadline = System.nanoTime() + 60_000_000_000L;
-            for (Thread t : workers.threadsForTests()) {
-                while (!workers.heldForTests(t)) {
-                    assertThat(System.nanoTime()).as("%s reaches its step boundary", t.getName()).isLessThan(deadline);
-                    java.util.concurrent.locks.LockSupport.parkNanos(100_000);
-                }
-            }
-            Engine e = cache.engine();
-            writeback = new Writeback(e);
-            gc = new GarbageCollector(e);
-            // The syncer flushes the backing disk once the stepping thread (this one) has written
-            // the whole batch and waits for it: the flush covers the same writes on every run.
-            cache.stepHookForTests(p -> {
-                if (p == StepHook.Point.WRITEBACK_BEFORE_SYNC) {
-                    awaitWaiting(thread);
-                }
-            });
-        }
-
-        private static void awaitWaiting(Thread stepping) {
-            long deadline = System.nanoTime() + 60_000_000_000L;
-            while (stepping.getState() != Thread.State.WAITING && System.nanoTime() < deadline) {
-                java.util.concurrent.locks.LockSupport.parkNanos(20_000);
-            }
-        }
-
         @Override
         public void close() throws IOException {
             if (cache != null) {
-                writeback.close();
-                cache.abandonForTests();
+                cache.crash();
             }
             medium.close();
         }
