@@ -50,7 +50,8 @@ import org.junit.jupiter.api.extension.ExtendWith;
  *       its first segment, log and data segments reclaimed and reused), the last ~14,000 written
  *       back but not gc'd (the live log crosses a segment link), then dirty writes and a clean
  *       stop; thousands of one-sector writes and zeroes, the first half written back (clean and
- *       dirty keys share a data segment). Each
+ *       dirty keys share a data segment); a few writes, each followed by thousands of zeroes and
+ *       trims (consecutive keys of a data segment lie writeback batches apart). Each
  *       with and without the data-CRC option. A {@link MediaMap} says where every record is and
  *       which writes each key carries; a {@link DiskModel} what every sector must read.</li>
  *   <li><b>Round</b>: a copy of a base, one {@link Mutation} aimed at one record of the round's
@@ -80,10 +81,10 @@ import org.junit.jupiter.api.extension.ExtendWith;
  *             through data CRCs counts as reported when {@code --verify-data} finds it;</li>
  *         <li>a lost sector outside the blast radius ({@code COLLATERAL}), reported or not: what
  *             the damage did not touch must be recovered;</li>
- *         <li>an open refused while the check is clean ({@code REFUSED-BUT-CLEAN}); a drain that
- *             leaves the backing disk different from what reads return while the check is clean
- *             (the next reads after gc would change; {@code DRAIN}); new writes that do not read
- *             back ({@code BROKEN}).</li>
+ *         <li>while the check is clean: an open refused ({@code REFUSED-BUT-CLEAN}); writeback
+ *             that cannot get past the damage ({@code STUCK}); a drain that leaves the backing
+ *             disk different from what reads return (the next reads after gc would change;
+ *             {@code DRAIN}); and in any case new writes that do not read back ({@code BROKEN}).</li>
  *       </ul>
  *       Some forgeries are undetectable by design — a consistent image could say the same: a
  *       key with another logical offset or without its DIRTY flag, a zero key of another length
@@ -107,7 +108,7 @@ class CorruptMediaCampaignTest {
     private static final int DEVICE = (int) (8 * MIB);
     private static final int SECTORS = DEVICE / SECTOR;
     private static final long FINGERPRINT = 7;
-    static final int CI_ROUNDS = 50;
+    static final int CI_ROUNDS = 30;
     private static final long ROUND_SECONDS = 120;
 
     @Test
@@ -156,7 +157,12 @@ class CorruptMediaCampaignTest {
         /** Both tails moved, the log left segment 0; a live log across a segment link, mostly written back; clean stop. */
         TAILS,
         /** Thousands of one-sector writes and zeroes, the first half written back: many ksets and keys per segment. */
-        MANY_KEYS
+        MANY_KEYS,
+        /**
+         * Writes, written back; then a few writes, each followed by thousands of one-sector zeroes
+         * and trims: consecutive keys of one data segment lie batches apart in the log.
+         */
+        SPARSE
     }
 
     /** A base image: the medium, the backing disk, what every sector must read, and the map. */
@@ -179,6 +185,16 @@ class CorruptMediaCampaignTest {
     }
 
     private static Base build(Variant v, boolean dataCrc) throws IOException {
+        long t0 = System.nanoTime();
+        try {
+            return buildBase(v, dataCrc);
+        } finally {
+            System.err.printf("corrupt-media campaign: base %s%s built in %d ms%n", v, dataCrc ? " with data CRC" : "",
+                    (System.nanoTime() - t0) / 1_000_000);
+        }
+    }
+
+    private static Base buildBase(Variant v, boolean dataCrc) throws IOException {
         SplittableRandom r = new SplittableRandom(1000 + v.ordinal() * 2L + (dataCrc ? 1 : 0));
         MemoryBackingDevice disk = new MemoryBackingDevice(DEVICE, FINGERPRINT);
         DiskModel model = new DiskModel(DEVICE);
@@ -245,6 +261,28 @@ class CorruptMediaCampaignTest {
                         if (i % 200 == 199) {
                             c.cache.flush();
                             model.flush();
+                        }
+                    }
+                }
+                case SPARSE -> {
+                    mixed(c, model, r, 60, 64 * 1024, false, where);
+                    c.cache.flush();
+                    model.flush();
+                    c.writebackSteps(-1, where);
+                    for (int w = 0; w < 3; w++) {
+                        dataOp(c, model, r, 16 * 1024, false, where);
+                        for (int i = 0; i < 2500; i++) {
+                            long off = (long) r.nextInt(DEVICE / SECTOR) * SECTOR;
+                            if (r.nextBoolean()) {
+                                c.cache.writeZeroes(off, SECTOR, false);
+                            } else {
+                                c.cache.trim(off, SECTOR);
+                            }
+                            model.write(off, SECTOR, true, false);
+                            if (i % 500 == 499) {
+                                c.cache.flush();
+                                model.flush();
+                            }
                         }
                     }
                 }
@@ -924,6 +962,7 @@ class CorruptMediaCampaignTest {
     }
 
     private void campaign(Seed seed, Region region) throws Exception {
+        long t0 = System.nanoTime();
         int rounds = Integer.getInteger("pmcache.campaign.rounds", CI_ROUNDS);
         Integer only = Integer.getInteger("pmcache.campaign.round");
         SplittableRandom master = seed.random();
@@ -974,7 +1013,8 @@ class CorruptMediaCampaignTest {
         } finally {
             runner.shutdownNow();
         }
-        System.err.println("corrupt-media campaign, " + region + " (" + seed + "), " + rounds + " rounds: " + tally);
+        System.err.println("corrupt-media campaign, " + region + " (" + seed + "), " + rounds + " rounds in "
+                + (System.nanoTime() - t0) / 1_000_000 + " ms: " + tally);
         if (!failures.isEmpty()) {
             StringBuilder sb = new StringBuilder(region + ": " + failures.size() + " of " + rounds
                     + " rounds failed " + tally + "; repeat one with -Dpmcache.seed=" + seed.value()
@@ -1034,6 +1074,7 @@ class CorruptMediaCampaignTest {
                 // gc first (as the gc worker does at once when space is short): it passes what was
                 // written back before the stop; then it passes each kset as soon as it is written back.
                 c.gcSteps(-1, where);
+                c.cache.flush(); // seals the ksets of the reads' fills: writeback passes only sealed ones
                 for (int i = 0; i < 100_000; i++) {
                     Writeback.Step s = c.writeback.step();
                     c.gcSteps(-1, where);
@@ -1041,19 +1082,30 @@ class CorruptMediaCampaignTest {
                         break;
                     }
                 }
-                stage = "flushAll";
-                c.cache.flushAll(left -> { });
+                boolean stuck = !c.writeback.caughtUp();
+                if (stuck && !reported && mu.mustReport()) {
+                    c.crash();
+                    return fail("STUCK", head + ": writeback cannot get past the damage (dirty tail "
+                            + c.engine().info.current().dirtyTail() + ", key head " + c.engine().keyLog.head()
+                            + ") and " + checkSays, false, false, false, false);
+                }
+                if (!stuck) { // a drain of a stuck log retries for half a minute, then fails: a report
+                    stage = "flushAll";
+                    c.cache.flushAll(left -> { });
+                }
                 stage = "read after writeback, gc and flushAll";
                 after = readAll(c.cache);
                 second = loss(base, mu, after);
-                if (!reported && mu.mustReport() && !Arrays.equals(after, disk.toByteArray())) {
+                if (!stuck && !reported && mu.mustReport() && !Arrays.equals(after, disk.toByteArray())) {
                     int at = Arrays.mismatch(after, disk.toByteArray());
+                    c.crash();
                     return fail("DRAIN", head + ": after flushAll the backing disk differs from what reads return, "
                             + "first at byte " + at + "; " + checkSays, false, false, true, false);
                 }
                 stage = "new writes";
                 String broken = newWritesReadBack(c.cache, r);
                 if (broken != null) {
+                    c.crash();
                     return fail("BROKEN", head + ": " + broken + "; " + checkSays, false, reported, true, false);
                 }
                 stage = "close";

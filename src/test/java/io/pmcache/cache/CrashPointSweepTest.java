@@ -297,7 +297,8 @@ class CrashPointSweepTest {
                 for (int s = 0; s < DEVICE / SECTOR; s++) {
                     String p = model.checkAfterCut(s, seen, s * SECTOR);
                     if (p != null && ++wrong <= 2) {
-                        first.append(wrong == 1 ? "" : " | ").append(p);
+                        int cut = p.indexOf("; flushes at ids");
+                        first.append(wrong == 1 ? "" : " | ").append(cut < 0 ? p : p.substring(0, cut));
                     }
                 }
                 if (wrong > 0) {

@@ -31,7 +31,8 @@ final class MediaMap {
         public String toString() {
             return "kset #" + kset.seq() + " slot " + slot + " [" + key.offset() + ", +" + key.length() + ")"
                     + (key.zero() ? " zero" : " in segment " + key.segment() + " +" + key.segmentOffset()
-                    + " generation " + key.generation()) + (key.dirty() ? " dirty" : " clean");
+                    + " generation " + key.generation())
+                    + (key.dirty() && kset.dirty() ? " dirty" : key.dirty() ? " written back" : " clean");
         }
     }
 
