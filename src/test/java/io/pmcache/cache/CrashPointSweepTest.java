@@ -91,7 +91,7 @@ class CrashPointSweepTest {
     /** Writeback and gc workers off: the checks drain in the test thread. */
     private static final CacheOptions OPTIONS = SteppedCache.OPTIONS;
     static final int DEFAULT_OPS = 24_000;
-    static final int CI_POINTS = 80;
+    static final int CI_POINTS = 60;
     /** Free segments a data-changing operation needs (3 for a 2 MiB write, plus the reserve). */
     private static final int MIN_FREE = 7;
 
