@@ -6,6 +6,7 @@ import java.lang.foreign.ValueLayout;
 import java.util.Objects;
 import java.util.SplittableRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -30,6 +31,10 @@ import java.util.concurrent.locks.ReentrantLock;
  * bytes in the same word survives or vanishes together with them. A trailing partial word (size
  * not a multiple of 8) is one unit.
  *
+ * <p>Crash-point sweeps: {@link #observePersists} installs an observer called before each
+ * non-empty persist with its index, so a test can count the persists of a deterministic workload
+ * and, on a rerun, take a {@link #cut} right before the i-th one.
+ *
  * <p>Thread-safety: the live image may be read and written from any thread. {@code persist},
  * {@code cut}, {@code crash} and {@code copy} are serialized with each other, so a persist that
  * returned before a cut is in the cut's persisted image.
@@ -47,6 +52,21 @@ public final class PowerCutMedium implements Medium {
     private final MemorySegment persisted;
     private final ReentrantLock lock = new ReentrantLock();
     private final AtomicBoolean closed = new AtomicBoolean();
+    private final AtomicLong persists = new AtomicLong();
+    private volatile PersistObserver observer;
+
+    /** Sees each persist of a medium before it takes effect (crash-point sweeps). */
+    @FunctionalInterface
+    public interface PersistObserver {
+        /**
+         * Called in the persisting thread before {@code [offset, offset + length)} is persisted,
+         * outside the medium's lock: it may {@link #cut}, {@link #copy} or {@link #crash} the
+         * medium, whose persisted image then does not hold this persist yet.
+         *
+         * @param index the number of non-empty persists of this medium before this one
+         */
+        void beforePersist(PowerCutMedium medium, long index, long offset, long length);
+    }
 
     private PowerCutMedium(long size) {
         if (size <= 0) {
@@ -96,6 +116,11 @@ public final class PowerCutMedium implements Medium {
         if (length == 0) {
             return;
         }
+        long index = persists.getAndIncrement();
+        PersistObserver o = observer;
+        if (o != null) {
+            o.beforePersist(this, index, offset, length);
+        }
         long start = offset & -LINE;
         long end = Math.min(size, (offset + length + LINE - 1) & -LINE);
         lock.lock();
@@ -104,6 +129,16 @@ public final class PowerCutMedium implements Medium {
         } finally {
             lock.unlock();
         }
+    }
+
+    /** Installs (or, with null, removes) the observer of this medium's persists. */
+    public void observePersists(PersistObserver o) {
+        this.observer = o;
+    }
+
+    /** Non-empty persists of this medium so far (media made by {@link #cut} etc. start at 0). */
+    public long persists() {
+        return persists.get();
     }
 
     /** The persisted image, read-only: what a power cut would keep for certain. */

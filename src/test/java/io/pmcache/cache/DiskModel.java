@@ -40,6 +40,19 @@ final class DiskModel {
         return current.length;
     }
 
+    /** An independent copy (the same next write id): what the disk must be at this instant. */
+    DiskModel copy() {
+        DiskModel c = new DiskModel(current.length);
+        System.arraycopy(current, 0, c.current, 0, current.length);
+        System.arraycopy(stable, 0, c.stable, 0, stable.length);
+        System.arraycopy(fuaId, 0, c.fuaId, 0, fuaId.length);
+        c.unflushed.addAll(unflushed);
+        c.history.addAll(history);
+        c.flushMarks.addAll(flushMarks);
+        c.nextId = nextId;
+        return c;
+    }
+
     /** Content of write {@code id} at byte {@code pos} (pos 8-aligned in this test: writes are sector-aligned). */
     static long word(int id, long pos) {
         long z = id * 0x9E3779B97F4A7C15L + pos;
@@ -55,6 +68,11 @@ final class DiskModel {
                 dst[dstOff + i + b] = (byte) (w >>> (8 * b));
             }
         }
+    }
+
+    /** The id the next {@link #write} gets (its content is {@link #fill} with this id). */
+    int nextId() {
+        return nextId;
     }
 
     /** Records a write; returns its content. */

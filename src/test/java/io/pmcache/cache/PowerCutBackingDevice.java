@@ -96,6 +96,17 @@ final class PowerCutBackingDevice implements BackingDevice {
      * device of the same size that nothing reads or writes any more (it is overwritten whole).
      */
     synchronized PowerCutBackingDevice cut(long seed, PowerCutBackingDevice spare) {
+        SplittableRandom r = new SplittableRandom(seed);
+        return cut(r::nextBoolean, spare);
+    }
+
+    /** The disk after a power cut that kept every unflushed sector ({@code all}) or none of them. */
+    synchronized PowerCutBackingDevice cutKeeping(boolean all) {
+        return cut(() -> all, null);
+    }
+
+    /** Flushed sectors, plus each unflushed one (in sector order) for which {@code keep} says so. */
+    private PowerCutBackingDevice cut(java.util.function.BooleanSupplier keep, PowerCutBackingDevice spare) {
         PowerCutBackingDevice after;
         if (spare != null && spare != this && spare.size() == size()) {
             after = spare;
@@ -104,9 +115,8 @@ final class PowerCutBackingDevice implements BackingDevice {
             after = new PowerCutBackingDevice(size());
         }
         MemorySegment.copy(durable, 0, after.live, 0, size());
-        SplittableRandom r = new SplittableRandom(seed);
         for (int s = unflushed.nextSetBit(0); s >= 0; s = unflushed.nextSetBit(s + 1)) {
-            if (r.nextBoolean()) {
+            if (keep.getAsBoolean()) {
                 MemorySegment.copy(live, (long) s * SECTOR, after.live, (long) s * SECTOR, SECTOR);
             }
         }

@@ -181,6 +181,30 @@ class PowerCutMediumTest {
         }
     }
 
+    @Test
+    void anObserverSeesEachNonEmptyPersistInOrderBeforeItTakesEffect() {
+        try (PowerCutMedium m = PowerCutMedium.create(4096)) {
+            java.util.List<String> seen = new java.util.ArrayList<>();
+            m.observePersists((medium, index, offset, length) -> {
+                // The persisted image does not hold this persist yet: a cut here loses the store.
+                try (PowerCutMedium before = medium.cut(index)) {
+                    seen.add(index + ":" + offset + "+" + length + "=" + before.persistedImage().get(WORD, offset));
+                }
+            });
+            m.segment().set(WORD, 128, 7L);
+            m.persist(128, 8);
+            m.persist(0, 0); // empty: not seen, not counted
+            m.segment().set(WORD, 256, 9L);
+            m.persist(256, 8);
+            assertThat(seen).containsExactly("0:128+8=0", "1:256+8=0");
+            assertThat(m.persists()).isEqualTo(2);
+            m.observePersists(null);
+            m.persist(128, 8);
+            assertThat(seen).hasSize(2);
+            assertThat(m.persists()).isEqualTo(3);
+        }
+    }
+
     private static void fillRandomWords(PowerCutMedium m, SplittableRandom r, int count) {
         for (int i = 0; i < count; i++) {
             m.segment().set(WORD, r.nextLong(m.size() / 8) * 8, r.nextLong());
