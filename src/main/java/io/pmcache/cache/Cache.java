@@ -153,6 +153,7 @@ public final class Cache implements BlockDevice {
         int reserve = Math.max(2, count / 64);
         Runnable[] onPressure = {() -> { }};
         SegmentAllocator allocator = new SegmentAllocator(count, reserve, stats, () -> onPressure[0].run());
+        failure.onFail(() -> allocator.fail(failure.exception()));
         for (int s = 0; s < count; s++) {
             if (replayed.logSegments().get(s) || segments.refs(s) > 0) {
                 allocator.markUsed(s);
@@ -165,8 +166,8 @@ public final class Cache implements BlockDevice {
             heads[i] = new DataHead(segments, allocator);
         }
         CacheInfoStore store = new CacheInfoStore(medium, sb.cacheId(), info);
-        if (!replayed.keyTail().equals(info.keyTail())) {
-            store.setKeyTail(replayed.keyTail()); // the damaged part of the log is dropped
+        if (!replayed.keyTail().equals(info.keyTail()) || !replayed.dirtyTail().equals(info.dirtyTail())) {
+            store.setTails(replayed.keyTail(), replayed.dirtyTail()); // what replay found the log to say
         }
         if (options.gcPercent() >= 0 && options.gcPercent() != info.gcPercent()) {
             store.setGcPercent(options.gcPercent());

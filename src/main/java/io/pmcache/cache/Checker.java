@@ -236,15 +236,13 @@ public final class Checker {
                     + "; " + u.candidates() + " segments start with kset #" + u.end().ksetSeq()
                     + ", so which one went on is unknown: ksets after it would be lost");
         }
-        Walk w = new Walk(sb, table, reader, unknown, info.dirtyTail().ksetSeq());
-        w.total = chainLength(table, info.keyTail().segment());
-        LogPosition end = w.walk(info.keyTail());
-        if (end.ksetSeq() < info.dirtyTail().ksetSeq()) {
-            error("key log ends at " + end + " before the dirty tail " + info.dirtyTail() + ": ksets #"
-                    + end.ksetSeq() + "..#" + (info.dirtyTail().ksetSeq() - 1) + " are unreadable (they were "
-                    + "written back already; an open resumes at the dirty tail)");
-            end = w.walk(info.dirtyTail());
+        LogTails.Decision tails = LogTails.decide(reader, count, info.keyTail(), info.dirtyTail());
+        if (!tails.consistent()) {
+            error(tails.problem() + " (as the next open will)");
         }
+        Walk w = new Walk(sb, table, reader, unknown, tails.dirtyFrom().ksetSeq());
+        w.total = chainLength(table, tails.walkFrom().segment());
+        LogPosition end = w.walk(tails.walkFrom());
         progress.update(w.total, w.total);
         BitSet used = (BitSet) w.logSegments.clone();
         for (int s = 0; s < count; s++) {
@@ -352,8 +350,9 @@ public final class Checker {
             long seq = k.at().ksetSeq();
             if (k.sealCorrupt()) {
                 unsealed++;
-                error("kset #" + seq + " at " + k.at() + ": its seal (claiming " + k.claimedCount()
-                        + " keys) fails its CRC: damaged; the next open reads it slot by slot and reseals it");
+                error("kset #" + seq + " at " + k.at() + ": its seal (claiming " + k.claimedCount() + " keys) "
+                        + (k.countContradicted() ? "is contradicted by a key after that count" : "fails its CRC")
+                        + ": damaged; the next open reads it slot by slot and reseals it");
             } else if (k.sealDamaged()) {
                 unsealed++;
                 warn("kset #" + seq + " at " + k.at() + ": a torn seal (the power failed while it was sealed); the "
@@ -414,6 +413,12 @@ public final class Checker {
                 }
                 keys++;
                 if (!current) {
+                    if (s.state() == KeyLiveness.State.STALE && seq >= dirtySeq && key.dirty()) {
+                        bad++;
+                        keyFinding(Severity.ERROR, "kset #" + seq + " slot " + slot + ": dirty but names generation "
+                                + key.generation() + " of segment " + key.segment() + ", which is at "
+                                + table.generation(key.segment()) + ": the segment's info is damaged; the key is lost");
+                    }
                     stale++;
                     continue;
                 }

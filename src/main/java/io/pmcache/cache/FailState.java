@@ -21,6 +21,12 @@ final class FailState {
     private static final Logger log = LoggerFactory.getLogger(FailState.class);
     private volatile String reason;
     private volatile Throwable cause;
+    /** Called once, when the cache fails: waits that only the workers could end must end now. */
+    private volatile Runnable onFail = () -> { };
+
+    void onFail(Runnable r) {
+        this.onFail = r;
+    }
 
     /** Enters the failed state (the first call wins and is logged). */
     void fail(String what, Throwable why) {
@@ -33,6 +39,7 @@ final class FailState {
         }
         log.error("cache FAILED: {}; from now on every write and flush fails with EIO (reads still work); "
                 + "restart pmcache to recover what the medium holds", reason, why);
+        onFail.run();
     }
 
     boolean failed() {

@@ -20,7 +20,11 @@ import io.pmcache.format.SegmentInfo;
  *       of the missing kset holds a key that validates for its sequence (key CRCs are salted with
  *       the kset sequence and slot: bytes of an older kset never validate).</li>
  * </ol>
- * Without any of them the position is the end of the log.
+ * Without any of them the position is the end of the log. A valid header carrying the expected
+ * sequence itself, at another offset after the previous kset's header, proves instead that the
+ * previous kset's capacity was damaged (its header names a size it does not have): the walk
+ * goes on there, and replay rewrites that header with the capacity the span gives
+ * ({@link #previousCapacity}); keys of its slots the damaged capacity hid are lost.
  *
  * <h2>What can be recovered</h2>
  * With a continuation found, the missing ksets filled exactly the bytes before it (up to the
@@ -33,13 +37,13 @@ import io.pmcache.format.SegmentInfo;
  * reached: the log ends there, and the rest is lost (reported).
  */
 record LogGap(LogPosition at, LogPosition continuation, int recoveredCapacity, int[] fillerCapacities,
-              String evidence) {
+              String evidence, LogPosition previous, int previousCapacity) {
     /** How many missing sequences a search looks across. */
     static final int MAX_LOST = 1024;
 
-    /** True when the walk can go on past the gap (a kset recovered, or fillers possible). */
+    /** True when the walk can go on past the gap (a kset recovered, fillers possible, or the previous kset resized). */
     boolean passable() {
-        return recoveredCapacity > 0 || fillerCapacities != null;
+        return recoveredCapacity > 0 || fillerCapacities != null || previousCapacity > 0;
     }
 
     /** Ksets missing before the continuation (1 when only the one at {@code at}; 0 without a continuation). */
@@ -49,7 +53,9 @@ record LogGap(LogPosition at, LogPosition continuation, int recoveredCapacity, i
 
     @Override
     public String toString() {
-        String what = recoveredCapacity > 0 ? "its keys are recovered (capacity " + recoveredCapacity + ")"
+        String what = previousCapacity > 0 ? "so the header of kset #" + previous.ksetSeq() + " at " + previous
+                + " names the wrong capacity; it has " + previousCapacity + " slots (keys it hid are lost)"
+                : recoveredCapacity > 0 ? "its keys are recovered (capacity " + recoveredCapacity + ")"
                 : fillerCapacities != null ? missing() + " ksets are lost (#" + at.ksetSeq() + "..#"
                         + (continuation.ksetSeq() - 1) + ")"
                 : "the log cannot be read past it: every later kset is lost";
@@ -57,15 +63,25 @@ record LogGap(LogPosition at, LogPosition continuation, int recoveredCapacity, i
     }
 
     /**
-     * The gap at resolved position {@code at}, where {@link LogReader#read} found no valid kset;
-     * null when nothing proves that the log went on (the end of the log).
+     * The gap at resolved position {@code at}, where {@link LogReader#read} found no valid kset
+     * ({@code previous}: the kset the walk read before it, or null); null when nothing proves that
+     * the log went on (the end of the log).
      */
-    static LogGap find(LogReader reader, LogPosition at) {
+    static LogGap find(LogReader reader, LogPosition at, LogReader.KsetAt previous) {
         long size = reader.segmentSize();
         int seg = at.segment();
-        for (long off = at.offset() + Kset.MIN_BYTES; size - off >= Kset.MIN_BYTES; off += KeyRecord.SIZE) {
-            long seq = reader.headerSequence(seg, (int) off);
-            if (seq > at.ksetSeq() && seq <= at.ksetSeq() + MAX_LOST) {
+        boolean after = previous != null && previous.at().segment() == seg && previous.at().offset() < at.offset();
+        long from = after ? previous.at().offset() + Kset.MIN_BYTES : at.offset() + Kset.MIN_BYTES;
+        for (long off = from; size - off >= Kset.MIN_BYTES; off += KeyRecord.SIZE) {
+            long seq = off == at.offset() ? -1 : reader.headerSequence(seg, (int) off);
+            if (seq == at.ksetSeq() && after) {
+                long cap = (off - previous.at().offset() - Kset.HEADER_SIZE) / KeyRecord.SIZE;
+                if (cap >= 1 && cap <= Kset.MAX_KEYS) {
+                    LogPosition q = new LogPosition(seg, (int) off, seq);
+                    return new LogGap(at, q, 0, null, "kset #" + seq + " starts at " + q, previous.at(), (int) cap);
+                }
+            }
+            if (seq > at.ksetSeq() && seq <= at.ksetSeq() + MAX_LOST && off > at.offset()) {
                 LogPosition q = new LogPosition(seg, (int) off, seq);
                 return spanning(at, q, off - at.offset(), "kset #" + seq + " follows at " + q);
             }
@@ -81,7 +97,7 @@ record LogGap(LogPosition at, LogPosition continuation, int recoveredCapacity, i
                 return g.passable() ? g : spanning(at, q, room - KeyRecord.SIZE, why);
             }
             return new LogGap(at, null, 0, null, "segment " + seg + " links on to segment " + next
-                    + " (the log went on)");
+                    + " (the log went on)", null, 0);
         }
         KeyRecord first = reader.key(reader.at(at, 1), 0);
         if (first != null) {
@@ -93,7 +109,7 @@ record LogGap(LogPosition at, LogPosition continuation, int recoveredCapacity, i
                     used = slot + 1;
                 }
             }
-            return new LogGap(at, null, used, null, "slot 0 holds a valid key of kset #" + at.ksetSeq());
+            return new LogGap(at, null, used, null, "slot 0 holds a valid key of kset #" + at.ksetSeq(), null, 0);
         }
         return null;
     }
@@ -104,15 +120,15 @@ record LogGap(LogPosition at, LogPosition continuation, int recoveredCapacity, i
         long slots = bytes / KeyRecord.SIZE - n; // each kset: one 64-byte header + its slots
         if (n == 1) {
             int cap = slots >= 1 && slots <= Kset.MAX_KEYS ? (int) slots : 0;
-            return new LogGap(at, q, cap, cap > 0 ? new int[] {cap} : null, evidence);
+            return new LogGap(at, q, cap, cap > 0 ? new int[] {cap} : null, evidence, null, 0);
         }
         if (slots < n || slots > n * Kset.MAX_KEYS) {
-            return new LogGap(at, q, 0, null, evidence);
+            return new LogGap(at, q, 0, null, evidence, null, 0);
         }
         int[] caps = new int[(int) n];
         for (int i = 0; i < n; i++) {
             caps[i] = (int) (slots / n + (i < slots % n ? 1 : 0));
         }
-        return new LogGap(at, q, 0, caps, evidence);
+        return new LogGap(at, q, 0, caps, evidence, null, 0);
     }
 }

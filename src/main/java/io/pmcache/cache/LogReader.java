@@ -24,7 +24,8 @@ final class LogReader {
      * something in it or in the slots was damaged since). A seal claiming 0 is a torn seal: the
      * keys are intact but how many there were is unknown. Slots of an unsealed kset are not final.
      */
-    record KsetAt(LogPosition at, int capacity, int sealedCount, LogPosition next, int claimedCount) {
+    record KsetAt(LogPosition at, int capacity, int sealedCount, LogPosition next, int claimedCount,
+                  boolean countContradicted) {
         boolean sealed() {
             return sealedCount >= 0;
         }
@@ -34,9 +35,13 @@ final class LogReader {
             return sealedCount < 0 && claimedCount >= 0;
         }
 
-        /** The seal was written whole and fails its CRC: damage, not a crash artefact. */
+        /**
+         * The seal was written whole and fails its CRC, or it validates but the slot after its count
+         * holds a key of this kset (keys are stored in slot order before the seal, so the count is
+         * wrong): damage, not a crash artefact.
+         */
         boolean sealCorrupt() {
-            return sealedCount < 0 && claimedCount > 0;
+            return sealedCount < 0 && claimedCount > 0 || countContradicted;
         }
 
         /** Slots to read: the sealed count, or every slot of a kset without a valid seal. */
@@ -93,7 +98,16 @@ final class LogReader {
         long at = segments.address(q.segment(), q.offset());
         int sealed = Kset.sealedCount(medium.segment(), at, q.ksetSeq(), cap, cacheId);
         LogPosition next = new LogPosition(q.segment(), q.offset() + Kset.bytes(cap), q.ksetSeq() + 1);
-        return new KsetAt(q, cap, sealed, next, Kset.claimedCount(medium.segment(), at, cap));
+        if (sealed >= 0 && sealed < cap && keyAt(q, sealed) != null) {
+            return new KsetAt(q, cap, -1, next, sealed, true); // read it whole, slot by slot
+        }
+        return new KsetAt(q, cap, sealed, next, Kset.claimedCount(medium.segment(), at, cap), false);
+    }
+
+    private KeyRecord keyAt(LogPosition q, int slot) {
+        long address = segments.address(q.segment(), q.offset() + Kset.slotOffset(slot));
+        return KeyRecord.isEmptySlot(medium.segment(), address) ? null : KeyRecord.decode(medium.segment(), address,
+                cacheId, q.ksetSeq(), slot, deviceSize, segments.count(), segments.segmentSize());
     }
 
     /** The sequence of a valid kset header at {@code offset} of {@code seg}, whatever it is; -1 if none. */

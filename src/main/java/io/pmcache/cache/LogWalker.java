@@ -61,6 +61,7 @@ final class LogWalker {
 
     static Result walk(LogReader reader, LogPosition from, BitSet chain, Visitor visitor) {
         LogPosition pos = from;
+        LogReader.KsetAt previous = null;
         chain.set(pos.segment());
         while (true) {
             if (visitor.stopBefore(pos)) {
@@ -79,7 +80,7 @@ final class LogWalker {
             }
             LogReader.KsetAt k = reader.read(resolved);
             if (k == null) {
-                LogGap gap = LogGap.find(reader, resolved);
+                LogGap gap = LogGap.find(reader, resolved, previous);
                 if (gap == null || !gap.passable() || !visitor.gap(gap)) {
                     return new Result(resolved, End.NO_KSET, -1, gap);
                 }
@@ -101,6 +102,7 @@ final class LogWalker {
                 }
             }
             visitor.kset(k);
+            previous = k;
             pos = k.next();
         }
     }

@@ -79,7 +79,7 @@ final class Replay {
      * What replay found: where the head is, which segments the log occupies, and where the key
      * tail is (the dirty tail when the log before it was damaged).
      */
-    record Result(LogPosition head, BitSet logSegments, LogPosition keyTail) {
+    record Result(LogPosition head, BitSet logSegments, LogPosition keyTail, LogPosition dirtyTail) {
     }
 
     Replay(Medium medium, SegmentTable segments, LogReader reader, RangeIndex index, CacheStats stats,
@@ -103,23 +103,23 @@ final class Replay {
         LogPosition dirtyTail = info.dirtyTail();
         LogPosition keyTail = info.keyTail();
         restoreDamagedSlots(keyTail, dirtyTail);
-        if (!reaches(keyTail, dirtyTail)) {
-            // Replaying only the readable part before the damage would put older versions of
-            // sectors into the index whose newer versions sit in the unreadable ksets (and on the
-            // backing device): stale reads. Everything before the dirty tail is on the backing
-            // device, so drop that part of the log whole: the key tail moves to the dirty tail.
+        LogTails.Decision tails = LogTails.decide(reader, segments.count(), keyTail, dirtyTail);
+        if (!tails.consistent()) {
+            // Replaying only the readable part before damage would put older versions of sectors
+            // into the index whose newer versions sit in the unreadable ksets (and on the backing
+            // device): the part before the dirty tail is dropped whole when it was written back.
             stats.ksetsDamaged.increment();
-            log.error("key log damaged between the key tail {} and the dirty tail {}: those ksets were already "
-                    + "written back; dropping them and replaying from the dirty tail", keyTail, dirtyTail);
-            keyTail = dirtyTail;
+            log.error("{}", tails.problem());
         }
+        keyTail = tails.walkFrom();
+        dirtyTail = tails.dirtyFrom();
         LogPosition end = walk(keyTail, dirtyTail.ksetSeq());
         sealUnsealed();
         repairUnknownGenerations();
         stats.replayNanos = System.nanoTime() - t0;
         stats.replayKsets = ksets;
         stats.replayKeys = keys;
-        return new Result(end, logSegments, keyTail);
+        return new Result(end, logSegments, keyTail, dirtyTail);
     }
 
     /**
@@ -144,22 +144,6 @@ final class Replay {
                     + "with kset #{}, so which one went on is unknown; the log ends there", u.segment(), u.end(),
                     u.candidates(), u.end().ksetSeq());
         }
-    }
-
-    /** True when valid ksets lead from {@code from} to {@code to} (the same checks as {@link #walk}). */
-    private boolean reaches(LogPosition from, LogPosition to) {
-        LogWalker.Result r = LogWalker.walk(reader, from, new BitSet(segments.count()), new LogWalker.Visitor() {
-            @Override
-            public void kset(LogReader.KsetAt k) {
-            }
-
-            @Override
-            public boolean stopBefore(LogPosition pos) {
-                return pos.ksetSeq() >= to.ksetSeq();
-            }
-        });
-        return r.why() == LogWalker.End.STOPPED && r.end().ksetSeq() == to.ksetSeq()
-                && java.util.Objects.equals(reader.resolve(r.end()), reader.resolve(to));
     }
 
     /** Walks from {@code from} to the end of the log; returns the position after the last kset. */
@@ -203,6 +187,12 @@ final class Replay {
         log.error("key log damaged: {}", gap);
         LogPosition at = gap.at();
         long base = segments.address(at.segment(), at.offset());
+        if (gap.previousCapacity() > 0) {
+            long prev = segments.address(gap.previous().segment(), gap.previous().offset());
+            Kset.rewriteHeader(medium.segment(), prev, gap.previous().ksetSeq(), gap.previousCapacity(), cacheId);
+            medium.persist(prev, Kset.HEADER_SIZE);
+            return;
+        }
         if (gap.recoveredCapacity() > 0) {
             Kset.rewriteHeader(medium.segment(), base, at.ksetSeq(), gap.recoveredCapacity(), cacheId);
             medium.persist(base, Kset.HEADER_SIZE);
@@ -249,8 +239,9 @@ final class Replay {
         long seq = k.at().ksetSeq();
         if (k.sealCorrupt()) {
             stats.ksetsDamaged.increment();
-            log.error("kset #{} at {}: its seal (claiming {} keys) fails its CRC: damaged; reading it slot by slot",
-                    seq, k.at(), k.claimedCount());
+            log.error("kset #{} at {}: its seal (claiming {} keys) {}: damaged; reading it slot by slot", seq, k.at(),
+                    k.claimedCount(), k.countContradicted() ? "is contradicted by a key after that count"
+                            : "fails its CRC");
         }
         BitSet taken = new BitSet(k.capacity());
         List<KeyRecord> accepted = new ArrayList<>();
@@ -292,6 +283,13 @@ final class Replay {
                 }
                 case STALE -> {
                     taken.set(slot);
+                    if (mayBeDirty && key.dirty()) {
+                        // Not written back, so gc never passed it: its segment cannot have been
+                        // reclaimed. The segment's info (or the dirty tail) is damaged.
+                        damaged(seq, slot, "slot " + slot + " is dirty but names generation " + key.generation()
+                                + " of segment " + key.segment() + ", which is at " + segments.generation(key.segment())
+                                + "; the segment's info is damaged and the key is lost");
+                    }
                     punchIfClean(key, mayBeDirty);
                 }
                 case LIVE -> {

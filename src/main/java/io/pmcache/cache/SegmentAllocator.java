@@ -21,6 +21,8 @@ final class SegmentAllocator {
     private int usedCount;
     private int nextHint;
     private volatile boolean closed;
+    /** Set when the cache failed: waits end with it (the workers that would make space have stopped). */
+    private volatile java.io.IOException failed;
     private int waiters;
     /** Start times of the waits in progress (a waiter may appear once per loop turn). */
     private final java.util.List<Long> waitStarts = new java.util.ArrayList<>();
@@ -150,6 +152,9 @@ final class SegmentAllocator {
         if (closed) {
             throw EngineAbort.closed("cache is stopping; gave up waiting for " + what);
         }
+        if (failed != null) {
+            throw new EngineAbort(failed);
+        }
         waiters++;
         waitStarts.add(waitStart);
         onPressure.run();
@@ -164,6 +169,9 @@ final class SegmentAllocator {
         }
         if (closed) {
             throw EngineAbort.closed("cache is stopping; gave up waiting for " + what);
+        }
+        if (failed != null) {
+            throw new EngineAbort(failed);
         }
     }
 
@@ -200,6 +208,17 @@ final class SegmentAllocator {
             }
             used.clear(seg);
             usedCount--;
+            freed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** The cache failed: every waiting and future waiting allocation fails with {@code why}. */
+    void fail(java.io.IOException why) {
+        failed = why;
+        lock.lock();
+        try {
             freed.signalAll();
         } finally {
             lock.unlock();

@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.pmcache.backing.MemoryBackingDevice;
-import io.pmcache.device.DeviceClosedException;
 import io.pmcache.device.DeviceFailedException;
 import io.pmcache.format.Layout;
 import io.pmcache.media.FaultyMedium;
@@ -16,7 +15,6 @@ import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -103,6 +101,35 @@ class FaultPathTest {
             r.medium.heal();
             assertThatThrownBy(r.cache::flush).isInstanceOf(DeviceFailedException.class);
             assertThat(r.cache.status().failure()).isNotNull();
+        }
+    }
+
+    /**
+     * A writer waits for space (writeback off: nothing frees any) when a persist fails. The failed
+     * cache's workers stop making space, so the wait must end with the failure, not last forever.
+     * (Found by {@link MediumFaultModelTest}: its test thread hung there.)
+     */
+    @Test
+    void aWriterWaitingForSpaceFailsWhenTheCacheFails() throws Exception {
+        try (Rig r = rig(16, 256 * MIB, new CacheOptions(1, 70, false, true))) {
+            CompletableFuture<Void> writer = CompletableFuture.runAsync(() -> {
+                MemorySegment data = pattern(1 << 20, 4);
+                try {
+                    for (long off = 0; ; off = (off + (1 << 20)) % r.backing.size()) {
+                        r.cache.write(off, data, false);
+                    }
+                } catch (IOException ex) {
+                    throw new java.util.concurrent.CompletionException(ex);
+                }
+            }, runnable -> Thread.ofPlatform().daemon().start(runnable));
+            await(() -> r.cache.engine().allocator.hasWaiters() || writer.isDone(), "a writer to wait for space");
+            assertThat(writer).isNotDone();
+            r.medium.failAlways();
+            // A FUA zero needs no data space, only its key persisted: the persist fails.
+            assertThatThrownBy(() -> r.cache.writeZeroes(200 * MIB, 4096, true))
+                    .isInstanceOf(DeviceFailedException.class);
+            assertThatThrownBy(() -> writer.get(HANG.toSeconds(), TimeUnit.SECONDS))
+                    .isInstanceOf(ExecutionException.class).hasRootCauseInstanceOf(DeviceFailedException.class);
         }
     }
 
