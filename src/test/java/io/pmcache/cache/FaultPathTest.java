@@ -129,7 +129,7 @@ class FaultPathTest {
             assertThatThrownBy(() -> r.cache.writeZeroes(200 * MIB, 4096, true))
                     .isInstanceOf(DeviceFailedException.class);
             assertThatThrownBy(() -> writer.get(HANG.toSeconds(), TimeUnit.SECONDS))
-                    .isInstanceOf(ExecutionException.class).hasRootCauseInstanceOf(DeviceFailedException.class);
+                    .isInstanceOf(ExecutionException.class).cause().isInstanceOf(DeviceFailedException.class);
         }
     }
 
