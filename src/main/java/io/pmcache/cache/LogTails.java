@@ -23,12 +23,16 @@ import java.util.BitSet;
  *       dirty tail is not to be trusted either, and everything from the key tail is treated as
  *       dirty ({@link Verdict#ALL_DIRTY}).</li>
  * </ul>
+ * An empty log at the key tail is normal (everything written back and passed by gc), unless a
+ * kset with the key tail's sequence starts elsewhere, at the key tail's offset or at offset 0 of
+ * some segment: then the tails are wrong and the log is where that kset is
+ * ({@link Verdict#TAILS_MOVED}, everything from it treated as dirty).
  */
 final class LogTails {
     private LogTails() {
     }
 
-    enum Verdict { CONSISTENT, DIRTY_TAIL_MOVED, RESUME_AT_DIRTY_TAIL, ALL_DIRTY }
+    enum Verdict { CONSISTENT, DIRTY_TAIL_MOVED, RESUME_AT_DIRTY_TAIL, ALL_DIRTY, TAILS_MOVED }
 
     /** Where replay walks from ({@code walkFrom}) and from where keys may be dirty ({@code dirtyFrom}). */
     record Decision(Verdict verdict, LogPosition walkFrom, LogPosition dirtyFrom, String problem) {
@@ -46,13 +50,15 @@ final class LogTails {
 
             @Override
             public boolean stopBefore(LogPosition pos) {
-                return pos.ksetSeq() >= dirtyTail.ksetSeq() || samePlace(reader.resolve(pos), dirtyAt);
+                return pos.ksetSeq() >= dirtyTail.ksetSeq() || samePlace(pos, dirtyTail)
+                        || samePlace(reader.resolve(pos), dirtyAt);
             }
         });
         if (r.why() == LogWalker.End.STOPPED) {
             LogPosition at = reader.resolve(r.end());
-            if (r.end().ksetSeq() == dirtyTail.ksetSeq() && samePlace(at, dirtyAt)) {
-                return new Decision(Verdict.CONSISTENT, keyTail, dirtyTail, null);
+            if (r.end().ksetSeq() == dirtyTail.ksetSeq() && (samePlace(r.end(), dirtyTail) || samePlace(at, dirtyAt))) {
+                return at != null && reader.read(at) == null ? emptyAtTail(reader, segments, keyTail, dirtyTail)
+                        : new Decision(Verdict.CONSISTENT, keyTail, dirtyTail, null);
             }
             LogPosition earlier = at != null ? at : r.end();
             return new Decision(Verdict.DIRTY_TAIL_MOVED, keyTail, earlier, "the cache info's dirty tail "
@@ -68,6 +74,33 @@ final class LogTails {
         return new Decision(Verdict.ALL_DIRTY, keyTail, keyTail, "the walk from the key tail " + keyTail
                 + " ends at " + r.end() + " before the dirty tail " + dirtyTail + ", which holds no kset #"
                 + dirtyTail.ksetSeq() + ": the cache info is damaged; treating the log from the key tail as dirty");
+    }
+
+    /** The log is empty at the tails: normal, unless the kset the tails expect starts elsewhere. */
+    private static Decision emptyAtTail(LogReader reader, int segments, LogPosition keyTail, LogPosition dirtyTail) {
+        LogPosition found = null;
+        int candidates = 0;
+        for (int s = 0; s < segments; s++) {
+            for (int off : new int[] {0, keyTail.offset()}) {
+                LogPosition p = new LogPosition(s, off, keyTail.ksetSeq());
+                if ((s != keyTail.segment() || off != keyTail.offset()) && reader.read(p) != null
+                        && (found == null || !found.equals(p))) {
+                    found = p;
+                    candidates++;
+                }
+            }
+        }
+        if (candidates == 1) {
+            return new Decision(Verdict.TAILS_MOVED, found, found, "the cache info's tails name " + keyTail
+                    + ", where the key log holds no kset, but kset #" + keyTail.ksetSeq() + " starts at " + found
+                    + ": the cache info is damaged; replaying from there, all of it treated as dirty");
+        }
+        if (candidates > 1) {
+            return new Decision(Verdict.ALL_DIRTY, keyTail, keyTail, "the cache info's tails name " + keyTail
+                    + ", where the key log holds no kset, and " + candidates + " places hold a kset #"
+                    + keyTail.ksetSeq() + ": the cache info is damaged and where the log is cannot be told");
+        }
+        return new Decision(Verdict.CONSISTENT, keyTail, dirtyTail, null);
     }
 
     private static boolean samePlace(LogPosition a, LogPosition b) {

@@ -268,7 +268,10 @@ final class Replay {
                     }
                 }
                 case UNKNOWN_SEGMENT, FUTURE -> {
+                    // Damage. Tombstoned, so that no later reclaim of the segment (which bumps its
+                    // generation) can make the key look live to gc or writeback.
                     taken.set(slot);
+                    tombstones.add(new Tombstone(slot, key.asTombstone()));
                     if (s.state() == KeyLiveness.State.UNKNOWN_SEGMENT) {
                         maxKeyGeneration[key.segment()] = Math.max(maxKeyGeneration[key.segment()], key.generation());
                     }
