@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.function.BooleanSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -27,7 +28,9 @@ import org.slf4j.LoggerFactory;
  * option magic), option data over {@link #MAX_DROPPED_OPTION_LENGTH} (a denial of service, which
  * the spec lets the server end) or an EXPORT_NAME the server cannot satisfy (it has no error reply)
  * ends the connection with a {@link ProtocolException}. Names the client sent appear in messages
- * and logs only through {@link LogText#escape}.
+ * and logs only through {@link LogText#escape}. While the server stops, every option but ABORT is
+ * answered {@code NBD_REP_ERR_SHUTDOWN} (an EXPORT_NAME, which has no error reply, ends the
+ * connection).
  */
 final class Handshake {
     private static final Logger log = LoggerFactory.getLogger(Handshake.class);
@@ -45,15 +48,18 @@ final class Handshake {
     private final ByteChannel ch;
     private final Export export;
     private final String peer;
+    private final BooleanSupplier stopping;
     private boolean noZeroes;
     private boolean structuredReplies;
     private boolean baseAllocation;
     private Session chosen;
 
-    Handshake(ByteChannel ch, Export export, String peer) {
+    /** {@code stopping}: true once the server stops; options are then refused (see {@link #run}). */
+    Handshake(ByteChannel ch, Export export, String peer, BooleanSupplier stopping) {
         this.ch = ch;
         this.export = export;
         this.peer = peer;
+        this.stopping = stopping;
     }
 
     /** Runs the handshake; empty when the client ended it with {@code NBD_OPT_ABORT}. */
@@ -79,8 +85,21 @@ final class Handshake {
                 throw new ProtocolException("option " + option + " carries " + length + " bytes (limit "
                         + (option == NBD_OPT_EXPORT_NAME ? MAX_OPTION_LENGTH : MAX_DROPPED_OPTION_LENGTH) + ")");
             }
+            ByteBuffer data = null;
             if (length > MAX_OPTION_LENGTH) {
                 ChannelIO.skip(ch, length, ByteBuffer.allocate(64 << 10));
+            } else {
+                data = read((int) length);
+            }
+            if (stopping.getAsBoolean() && option != NBD_OPT_ABORT) {
+                // spec: a server being shut down SHOULD error further options with ERR_SHUTDOWN
+                if (option == NBD_OPT_EXPORT_NAME) {
+                    throw new IOException("NBD_OPT_EXPORT_NAME while the server is shutting down (no error reply exists)");
+                }
+                error(option, NBD_REP_ERR_SHUTDOWN, "the server is shutting down");
+                continue;
+            }
+            if (data == null) {
                 if (option == NBD_OPT_SET_META_CONTEXT) {
                     baseAllocation = false; // a failed SET replaces the selection too
                 }
@@ -88,7 +107,7 @@ final class Handshake {
                         "option data of " + length + " bytes is longer than " + MAX_OPTION_LENGTH);
                 continue;
             }
-            if (option(option, read((int) length))) {
+            if (option(option, data)) {
                 return Optional.ofNullable(chosen);
             }
         }
