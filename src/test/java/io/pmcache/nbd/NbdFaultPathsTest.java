@@ -63,16 +63,21 @@ class NbdFaultPathsTest {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (!condition.getAsBoolean()) {
             if (System.nanoTime() - deadline > 0) {
-                try {
-                    java.lang.management.ManagementFactory.getPlatformMXBean(com.sun.management.HotSpotDiagnosticMXBean.class)
-                            .dumpThreads("/tmp/nbd-faults-helper/await-" + System.nanoTime() + ".txt",
-                                    com.sun.management.HotSpotDiagnosticMXBean.ThreadDumpFormat.TEXT_PLAIN);
-                } catch (IOException e) {
-                    e.printStackTrace();
-                }
-                throw new AssertionError("timed out waiting until " + what);
+                throw new AssertionError("timed out waiting until " + what + "; threads: " + dumpThreads());
             }
             Thread.sleep(1);
+        }
+    }
+
+    /** A dump of every thread, virtual ones included, in a file; its name (for a failure message). */
+    private static String dumpThreads() {
+        try {
+            Path f = Path.of(System.getProperty("java.io.tmpdir"), "nbd-threads-" + System.nanoTime() + ".txt");
+            java.lang.management.ManagementFactory.getPlatformMXBean(com.sun.management.HotSpotDiagnosticMXBean.class)
+                    .dumpThreads(f.toString(), com.sun.management.HotSpotDiagnosticMXBean.ThreadDumpFormat.TEXT_PLAIN);
+            return f.toString();
+        } catch (IOException | RuntimeException e) {
+            return "(no dump: " + e + ")";
         }
     }
 
