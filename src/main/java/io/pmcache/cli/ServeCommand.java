@@ -173,11 +173,26 @@ public final class ServeCommand implements Callable<Integer> {
                 System.err.println("pmcache: stop with Ctrl-C (or SIGTERM); the cache is kept for the next run.");
             }
             stop.await();
-            log.info("stopping: closing connections, sealing ksets");
+            log.info("stopping: answering the requests in flight, then closing the cache");
         } finally {
             if (adminServer != null) {
                 adminServer.close();
             }
+            stop(server, c);
+        }
+    }
+
+    /**
+     * The stop sequence (docs/nbd.md, "Stop"): no request starts any more (new ones are answered
+     * ESHUTDOWN) and those in flight get the server's grace period; then the cache closes, which
+     * fails the calls still waiting inside it (for space, say) with DeviceClosedException, answered
+     * ESHUTDOWN too; then the connections close. Bounded: the grace periods and the cache's close.
+     */
+    private static void stop(NbdServer server, Cache c) throws IOException {
+        server.drain();
+        try {
+            c.close();
+        } finally {
             server.close();
         }
     }

@@ -3,9 +3,14 @@ package io.pmcache.nbd;
 import static io.pmcache.nbd.NbdConstants.*;
 
 import io.pmcache.device.BlockDevice;
+import io.pmcache.device.DeviceClosedException;
+import io.pmcache.device.DeviceFailedException;
 import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.net.SocketTimeoutException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
+import java.nio.channels.ClosedByInterruptException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -25,8 +30,20 @@ import org.slf4j.LoggerFactory;
  *   <li>BLOCK_STATUS reports the whole range as one allocated data extent (status 0), which the
  *       spec allows for any block.</li>
  * </ul>
- * An {@link IOException} from the device becomes EIO, any other exception EIO with a logged trace
- * (it is a bug in the device); the connection keeps serving.
+ * Errors, on every command alike (the connection keeps serving):
+ * <ul>
+ *   <li>{@link DeviceClosedException} (the device is stopping), {@link InterruptedIOException} or
+ *       {@link ClosedByInterruptException} (a wait inside the device was interrupted), and any
+ *       exception that leaves the thread interrupted: ESHUTDOWN, "the request was not done, the
+ *       server is going away" (the spec's value for shutdown; the client disconnects and may retry
+ *       elsewhere). A {@link SocketTimeoutException} is an InterruptedIOException too but a failed
+ *       I/O: EIO.</li>
+ *   <li>{@link DeviceFailedException} (the device refuses writes and flushes after a failure it
+ *       could not recover from) and any other {@link IOException}: EIO.</li>
+ *   <li>Any other exception: EIO, logged with its trace (a bug in the device).</li>
+ * </ul>
+ * An interrupt a device call leaves set is cleared before the reply is sent: a socket channel
+ * written by an interrupted thread closes itself.
  */
 final class CommandExecutor {
     private static final Logger log = LoggerFactory.getLogger(CommandExecutor.class);
@@ -48,10 +65,11 @@ final class CommandExecutor {
      * Throws only when the reply cannot be sent.
      */
     void execute(Request r, ByteBuffer buf) throws IOException {
-        String failure = run(r, buf);
+        Failure failure = run(r, buf);
+        Thread.interrupted(); // see class comment
         if (failure != null) {
-            stats.error(NBD_EIO);
-            replies.error(r.handle(), NBD_EIO, failure);
+            stats.error(failure.error());
+            replies.error(r.handle(), failure.error(), failure.message());
             return;
         }
         switch (r.type()) {
@@ -61,8 +79,12 @@ final class CommandExecutor {
         }
     }
 
-    /** Does the device work; null on success, else the message for the EIO reply. */
-    private String run(Request r, ByteBuffer buf) {
+    /** The error value and message of a failed request. */
+    record Failure(int error, String message) {
+    }
+
+    /** Does the device work; null on success. */
+    private Failure run(Request r, ByteBuffer buf) {
         try {
             switch (r.type()) {
                 case NBD_CMD_READ -> {
@@ -88,11 +110,30 @@ final class CommandExecutor {
             }
             return null;
         } catch (IOException e) {
-            log.warn("{}: {} failed: {}", peer, r, e.toString());
-            return "I/O error: " + e.getMessage();
+            return failure(r, e);
         } catch (RuntimeException e) {
+            if (Thread.currentThread().isInterrupted()) {
+                log.debug("{}: {} interrupted: {}", peer, r, e.toString());
+                return new Failure(NBD_ESHUTDOWN, "interrupted, the server is shutting down: " + e.getMessage());
+            }
             log.error("{}: {} failed unexpectedly", peer, r, e);
-            return "internal error: " + e;
+            return new Failure(NBD_EIO, "internal error: " + e);
         }
+    }
+
+    /** The reply for a device call that threw {@code e}; see the class comment. */
+    private Failure failure(Request r, IOException e) {
+        if (e instanceof DeviceClosedException || e instanceof ClosedByInterruptException
+                || (e instanceof InterruptedIOException && !(e instanceof SocketTimeoutException))) {
+            log.debug("{}: {} not done, the device is stopping: {}", peer, r, e.toString());
+            return new Failure(NBD_ESHUTDOWN, "not done, the server is shutting down: " + e.getMessage());
+        }
+        if (e instanceof DeviceFailedException) {
+            // the device logged the failure that put it in this state; one line per request is noise
+            log.debug("{}: {} refused, the device has failed: {}", peer, r, e.toString());
+            return new Failure(NBD_EIO, "the device has failed: " + e.getMessage());
+        }
+        log.warn("{}: {} failed: {}", peer, r, e.toString());
+        return new Failure(NBD_EIO, "I/O error: " + e.getMessage());
     }
 }

@@ -8,11 +8,12 @@ import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.SocketChannel;
 import java.util.Optional;
-import java.util.Set;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -22,68 +23,99 @@ import org.slf4j.LoggerFactory;
  *
  * <h2>Request pipeline</h2>
  * <pre>
- *  socket ──► reader (this connection's thread, the only reader of the socket)
+ *  socket ──► reader (a platform thread of the server's reader pool, the only reader of the socket)
  *               1. take the 28-byte header from the input buffer, which each socket read fills
  *                  with as much as the client has sent (a pipelining client's next requests);
  *                  bad magic ─► close the connection (ProtocolException)
- *               2. DISC ─► stop reading, let in-flight requests finish, close
+ *               2. DISC or EOF ─► stop reading; the connection ends when its last request is answered
  *               3. RequestValidator; refused ─► drop a WRITE payload, error reply, next request
- *               4. InFlightLimiter.acquire(payload bytes)  — blocks while too much is in flight:
- *                  the socket is not read, so the client's sends block (back-pressure)
- *               5. take a pooled direct buffer; for WRITE copy the payload into it (from the
- *                  input buffer, the rest straight from the socket)
- *               6. small requests (and any request while nothing else is in flight or buffered)
- *                  run steps 7-9 right here on the reader, their replies coalesced and sent
- *                  before the reader next blocks on the socket; others go to a virtual thread,
- *                  as do all requests for a while after an inline one was slow. Go back to 1.
- *  virtual thread per request (or the reader, see 6)
- *               7. CommandExecutor: device call on a MemorySegment view of the buffer
- *               8. ReplyWriter: one whole reply under the socket's write lock (any order)
- *               9. buffer back to the pool, limiter released
+ *               4. the server is stopping ─► drop a WRITE payload, ESHUTDOWN, next request
+ *               5. InFlightLimiter.acquire (this connection's bound) — blocks while too much is in
+ *                  flight: the socket is not read, so the client's sends block (back-pressure)
+ *               6. payload buffer: PayloadBudget (the whole server's bound) — blocks like 5 while the
+ *                  server's payload memory is in use; then a pooled buffer; none can be allocated
+ *                  (direct memory exhausted) ─► release 5 and 6, drop a WRITE payload, ENOMEM, next
+ *               7. for WRITE copy the payload into the buffer (from the input buffer, the rest
+ *                  straight from the socket)
+ *               8. small requests (and a request while nothing else is in flight or buffered) run
+ *                  steps 9-11 right here on the reader, their replies coalesced and sent before the
+ *                  reader next blocks on the socket; others go to a virtual thread, as do all
+ *                  requests while in hand-off mode (see below). Go back to 1.
+ *  virtual thread per request (or the reader, see 8)
+ *               9. CommandExecutor: device call on a MemorySegment view of the buffer
+ *              10. ReplyWriter: one whole reply under the socket's write lock (any order)
+ *              11. buffer back to the pool, budget and limiter released
  * </pre>
- * Inline requests: a device call that blocks (a slow backing device, a full cache) must not hold
- * up requests the client sends meanwhile, so the server's timer ({@link InlineWatch}, armed only
- * while some request runs inline) checks every millisecond: a request
- * that has run inline for more than {@link #INLINE_TAKEOVER_NANOS} makes the reader's role pass to
- * a new reader thread, which goes on reading the socket; the old thread finishes its request and
- * exits. A run id in {@link #inlineRun} decides who owns the role, so exactly one thread reads.
+ *
+ * <h2>Slow requests</h2>
+ * A device call that blocks (a slow backing device, a full cache) must not hold up the requests
+ * the client sends meanwhile. The server's timer ({@link InlineWatch}, armed only while some
+ * request runs inline) checks every millisecond: a request that has run inline for more than
+ * {@link #INLINE_TAKEOVER_NANOS} makes the reader's role pass to a thread of the reader pool, which
+ * goes on reading the socket with a pooled input buffer (the overtaken request may still read its
+ * payload from the old one, which it returns to the pool when done); the old thread finishes its
+ * request and goes back to the pool. A run id in {@link #inlineRun} decides who owns the role, so
+ * exactly one thread reads. A takeover also starts <em>hand-off mode</em>: for
+ * {@link #HAND_OFF_NANOS} every request goes to its own virtual thread, extended whenever a
+ * handed-off request is that slow too, so a slow device costs one takeover, not one per request.
+ * Hand-off mode also starts when half of the last 8 inline requests took over
+ * {@link #SLOW_INLINE_NANOS} (several, not one: a preempted thread or a GC pause is no slow device).
+ *
+ * <h2>Ending</h2>
+ * {@link #holds} counts the reader's role plus every request in flight; whoever drops it to zero
+ * closes the socket and ends the connection, so no thread ever waits for another's requests. A
+ * clean DISC or EOF at a request boundary lets the requests in flight finish and answer. A protocol
+ * violation, a disconnect in the middle of a request, or a failed reply closes the socket at once;
+ * requests still in the device finish there and return what they hold. A rejected WRITE whose
+ * payload exceeds {@link #DISCARD_LIMIT} is answered and the connection closed, since reading
+ * gigabytes only to drop them would let one client tie up the server.
+ *
+ * <h2>Stop</h2>
+ * {@link #stopServing}: requests read from then on are answered ESHUTDOWN without touching the
+ * device (the spec's answer for "the server is shutting down"), so are requests waiting for room in
+ * step 5 or 6, and handshake options get {@code NBD_REP_ERR_SHUTDOWN}. The reader keeps reading, so
+ * every request the client sent is answered; the server closes the socket once the requests in
+ * flight are answered and the reader waits for more ({@link #answeredAll}), or after its grace.
  *
  * <p>Invariants: only the reader reads the socket; only {@link ReplyWriter} writes it after the
- * handshake; each acquired buffer and limiter permit is released exactly once, by step 9 or by the
- * reader when it fails before step 6.
- *
- * <p>Ending: a clean DISC or EOF at a request boundary waits for in-flight requests, then closes.
- * A protocol violation, a disconnect in the middle of a request, or a failed reply closes the
- * socket at once (in-flight device calls still finish and return their buffers). A rejected WRITE
- * whose payload exceeds {@link #DISCARD_LIMIT} is answered and the connection closed, since
- * reading gigabytes only to drop them would let one client tie up the server.
+ * handshake; every acquired limiter permit, budget, buffer and hold is released exactly once, by
+ * step 11 or by the reader when it fails or refuses the request before step 8.
  */
 final class Connection implements Runnable {
     private static final Logger log = LoggerFactory.getLogger(Connection.class);
 
     /** Largest payload of a refused WRITE that is read and dropped to keep the connection usable. */
     static final long DISCARD_LIMIT = 2L * MAX_PAYLOAD_SIZE;
-
-    private final SocketChannel ch;
-    private final String peer;
-    private final ConnectionContext ctx;
-    private final InFlightLimiter limiter;
-    private final Consumer<Connection> onClose;
-    private volatile boolean stopping;
-
-    /** After this long, an inline request's reader role is taken over by a new thread. */
+    /** After this long, an inline request's reader role is taken over by another thread. */
     static final long INLINE_TAKEOVER_NANOS = 1_000_000L;
     /**
      * When half of the last 8 inline requests took longer than this (they wait for something,
      * e.g. read misses on a disk), pipelined requests run on their own threads...
      */
     static final long SLOW_INLINE_NANOS = 50_000L;
-    /** ...for this long, after which running inline is tried again. */
+    /** ...for this long (hand-off mode), after which running inline is tried again. */
     static final long HAND_OFF_NANOS = 20_000_000L;
     /** Requests with payloads up to this size run inline even while others are pipelined. */
     static final long INLINE_MAX_BYTES = 128 << 10;
     /** Socket reads take up to this much at once (a pipelining client's next requests). */
     static final int IN_CAPACITY = 256 << 10;
+
+    private final SocketChannel ch;
+    private final String peer;
+    private final ConnectionContext ctx;
+    private final InFlightLimiter limiter;
+    private final Consumer<Connection> onEnd;
+    /** The reader's role (one, until it stops reading) plus one per request in flight; 0 ends the connection. */
+    private final AtomicInteger holds = new AtomicInteger(1);
+    private final AtomicBoolean ended = new AtomicBoolean();
+    /** The server is stopping: no request starts any more (see class comment). */
+    private volatile boolean stopping;
+    /** In the transmission phase and still reading. */
+    private volatile boolean reading;
+    /** The reader waits in a socket read at a request boundary: all it read is answered or in flight. */
+    private volatile boolean readerIdle;
+    /** Requests are handed off until this instant (hand-off mode); written by any thread, racy but monotone enough. */
+    private volatile long handOffUntilNanos = System.nanoTime();
     /** Id of the request running inline on the reader, 0 when none; the timer zeroes it to take over. */
     private final AtomicLong inlineRun = new AtomicLong();
     private volatile long inlineSinceNanos;
@@ -92,26 +124,26 @@ final class Connection implements Runnable {
     private RequestValidator validator;
     private ReplyWriter replies;
     private CommandExecutor executor;
-    /** Bytes read from the socket and not yet consumed, in read mode (reader-owned). */
+    /** Bytes read from the socket and not yet consumed, in read mode (a pooled buffer, reader-owned). */
     private ByteBuffer in;
-    /** Pipelined requests are not run inline before this instant (inline ones were slow). */
-    private long handOffUntilNanos;
     /** One bit per recent inline request (newest lowest): set if it was slow. */
     private int slowInline;
-    private final Set<Thread> threads;
+    private boolean warnedNoMemory;
 
-    /** {@code threads}: where the server tracks the threads that read connections (for shutdown). */
-    Connection(SocketChannel ch, String peer, ConnectionContext ctx, Set<Thread> threads, Consumer<Connection> onClose) {
-        this.threads = threads;
+    /** {@code onEnd}: called once, when the connection has ended (socket closed, nothing in flight). */
+    Connection(SocketChannel ch, String peer, ConnectionContext ctx, Consumer<Connection> onEnd) {
         this.ch = ch;
         this.peer = peer;
         this.ctx = ctx;
         this.limiter = new InFlightLimiter(ctx.maxInFlightRequests(), ctx.maxInFlightBytes());
-        this.onClose = onClose;
+        this.onEnd = onEnd;
     }
 
     @Override
     public void run() {
+        Thread me = Thread.currentThread();
+        String poolName = me.getName();
+        me.setName(peer);
         boolean handedOver = false;
         try {
             Optional<Session> session = handshake();
@@ -122,45 +154,64 @@ final class Connection implements Runnable {
                 validator = new RequestValidator(s);
                 replies = new ReplyWriter(ch, s.structuredReplies());
                 executor = new CommandExecutor(s.export().device(), replies, ctx.stats(), peer);
-                in = ByteBuffer.allocateDirect(IN_CAPACITY).flip();
+                in = ctx.buffers().acquire(IN_CAPACITY).flip();
+                reading = true;
                 handedOver = transmit();
             } else {
                 log.debug("{}: client aborted the handshake", peer);
             }
-        } catch (Exception e) {
+        } catch (Throwable e) {
             failed(e);
         } finally {
-            ended(handedOver);
+            if (!handedOver) {
+                readerDone();
+            }
+            me.setName(poolName);
         }
     }
 
-    /** The reader's loop on a new thread after a takeover. */
+    /** The reader's loop on a reader-pool thread after a takeover (the timer prepared {@link #in}). */
     private void continueReading() {
+        Thread me = Thread.currentThread();
+        String poolName = me.getName();
+        me.setName(peer);
         boolean handedOver = false;
         try {
-            // The overtaken request may still be reading its payload from the old input buffer.
-            in = ByteBuffer.allocateDirect(IN_CAPACITY).put(in).flip();
             handedOver = transmit();
-        } catch (Exception e) {
+        } catch (Throwable e) {
             failed(e);
         } finally {
-            ended(handedOver);
+            if (!handedOver) {
+                readerDone();
+            }
+            me.setName(poolName);
         }
     }
 
-    private void ended(boolean handedOver) {
-        if (handedOver) {
-            threads.remove(Thread.currentThread());
-        } else {
+    /** The reader stops for good: sends what it coalesced, returns its buffer, drops its hold. */
+    private void readerDone() {
+        reading = false;
+        flushQuietly();
+        ByteBuffer b = in;
+        in = null;
+        if (b != null) {
+            ctx.buffers().release(b);
+        }
+        unhold();
+    }
+
+    private void unhold() {
+        if (holds.decrementAndGet() == 0 && ended.compareAndSet(false, true)) {
+            abort();
             log.debug("{}: disconnected", peer);
-            finish();
+            onEnd.accept(this);
         }
     }
 
     /**
      * Called by the server's timer ({@link InlineWatch}): if the request running inline on the
-     * reader has taken longer than {@link #INLINE_TAKEOVER_NANOS}, a new thread becomes the reader.
-     * True if a request still runs inline here (not old enough yet).
+     * reader has taken longer than {@link #INLINE_TAKEOVER_NANOS}, a reader-pool thread becomes the
+     * reader. True if a request still runs inline here (not old enough yet).
      */
     boolean takeOverSlowInline(long now) {
         long run = inlineRun.get();
@@ -173,10 +224,30 @@ final class Connection implements Runnable {
         if (!inlineRun.compareAndSet(run, 0)) {
             return inlineRun.get() != 0;
         }
+        // This thread holds the reader's role until the new reader starts: the old reader is in its
+        // request and touches no reader state any more (it saw its run id zeroed, or will).
         ctx.stats().inlineTakeover();
-        Thread t = Thread.ofPlatform().daemon().name(peer).unstarted(this::continueReading);
-        threads.add(t);
-        t.start();
+        handOffUntilNanos = now + HAND_OFF_NANOS; // slow beyond doubt: hand off what follows
+        // (the timer never takes the reply lock: a reply blocked on a client that does not read
+        // would stall every connection's takeovers; the new reader takes over the coalescing)
+        ByteBuffer old = in;
+        try {
+            in = ctx.buffers().acquire(IN_CAPACITY).put(old).flip();
+        } catch (BufferPool.OutOfBuffers e) {
+            log.warn("{}: closing: no memory to go on reading while a slow request runs: {}", peer, e.getMessage());
+            in = null; // the overtaken request returns the old buffer
+            reading = false;
+            abort();
+            unhold();
+            return false;
+        }
+        try {
+            ctx.readers().execute(this::continueReading);
+        } catch (RejectedExecutionException e) {
+            log.debug("{}: server closed; nobody reads on", peer);
+            readerDone();
+            abort();
+        }
         return false;
     }
 
@@ -184,38 +255,41 @@ final class Connection implements Runnable {
         return inlineRun.get() != 0;
     }
 
-    private void failed(Exception ex) {
-        try {
-            throw ex;
-        } catch (ProtocolException e) {
+    private void failed(Throwable ex) {
+        if (ex instanceof ProtocolException e) {
             ctx.stats().protocolViolation();
             log.info("{}: closing connection: {}", peer, e.getMessage());
             flushQuietly(); // answers to the requests before the violation
-            abort();
-        } catch (EOFException | ClosedChannelException e) {
+        } else if (ex instanceof EOFException || ex instanceof ClosedChannelException) {
             log.debug("{}: {}", peer, stopping ? "closed by server shutdown" : "client disconnected");
-            abort();
-        } catch (IOException e) {
-            log.info("{}: connection failed: {}", peer, e.toString());
-            abort();
-        } catch (InterruptedException e) {
-            abort();
-            Thread.currentThread().interrupt();
-        } catch (Exception e) {
-            log.error("{}: connection failed unexpectedly", peer, e);
-            abort();
+        } else if (ex instanceof IOException) {
+            log.info("{}: connection failed: {}", peer, ex.toString());
+        } else if (!(ex instanceof InterruptedException)) {
+            log.error("{}: connection failed unexpectedly", peer, ex);
         }
+        abort();
     }
 
-    /** Stops reading requests; in-flight ones finish and are answered. Safe from any thread. */
-    void stopReading() {
+    /**
+     * The server is stopping: from now on no request starts; requests read are answered ESHUTDOWN,
+     * and so are handshake options. Safe from any thread.
+     */
+    void stopServing() {
         stopping = true;
         limiter.cancel();
-        try {
-            ch.shutdownInput();
-        } catch (IOException e) {
-            abort();
-        }
+    }
+
+    /** Waits (up to the deadline) until no request of this connection is in flight. */
+    boolean awaitIdle(long deadlineNanos) throws InterruptedException {
+        return limiter.awaitIdle(Math.max(0, deadlineNanos - System.nanoTime()));
+    }
+
+    /**
+     * True when every request this connection has read is answered: nothing is in flight and the
+     * reader waits for the next request (or reads no more), so closing now loses no reply.
+     */
+    boolean answeredAll() {
+        return limiter.inFlight() == 0 && (!reading || readerIdle);
     }
 
     /** Closes the socket now; blocked reads and writes on it fail. Safe from any thread. */
@@ -225,6 +299,7 @@ final class Connection implements Runnable {
         } catch (IOException e) {
             log.debug("{}: close failed: {}", peer, e.toString());
         }
+        ctx.budget().wake(); // a reader waiting for memory gives up
     }
 
     private Optional<Session> handshake() throws IOException {
@@ -233,41 +308,47 @@ final class Connection implements Runnable {
             abort();
         }, ctx.handshakeTimeout().toNanos(), TimeUnit.NANOSECONDS);
         try {
-            return new Handshake(ch, ctx.export(), peer).run();
+            return new Handshake(ch, ctx.export(), peer, () -> stopping).run();
         } finally {
             deadline.cancel(false);
         }
     }
 
-    /** Reads and dispatches requests; true if the reader's role was handed over to a new thread. */
+    /** Reads and dispatches requests; true if the reader's role was handed over to another thread. */
     private boolean transmit() throws IOException, InterruptedException {
         replies.deferFor(Thread.currentThread());
-        while (!stopping) {
+        while (true) {
             if (!fill(REQUEST_HEADER_SIZE)) {
                 return false;
             }
             Request r = Request.decode(in);
             ctx.stats().request(r.type());
             if (r.type() == NBD_CMD_DISC) {
+                log.debug("{}: client disconnects", peer);
                 return false;
             }
             Rejection rejection = validator.validate(r);
             if (rejection != null) {
-                reject(r, rejection, replies);
+                reject(r, rejection);
+                continue;
+            }
+            if (stopping) {
+                refuseShuttingDown(r, true);
                 continue;
             }
             long bytes = r.type() == NBD_CMD_READ || r.type() == NBD_CMD_WRITE ? r.length() : 0;
             if (!limiter.tryAcquire(bytes)) {
                 replies.flush(); // the client may wait for these before it lets anything finish
-                if (!limiter.acquire(bytes)) {
-                    return false;
+                if (!limiter.acquire(bytes)) { // the server is stopping
+                    refuseShuttingDown(r, true);
+                    continue;
                 }
             }
+            holds.incrementAndGet();
             if (dispatch(r, bytes)) {
                 return true;
             }
         }
-        return false;
     }
 
     /**
@@ -284,7 +365,14 @@ final class Connection implements Runnable {
         try {
             replies.flush();
             while (in.position() < n) {
-                if (ch.read(in) < 0) {
+                readerIdle = none && in.position() == 0;
+                int got;
+                try {
+                    got = ch.read(in);
+                } finally {
+                    readerIdle = false;
+                }
+                if (got < 0) {
                     if (none && in.position() == 0) {
                         return false;
                     }
@@ -323,52 +411,76 @@ final class Connection implements Runnable {
     }
 
     /**
-     * Runs or hands off one request; true if it ran inline and the reader's role was taken over
-     * meanwhile. Inline (on the reader, reply coalesced): any request while nothing else is in
-     * flight or buffered, and requests with small payloads unless inline requests were often slow
-     * (read misses on a disk, a full cache), which sends pipelined requests to their own
-     * virtual threads for {@link #HAND_OFF_NANOS} so that they can wait concurrently.
+     * Runs or hands off one request (its limiter permit and hold are taken); true if it ran inline
+     * and the reader's role was taken over meanwhile. Inline (on the reader, reply coalesced): any
+     * request while nothing else is in flight or buffered, and requests with small payloads, unless
+     * in hand-off mode (see class comment).
      */
-    private boolean dispatch(Request r, long bytes) throws IOException {
+    private boolean dispatch(Request r, long bytes) throws IOException, InterruptedException {
         long payload = r.hasPayload() ? bytes : 0;
         boolean alone = limiter.inFlight() == 1 && in.remaining() <= payload;
-        boolean inline = alone || (bytes <= INLINE_MAX_BYTES && System.nanoTime() - handOffUntilNanos >= 0);
-        ByteBuffer buf;
-        boolean pooled;
-        if (inline && payload > 0 && in.remaining() >= payload) {
-            // The payload is already in the input buffer: the device reads it from there. Valid
-            // until the next fill, which comes after this request (or, after a takeover, on a
-            // fresh input buffer: see continueReading).
-            buf = in.slice(in.position(), (int) payload);
-            in.position(in.position() + (int) payload);
-            pooled = false;
-        } else {
-            buf = bytes > 0 ? ctx.buffers().acquire((int) bytes) : null;
-            pooled = buf != null;
-        }
+        boolean inline = System.nanoTime() - handOffUntilNanos >= 0 && (alone || bytes <= INLINE_MAX_BYTES);
+        ByteBuffer buf = null;
+        long charged = 0; // payload budget taken for buf
+        boolean passed = false; // from here on complete() releases what the request holds
         try {
-            if (pooled && r.hasPayload()) {
-                readPayload(buf);
-                buf.flip();
+            if (inline && payload > 0 && in.remaining() >= payload) {
+                // The payload is already in the input buffer: the device reads it from there. Valid
+                // until the next fill, which comes after this request (or, after a takeover, on
+                // another input buffer: see takeOverSlowInline).
+                buf = in.slice(in.position(), (int) payload);
+                in.position(in.position() + (int) payload);
+            } else if (bytes > 0) {
+                long need = BufferPool.capacityFor((int) bytes);
+                if (!reserve(need)) {
+                    refuseShuttingDown(r, true);
+                    return false;
+                }
+                charged = need;
+                try {
+                    buf = ctx.buffers().acquire((int) bytes);
+                } catch (BufferPool.OutOfBuffers e) {
+                    ctx.budget().release(charged);
+                    charged = 0;
+                    noMemory(r, e);
+                    return false;
+                }
+                if (r.hasPayload()) {
+                    readPayload(buf);
+                    buf.flip();
+                }
+            }
+            if (stopping) { // the stop began while this request waited or its payload arrived
+                refuseShuttingDown(r, false);
+                return false;
             }
             if (!inline) {
-                ctx.requests().execute(() -> complete(r, buf, pooled, bytes, executor));
+                ByteBuffer b = buf;
+                long c = charged;
+                ctx.requests().execute(() -> complete(r, b, c, bytes, false));
+                passed = true;
+                return false;
             }
-        } catch (IOException | RejectedExecutionException e) {
-            release(buf, pooled, bytes);
-            throw e instanceof IOException io ? io : new ClosedChannelException();
-        }
-        if (!inline) {
-            return false;
+            passed = true;
+        } catch (RejectedExecutionException e) {
+            throw new ClosedChannelException(); // the server has closed
+        } finally {
+            if (!passed) {
+                release(buf, charged, bytes);
+            }
         }
         long run = ++inlineRuns;
+        ByteBuffer input = in;
         long start = System.nanoTime();
         inlineSinceNanos = start;
         inlineRun.set(run);
         ctx.inlineWatch().inlineStarted();
         ctx.stats().inlineRequest();
-        complete(r, buf, pooled, bytes, executor);
+        complete(r, buf, charged, bytes, true);
         if (!inlineRun.compareAndSet(run, 0)) {
+            // Overtaken: another reader owns the connection, with another input buffer. This
+            // request was the last user of the old one.
+            ctx.buffers().release(input);
             return true;
         }
         // Several, not one: a thread preempted on a busy machine or a GC pause is no slow request.
@@ -381,25 +493,76 @@ final class Connection implements Runnable {
         return false;
     }
 
-    private void complete(Request r, ByteBuffer buf, boolean pooled, long bytes, CommandExecutor executor) {
+    /**
+     * Takes {@code need} bytes of the server's payload budget, waiting (after sending coalesced
+     * replies) while it is in use; false if the server began to stop meanwhile.
+     */
+    private boolean reserve(long need) throws IOException, InterruptedException {
+        PayloadBudget budget = ctx.budget();
+        if (budget.tryAcquire(need)) {
+            return true;
+        }
+        replies.flush(); // the client may wait for these before it lets anything finish
+        ctx.stats().bufferWait();
+        if (budget.acquire(need, () -> stopping || !ch.isOpen())) {
+            return true;
+        }
+        if (!ch.isOpen()) {
+            throw new ClosedChannelException();
+        }
+        return false;
+    }
+
+    /** No buffer for {@code r}: ENOMEM for this request only (its payload is read and dropped). */
+    private void noMemory(Request r, BufferPool.OutOfBuffers e) throws IOException {
+        ctx.stats().allocationFailure();
+        ctx.stats().error(NBD_ENOMEM);
+        if (!warnedNoMemory) {
+            warnedNoMemory = true;
+            log.warn("{}: {} answered ENOMEM: {} (later ones on this connection are logged at debug)",
+                    peer, r, e.getMessage());
+        } else {
+            log.debug("{}: {} answered ENOMEM: {}", peer, r, e.getMessage());
+        }
+        if (r.hasPayload()) {
+            skipPayload(r.length());
+        }
+        replies.error(r.handle(), NBD_ENOMEM, "the server is out of memory for this request");
+    }
+
+    private void complete(Request r, ByteBuffer buf, long charged, long bytes, boolean inline) {
+        long start = System.nanoTime();
         try {
             executor.execute(r, buf);
         } catch (IOException e) {
             log.debug("{}: reply to {} not sent: {}", peer, r, e.toString());
             abort();
+        } catch (RuntimeException | Error e) {
+            log.error("{}: {} failed unexpectedly; closing", peer, r, e);
+            abort();
         } finally {
-            release(buf, pooled, bytes);
+            long end = System.nanoTime();
+            if (!inline && end - start > INLINE_TAKEOVER_NANOS) {
+                // as slow as an inline request that would have been overtaken: stay in hand-off mode
+                handOffUntilNanos = end + HAND_OFF_NANOS;
+            }
+            release(buf, charged, bytes);
         }
     }
 
-    private void release(ByteBuffer buf, boolean pooled, long bytes) {
-        if (pooled) {
-            ctx.buffers().release(buf);
+    /** Returns what one request held: its buffer and budget (if pooled), its permit and its hold. */
+    private void release(ByteBuffer buf, long charged, long bytes) {
+        if (charged > 0) {
+            if (buf != null) {
+                ctx.buffers().release(buf);
+            }
+            ctx.budget().release(charged);
         }
         limiter.release(bytes);
+        unhold();
     }
 
-    private void reject(Request r, Rejection rejection, ReplyWriter replies) throws IOException {
+    private void reject(Request r, Rejection rejection) throws IOException {
         log.debug("{}: refused {}: {}", peer, r, rejection.message);
         ctx.stats().error(rejection.error);
         boolean payload = r.hasPayload() && r.length() > 0;
@@ -412,6 +575,16 @@ final class Connection implements Runnable {
         }
     }
 
+    /** ESHUTDOWN for a request the stopping server does not start (its payload dropped if unread). */
+    private void refuseShuttingDown(Request r, boolean payloadUnread) throws IOException {
+        log.debug("{}: not started, the server is stopping: {}", peer, r);
+        ctx.stats().error(NBD_ESHUTDOWN);
+        if (payloadUnread && r.hasPayload()) {
+            skipPayload(r.length());
+        }
+        replies.error(r.handle(), NBD_ESHUTDOWN, "the server is shutting down");
+    }
+
     private void flushQuietly() {
         try {
             if (replies != null) {
@@ -420,17 +593,5 @@ final class Connection implements Runnable {
         } catch (IOException e) {
             log.debug("{}: replies not sent: {}", peer, e.toString());
         }
-    }
-
-    /** Waits for in-flight requests (their buffers and permits come back), then closes the socket. */
-    private void finish() {
-        flushQuietly();
-        try {
-            limiter.awaitIdle(Long.MAX_VALUE);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-        abort();
-        onClose.accept(this);
     }
 }

@@ -5,11 +5,16 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.ScheduledExecutorService;
 
 /**
- * What every connection of one server shares: the export, where requests run, the buffer pool,
- * the counters, a timer for handshake deadlines, the per-connection limits, and the watch over
- * requests running inline on a reader.
+ * What every connection of one server shares: the export, where readers and requests run, the
+ * buffer pool and the server-wide payload budget, the counters, a timer for handshake deadlines,
+ * the per-connection limits, and the watch over requests running inline on a reader.
+ *
+ * @param readers platform threads for connection readers, reused (a takeover hands the reader's
+ *                role to one of them instead of starting a thread)
+ * @param requests virtual threads for requests handed off by readers
  */
-record ConnectionContext(Export export, ExecutorService requests, BufferPool buffers, NbdStats stats,
-                         ScheduledExecutorService timer, int maxInFlightRequests, long maxInFlightBytes,
-                         Duration handshakeTimeout, InlineWatch inlineWatch) {
+record ConnectionContext(Export export, ExecutorService readers, ExecutorService requests, BufferPool buffers,
+                         PayloadBudget budget, NbdStats stats, ScheduledExecutorService timer,
+                         int maxInFlightRequests, long maxInFlightBytes, Duration handshakeTimeout,
+                         InlineWatch inlineWatch) {
 }

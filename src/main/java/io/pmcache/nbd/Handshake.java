@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.function.BooleanSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -20,30 +21,45 @@ import org.slf4j.LoggerFactory;
  * <p>Options answered: GO, INFO (EXPORT, NAME, DESCRIPTION, BLOCK_SIZE), EXPORT_NAME, LIST, ABORT,
  * STRUCTURED_REPLY, LIST_META_CONTEXT and SET_META_CONTEXT (only {@code base:allocation} exists).
  * Any other option gets {@code NBD_REP_ERR_UNSUP}; a syntactically bad option gets
- * {@code NBD_REP_ERR_INVALID}. A broken greeting (unknown client flags, a bad option magic, an
- * option longer than {@link #MAX_OPTION_LENGTH}) or an unknown name in EXPORT_NAME (which has no
- * error reply) ends the connection with a {@link ProtocolException}.
+ * {@code NBD_REP_ERR_INVALID}. Option data up to {@link #MAX_OPTION_LENGTH} is read into memory;
+ * longer data, up to {@link #MAX_DROPPED_OPTION_LENGTH}, is read and dropped and the option refused
+ * ({@code NBD_REP_ERR_UNSUP} if unknown, {@code NBD_REP_ERR_INVALID} if known: no known option is
+ * that long), so haggling continues as the spec asks. A broken greeting (unknown client flags, a bad
+ * option magic), option data over {@link #MAX_DROPPED_OPTION_LENGTH} (a denial of service, which
+ * the spec lets the server end) or an EXPORT_NAME the server cannot satisfy (it has no error reply)
+ * ends the connection with a {@link ProtocolException}. Names the client sent appear in messages
+ * and logs only through {@link LogText#escape}. While the server stops, every option but ABORT is
+ * answered {@code NBD_REP_ERR_SHUTDOWN} (an EXPORT_NAME, which has no error reply, ends the
+ * connection).
  */
 final class Handshake {
     private static final Logger log = LoggerFactory.getLogger(Handshake.class);
 
-    /** Longest option payload read; the longest legitimate one (a few meta context queries) is far shorter. */
+    /** Longest option data read into memory; the longest legitimate one (a few meta context queries) is far shorter. */
     static final int MAX_OPTION_LENGTH = 64 << 10;
+    /**
+     * Longest option data read and dropped (32 MiB, qemu's limit, NBD_MAX_BUFFER_SIZE; nbdkit's is
+     * 64 MiB); longer data ends the connection. Reading it is bounded by the handshake timeout too.
+     */
+    static final int MAX_DROPPED_OPTION_LENGTH = MAX_PAYLOAD_SIZE;
 
     private static final int KNOWN_CLIENT_FLAGS = NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES;
 
     private final ByteChannel ch;
     private final Export export;
     private final String peer;
+    private final BooleanSupplier stopping;
     private boolean noZeroes;
     private boolean structuredReplies;
     private boolean baseAllocation;
     private Session chosen;
 
-    Handshake(ByteChannel ch, Export export, String peer) {
+    /** {@code stopping}: true once the server stops; options are then refused (see {@link #run}). */
+    Handshake(ByteChannel ch, Export export, String peer, BooleanSupplier stopping) {
         this.ch = ch;
         this.export = export;
         this.peer = peer;
+        this.stopping = stopping;
     }
 
     /** Runs the handshake; empty when the client ended it with {@code NBD_OPT_ABORT}. */
@@ -65,11 +81,33 @@ final class Handshake {
             }
             int option = header.getInt();
             long length = Integer.toUnsignedLong(header.getInt());
-            if (length > MAX_OPTION_LENGTH) {
+            if (length > MAX_DROPPED_OPTION_LENGTH || (length > MAX_OPTION_LENGTH && option == NBD_OPT_EXPORT_NAME)) {
                 throw new ProtocolException("option " + option + " carries " + length + " bytes (limit "
-                        + MAX_OPTION_LENGTH + ")");
+                        + (option == NBD_OPT_EXPORT_NAME ? MAX_OPTION_LENGTH : MAX_DROPPED_OPTION_LENGTH) + ")");
             }
-            if (option(option, read((int) length))) {
+            ByteBuffer data = null;
+            if (length > MAX_OPTION_LENGTH) {
+                ChannelIO.skip(ch, length, ByteBuffer.allocate(64 << 10));
+            } else {
+                data = read((int) length);
+            }
+            if (stopping.getAsBoolean() && option != NBD_OPT_ABORT) {
+                // spec: a server being shut down SHOULD error further options with ERR_SHUTDOWN
+                if (option == NBD_OPT_EXPORT_NAME) {
+                    throw new IOException("NBD_OPT_EXPORT_NAME while the server is shutting down (no error reply exists)");
+                }
+                error(option, NBD_REP_ERR_SHUTDOWN, "the server is shutting down");
+                continue;
+            }
+            if (data == null) {
+                if (option == NBD_OPT_SET_META_CONTEXT) {
+                    baseAllocation = false; // a failed SET replaces the selection too
+                }
+                error(option, known(option) ? NBD_REP_ERR_INVALID : NBD_REP_ERR_UNSUP,
+                        "option data of " + length + " bytes is longer than " + MAX_OPTION_LENGTH);
+                continue;
+            }
+            if (option(option, data)) {
                 return Optional.ofNullable(chosen);
             }
         }
@@ -107,6 +145,14 @@ final class Handshake {
         return false;
     }
 
+    private static boolean known(int option) {
+        return switch (option) {
+            case NBD_OPT_EXPORT_NAME, NBD_OPT_ABORT, NBD_OPT_GO, NBD_OPT_INFO, NBD_OPT_LIST, NBD_OPT_STRUCTURED_REPLY,
+                 NBD_OPT_LIST_META_CONTEXT, NBD_OPT_SET_META_CONTEXT -> true;
+            default -> false;
+        };
+    }
+
     private Session session() {
         return new Session(export, structuredReplies, structuredReplies && baseAllocation);
     }
@@ -117,7 +163,7 @@ final class Handshake {
         }
         String name = utf8(data, data.remaining());
         if (!export.answersTo(name)) {
-            throw new ProtocolException("NBD_OPT_EXPORT_NAME asks for unknown export '" + name + "'");
+            throw new ProtocolException("NBD_OPT_EXPORT_NAME asks for unknown export '" + LogText.escape(name) + "'");
         }
         ByteBuffer out = ByteBuffer.allocate(noZeroes ? 10 : 134);
         out.putLong(export.size()).putShort((short) export.transmissionFlags());
@@ -144,7 +190,7 @@ final class Handshake {
             return false;
         }
         if (!export.answersTo(name)) {
-            error(option, NBD_REP_ERR_UNKNOWN, "no export named '" + name + "'");
+            error(option, NBD_REP_ERR_UNKNOWN, "no export named '" + LogText.escape(name) + "'");
             return false;
         }
         infoReply(option, ByteBuffer.allocate(12).putShort((short) NBD_INFO_EXPORT)
@@ -180,9 +226,13 @@ final class Handshake {
     /**
      * LIST_META_CONTEXT and SET_META_CONTEXT: export name, then a count of queries. Listing with no
      * query, with {@code base:} or with {@code base:allocation} shows {@code base:allocation};
-     * setting selects it only when asked for by its full name. Setting replaces the selection.
+     * setting selects it only when asked for by its full name. Setting replaces the selection, also
+     * when it fails (spec), so a failed SET leaves no context selected.
      */
     private void metaContext(int option, ByteBuffer data) throws IOException {
+        if (option == NBD_OPT_SET_META_CONTEXT) {
+            baseAllocation = false;
+        }
         if (!structuredReplies) {
             error(option, NBD_REP_ERR_INVALID, "negotiate NBD_OPT_STRUCTURED_REPLY first");
             return;
@@ -204,7 +254,7 @@ final class Handshake {
             return;
         }
         if (!export.answersTo(name)) {
-            error(option, NBD_REP_ERR_UNKNOWN, "no export named '" + name + "'");
+            error(option, NBD_REP_ERR_UNKNOWN, "no export named '" + LogText.escape(name) + "'");
             return;
         }
         boolean listing = option == NBD_OPT_LIST_META_CONTEXT;

@@ -7,8 +7,10 @@ import java.util.concurrent.locks.ReentrantLock;
  * Back-pressure for one connection: bounds the requests and payload bytes in flight (read from the
  * socket, not yet answered). The connection's reader calls {@link #acquire} before it reads a
  * request's payload, so when the bound is reached it stops reading the socket and the client's
- * sends block. A request larger than the byte bound is let through alone. {@link #cancel} wakes a
- * waiting reader for shutdown.
+ * sends block. A request larger than the byte bound is let through alone. {@link #cancel} (the
+ * server is stopping) makes waiting and later acquires fail, so that no request starts after it;
+ * {@link #awaitIdle} is for the server's stop only, always with a deadline: nothing else waits for
+ * a connection's requests (the last one to finish ends the connection, see {@link Connection}).
  */
 final class InFlightLimiter {
     private final int maxRequests;

@@ -22,6 +22,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -38,11 +39,27 @@ import org.slf4j.LoggerFactory;
  * server.close();                                     // the device stays open: its owner closes it
  * }</pre>
  *
- * <p>Each accepted connection runs on its own virtual thread (see {@link Connection} for the request
- * pipeline); requests run on virtual threads too. Connections beyond {@code maxConnections} are
- * closed at once with a log line. {@link #close()} stops accepting, stops reading requests, lets
- * in-flight requests finish and answer for up to the shutdown grace period, then closes every
- * connection.
+ * <p>Each accepted connection is read by a platform thread of a reader pool (see {@link Connection}
+ * for the request pipeline); requests run on virtual threads. Connections beyond
+ * {@code maxConnections} are closed at once with a log line.
+ *
+ * <h2>Memory</h2>
+ * Request payloads live in pooled direct buffers. Per connection at most {@code maxInFlightRequests}
+ * requests and {@code maxInFlightBytes} of payload are in flight; for the whole server at most
+ * {@code maxBufferedBytes} (default: a quarter of the JVM's direct memory limit, 64 MiB .. 1 GiB);
+ * past either bound the readers stop reading until replies have gone out. Idle buffers kept for
+ * reuse: {@code bufferRetain} (default 64 MiB). Each connection also has a 256 KiB input buffer and
+ * a 64 KiB reply buffer. A request whose buffer cannot be allocated anyway is answered ENOMEM.
+ *
+ * <h2>Stop</h2>
+ * <pre>{@code
+ * server.drain();    // stop accepting; requests received from now on: ESHUTDOWN; wait for those in flight (grace)
+ * device.close();    // calls still blocked in the device fail (DeviceClosedException: ESHUTDOWN)
+ * server.close();    // wait for their replies (grace), then close every connection
+ * }</pre>
+ * {@link #close()} alone drains first. A device call that never returns costs at most two grace
+ * periods (and a second), after which its connection is closed without its reply. The server never
+ * closes the device.
  */
 public final class NbdServer implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(NbdServer.class);
@@ -52,22 +69,26 @@ public final class NbdServer implements AutoCloseable {
     private final Duration shutdownGrace;
     private final Semaphore connectionSlots;
     private final Set<Connection> connections = ConcurrentHashMap.newKeySet();
-    private final Set<Thread> connectionThreads = ConcurrentHashMap.newKeySet();
     private final List<Listener> listeners = new CopyOnWriteArrayList<>();
     private final AtomicLong connectionIds = new AtomicLong();
+    /** No longer accepting, no request starts any more: set by {@link #drain()}. */
     private volatile boolean closed;
+    private final AtomicBoolean stopped = new AtomicBoolean();
+    private final AtomicBoolean finished = new AtomicBoolean();
 
     private record Listener(ServerSocketChannel channel, String uri, Path socketFile, Thread acceptor) {
     }
 
     private NbdServer(Builder b) {
         Export export = new Export(b.exportName, b.description, b.device, b.readOnly);
+        ExecutorService readers = Executors.newCachedThreadPool(Thread.ofPlatform().daemon().name("nbd-reader-", 1).factory());
         ExecutorService requests = Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("nbd-request").factory());
         ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(
                 Thread.ofPlatform().daemon().name("nbd-timer").factory());
-        this.ctx = new ConnectionContext(export, requests, new BufferPool(b.bufferRetainPerClass), new NbdStats(), timer,
-                b.maxInFlightRequests, b.maxInFlightBytes, b.handshakeTimeout,
-                new InlineWatch(timer, connections, Connection.INLINE_TAKEOVER_NANOS));
+        long budget = b.maxBufferedBytes > 0 ? b.maxBufferedBytes : defaultMaxBufferedBytes();
+        this.ctx = new ConnectionContext(export, readers, requests, new BufferPool(b.bufferRetain, b.allocator),
+                new PayloadBudget(budget), new NbdStats(), timer, b.maxInFlightRequests, b.maxInFlightBytes,
+                b.handshakeTimeout, new InlineWatch(timer, connections, Connection.INLINE_TAKEOVER_NANOS));
         this.maxConnections = b.maxConnections;
         this.shutdownGrace = b.shutdownGrace;
         this.connectionSlots = new Semaphore(b.maxConnections);
@@ -136,37 +157,124 @@ public final class NbdServer implements AutoCloseable {
         return maxConnections;
     }
 
+    /** Payload bytes all connections may hold at once, by default (see class comment). */
+    public long maxBufferedBytes() {
+        return ctx.budget().capacity();
+    }
+
     /**
-     * Stops accepting, stops reading requests, waits up to the shutdown grace for in-flight requests
-     * to be answered, then closes every connection and removes unix socket files. Does not close the
-     * device. Idempotent.
+     * The first half of stopping (see class comment): stops accepting connections and removes unix
+     * socket files; from now on no request starts: every request received is answered ESHUTDOWN (the
+     * spec's error for a server shutting down, after which clients disconnect), and handshake options
+     * {@code NBD_REP_ERR_SHUTDOWN}. Then waits up to the shutdown grace for the requests in flight.
+     * Returns true if none is left. Connections stay open (their readers answer what clients send)
+     * until {@link #close()}. Call it once, before closing the device.
+     */
+    public boolean drain() {
+        if (stopped.compareAndSet(false, true)) {
+            closed = true;
+            for (Listener l : listeners) {
+                closeQuietly(l);
+            }
+            ctx.budget().close();
+            connections.forEach(Connection::stopServing);
+            log.info("NBD server stopping: {} connection(s); requests from now on are answered ESHUTDOWN",
+                    connections.size());
+        }
+        long deadline = System.nanoTime() + shutdownGrace.toNanos();
+        boolean idle = awaitRequests(deadline);
+        if (!idle) {
+            log.warn("requests still in flight after {}: closing the device fails them", shutdownGrace);
+        }
+        return idle;
+    }
+
+    /**
+     * Stops serving: {@link #drain()} if not done yet; waits up to the shutdown grace until every
+     * request is answered (after the device was closed, the ones blocked in it fail fast) and every
+     * connection's reader waits for more, then closes every connection. Does not close the device.
+     * Bounded: a device call that never returns is left behind (logged). Idempotent.
      */
     @Override
     public void close() {
-        if (closed) {
+        if (!finished.compareAndSet(false, true)) {
             return;
         }
-        closed = true;
-        for (Listener l : listeners) {
-            closeQuietly(l);
+        if (!stopped.get()) {
+            drain();
         }
-        connections.forEach(Connection::stopReading);
         long deadline = System.nanoTime() + shutdownGrace.toNanos();
-        joinAll(deadline);
-        if (!connectionThreads.isEmpty()) {
-            log.warn("{} connection(s) still busy after {}; closing them", connectionThreads.size(), shutdownGrace);
-            connections.forEach(Connection::abort);
-            joinAll(System.nanoTime() + shutdownGrace.toNanos());
-        }
+        boolean idle = awaitRequests(deadline);
+        awaitCondition(deadline, () -> connections.stream().allMatch(Connection::answeredAll));
+        connections.forEach(Connection::abort);
+        // readers see their socket closed, requests their reply fail: moments, unless a device call hangs
+        awaitCondition(System.nanoTime() + Math.min(shutdownGrace.toNanos(), TimeUnit.SECONDS.toNanos(1)),
+                connections::isEmpty);
         for (Listener l : listeners) {
             join(l.acceptor(), System.nanoTime() + TimeUnit.SECONDS.toNanos(1));
         }
         ctx.requests().shutdown();
+        ctx.readers().shutdown();
         ctx.timer().shutdownNow();
-        if (!connectionThreads.isEmpty()) {
-            log.warn("{} connection(s) did not stop: a device call is blocked", connectionThreads.size());
+        if (!idle || !connections.isEmpty()) {
+            log.warn("{} connection(s) closed with a device call still running (blocked in the device)",
+                    connections.size());
         }
         log.info("NBD server closed");
+    }
+
+    /** Waits until no connection has a request in flight, or the deadline. */
+    private boolean awaitRequests(long deadlineNanos) {
+        try {
+            for (Connection c : List.copyOf(connections)) {
+                if (!c.awaitIdle(deadlineNanos)) {
+                    return false;
+                }
+            }
+            return true;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+    }
+
+    private void awaitCondition(long deadlineNanos, java.util.function.BooleanSupplier done) {
+        synchronized (connections) {
+            while (!done.getAsBoolean()) {
+                long left = deadlineNanos - System.nanoTime();
+                if (left <= 0) {
+                    return;
+                }
+                try {
+                    // woken when a connection ends; readers going idle are polled
+                    connections.wait(Math.max(1, Math.min(10, TimeUnit.NANOSECONDS.toMillis(left))));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
+        }
+    }
+
+    private static long defaultMaxBufferedBytes() {
+        long direct = maxDirectMemory();
+        return Math.clamp(direct / 4, 2L * NbdConstants.MAX_PAYLOAD_SIZE, 1L << 30);
+    }
+
+    /** The JVM's direct memory limit: -XX:MaxDirectMemorySize, or the heap's maximum when unset. */
+    static long maxDirectMemory() {
+        try {
+            String v = java.lang.management.ManagementFactory
+                    .getPlatformMXBean(com.sun.management.HotSpotDiagnosticMXBean.class)
+                    .getVMOption("MaxDirectMemorySize").getValue();
+            long n = Long.parseLong(v);
+            if (n > 0) {
+                return n;
+            }
+        } catch (RuntimeException e) {
+            log.debug("MaxDirectMemorySize unknown ({}); assuming the heap's maximum", e.toString());
+        }
+        return Runtime.getRuntime().maxMemory();
     }
 
     private void start(ServerSocketChannel channel, String uri, Path socketFile) {
@@ -214,20 +322,27 @@ public final class NbdServer implements AutoCloseable {
         } catch (IOException e) {
             log.debug("{}: socket options not set: {}", peer, e.toString());
         }
-        Connection c = new Connection(ch, peer, ctx, connectionThreads, closing -> {
-            connections.remove(closing);
-            connectionThreads.remove(Thread.currentThread());
+        Connection c = new Connection(ch, peer, ctx, ended -> {
             connectionSlots.release();
             ctx.stats().connectionClosed();
+            synchronized (connections) {
+                connections.remove(ended);
+                connections.notifyAll();
+            }
             log.debug("{}: closed", peer);
         });
         connections.add(c);
-        Thread t = Thread.ofPlatform().daemon().name(peer).unstarted(c);
-        connectionThreads.add(t);
         log.debug("{}: accepted", peer);
-        t.start();
         if (closed) {
-            c.stopReading();
+            c.stopServing();
+        }
+        try {
+            ctx.readers().execute(c);
+        } catch (java.util.concurrent.RejectedExecutionException e) { // closed meanwhile
+            connections.remove(c);
+            c.abort();
+            connectionSlots.release();
+            ctx.stats().connectionClosed();
         }
     }
 
@@ -236,12 +351,6 @@ public final class NbdServer implements AutoCloseable {
             return ch.getRemoteAddress() instanceof InetSocketAddress a ? " (" + a + ")" : "";
         } catch (IOException e) {
             return "";
-        }
-    }
-
-    private void joinAll(long deadlineNanos) {
-        for (Thread t : List.copyOf(connectionThreads)) {
-            join(t, deadlineNanos);
         }
     }
 
@@ -283,7 +392,9 @@ public final class NbdServer implements AutoCloseable {
         private int maxConnections = 64;
         private int maxInFlightRequests = 128;
         private long maxInFlightBytes = 64L << 20;
-        private long bufferRetainPerClass = 16L << 20;
+        private long maxBufferedBytes;
+        private long bufferRetain = 64L << 20;
+        private java.util.function.IntFunction<java.nio.ByteBuffer> allocator = java.nio.ByteBuffer::allocateDirect;
         private Duration handshakeTimeout = Duration.ofSeconds(30);
         private Duration shutdownGrace = Duration.ofSeconds(5);
 
@@ -334,9 +445,29 @@ public final class NbdServer implements AutoCloseable {
             return this;
         }
 
-        /** Idle payload buffers kept per size class for reuse (default 16 MiB). */
-        public Builder bufferRetainPerClass(long n) {
-            this.bufferRetainPerClass = positive(n, "bufferRetainPerClass");
+        /**
+         * READ/WRITE payload bytes all connections together may hold in buffers (default: a quarter
+         * of the JVM's direct memory limit, 64 MiB .. 1 GiB); at least 32 MiB, one largest request.
+         * Past it, readers wait for memory instead of reading more requests.
+         */
+        public Builder maxBufferedBytes(long n) {
+            if (n < NbdConstants.MAX_PAYLOAD_SIZE) {
+                throw new IllegalArgumentException("maxBufferedBytes must be at least " + NbdConstants.MAX_PAYLOAD_SIZE
+                        + " (one largest request): " + n);
+            }
+            this.maxBufferedBytes = n;
+            return this;
+        }
+
+        /** Idle payload buffers kept for reuse, all sizes together (default 64 MiB). */
+        public Builder bufferRetain(long n) {
+            this.bufferRetain = positive(n, "bufferRetain");
+            return this;
+        }
+
+        /** Tests: how direct buffers are made (to inject allocation failures). */
+        Builder bufferAllocator(java.util.function.IntFunction<java.nio.ByteBuffer> allocator) {
+            this.allocator = Objects.requireNonNull(allocator, "allocator");
             return this;
         }
 
@@ -346,7 +477,10 @@ public final class NbdServer implements AutoCloseable {
             return this;
         }
 
-        /** Time {@link NbdServer#close()} lets in-flight requests finish (default 5 s). */
+        /**
+         * How long {@link NbdServer#drain()} lets requests in flight finish, and how long
+         * {@link NbdServer#close()} then waits for the last replies (default 5 s each).
+         */
         public Builder shutdownGrace(Duration d) {
             this.shutdownGrace = positive(d, "shutdownGrace");
             return this;

@@ -26,6 +26,8 @@ public final class NbdStats {
     private final LongAdder protocolViolations = new LongAdder();
     private final LongAdder inlineRequests = new LongAdder();
     private final LongAdder inlineTakeovers = new LongAdder();
+    private final LongAdder bufferWaits = new LongAdder();
+    private final LongAdder allocationFailures = new LongAdder();
     private final AtomicInteger connectionsActive = new AtomicInteger();
 
     /**
@@ -43,11 +45,13 @@ public final class NbdStats {
      * @param inlineRequests requests run on the connection's reader (nothing else was in flight or
      *                       pending) instead of a request thread
      * @param inlineTakeovers inline requests that ran so long that a new thread took over reading
+     * @param bufferWaits requests that waited for payload memory (the server-wide budget was in use)
+     * @param allocationFailures requests answered ENOMEM because no buffer could be allocated
      */
     public record Snapshot(Map<String, Long> requests, Map<String, Long> errors, long bytesRead, long bytesWritten,
                            long connectionsAccepted, long connectionsRefused, int connectionsActive,
                            long protocolViolations, long inlineRequests,
-                           long inlineTakeovers) {
+                           long inlineTakeovers, long bufferWaits, long allocationFailures) {
         /** Requests received for a command name (0 if none). */
         public long requests(String command) {
             return requests.getOrDefault(command, 0L);
@@ -72,11 +76,19 @@ public final class NbdStats {
         err.put("other", errors[ERRORS.length].sum());
         return new Snapshot(Map.copyOf(req), Map.copyOf(err), bytesRead.sum(), bytesWritten.sum(),
                 connectionsAccepted.sum(), connectionsRefused.sum(), connectionsActive.get(), protocolViolations.sum(),
-                inlineRequests.sum(), inlineTakeovers.sum());
+                inlineRequests.sum(), inlineTakeovers.sum(), bufferWaits.sum(), allocationFailures.sum());
     }
 
     void inlineTakeover() {
         inlineTakeovers.increment();
+    }
+
+    void bufferWait() {
+        bufferWaits.increment();
+    }
+
+    void allocationFailure() {
+        allocationFailures.increment();
     }
 
     void inlineRequest() {

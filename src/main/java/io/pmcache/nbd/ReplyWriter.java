@@ -41,9 +41,18 @@ final class ReplyWriter {
         this.structured = structured;
     }
 
-    /** From now on, replies sent by {@code t} (the reader) are coalesced until {@link #flush}. */
+    /**
+     * From now on, replies sent by {@code t} (the reader) are coalesced until {@link #flush}. Under
+     * the lock, so a reply the previous reader (overtaken in a slow request) coalesces is in the
+     * buffer before this returns, and {@code t}'s next flush sends it; later ones go straight out.
+     */
     void deferFor(Thread t) {
-        deferring = t;
+        lock.lock();
+        try {
+            deferring = t;
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** Sends the coalesced replies, if any. */

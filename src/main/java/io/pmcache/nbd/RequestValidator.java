@@ -8,8 +8,9 @@ import static io.pmcache.nbd.NbdConstants.*;
  * <p>Order of checks (first failure wins): unknown command; a flag not documented for the command
  * (FUA is accepted on every command, as the spec requires once SEND_FUA is advertised); writes,
  * trims and zeroing on a read-only export; zero length; a READ or WRITE over
- * {@link NbdConstants#MAX_PAYLOAD_SIZE}; the range against the export size (ENOSPC for commands
- * that write, EINVAL otherwise); FLUSH with a range; BLOCK_STATUS without {@code base:allocation};
+ * {@link NbdConstants#MAX_PAYLOAD_SIZE}; the range against the export size (ENOSPC for WRITE and
+ * WRITE_ZEROES, which the spec lets answer ENOSPC; EINVAL for everything else, TRIM included);
+ * FLUSH with a range; BLOCK_STATUS without {@code base:allocation};
  * WRITE_ZEROES with FAST_ZERO (ENOTSUP: a {@code BlockDevice} cannot tell whether it zeroes fast,
  * so this server never promises it — the client then falls back to writing zeroes itself).
  * Unaligned requests are accepted: the device is byte-addressed.
@@ -48,7 +49,8 @@ final class RequestValidator {
             return Rejection.TOO_LARGE;
         }
         if (r.offset() < 0 || r.offset() > size || r.length() > size - r.offset()) {
-            return writes ? Rejection.NO_SPACE : Rejection.BEYOND_END;
+            return r.type() == NBD_CMD_WRITE || r.type() == NBD_CMD_WRITE_ZEROES ? Rejection.NO_SPACE
+                    : Rejection.BEYOND_END;
         }
         if (r.type() == NBD_CMD_BLOCK_STATUS && !baseAllocation) {
             return Rejection.NO_META_CONTEXT;

@@ -168,6 +168,93 @@ class HandshakeTest {
     }
 
     @Test
+    void failedSetMetaContextClearsThePreviousSelection() throws Exception {
+        // spec: SET_META_CONTEXT "replaces all previously-set metadata contexts (including when this
+        // command fails)"; a BLOCK_STATUS after a failed SET has no context and gets EINVAL
+        byte[][] failing = {
+            NbdTestClient.metaContextData("missing", BASE_ALLOCATION), // unknown export
+            new byte[] {0, 0, 0, 0, 0, 0, 0, 1},                       // truncated query list
+        };
+        for (byte[] bad : failing) {
+            try (NbdTestClient c = NbdTestClient.connect(socket)) {
+                c.greet(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+                c.option(NBD_OPT_STRUCTURED_REPLY, new byte[0]);
+                assertThat(c.readOptionReply().type()).isEqualTo(NBD_REP_ACK);
+                c.option(NBD_OPT_SET_META_CONTEXT, NbdTestClient.metaContextData("", BASE_ALLOCATION));
+                assertThat(c.readOptionReply().type()).isEqualTo(NBD_REP_META_CONTEXT);
+                assertThat(c.readOptionReply().type()).isEqualTo(NBD_REP_ACK);
+                c.option(NBD_OPT_SET_META_CONTEXT, bad);
+                assertThat(c.readOptionReply().type() & NBD_REP_FLAG_ERROR).isEqualTo(NBD_REP_FLAG_ERROR);
+                c.option(NBD_OPT_GO, NbdTestClient.infoData("", new int[0]));
+                NbdTestClient.OptionReply r;
+                while ((r = c.readOptionReply()).type() == NBD_REP_INFO) {
+                    assertThat(r.option()).isEqualTo(NBD_OPT_GO);
+                }
+                assertThat(r.type()).isEqualTo(NBD_REP_ACK);
+                c.structured = true;
+                c.request(0, NBD_CMD_BLOCK_STATUS, 1, 0, 4096, null);
+                NbdTestClient.Reply reply = c.reply(0);
+                assertThat(reply.handle()).isEqualTo(1);
+                assertThat(reply.error()).as("no metadata context is selected any more").isEqualTo(NBD_EINVAL);
+            }
+        }
+    }
+
+    @Test
+    void unknownOptionsUpTo32MiBAreReadAndRefusedAndHagglingContinues() throws Exception {
+        try (NbdTestClient c = NbdTestClient.connect(socket)) {
+            c.greet(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+            byte[] big = new byte[(1 << 20) + 3];
+            java.util.Arrays.fill(big, (byte) 0x49); // 'I': no option magic hidden in it either way
+            c.option(4242, big);
+            NbdTestClient.OptionReply unsup = c.readOptionReply();
+            assertThat(unsup.option()).isEqualTo(4242);
+            assertThat(unsup.type()).isEqualTo(NBD_REP_ERR_UNSUP);
+            // a known option too long to be legitimate: refused as invalid, payload dropped
+            c.option(NBD_OPT_LIST, new byte[(64 << 10) + 1]);
+            assertThat(c.readOptionReply().type()).isEqualTo(NBD_REP_ERR_INVALID);
+            c.option(NBD_OPT_GO, NbdTestClient.infoData("disk", new int[0]));
+            NbdTestClient.OptionReply r;
+            while ((r = c.readOptionReply()).type() == NBD_REP_INFO) {
+                assertThat(r.option()).isEqualTo(NBD_OPT_GO);
+            }
+            assertThat(r.type()).isEqualTo(NBD_REP_ACK);
+            c.size = SIZE;
+            assertThat(c.read(1, 0, 512)).hasSize(512);
+        }
+        assertThat(server.stats().snapshot().protocolViolations()).isZero();
+    }
+
+    @Test
+    void whatClientsSendIsLoggedEscaped() throws Exception {
+        ch.qos.logback.classic.Logger nbdLog = (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger("io.pmcache.nbd");
+        ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> events =
+                new ch.qos.logback.core.read.ListAppender<>();
+        events.start();
+        ch.qos.logback.classic.Level level = nbdLog.getLevel();
+        nbdLog.setLevel(ch.qos.logback.classic.Level.DEBUG);
+        nbdLog.addAppender(events);
+        String forged = "x\n2026-01-01T00:00:00.000Z ERROR Cache - FAKE\r\u2028\u001b[31m";
+        try {
+            try (NbdTestClient c = NbdTestClient.connect(socket)) {
+                c.greet(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+                c.option(NBD_OPT_INFO, NbdTestClient.infoData(forged, new int[0]));
+                assertThat(c.readOptionReply().type()).isEqualTo(NBD_REP_ERR_UNKNOWN);
+                c.option(NBD_OPT_EXPORT_NAME, forged.getBytes(StandardCharsets.UTF_8));
+                assertThat(c.closedByServer()).isTrue();
+            }
+            server.close(); // the connection's last log lines are written by now
+        } finally {
+            nbdLog.detachAppender(events);
+            nbdLog.setLevel(level);
+        }
+        List<String> lines = events.list.stream().map(e -> e.getFormattedMessage()).toList();
+        assertThat(lines).as("the name was logged").anyMatch(l -> l.contains("FAKE"));
+        assertThat(lines).allSatisfy(l -> assertThat(l).doesNotContain("\n", "\r", "\u2028", "\u001b"));
+        assertThat(lines).anyMatch(l -> l.contains("x\\n2026"));
+    }
+
+    @Test
     void badOptionMagicAndHugeOptionCloseTheConnection() throws Exception {
         try (NbdTestClient c = NbdTestClient.connect(socket)) {
             c.greet(NBD_FLAG_C_FIXED_NEWSTYLE);

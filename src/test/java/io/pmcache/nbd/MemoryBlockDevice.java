@@ -1,6 +1,7 @@
 package io.pmcache.nbd;
 
 import io.pmcache.device.BlockDevice;
+import io.pmcache.device.DeviceClosedException;
 import io.pmcache.device.Ranges;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -9,9 +10,12 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * A RAM-backed {@link BlockDevice} for tests and transport benchmarks, with two test hooks: an
- * offset whose reads and writes fail with an IOException, and a latch that holds reads at one
- * offset until it is opened.
+ * A RAM-backed {@link BlockDevice} for tests and transport benchmarks, with test hooks: an offset
+ * whose reads and writes fail with an IOException, a latch that holds reads at one offset until it
+ * is opened, a hook every read runs first, and a hook every call runs first. Like the cache, it
+ * answers every call after {@link #close()} with {@link DeviceClosedException}, and
+ * {@link #awaitClose()} lets a hook block until the device is closed (a call blocked inside a
+ * device that its close then fails).
  */
 public final class MemoryBlockDevice implements BlockDevice {
     private final Arena arena = Arena.ofShared();
@@ -21,6 +25,8 @@ public final class MemoryBlockDevice implements BlockDevice {
     private volatile long heldOffset = -1;
     private volatile CountDownLatch gate;
     private volatile ReadHook readHook;
+    private volatile CallHook callHook;
+    private final CountDownLatch closing = new CountDownLatch(1);
     private volatile boolean closed;
 
     public MemoryBlockDevice(long size) {
@@ -35,6 +41,7 @@ public final class MemoryBlockDevice implements BlockDevice {
     @Override
     public void read(long offset, MemorySegment dst) throws IOException {
         check(offset, dst.byteSize());
+        call("read", offset);
         ReadHook h = readHook;
         if (h != null) {
             h.beforeRead(offset);
@@ -54,28 +61,59 @@ public final class MemoryBlockDevice implements BlockDevice {
     @Override
     public void write(long offset, MemorySegment src, boolean fua) throws IOException {
         check(offset, src.byteSize());
+        call("write", offset);
         MemorySegment.copy(src, 0, data, offset, src.byteSize());
     }
 
     @Override
-    public void flush() {
+    public void flush() throws IOException {
+        open();
+        call("flush", 0);
         flushes.incrementAndGet();
     }
 
     @Override
     public void trim(long offset, long length) throws IOException {
         check(offset, length);
+        call("trim", offset);
         data.asSlice(offset, length).fill((byte) 0);
     }
 
     @Override
     public void writeZeroes(long offset, long length, boolean fua) throws IOException {
-        trim(offset, length);
+        check(offset, length);
+        call("zero", offset);
+        data.asSlice(offset, length).fill((byte) 0);
     }
 
+    /** Marks the device closed: later calls, and calls blocked in {@link #awaitClose()}, fail. */
     @Override
     public void close() {
         closed = true;
+        closing.countDown();
+    }
+
+    /**
+     * For hooks: blocks until {@link #close()}, then throws {@link DeviceClosedException}, as the
+     * cache does for a call that waits inside it (for space, say) when it is closed.
+     */
+    public void awaitClose() throws IOException {
+        try {
+            closing.await();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new java.io.InterruptedIOException("interrupted while waiting for close");
+        }
+        throw new DeviceClosedException("device closed while the call waited");
+    }
+
+    /** Something every call does first: {@code op} is read, write, flush, trim or zero. */
+    public interface CallHook {
+        void beforeCall(String op, long offset) throws IOException;
+    }
+
+    public void onCall(CallHook hook) {
+        callHook = hook;
     }
 
     /** Makes every read or write that covers {@code offset} fail. */
@@ -106,7 +144,21 @@ public final class MemoryBlockDevice implements BlockDevice {
         return closed;
     }
 
+    private void call(String op, long offset) throws IOException {
+        CallHook h = callHook;
+        if (h != null) {
+            h.beforeCall(op, offset);
+        }
+    }
+
+    private void open() throws DeviceClosedException {
+        if (closed) {
+            throw new DeviceClosedException("device is closed");
+        }
+    }
+
     private void check(long offset, long length) throws IOException {
+        open();
         Ranges.check(this, offset, length);
         long f = failingOffset;
         if (f >= offset && f < offset + length) {

@@ -219,15 +219,35 @@ class NbdServerTest {
                     seen[(int) r.handle()] = true;
                 }
                 assertThat(seen).containsOnly(true);
-                // many small pipelined writes: answered (coalesced replies), and the data is there
-                for (int i = 0; i < 500; i++) {
-                    c.request(0, NBD_CMD_WRITE, 1000 + i, 512L * i, 512, new byte[512]);
-                }
+                // many small pipelined writes, all answered. Sent from a second thread while this one
+                // reads the replies, as real clients do: a client that sends more requests than the
+                // server keeps in flight without reading replies deadlocks with any server, since
+                // the server stops reading once its replies fill the socket (this test did, and hung
+                // under load whenever the replies left one by one instead of in batches).
+                Thread sender = sendInBackground(c, 500, i -> new int[] {NBD_CMD_WRITE, 1000 + i, 512 * i, 512});
                 for (int i = 0; i < 500; i++) {
                     assertThat(c.reply(0).error()).isZero();
                 }
+                sender.join();
             }
         }
+    }
+
+    /**
+     * Sends {@code count} requests on another thread (so the caller can read the replies meanwhile);
+     * {@code request} gives {type, handle, offset, length} for request i; writes carry zeros.
+     */
+    static Thread sendInBackground(NbdTestClient c, int count, java.util.function.IntFunction<int[]> request) {
+        return Thread.ofVirtual().start(() -> {
+            try {
+                for (int i = 0; i < count; i++) {
+                    int[] r = request.apply(i);
+                    c.request(0, r[0], r[1], r[2], r[3], r[0] == NBD_CMD_WRITE ? new byte[r[3]] : null);
+                }
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
     }
 
     /** Sends all writes of one client without waiting, then checks every reply and the data. */

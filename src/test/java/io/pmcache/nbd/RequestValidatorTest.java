@@ -38,7 +38,9 @@ class RequestValidatorTest {
         assertThat(v.validate(req(0, NBD_CMD_READ, SIZE, 1))).isEqualTo(Rejection.BEYOND_END);
         assertThat(v.validate(req(0, NBD_CMD_READ, Long.MIN_VALUE, 1))).isEqualTo(Rejection.BEYOND_END);
         assertThat(v.validate(req(0, NBD_CMD_WRITE, SIZE - 1, 2))).isEqualTo(Rejection.NO_SPACE);
-        assertThat(v.validate(req(0, NBD_CMD_TRIM, -1, 2))).isEqualTo(Rejection.NO_SPACE);
+        assertThat(v.validate(req(0, NBD_CMD_WRITE_ZEROES, SIZE, 1))).isEqualTo(Rejection.NO_SPACE);
+        assertThat(v.validate(req(0, NBD_CMD_TRIM, -1, 2))).as("ENOSPC is for writes only").isEqualTo(Rejection.BEYOND_END);
+        assertThat(v.validate(req(0, NBD_CMD_TRIM, SIZE - 1, 2))).isEqualTo(Rejection.BEYOND_END);
         assertThat(v.validate(req(0, NBD_CMD_WRITE, 0, 0))).isEqualTo(Rejection.ZERO_LENGTH);
         assertThat(v.validate(req(0, NBD_CMD_READ, 0, MAX_PAYLOAD_SIZE + 1L))).isEqualTo(Rejection.TOO_LARGE);
         assertThat(v.validate(req(0, NBD_CMD_FLUSH, 1, 0))).isEqualTo(Rejection.FLUSH_RANGE);
