@@ -56,11 +56,12 @@ public record CacheInfo(long sequence, LogPosition keyTail, LogPosition dirtyTai
         LogPosition dirty = new LogPosition(s.get(JAVA_INT_UNALIGNED, 24), s.get(JAVA_INT_UNALIGNED, 28),
                 s.get(JAVA_LONG_UNALIGNED, 32));
         int gc = s.get(JAVA_INT_UNALIGNED, 40);
+        long sequence = s.get(JAVA_LONG_UNALIGNED, 0);
         if (!key.isWithin(sb) || !dirty.isWithin(sb) || gc < 0 || gc > 90
-                || dirty.ksetSeq() < key.ksetSeq()) {
+                || dirty.ksetSeq() < key.ksetSeq() || !Layout.isSlotSequence(sequence)) {
             return null;
         }
-        return new CacheInfo(s.get(JAVA_LONG_UNALIGNED, 0), key, dirty, gc);
+        return new CacheInfo(sequence, key, dirty, gc);
     }
 
     /** Reads the newest valid slot; both invalid is corruption. */

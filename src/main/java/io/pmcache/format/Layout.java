@@ -47,6 +47,15 @@ public final class Layout {
         return (int) Math.min(n, Integer.MAX_VALUE - 1);
     }
 
+    /**
+     * True for a sequence a two-slot record can carry: copies are numbered 0, 1, 2, ... and a
+     * successor must carry a higher one, so a negative sequence (or the largest long, which has
+     * no successor) is damage even under a valid CRC.
+     */
+    public static boolean isSlotSequence(long sequence) {
+        return sequence >= 0 && sequence < Long.MAX_VALUE;
+    }
+
     /** Offset of slot {@code slot} (0 or 1) of segment {@code seg}'s info. */
     public static long segmentInfoSlot(int seg, int slot) {
         return SEGMENT_TABLE + seg * SEGMENT_TABLE_ENTRY + (long) slot * SegmentInfo.SLOT_SIZE;

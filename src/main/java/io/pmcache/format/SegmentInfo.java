@@ -46,10 +46,12 @@ public record SegmentInfo(long sequence, long generation, int next) {
         }
         int next = s.get(JAVA_INT_UNALIGNED, 16);
         long gen = s.get(JAVA_LONG_UNALIGNED, 8);
-        if ((next != NO_NEXT && (next < 0 || next >= segmentCount || next == seg)) || gen < 0) {
+        long sequence = s.get(JAVA_LONG_UNALIGNED, 0);
+        if ((next != NO_NEXT && (next < 0 || next >= segmentCount || next == seg)) || gen < 0
+                || !Layout.isSlotSequence(sequence)) {
             return null;
         }
-        return new SegmentInfo(s.get(JAVA_LONG_UNALIGNED, 0), gen, next);
+        return new SegmentInfo(sequence, gen, next);
     }
 
     /**

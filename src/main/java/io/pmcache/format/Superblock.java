@@ -32,8 +32,9 @@ import java.lang.foreign.MemorySegment;
  *
  * All integers little-endian. The superblock is the last thing format writes and persists, so a
  * torn format is never mistaken for a cache. Invariants checked on decode: segment size is a power
- * of two in [1 MiB, 1 GiB]; the segment area starts at {@link Layout#segmentAreaOffset} for the
- * count and ends within the medium.
+ * of two in [1 MiB, 1 GiB]; at least {@link #MIN_SEGMENT_COUNT} segments; the segment area starts
+ * at {@link Layout#segmentAreaOffset} for the count and ends within the medium, and within the
+ * medium size recorded at format (which is at most the medium's size now).
  */
 public record Superblock(int version, int flags, long segmentSize, int segmentCount, long segmentAreaOffset,
                          long backingSize, long backingFingerprint, long cacheId, long createdMillis,
@@ -47,6 +48,8 @@ public record Superblock(int version, int flags, long segmentSize, int segmentCo
     public static final long MIN_SEGMENT_SIZE = 1L << 20;
     public static final long MAX_SEGMENT_SIZE = 1L << 30;
     public static final long DEFAULT_SEGMENT_SIZE = 16L << 20;
+    /** Format refuses media with fewer segments: one data head's worth (CacheOptions.SEGMENTS_PER_HEAD). */
+    public static final int MIN_SEGMENT_COUNT = 4;
 
     private static final int OFF_MAGIC = 0;
     private static final int OFF_VERSION = 8;
@@ -129,8 +132,9 @@ public record Superblock(int version, int flags, long segmentSize, int segmentCo
             throw new MediaCorruptException(where + ": unknown superblock flags " + hex(flags & ~FLAGS_KNOWN));
         }
         checkSegmentSize(segmentSize, where);
-        if (segmentCount < 1) {
-            throw new MediaCorruptException(where + ": segment count " + segmentCount + " must be positive");
+        if (segmentCount < MIN_SEGMENT_COUNT) {
+            throw new MediaCorruptException(where + ": segment count " + segmentCount + ", but format writes at least "
+                    + MIN_SEGMENT_COUNT);
         }
         long expectedArea = Layout.segmentAreaOffset(segmentCount);
         if (segmentAreaOffset != expectedArea) {
@@ -141,6 +145,10 @@ public record Superblock(int version, int flags, long segmentSize, int segmentCo
         if (end > mediumBytes || mediumSize > mediumBytes) {
             throw new MediaCorruptException(where + ": segments end at " + end + " but the medium has only "
                     + mediumBytes + " bytes (was it truncated?)");
+        }
+        if (mediumSize < end) {
+            throw new MediaCorruptException(where + ": recorded medium size " + mediumSize
+                    + " ends before the segments (at " + end + ")");
         }
         if (backingSize < 0) {
             throw new MediaCorruptException(where + ": negative backing size " + backingSize);
