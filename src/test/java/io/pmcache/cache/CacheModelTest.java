@@ -379,17 +379,6 @@ class CacheModelTest {
 
     private static void verifyAfterCut(CacheHarness h, DiskModel model, String where) throws IOException {
         assertNoDamageReported(h, where);
-        int chunk = (int) (4 * MIB);
-        for (int off = 0; off < model.size(); off += chunk) {
-            int n = Math.min(chunk, model.size() - off);
-            byte[] got = read(h, off, n);
-            for (int s = 0; s < n / SECTOR; s++) {
-                long sector = off / SECTOR + s;
-                String problem = model.checkAfterCut(sector, got, s * SECTOR);
-                assertThat(problem).as("%s", where).isNull();
-                model.rebase(sector, got, s * SECTOR);
-            }
-        }
-        model.unflushed.clear();
+        model.verifyAfterCut(h, where);
     }
 }

@@ -162,6 +162,28 @@ final class DiskModel {
                 + unflushed.stream().map(Write::id).toList();
     }
 
+    /**
+     * Reads all of {@code device} after a power cut and checks every sector ({@link #checkAfterCut}),
+     * then takes what was read as the new, durable disk.
+     */
+    void verifyAfterCut(io.pmcache.device.BlockDevice device, String where) throws java.io.IOException {
+        int chunk = 4 << 20;
+        for (int off = 0; off < size(); off += chunk) {
+            int n = Math.min(chunk, size() - off);
+            byte[] got = new byte[n];
+            device.read(off, java.lang.foreign.MemorySegment.ofArray(got));
+            for (int s = 0; s < n / SECTOR; s++) {
+                long sector = off / SECTOR + s;
+                String problem = checkAfterCut(sector, got, s * SECTOR);
+                if (problem != null) {
+                    throw new AssertionError(where + ": " + problem);
+                }
+                rebase(sector, got, s * SECTOR);
+            }
+        }
+        unflushed.clear();
+    }
+
     /** After a cut has been verified: what was read is now the disk, and it is durable. */
     void rebase(long sector, byte[] got, int gotOff) {
         int at = (int) (sector * SECTOR);

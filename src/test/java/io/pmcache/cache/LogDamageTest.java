@@ -58,6 +58,25 @@ class LogDamageTest {
         return ksets;
     }
 
+    /** Writes three 64 KiB blocks into one kset, flushes, closes; returns that kset. */
+    private static LogReader.KsetAt threeKeysInOneKset(Rig rig) throws IOException {
+        Cache c = rig.open(QUIET);
+        for (int i = 0; i < 3; i++) {
+            c.write(i * (64 << 10), MemorySegment.ofArray(pattern(64 << 10, i)), false);
+        }
+        c.flush();
+        LogReader.KsetAt k = Rig.ksets(c).getFirst();
+        rig.closeCache();
+        return k;
+    }
+
+    private static long base(Rig rig, LogReader.KsetAt k) throws IOException {
+        Cache c = rig.open(QUIET);
+        long at = base(c, k);
+        rig.closeCache();
+        return at;
+    }
+
     private static void assertReadsBack(Cache c, int n) throws IOException {
         for (int i = 0; i < n; i++) {
             byte[] got = new byte[(int) MIB];
@@ -151,15 +170,9 @@ class LogDamageTest {
     @Test
     void aZeroedKeySlotBelowTheSealedCountIsCorruptionNotATornSeal() throws IOException {
         try (Rig rig = Rig.format(24, 64 * MIB, false)) {
-            Cache c = rig.open(QUIET);
-            for (int i = 0; i < 3; i++) {
-                c.write(i * (64 << 10), MemorySegment.ofArray(pattern(64 << 10, i)), false);
-            }
-            c.flush();
-            LogReader.KsetAt k = Rig.ksets(c).getFirst();
+            LogReader.KsetAt k = threeKeysInOneKset(rig);
             assertThat(k.sealedCount()).isEqualTo(3);
-            long slot1 = base(c, k) + Kset.slotOffset(1);
-            rig.closeCache();
+            long slot1 = base(rig, k) + Kset.slotOffset(1);
             rig.bytes().asSlice(slot1, KeyRecord.SIZE).fill((byte) 0);
 
             Checker.Report report = check(rig);
@@ -179,14 +192,7 @@ class LogDamageTest {
     @Test
     void aTornSealIsNotReportedAsDamage() throws IOException {
         try (Rig rig = Rig.format(24, 64 * MIB, false)) {
-            Cache c = rig.open(QUIET);
-            for (int i = 0; i < 3; i++) {
-                c.write(i * (64 << 10), MemorySegment.ofArray(pattern(64 << 10, i)), false);
-            }
-            c.flush();
-            LogReader.KsetAt k = Rig.ksets(c).getFirst();
-            long base = base(c, k);
-            rig.closeCache();
+            long base = base(rig, threeKeysInOneKset(rig));
             // The seal's count word never reached the medium (magic and CRC did), and the slots
             // beyond the keys hold what an older use of the segment left there.
             rig.bytes().set(JAVA_INT_UNALIGNED, base + 40, 0);

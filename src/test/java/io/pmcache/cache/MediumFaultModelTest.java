@@ -53,7 +53,7 @@ class MediumFaultModelTest {
             Cache cache = Cache.open(faulty, disk, options);
             assertThat(cache.status().corruptKeysSkipped() + cache.status().dataCrcErrors())
                     .as("%s: damage reported after a failed persist and a power cut", where).isZero();
-            verifyAfterCut(cache, model, where + " after reopening");
+            model.verifyAfterCut(cache, where + " after reopening");
             int ops = 200 + r.nextInt(1200);
             int armAt = r.nextInt(ops);
             boolean failedSeen = false;
@@ -122,7 +122,7 @@ class MediumFaultModelTest {
             disk = disk.cut(cutSeed ^ 0x5eed);
         }
         Cache last = Cache.open(medium, disk, CacheOptions.defaults().withParallel(1));
-        verifyAfterCut(last, model, seed + " at the end");
+        model.verifyAfterCut(last, seed + " at the end");
         last.close();
         medium.close();
         System.err.println("MediumFaultModelTest " + seed + ": " + failedRounds + " of " + rounds
@@ -143,20 +143,5 @@ class MediumFaultModelTest {
         long start = r.nextLong(DEVICE - len + 1);
         start -= start % SECTOR;
         return new long[] {start, len};
-    }
-
-    private static void verifyAfterCut(Cache cache, DiskModel model, String where) throws IOException {
-        int chunk = (int) (4 * MIB);
-        for (int off = 0; off < DEVICE; off += chunk) {
-            byte[] got = new byte[chunk];
-            cache.read(off, MemorySegment.ofArray(got));
-            for (int s = 0; s < chunk / SECTOR; s++) {
-                long sector = off / SECTOR + s;
-                String problem = model.checkAfterCut(sector, got, s * SECTOR);
-                assertThat(problem).as("%s", where).isNull();
-                model.rebase(sector, got, s * SECTOR);
-            }
-        }
-        model.unflushed.clear();
     }
 }
