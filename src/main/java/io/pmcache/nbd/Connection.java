@@ -39,8 +39,8 @@ import org.slf4j.LoggerFactory;
  *                  straight from the socket)
  *               8. small requests (and a request while nothing else is in flight or buffered) run
  *                  steps 9-11 right here on the reader, their replies coalesced and sent before the
- *                  reader next blocks on the socket; others go to a virtual thread, as do all
- *                  requests while in hand-off mode (see below). Go back to 1.
+ *                  reader next blocks on the socket; others go to a virtual thread, as do requests
+ *                  in hand-off mode (see below). Go back to 1.
  *  virtual thread per request (or the reader, see 8)
  *               9. CommandExecutor: device call on a MemorySegment view of the buffer
  *              10. ReplyWriter: one whole reply under the socket's write lock (any order)
@@ -55,11 +55,17 @@ import org.slf4j.LoggerFactory;
  * goes on reading the socket with a pooled input buffer (the overtaken request may still read its
  * payload from the old one, which it returns to the pool when done); the old thread finishes its
  * request and goes back to the pool. A run id in {@link #inlineRun} decides who owns the role, so
- * exactly one thread reads. A takeover also starts <em>hand-off mode</em>: for
- * {@link #HAND_OFF_NANOS} every request goes to its own virtual thread, extended whenever a
- * handed-off request is that slow too, so a slow device costs one takeover, not one per request.
- * Hand-off mode also starts when half of the last 8 inline requests took over
- * {@link #SLOW_INLINE_NANOS} (several, not one: a preempted thread or a GC pause is no slow device).
+ * exactly one thread reads. Hand-off mode sends requests to their own virtual threads for
+ * {@link #HAND_OFF_NANOS}, so that slow ones wait concurrently, in two strengths:
+ * <ul>
+ *   <li>a takeover starts it for every request, even one alone, and every handed-off request that
+ *       takes over {@link #INLINE_TAKEOVER_NANOS} too renews it ({@link #slowDeviceUntilNanos}): a
+ *       slow device costs one takeover, not one per request (issue 9: 200 for 200 slow reads);</li>
+ *   <li>half of the last 8 inline requests taking over {@link #SLOW_INLINE_NANOS} (several, not
+ *       one: a preempted thread or a GC pause is no slow device) starts it for pipelined requests
+ *       only ({@link #handOffUntilNanos}); a request alone still runs inline, which is what keeps
+ *       queue-depth-1 latency low on a busy machine.</li>
+ * </ul>
  *
  * <h2>Ending</h2>
  * {@link #holds} counts the reader's role plus every request in flight; whoever drops it to zero
@@ -114,8 +120,10 @@ final class Connection implements Runnable {
     private volatile boolean reading;
     /** The reader waits in a socket read at a request boundary: all it read is answered or in flight. */
     private volatile boolean readerIdle;
-    /** Requests are handed off until this instant (hand-off mode); written by any thread, racy but monotone enough. */
-    private volatile long handOffUntilNanos = System.nanoTime();
+    /** Every request is handed off until this instant (see class comment); any thread writes it, racily but harmlessly. */
+    private volatile long slowDeviceUntilNanos = System.nanoTime();
+    /** Pipelined requests are handed off until this instant (reader-owned). */
+    private long handOffUntilNanos = System.nanoTime();
     /** Id of the request running inline on the reader, 0 when none; the timer zeroes it to take over. */
     private final AtomicLong inlineRun = new AtomicLong();
     private volatile long inlineSinceNanos;
@@ -227,7 +235,7 @@ final class Connection implements Runnable {
         // This thread holds the reader's role until the new reader starts: the old reader is in its
         // request and touches no reader state any more (it saw its run id zeroed, or will).
         ctx.stats().inlineTakeover();
-        handOffUntilNanos = now + HAND_OFF_NANOS; // slow beyond doubt: hand off what follows
+        slowDeviceUntilNanos = now + HAND_OFF_NANOS; // slow beyond doubt: hand off what follows
         // (the timer never takes the reply lock: a reply blocked on a client that does not read
         // would stall every connection's takeovers; the new reader takes over the coalescing)
         ByteBuffer old = in;
@@ -414,12 +422,14 @@ final class Connection implements Runnable {
      * Runs or hands off one request (its limiter permit and hold are taken); true if it ran inline
      * and the reader's role was taken over meanwhile. Inline (on the reader, reply coalesced): any
      * request while nothing else is in flight or buffered, and requests with small payloads, unless
-     * in hand-off mode (see class comment).
+     * in hand-off mode (of either strength, see class comment).
      */
     private boolean dispatch(Request r, long bytes) throws IOException, InterruptedException {
         long payload = r.hasPayload() ? bytes : 0;
         boolean alone = limiter.inFlight() == 1 && in.remaining() <= payload;
-        boolean inline = System.nanoTime() - handOffUntilNanos >= 0 && (alone || bytes <= INLINE_MAX_BYTES);
+        long now = System.nanoTime();
+        boolean inline = now - slowDeviceUntilNanos >= 0
+                && (alone || (bytes <= INLINE_MAX_BYTES && now - handOffUntilNanos >= 0));
         ByteBuffer buf = null;
         long charged = 0; // payload budget taken for buf
         boolean passed = false; // from here on complete() releases what the request holds
@@ -544,7 +554,7 @@ final class Connection implements Runnable {
             long end = System.nanoTime();
             if (!inline && end - start > INLINE_TAKEOVER_NANOS) {
                 // as slow as an inline request that would have been overtaken: stay in hand-off mode
-                handOffUntilNanos = end + HAND_OFF_NANOS;
+                slowDeviceUntilNanos = end + HAND_OFF_NANOS;
             }
             release(buf, charged, bytes);
         }
