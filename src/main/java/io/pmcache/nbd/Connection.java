@@ -81,7 +81,7 @@ import org.slf4j.LoggerFactory;
  * device (the spec's answer for "the server is shutting down"), so are requests waiting for room in
  * step 5 or 6, and handshake options get {@code NBD_REP_ERR_SHUTDOWN}. The reader keeps reading, so
  * every request the client sent is answered; the server closes the socket once the requests in
- * flight are answered and the reader waits for more ({@link #answeredAll}), or after its grace.
+ * flight are answered and the reader waits for more ({@link #quiet}), or after its grace.
  *
  * <p>Invariants: only the reader reads the socket; only {@link ReplyWriter} writes it after the
  * handshake; every acquired limiter permit, budget, buffer and hold is released exactly once, by
@@ -120,6 +120,8 @@ final class Connection implements Runnable {
     private volatile boolean reading;
     /** The reader waits in a socket read at a request boundary: all it read is answered or in flight. */
     private volatile boolean readerIdle;
+    /** Socket reads the reader has completed (written by the reader only). */
+    private volatile long readsDone;
     /** Every request is handed off until this instant (see class comment); any thread writes it, racily but harmlessly. */
     private volatile long slowDeviceUntilNanos = System.nanoTime();
     /** Pipelined requests are handed off until this instant (reader-owned). */
@@ -293,11 +295,20 @@ final class Connection implements Runnable {
     }
 
     /**
-     * True when every request this connection has read is answered: nothing is in flight and the
-     * reader waits for the next request (or reads no more), so closing now loses no reply.
+     * A token that is the same on two calls some time apart only if every request this connection
+     * has read was answered meanwhile and the reader kept waiting for the next one (or reads no
+     * more), so closing now loses no reply; -1 while that is not so. Twice, because a reader that
+     * just started a socket read may be about to get requests the client sent already.
      */
-    boolean answeredAll() {
-        return limiter.inFlight() == 0 && (!reading || readerIdle);
+    long quiet() {
+        if (limiter.inFlight() != 0) {
+            return -1;
+        }
+        if (!reading) {
+            return Long.MAX_VALUE;
+        }
+        long reads = readsDone;
+        return readerIdle ? reads : -1;
     }
 
     /** Closes the socket now; blocked reads and writes on it fail. Safe from any thread. */
@@ -379,6 +390,7 @@ final class Connection implements Runnable {
                     got = ch.read(in);
                 } finally {
                     readerIdle = false;
+                    readsDone++;
                 }
                 if (got < 0) {
                     if (none && in.position() == 0) {

@@ -205,7 +205,7 @@ public final class NbdServer implements AutoCloseable {
         }
         long deadline = System.nanoTime() + shutdownGrace.toNanos();
         boolean idle = awaitRequests(deadline);
-        awaitCondition(deadline, () -> connections.stream().allMatch(Connection::answeredAll));
+        awaitQuiet(deadline);
         connections.forEach(Connection::abort);
         // readers see their socket closed, requests their reply fail: moments, unless a device call hangs
         awaitCondition(System.nanoTime() + Math.min(shutdownGrace.toNanos(), TimeUnit.SECONDS.toNanos(1)),
@@ -238,6 +238,36 @@ public final class NbdServer implements AutoCloseable {
         }
     }
 
+    /**
+     * Waits until every connection is {@link Connection#quiet quiet} on two looks 10 ms apart (all
+     * it read is answered and its reader waits for more), or the deadline.
+     */
+    private void awaitQuiet(long deadlineNanos) {
+        java.util.Map<Connection, Long> before = java.util.Map.of();
+        while (System.nanoTime() - deadlineNanos < 0) {
+            java.util.Map<Connection, Long> now = new java.util.HashMap<>();
+            boolean all = true;
+            for (Connection c : List.copyOf(connections)) {
+                long token = c.quiet();
+                now.put(c, token);
+                all &= token >= 0 && Long.valueOf(token).equals(before.get(c));
+            }
+            if (all) {
+                return;
+            }
+            before = now;
+            long wait = Math.min(TimeUnit.MILLISECONDS.toNanos(10), deadlineNanos - System.nanoTime());
+            if (wait > 0) {
+                try {
+                    TimeUnit.NANOSECONDS.sleep(wait);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
+        }
+    }
+
     private void awaitCondition(long deadlineNanos, java.util.function.BooleanSupplier done) {
         synchronized (connections) {
             while (!done.getAsBoolean()) {
@@ -246,7 +276,7 @@ public final class NbdServer implements AutoCloseable {
                     return;
                 }
                 try {
-                    // woken when a connection ends; readers going idle are polled
+                    // woken when a connection ends
                     connections.wait(Math.max(1, Math.min(10, TimeUnit.NANOSECONDS.toMillis(left))));
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
