@@ -130,6 +130,11 @@ public final class Metrics {
                 .description("NBD connections refused at the connection limit").register(registry);
         FunctionCounter.builder("pmcache.nbd.protocol.violations", src, s -> s.nbd().protocolViolations())
                 .description("NBD connections closed because the client broke the protocol").register(registry);
+        FunctionCounter.builder("pmcache.nbd.buffer.waits", src, s -> s.nbd().bufferWaits())
+                .description("Requests that waited for the server-wide payload memory budget").register(registry);
+        FunctionCounter.builder("pmcache.nbd.allocation.failures", src, s -> s.nbd().allocationFailures())
+                .description("Requests answered ENOMEM because a payload buffer could not be allocated")
+                .register(registry);
         FunctionCounter.builder("pmcache.nbd.read", src, s -> s.nbd().bytesRead()).baseUnit("bytes")
                 .description("Bytes sent to NBD clients by reads").register(registry);
         FunctionCounter.builder("pmcache.nbd.written", src, s -> s.nbd().bytesWritten()).baseUnit("bytes")
