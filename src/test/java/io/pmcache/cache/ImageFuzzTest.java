@@ -542,21 +542,37 @@ class ImageFuzzTest {
         // The undamaged image: opened, read, written back; with data CRCs, checked in full.
         Files.write(dir.resolve("seed-pristine"), new FuzzOutput().u8(2).toByteArray());
         Files.write(dir.resolve("seed-pristine-datacrc"), new FuzzOutput().u8(1 | 2 | 4).toByteArray());
-        // Issue 9 item 1's shape: one bit of the first live kset's magic.
-        Files.write(dir.resolve("seed-kset-magic-bit"), mutation(2, 0, 1, 0, 0, 0x10).toByteArray());
-        // Issue 9 item 2's shape: a zeroed key slot below the count of a sealed kset.
-        long pos = 0;
-        for (KsetAt k : img.ksets) {
-            if (k.sealed > 0) {
-                break;
-            }
-            pos += Kset.bytes(k.capacity);
-        }
-        Files.write(dir.resolve("seed-zeroed-key-slot"),
-                mutation(2, 4, 1, io.pmcache.format.KeyRecord.SIZE - 1, pos + Kset.slotOffset(0), 0).toByteArray());
-        // The newest cache-info slot's key tail offset moved by 64, with a valid CRC.
+        // One bit of a kset's magic (issue 9 item 1's shape) and a zeroed key slot below a sealed
+        // count (item 2's): in the first live kset, written back already, and in the first kset
+        // after the dirty tail, whose keys are still dirty (silent loss until the items are fixed).
         MemorySegment m = MemorySegment.ofArray(img.medium);
         Superblock sb = Superblock.decode(m, "image");
+        long dirtySeq = CacheInfo.read(m, img.cacheId, sb, "image").dirtyTail().ksetSeq();
+        long first = 0;
+        long firstDirty = -1;
+        long sealedClean = -1;
+        long sealedDirty = -1;
+        for (KsetAt k : img.ksets) {
+            if (k.seq >= dirtySeq && firstDirty < 0) {
+                firstDirty = first;
+            }
+            if (k.sealed > 0 && (k.seq < dirtySeq ? sealedClean : sealedDirty) < 0) {
+                if (k.seq < dirtySeq) {
+                    sealedClean = first;
+                } else {
+                    sealedDirty = first;
+                }
+            }
+            first += Kset.bytes(k.capacity);
+        }
+        Files.write(dir.resolve("seed-kset-magic-bit-written-back"), mutation(2, 0, 1, 0, 0, 0x10).toByteArray());
+        Files.write(dir.resolve("seed-kset-magic-bit-dirty"), mutation(2, 0, 1, 0, firstDirty, 0x10).toByteArray());
+        int slotSpan = io.pmcache.format.KeyRecord.SIZE - 1;
+        Files.write(dir.resolve("seed-zeroed-key-slot-written-back"),
+                mutation(2, 4, 1, slotSpan, sealedClean + Kset.slotOffset(0), 0).toByteArray());
+        Files.write(dir.resolve("seed-zeroed-key-slot-dirty"),
+                mutation(2, 4, 1, slotSpan, sealedDirty + Kset.slotOffset(0), 0).toByteArray());
+        // The newest cache-info slot's key tail offset moved by 64, with a valid CRC.
         CacheInfo a = CacheInfo.decodeSlot(m, Layout.CACHE_INFO_SLOT0, img.cacheId, sb);
         CacheInfo b = CacheInfo.decodeSlot(m, Layout.CACHE_INFO_SLOT1, img.cacheId, sb);
         int newer = b != null && (a == null || b.sequence() > a.sequence()) ? 1 : 0;
@@ -568,7 +584,7 @@ class ImageFuzzTest {
         // Several kinds at once (so that crossover starts from inputs longer than one mutation):
         // a flipped bit in a sealed kset's slot, a zeroed span at the start of a log segment, a
         // byte set in the segment table, a bit of the older cache-info slot.
-        FuzzOutput several = mutation(2 | 4, 0, 1, 0, pos + Kset.slotOffset(0) + 9, 4);
+        FuzzOutput several = mutation(2 | 4, 0, 1, 0, sealedClean + Kset.slotOffset(0) + 9, 4);
         several.u8(4).u8(2).u16(511).i32(Kset.bytes(img.ksets.getFirst().capacity)).i64(0);
         several.u8(1).u8(0).u16(0).i32((int) (Superblock.SIZE + 2 * CacheInfo.SIZE + 17)).i64(0x7f);
         several.u8(0).u8(0).u16(0).i32(Superblock.SIZE + (1 - newer) * CacheInfo.SIZE + 20).i64(1);
