@@ -231,7 +231,36 @@ final class Connection implements Runnable {
         if (now - inlineSinceNanos < INLINE_TAKEOVER_NANOS) {
             return true;
         }
+        // Copy the unread input before taking the role: once the role is taken, the overtaken
+        // request may return the old buffer to the pool at any moment (it is its last user), and
+        // a new connection may fill it with its own requests. The copy leaves the old buffer's
+        // position alone: if the request ends first (the CAS fails), the reader goes on with it.
+        ByteBuffer old = in; // seen as of inlineRun.set(run): the reader does not touch it until its CAS
+        ByteBuffer next;
+        try {
+            next = ctx.buffers().acquire(IN_CAPACITY);
+        } catch (BufferPool.OutOfBuffers e) {
+            if (!inlineRun.compareAndSet(run, 0)) {
+                return inlineRun.get() != 0;
+            }
+            log.warn("{}: closing: no memory to go on reading while a slow request runs: {}", peer, e.getMessage());
+            ctx.stats().inlineTakeover();
+            in = null; // the overtaken request returns the old buffer
+            reading = false;
+            abort();
+            unhold();
+            return false;
+        }
+        try {
+            int unread = old.remaining();
+            next.put(0, old, old.position(), unread).position(0).limit(unread);
+        } catch (IndexOutOfBoundsException movedOn) {
+            // only if the request ended and the reader moved the buffer on meanwhile: it keeps the role
+            ctx.buffers().release(next);
+            return inlineRun.get() != 0;
+        }
         if (!inlineRun.compareAndSet(run, 0)) {
+            ctx.buffers().release(next);
             return inlineRun.get() != 0;
         }
         // This thread holds the reader's role until the new reader starts: the old reader is in its
@@ -240,17 +269,7 @@ final class Connection implements Runnable {
         slowDeviceUntilNanos = now + HAND_OFF_NANOS; // slow beyond doubt: hand off what follows
         // (the timer never takes the reply lock: a reply blocked on a client that does not read
         // would stall every connection's takeovers; the new reader takes over the coalescing)
-        ByteBuffer old = in;
-        try {
-            in = ctx.buffers().acquire(IN_CAPACITY).put(old).flip();
-        } catch (BufferPool.OutOfBuffers e) {
-            log.warn("{}: closing: no memory to go on reading while a slow request runs: {}", peer, e.getMessage());
-            in = null; // the overtaken request returns the old buffer
-            reading = false;
-            abort();
-            unhold();
-            return false;
-        }
+        in = next;
         try {
             ctx.readers().execute(this::continueReading);
         } catch (RejectedExecutionException e) {
