@@ -191,6 +191,25 @@ class RoughEdgesTest {
         assertThat(qerr).contains("permission denied");
     }
 
+    /** docs/pmcache.service runs a JDK 25 (not Debian's /usr/bin/java, Java 17) with options serve accepts. */
+    @Test
+    void theSystemdUnitNamesAJdk25AndValidServeOptions() throws IOException {
+        String unit = Files.readString(Path.of("docs/pmcache.service"));
+        String exec = unit.lines().filter(l -> l.startsWith("ExecStart=")).findFirst().orElseThrow();
+        StringBuilder command = new StringBuilder(exec.substring("ExecStart=".length()));
+        List<String> lines = unit.lines().toList();
+        for (int i = lines.indexOf(exec); lines.get(i).endsWith("\\"); i++) {
+            command.setLength(command.length() - 1);
+            command.append(' ').append(lines.get(i + 1).strip());
+        }
+        List<String> words = List.of(command.toString().trim().split("\\s+"));
+        assertThat(words.getFirst()).doesNotStartWith("/usr/bin/").contains("25");
+        List<String> serveArgs = words.subList(words.indexOf("serve") + 1, words.size());
+        picocli.CommandLine cl = Main.commandLine();
+        cl.parseArgs(java.util.stream.Stream.concat(java.util.stream.Stream.of("serve"), serveArgs.stream())
+                .toArray(String[]::new)); // throws on an option serve does not know
+    }
+
     private Path newBacking(long size) throws IOException {
         Path b = Path.of(backing());
         try (var f = new java.io.RandomAccessFile(b.toFile(), "rw")) {
