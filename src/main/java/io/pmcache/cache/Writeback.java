@@ -76,11 +76,6 @@ final class Writeback {
     /** Outcome of one step. */
     enum Step { IDLE, PROGRESS, FAILED }
 
-    /** True when every kset reserved so far has been written back. */
-    boolean caughtUp() {
-        return e.info.current().dirtyTail().ksetSeq() >= e.keyLog.nextSeq();
-    }
-
     Step step() {
         lock.lock();
         try {
