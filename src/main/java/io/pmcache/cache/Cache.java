@@ -257,8 +257,7 @@ public final class Cache implements BlockDevice {
                 unknown, oneSlotDamaged).run(info);
 
         int reserve = Math.max(2, count / 64);
-        Runnable[] onPressure = {() -> { }};
-        SegmentAllocator allocator = new SegmentAllocator(count, reserve, stats, () -> onPressure[0].run());
+        SegmentAllocator allocator = new SegmentAllocator(count, reserve, stats);
         failure.onFail(() -> allocator.fail(failure.exception()));
         for (int s = 0; s < count; s++) {
             if (replayed.logSegments().get(s) || segments.refs(s) > 0) {
@@ -285,7 +284,6 @@ public final class Cache implements BlockDevice {
             cache.gc.reclaim(seg);
             cache.workers.poke();
         });
-        onPressure[0] = cache.workers::pressure;
         cache.workers.start();
         log.info("opened {}: replayed {} keys in {} ksets in {} ms; {} of {} segments used, {} dirty bytes",
                 medium.describe(), stats.replayKeys, stats.replayKsets, stats.replayNanos / 1_000_000,
