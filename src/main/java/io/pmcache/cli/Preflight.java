@@ -47,6 +47,20 @@ final class Preflight {
         }
     }
 
+    /**
+     * A TCP address the command will listen on is free now (bound and released at once; a
+     * server that takes it meanwhile still makes the real bind fail).
+     */
+    static void tcpAddress(java.net.InetSocketAddress address, String option) throws IOException {
+        try (java.net.ServerSocket probe = new java.net.ServerSocket()) {
+            probe.setReuseAddress(true);
+            probe.bind(address);
+        } catch (IOException e) {
+            throw new IOException("cannot listen on " + address.getHostString() + ":" + address.getPort() + " ("
+                    + option + "): " + e.getMessage() + "; is another pmcache or program using that port?", e);
+        }
+    }
+
     private static void directoryFor(Path file, String role) throws IOException {
         Path dir = file.toAbsolutePath().getParent();
         if (dir == null) {

@@ -116,6 +116,12 @@ public final class ServeCommand implements Callable<Integer> {
         if (socket != null) {
             Preflight.socket(socket);
         }
+        if (listen != null) {
+            Preflight.tcpAddress(new InetSocketAddress(listenHost(), listenPort()), "--listen");
+        }
+        if (adminAddress != null && adminAddress.getPort() != 0) {
+            Preflight.tcpAddress(adminAddress, "--admin");
+        }
         FormatOptions format = new FormatOptions(segmentSize != null ? segmentSize : FormatOptions.SEGMENT_SIZE_AUTO,
                 dataCrc);
         CacheOptions options = CacheOptions.defaults().withParallel(parallel != null ? parallel
@@ -171,6 +177,11 @@ public final class ServeCommand implements Callable<Integer> {
         return adminAddress[0];
     }
 
+    /** The host of {@code --listen HOST:PORT} (brackets of an IPv6 address removed). */
+    private String listenHost() {
+        return listen.substring(0, listen.lastIndexOf(':')).replaceAll("^\\[|\\]$", "");
+    }
+
     /** The port of {@code --listen HOST:PORT}; a usage error when it is not one. */
     private int listenPort() {
         int colon = listen.lastIndexOf(':');
@@ -204,8 +215,7 @@ public final class ServeCommand implements Callable<Integer> {
                 server.listenUnix(socket.toAbsolutePath());
             }
             if (listen != null) {
-                server.listenTcp(listen.substring(0, listen.lastIndexOf(':')).replaceAll("^\\[|\\]$", ""),
-                        listenPort());
+                server.listenTcp(listenHost(), listenPort());
             }
             for (String uri : server.uris()) {
                 System.out.println(uri);

@@ -83,6 +83,18 @@ class RoughEdgesTest {
     }
 
     @Test
+    void aBusyAdminPortIsNamedBeforeAnythingIsCreated() throws IOException {
+        try (java.net.ServerSocket busy = new java.net.ServerSocket(0, 1,
+                java.net.InetAddress.getLoopbackAddress())) {
+            Result r = pm("serve", "--cache", cache(), "--cache-size", "64M", "--backing", backing(),
+                    "--backing-size", "64M", "--socket", sock(), "--admin", "127.0.0.1:" + busy.getLocalPort());
+            assertThat(r.exit()).isEqualTo(1);
+            assertThat(r.err()).contains("cannot listen on 127.0.0.1:" + busy.getLocalPort()).contains("--admin");
+        }
+        assertNothingCreated();
+    }
+
+    @Test
     void aFailedServeRemovesTheFilesItCreated() {
         // Fails in Cache.open, after both files were created and the cache formatted.
         Result tooParallel = pm("serve", "--cache", cache(), "--cache-size", "64M", "--backing", backing(),
