@@ -58,4 +58,8 @@ public record Extent(long start, int length, Kind kind, int segment, int segment
         long e = Math.min(end(), to);
         return cutFront((int) (s - start)).cutBack((int) (end() - e));
     }
+
+    public Extent withDirty(boolean d) {
+        return new Extent(start, length, kind, segment, segmentOffset, generation, d, fillId);
+    }
 }

@@ -133,6 +133,14 @@ public final class ExtentMap {
         return extents.remove(x.start(), x);
     }
 
+    /** Replaces the exact extent {@code old} by {@code replacement} covering the same bytes. */
+    public boolean replaceExact(Extent old, Extent replacement) {
+        if (old.start() != replacement.start() || old.length() != replacement.length()) {
+            throw new IllegalArgumentException(old + " -> " + replacement);
+        }
+        return extents.replace(old.start(), old, replacement);
+    }
+
     /** Removes every extent matching {@code doomed}, at most {@code max}; returns how many. */
     public int removeIf(Predicate<Extent> doomed, int max) {
         int n = 0;
