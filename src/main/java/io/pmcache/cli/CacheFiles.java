@@ -1,5 +1,6 @@
 package io.pmcache.cli;
 
+import io.pmcache.backing.BackingDevice;
 import io.pmcache.backing.FileBackingDevice;
 import io.pmcache.cache.Cache;
 import io.pmcache.cache.FormatOptions;
@@ -76,7 +77,7 @@ final class CacheFiles {
      * {@code sizeIfNew} and formatted for {@code backing}; a non-empty file that is not a pmcache
      * cache is refused, never overwritten.
      */
-    static MappedFileMedium openOrFormat(Path path, Long sizeIfNew, FileBackingDevice backing, FormatOptions format,
+    static MappedFileMedium openOrFormat(Path path, Long sizeIfNew, BackingDevice backing, FormatOptions format,
                                          Created created) throws IOException {
         if (sizeIfNew == null && Cache.isNewFile(path)) {
             throw new IOException("cache file " + path + " is missing or empty; give --cache-size to create it");
