@@ -113,4 +113,29 @@ class OpenOrCreateTest {
             assertThat(s.writebackZeroBytes()).isEqualTo((8 << 20) + (1 << 20));
         }
     }
+
+    /** Issue 14: the format log line repeated the backing size. */
+    @Test
+    void theFormatLogLineNamesEachSizeOnce() throws IOException {
+        ch.qos.logback.classic.Logger cacheLog = (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory
+                .getLogger(Cache.class);
+        ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> events =
+                new ch.qos.logback.core.read.ListAppender<>();
+        events.start();
+        ch.qos.logback.classic.Level level = cacheLog.getLevel();
+        cacheLog.setLevel(ch.qos.logback.classic.Level.INFO);
+        cacheLog.setAdditive(false); // not on the test's stderr
+        cacheLog.addAppender(events);
+        try {
+            Cache.openOrCreate(dir.resolve("cache.img"), 128 << 20, backing(64 << 20)).close();
+        } finally {
+            cacheLog.detachAppender(events);
+            cacheLog.setAdditive(true);
+            cacheLog.setLevel(level);
+        }
+        String line = events.list.stream().map(e -> e.getFormattedMessage()).filter(m -> m.startsWith("formatted"))
+                .findFirst().orElseThrow();
+        assertThat(line.split(String.valueOf(64 << 20), -1)).as(line).hasSize(2); // the backing size, once
+        assertThat(line).contains("segments of 2 MiB");
+    }
 }
