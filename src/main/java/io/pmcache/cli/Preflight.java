@@ -57,7 +57,8 @@ final class Preflight {
             probe.bind(address);
         } catch (IOException e) {
             throw new IOException("cannot listen on " + address.getHostString() + ":" + address.getPort() + " ("
-                    + option + "): " + e.getMessage() + "; is another pmcache or program using that port?", e);
+                    + option + "): " + e.getMessage() + (e instanceof java.net.BindException
+                    ? "; is another pmcache or program using that port?" : ""), e);
         }
     }
 

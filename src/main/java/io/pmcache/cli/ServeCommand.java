@@ -113,6 +113,9 @@ public final class ServeCommand implements Callable<Integer> {
         // Before anything is created or replayed: each file usable as asked, or one line saying why.
         Preflight.file(backing, "backing file", true, backingSize != null);
         Preflight.file(cache, "cache file", true, true);
+        if (cacheSize == null && Cache.isNewFile(cache)) {
+            throw new IOException("cache file " + cache + " is missing or empty; give --cache-size to create it");
+        }
         if (socket != null) {
             Preflight.socket(socket);
         }

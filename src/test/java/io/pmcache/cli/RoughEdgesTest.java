@@ -95,6 +95,15 @@ class RoughEdgesTest {
     }
 
     @Test
+    void aMissingCacheSizeIsFoundBeforeTheBackingFileIsCreated() {
+        Result r = pm("serve", "--cache", cache(), "--backing", backing(), "--backing-size", "64M", "--socket",
+                sock());
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.err()).contains("give --cache-size").doesNotContain("created sparse backing file");
+        assertNothingCreated();
+    }
+
+    @Test
     void aFailedServeRemovesTheFilesItCreated() {
         // Fails in Cache.open, after both files were created and the cache formatted.
         Result tooParallel = pm("serve", "--cache", cache(), "--cache-size", "64M", "--backing", backing(),
