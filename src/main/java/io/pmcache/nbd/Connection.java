@@ -284,6 +284,16 @@ final class Connection implements Runnable {
         return inlineRun.get() != 0;
     }
 
+    /**
+     * True for the errors a socket write or read gives when the client has gone away (the OS's
+     * EPIPE and ECONNRESET, which the JDK reports as a plain IOException with the C library's
+     * text): an expected event, logged at DEBUG like a clean disconnect.
+     */
+    static boolean clientGone(IOException e) {
+        String m = e.getMessage();
+        return m != null && (m.contains("Broken pipe") || m.contains("Connection reset"));
+    }
+
     private void failed(Throwable ex) {
         if (ex instanceof ProtocolException e) {
             ctx.stats().protocolViolation();
@@ -291,6 +301,8 @@ final class Connection implements Runnable {
             flushQuietly(); // answers to the requests before the violation
         } else if (ex instanceof EOFException || ex instanceof ClosedChannelException) {
             log.debug("{}: {}", peer, stopping ? "closed by server shutdown" : "client disconnected");
+        } else if (ex instanceof IOException io && clientGone(io)) {
+            log.debug("{}: client disconnected ({})", peer, io.getMessage());
         } else if (ex instanceof IOException) {
             log.info("{}: connection failed: {}", peer, ex.toString());
         } else if (!(ex instanceof InterruptedException)) {

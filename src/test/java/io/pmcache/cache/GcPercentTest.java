@@ -80,9 +80,22 @@ class GcPercentTest {
                     .hasMessageContaining("parallel 5").hasMessageContaining("16");
             rig.open(CacheOptions.defaults().withParallel(4)).close(); // 4 * 4 = 16 is allowed
         }
-        assertThatThrownBy(() -> CacheOptions.defaults().withParallel(0)).isInstanceOf(IllegalArgumentException.class)
+        assertThatThrownBy(() -> CacheOptions.defaults().withParallel(-1)).isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("parallel");
         assertThatThrownBy(() -> CacheOptions.defaults().withParallel(129)).isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("parallel");
+    }
+
+    /** Issue 14: the defaults threw on a 128 MiB cache (7 segments of 16 MiB); they fit any cache now. */
+    @Test
+    void theDefaultsFitSmallCaches() throws IOException {
+        try (Rig rig = Rig.format(7, DEVICE, false)) {
+            rig.open(CacheOptions.defaults()).close();
+        }
+        assertThat(CacheOptions.defaults().parallelFor(4)).isEqualTo(1);
+        assertThat(CacheOptions.defaults().parallelFor(7)).isEqualTo(1);
+        assertThat(CacheOptions.defaults().parallelFor(12)).isEqualTo(3);
+        assertThat(CacheOptions.defaults().parallelFor(1000)).isEqualTo(CacheOptions.PARALLEL_DEFAULT);
+        assertThat(CacheOptions.defaults().withParallel(8).parallelFor(7)).as("explicit: not lowered").isEqualTo(8);
     }
 }

@@ -138,6 +138,12 @@ final class NbdTestClient implements AutoCloseable {
         return b.array();
     }
 
+    /** Closes the connection with a reset (SO_LINGER 0), as a client that crashes does. */
+    void resetForTests() throws IOException {
+        ch.setOption(java.net.StandardSocketOptions.SO_LINGER, 0);
+        ch.close();
+    }
+
     /** Sends a request header (and a payload if given). */
     void request(int flags, int type, long handle, long offset, long length, byte[] payload) throws IOException {
         out.writeInt(NBD_REQUEST_MAGIC);
