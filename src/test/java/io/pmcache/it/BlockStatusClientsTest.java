@@ -36,8 +36,8 @@ import org.junit.jupiter.api.io.TempDir;
  *   <li>{@code nbdinfo --map} and {@code qemu-img map} show holes for unwritten, trimmed and zeroed
  *       ranges and data for written ones, while the cache holds them and after a detach (then the
  *       backing file's own holes answer);</li>
- *   <li>{@code nbdcopy} of a mostly empty 8 GiB export reads only the written data (counted by
- *       the server's statistics) and copies the content right;</li>
+ *   <li>{@code nbdcopy} (and {@code qemu-img convert}) of a mostly empty 8 GiB export reads only
+ *       the written data (counted by the server's statistics) and copies the content right;</li>
  *   <li>unaligned writes work from every client, now that the minimum block size is 1 (each of
  *       these failed, or became a 512-byte read-modify-write, with the former minimum of 512):
  *       {@code dd bs=1 conv=notrunc} through {@code nbdfuse} (skipped where FUSE cannot mount),
@@ -121,11 +121,16 @@ class BlockStatusClientsTest {
         cache.writeZeroes(6 * GIB, MIB, false);
 
         // nbdcopy reads data in requests of 256 KiB, aligned: the unaligned MiB costs 1.25 MiB
-        long read = copyAndCheck(size, written, "from the cache");
+        long read = copyAndCheck(size, written, "nbdcopy from the cache", "nbdcopy", uri, OUT);
         assertThat(read).as("bytes nbdcopy read from the cache").isBetween(3 * MIB, 3 * MIB + MIB / 2);
+        if (Tools.onPath("qemu-img")) {
+            read = copyAndCheck(size, written, "qemu-img convert from the cache",
+                    "qemu-img", "convert", "-f", "raw", "-O", "raw", uri, OUT);
+            assertThat(read).as("bytes qemu-img convert read from the cache").isBetween(3 * MIB, 3 * MIB + MIB / 2);
+        }
 
         cache.detach(left -> { });
-        read = copyAndCheck(size, written, "from the backing file after detach");
+        read = copyAndCheck(size, written, "nbdcopy from the backing file after detach", "nbdcopy", uri, OUT);
         assertThat(read).as("bytes nbdcopy read after detach").isBetween(3 * MIB, 3 * MIB + MIB / 2);
     }
 
@@ -190,13 +195,20 @@ class BlockStatusClientsTest {
         assertThat(bytesAt(3000004, 5)).as("in the cache").containsExactly(0, 'a', 'b', 'c', 0);
     }
 
-    /** nbdcopy the export to a new file; checks the content; returns the bytes the server sent. */
-    private long copyAndCheck(long size, long[] written, String when) throws Exception {
+    /** Where {@link #copyAndCheck} copies to. */
+    private static final String OUT = "@out";
+
+    /**
+     * Runs {@code command} (with {@link #OUT} for a new, empty file) to copy the export; checks the
+     * copy's content; returns the bytes the server sent.
+     */
+    private long copyAndCheck(long size, long[] written, String when, String... command) throws Exception {
         Path out = dir.resolve("copy.img");
         Files.deleteIfExists(out);
         Files.createFile(out);
         NbdStats.Snapshot before = server.stats().snapshot();
-        Tools.run("nbdcopy", uri, out.toString()).expectSuccess();
+        Tools.run(Arrays.stream(command).map(a -> a.equals(OUT) ? out.toString() : a).toArray(String[]::new))
+                .expectSuccess();
         NbdStats.Snapshot after = server.stats().snapshot();
         assertThat(Files.size(out)).isEqualTo(size);
         // A hole in the copy reads as zeros (the file system's promise); every other byte is read
