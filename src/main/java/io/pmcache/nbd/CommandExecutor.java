@@ -75,6 +75,9 @@ final class CommandExecutor {
             try {
                 int max = (r.flags() & NBD_CMD_FLAG_REQ_ONE) != 0 ? 1 : MAX_BLOCK_STATUS_EXTENTS;
                 status = device.blockStatus(r.offset(), r.length(), max);
+                if (status.isEmpty()) {
+                    throw new IllegalStateException("the device reported no extent"); // a reply needs one
+                }
                 failure = null;
             } catch (IOException e) {
                 failure = failure(r, e);
