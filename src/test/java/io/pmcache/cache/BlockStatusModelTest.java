@@ -17,8 +17,8 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
- * Block status of the cache against a disk model (a byte array: what the cache must read as): random writes (some of them all zeros, some
- * unaligned), trims, write-zeroes, reads (which fill the cache), flushes, drains, detaches,
+ * Block status of the cache against a disk model (a byte array: what the cache must read as):
+ * random writes (some of them all zeros, some unaligned), trims, write-zeroes, reads (which fill the cache), flushes, drains, detaches,
  * gc_percent changes, clean restarts and process crashes, with writeback and gc running in the
  * background, over a backing device that tracks its holes ({@link MemoryBackingDevice}).
  *

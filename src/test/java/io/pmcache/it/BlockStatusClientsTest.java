@@ -120,17 +120,18 @@ class BlockStatusClientsTest {
         cache.write(6 * GIB, MemorySegment.ofArray(pattern(8)), false);
         cache.writeZeroes(6 * GIB, MIB, false);
 
-        // nbdcopy reads data in requests of 256 KiB, aligned: the unaligned MiB costs 1.25 MiB
-        long read = copyAndCheck(size, written, "nbdcopy from the cache", "nbdcopy", uri, OUT);
+        // nbdcopy reads data in requests of 256 KiB (pinned), aligned: the unaligned MiB costs 1.25 MiB
+        long read = copyAndCheck(size, written, "nbdcopy from the cache", NBDCOPY, uri, OUT);
         assertThat(read).as("bytes nbdcopy read from the cache").isBetween(3 * MIB, 3 * MIB + MIB / 2);
         if (Tools.onPath("qemu-img")) {
             read = copyAndCheck(size, written, "qemu-img convert from the cache",
                     "qemu-img", "convert", "-f", "raw", "-O", "raw", uri, OUT);
-            assertThat(read).as("bytes qemu-img convert read from the cache").isBetween(3 * MIB, 3 * MIB + MIB / 2);
+            // qemu-img's chunking differs between versions: allow 2 MiB of alignment slack (of 8 GiB)
+            assertThat(read).as("bytes qemu-img convert read from the cache").isBetween(3 * MIB, 5 * MIB);
         }
 
         cache.detach(left -> { });
-        read = copyAndCheck(size, written, "nbdcopy from the backing file after detach", "nbdcopy", uri, OUT);
+        read = copyAndCheck(size, written, "nbdcopy from the backing file after detach", NBDCOPY, uri, OUT);
         assertThat(read).as("bytes nbdcopy read after detach").isBetween(3 * MIB, 3 * MIB + MIB / 2);
     }
 
@@ -195,6 +196,10 @@ class BlockStatusClientsTest {
         assertThat(bytesAt(3000004, 5)).as("in the cache").containsExactly(0, 'a', 'b', 'c', 0);
     }
 
+    /** nbdcopy with its request size pinned (the read counts depend on it). */
+    private static final String[] NBDCOPY_ARGS = {"nbdcopy", "--request-size=262144"};
+    private static final String NBDCOPY = "@nbdcopy";
+
     /** Where {@link #copyAndCheck} copies to. */
     private static final String OUT = "@out";
 
@@ -207,8 +212,9 @@ class BlockStatusClientsTest {
         Files.deleteIfExists(out);
         Files.createFile(out);
         NbdStats.Snapshot before = server.stats().snapshot();
-        Tools.run(Arrays.stream(command).map(a -> a.equals(OUT) ? out.toString() : a).toArray(String[]::new))
-                .expectSuccess();
+        Tools.run(Arrays.stream(command)
+                .flatMap(a -> a.equals(NBDCOPY) ? Arrays.stream(NBDCOPY_ARGS) : java.util.stream.Stream.of(a))
+                .map(a -> a.equals(OUT) ? out.toString() : a).toArray(String[]::new)).expectSuccess();
         NbdStats.Snapshot after = server.stats().snapshot();
         assertThat(Files.size(out)).isEqualTo(size);
         // A hole in the copy reads as zeros (the file system's promise); every other byte is read
