@@ -44,6 +44,7 @@ public final class Cache implements BlockDevice {
     private final Engine e;
     private final WritePath writes;
     private final ReadPath reads;
+    private final BlockStatusQuery blockStatus;
     private final Workers workers;
     private final Writeback writeback;
     private final GarbageCollector gc;
@@ -56,6 +57,7 @@ public final class Cache implements BlockDevice {
         this.e = e;
         this.writes = new WritePath(e);
         this.reads = new ReadPath(e);
+        this.blockStatus = new BlockStatusQuery(e);
         this.writeback = new Writeback(e);
         this.gc = new GarbageCollector(e);
         this.workers = new Workers(e, writeback, gc, options);
@@ -352,6 +354,24 @@ public final class Cache implements BlockDevice {
             writes.zero(offset, length, fua);
             e.stats.writes.increment();
         });
+    }
+
+    /**
+     * Zero and trimmed ranges the index holds are HOLE, cached data is DATA, the rest is what the
+     * backing device says (see {@link BlockStatusQuery}).
+     */
+    @Override
+    public java.util.List<io.pmcache.device.BlockStatus> blockStatus(long offset, long length, int maxExtents)
+            throws IOException {
+        Ranges.check(this, offset, length);
+        enter(false);
+        try {
+            return blockStatus.query(offset, length, maxExtents);
+        } catch (EngineAbort ex) {
+            throw ex.io();
+        } finally {
+            exit();
+        }
     }
 
     /** An engine call that may end in an {@link EngineAbort}. */

@@ -166,7 +166,7 @@ final class Handshake {
             throw new ProtocolException("NBD_OPT_EXPORT_NAME asks for unknown export '" + LogText.escape(name) + "'");
         }
         ByteBuffer out = ByteBuffer.allocate(noZeroes ? 10 : 134);
-        out.putLong(export.size()).putShort((short) export.transmissionFlags());
+        out.putLong(export.size()).putShort((short) export.transmissionFlags(structuredReplies));
         ChannelIO.writeFully(ch, out.position(out.limit()).flip());
         return session();
     }
@@ -194,7 +194,7 @@ final class Handshake {
             return false;
         }
         infoReply(option, ByteBuffer.allocate(12).putShort((short) NBD_INFO_EXPORT)
-                .putLong(export.size()).putShort((short) export.transmissionFlags()));
+                .putLong(export.size()).putShort((short) export.transmissionFlags(structuredReplies)));
         if (requests.contains(NBD_INFO_NAME)) {
             byte[] n = export.name().getBytes(StandardCharsets.UTF_8);
             infoReply(option, ByteBuffer.allocate(2 + n.length).putShort((short) NBD_INFO_NAME).put(n));

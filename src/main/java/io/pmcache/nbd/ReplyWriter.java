@@ -2,10 +2,12 @@ package io.pmcache.nbd;
 
 import static io.pmcache.nbd.NbdConstants.*;
 
+import io.pmcache.device.BlockStatus;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.GatheringByteChannel;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -21,7 +23,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * one {@code NBD_REPLY_TYPE_OFFSET_DATA} chunk (the data is read before the header is sent, so no
  * error can follow and the chunk carries {@code NBD_REPLY_FLAG_DONE}), errors with
  * {@code NBD_REPLY_TYPE_ERROR} and a message, other successes with a simple reply (which the spec
- * allows for replies without payload).
+ * allows for replies without payload). A read is never fragmented, so {@code NBD_CMD_FLAG_DF} needs
+ * nothing more.
  */
 final class ReplyWriter {
     private final GatheringByteChannel ch;
@@ -127,16 +130,32 @@ final class ReplyWriter {
         }
     }
 
-    /** A block status reply for one context: one extent of {@code length} bytes with {@code flags}. */
-    void blockStatus(long handle, int contextId, int length, int flags) throws IOException {
+    /**
+     * A block status reply for one context: one {@code NBD_REPLY_TYPE_BLOCK_STATUS} chunk with a
+     * descriptor per extent (each shorter than the request, so its length fits 32 bits).
+     */
+    void blockStatus(long handle, int contextId, List<BlockStatus> extents) throws IOException {
+        ByteBuffer payload = ByteBuffer.allocate(4 + 8 * extents.size()).putInt(contextId);
+        for (BlockStatus s : extents) {
+            payload.putInt((int) s.length()).putInt(stateFlags(s.kind()));
+        }
+        payload.flip();
         lock.lock();
         try {
-            chunkHeader(NBD_REPLY_TYPE_BLOCK_STATUS, handle, 12);
-            header.putInt(contextId).putInt(length).putInt(flags);
-            send(header.flip());
+            chunkHeader(NBD_REPLY_TYPE_BLOCK_STATUS, handle, payload.remaining());
+            send(header.flip(), payload);
         } finally {
             lock.unlock();
         }
+    }
+
+    /** {@code base:allocation} flags: DATA 0, ZERO {@code NBD_STATE_ZERO}, HOLE {@code NBD_STATE_HOLE|NBD_STATE_ZERO}. */
+    static int stateFlags(BlockStatus.Kind kind) {
+        return switch (kind) {
+            case DATA -> 0;
+            case ZERO -> NBD_STATE_ZERO;
+            case HOLE -> NBD_STATE_HOLE | NBD_STATE_ZERO;
+        };
     }
 
     private void simpleHeader(int error, long handle) {

@@ -56,7 +56,7 @@ class RealClientsTest {
                 .contains("\"is_read_only\":false")
                 .contains("\"can_flush\":true", "\"can_fua\":true", "\"can_trim\":true", "\"can_zero\":true")
                 .contains("\"can_fast_zero\":true", "\"can_multi_conn\":true", "\"can_cache\":true")
-                .contains("\"block_size_minimum\":512", "\"block_size_preferred\":4096",
+                .contains("\"block_size_minimum\":1", "\"block_size_preferred\":4096",
                         "\"block_size_maximum\":33554432");
         assertThat(run("nbdinfo", "--map", uri).expectSuccess().trim()).matches("0\\s+" + SIZE + "\\s+0\\s+data");
         assertThat(run("nbdinfo", "--list", uri).expectSuccess()).contains("pmcache");
