@@ -4,7 +4,6 @@ import static io.pmcache.nbd.NbdConstants.*;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.GatheringByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -24,7 +23,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * allows for replies without payload).
  */
 final class ReplyWriter {
-    private final GatheringByteChannel ch;
+    private final Transport ch;
     private final boolean structured;
     private final ReentrantLock lock = new ReentrantLock();
     private final ByteBuffer header = ByteBuffer.allocateDirect(64);
@@ -36,7 +35,7 @@ final class ReplyWriter {
     /** Replies with a larger payload are never copied into the buffer. */
     static final int MAX_DEFERRED_PAYLOAD = 16 << 10;
 
-    ReplyWriter(GatheringByteChannel ch, boolean structured) {
+    ReplyWriter(Transport ch, boolean structured) {
         this.ch = ch;
         this.structured = structured;
     }
