@@ -18,6 +18,7 @@ import java.util.concurrent.CountDownLatch;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -90,6 +91,9 @@ public final class ServeCommand implements Callable<Integer> {
             description = "Most concurrent NBD connections. Default: ${DEFAULT-VALUE}.")
     int maxConnections;
 
+    @Mixin
+    TlsOptions tlsOptions;
+
     @Override
     public Integer call() throws Exception {
         boolean demo = cache == null && backing == null && socket == null && listen == null;
@@ -115,6 +119,7 @@ public final class ServeCommand implements Callable<Integer> {
             CacheOptions.checkGcPercent(gcPercent);
         }
         InetSocketAddress adminAddress = admin != null ? AdminServer.parseAddress(admin) : null;
+        io.pmcache.nbd.TlsConfig tls = tlsOptions.config();
         FormatOptions format = new FormatOptions(segmentSize != null ? segmentSize : Superblock.DEFAULT_SEGMENT_SIZE,
                 dataCrc);
         try (FileBackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false);
@@ -128,18 +133,21 @@ public final class ServeCommand implements Callable<Integer> {
                 log.warn("background writeback is off (--no-writeback): dirty data stays in the cache");
             }
             try (Cache c = Cache.open(medium, disk, options)) {
-                serve(c, demo, adminAddress);
+                serve(c, demo, adminAddress, tls);
             }
         }
         log.info("stopped cleanly");
         return 0;
     }
 
-    private void serve(Cache c, boolean demo, InetSocketAddress adminAddress)
+    private void serve(Cache c, boolean demo, InetSocketAddress adminAddress, io.pmcache.nbd.TlsConfig tls)
             throws IOException, InterruptedException {
         NbdServer server = NbdServer.builder().device(c).exportName(export)
                 .description("pmcache: " + cache + " in front of " + backing)
-                .readOnly(readOnly).maxConnections(maxConnections).build();
+                .readOnly(readOnly).maxConnections(maxConnections).tls(tls).build();
+        if (tls.mode() != io.pmcache.nbd.TlsMode.OFF) {
+            log.info("TLS {}", tls);
+        }
         CountDownLatch stop = new CountDownLatch(1);
         StopSignals.onTermOrInt(stop::countDown);
         AdminServer adminServer = null;

@@ -26,11 +26,11 @@ import javax.net.ssl.TrustManagerFactory;
  * @param anonymous a client that trusts the CA but has no certificate
  * @param stranger a client whose certificate comes from another CA
  */
-record TestCertificates(Path server, Path client, Path anonymous, Path stranger) {
+public record TestCertificates(Path server, Path client, Path anonymous, Path stranger) {
 
     /** Makes everything under {@code dir}; skips the test when certtool is missing. */
-    static TestCertificates make(Path dir) throws IOException, InterruptedException {
-        assumeTrue(RealClientsTest.onPath("certtool"), "certtool (gnutls-bin) is not installed");
+    public static TestCertificates make(Path dir) throws IOException, InterruptedException {
+        assumeTrue(onPath("certtool"), "certtool (gnutls-bin) is not installed");
         Path work = Files.createDirectories(dir.resolve("pki"));
         Path ca = ca(work, "ca", "pmcache test CA");
         Path otherCa = ca(work, "other-ca", "some other CA");
@@ -90,7 +90,21 @@ record TestCertificates(Path server, Path client, Path anonymous, Path stranger)
         String[] command = new String[args.length + 1];
         command[0] = "certtool";
         System.arraycopy(args, 0, command, 1, args.length);
-        RealClientsTest.run(command).expectSuccess();
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+        p.getOutputStream().close();
+        String out = new String(p.getInputStream().readAllBytes());
+        if (p.waitFor() != 0) {
+            throw new IOException(String.join(" ", command) + " failed:\n" + out);
+        }
+    }
+
+    private static boolean onPath(String tool) {
+        for (String d : System.getenv().getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
+            if (!d.isEmpty() && Files.isExecutable(Path.of(d, tool))) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** A JDK client context trusting the test CA, presenting {@code clientDir}'s certificate if it has one. */
