@@ -122,9 +122,15 @@ class TlsClientsTest {
     }
 
     @Test
-    void qemuIoWithoutAClientCertificateIsRefusedUnderVerifyPeer() throws Exception {
+    void qemuIoUnderVerifyPeerNeedsTheCasClientCertificate() throws Exception {
         requireTool("qemu-io");
         start(TlsMode.REQUIRE, true);
+        run("qemu-io", "--object", "tls-creds-x509,id=tls0,dir=" + certs.client() + ",endpoint=client",
+                "--image-opts", "driver=nbd,server.type=inet,server.host=127.0.0.1,server.port=" + port
+                        + ",export=disk,tls-creds=tls0", "-c", "write -P 0x5a 0 64k").expectSuccess();
+        byte[] stored = new byte[65536];
+        device.read(0, MemorySegment.ofArray(stored));
+        assertThat(stored).containsOnly(0x5a);
         RealClientsTest.Result r = run("qemu-io", "--object",
                 "tls-creds-x509,id=tls0,dir=" + certs.anonymous() + ",endpoint=client",
                 "--image-opts", "driver=nbd,server.type=inet,server.host=127.0.0.1,server.port=" + port
