@@ -24,9 +24,10 @@ import javax.net.ssl.SSLException;
  * once, like a gathering write) into {@link #netOut}.
  *
  * <h2>Threads</h2>
- * The {@link Transport} contract: one reader and one writer at a time, concurrently. SSLEngine lets
- * {@code wrap} and {@code unwrap} run concurrently, so the reader never waits for the writer,
- * except when decrypting a record makes the engine answer (a TLS 1.3 KeyUpdate, the peer's
+ * The {@link Transport} contract: one reader and one writer at a time, concurrently. SSLEngine
+ * allows {@code wrap} and {@code unwrap} from two threads at once (the JDK's engine serialises the
+ * crypto on an internal lock, never across socket I/O), so a reader blocked on the socket never
+ * holds up the writer, except when decrypting a record makes the engine answer (a TLS 1.3 KeyUpdate, the peer's
  * close_notify): the reader then sends the answer under {@link #writeLock}, which every write holds.
  * Invariants: {@link #netIn} and {@link #appIn} are in read mode and touched by the reader only;
  * {@link #netOut} is empty (write mode) whenever {@link #writeLock} is free.
