@@ -156,6 +156,11 @@ final class NbdTestClient implements AutoCloseable {
         out = new DataOutputStream(new java.io.BufferedOutputStream(tls.getOutputStream()));
     }
 
+    /** TLS 1.3: asks the server to update its keys (the JDK's client sends a KeyUpdate, update_requested). */
+    void keyUpdate() throws IOException {
+        tls.startHandshake();
+    }
+
     /** Sends a request header (and a payload if given). */
     void request(int flags, int type, long handle, long offset, long length, byte[] payload) throws IOException {
         out.writeInt(NBD_REQUEST_MAGIC);

@@ -169,6 +169,36 @@ class TlsHandshakeTest {
     }
 
     @Test
+    void aKeyUpdateInTheMiddleOfTransmissionIsAnswered() throws Exception {
+        start(TlsMode.REQUIRE, false);
+        try (NbdTestClient c = greeted()) {
+            assertThat(answer(c, NBD_OPT_STARTTLS, new byte[0])).isEqualTo(NBD_REP_ACK);
+            c.startTls(client());
+            c.handshakeAfterGreeting(true, false);
+            byte[] data = new byte[65536];
+            java.util.Arrays.fill(data, (byte) 7);
+            assertThat(c.write(1, 0, data)).isZero();
+            for (int i = 0; i < 3; i++) {
+                c.keyUpdate(); // the server must answer with its own KeyUpdate, then go on
+                assertThat(c.read(10 + i, 0, data.length)).isEqualTo(data);
+                assertThat(c.write(20 + i, 65536L * (i + 1), data)).isZero();
+            }
+            assertThat(c.read(30, 65536L * 3, data.length)).isEqualTo(data);
+        }
+    }
+
+    @Test
+    void aClientSilentAfterStartTlsIsClosedAtTheHandshakeDeadline() throws Exception {
+        server = NbdServer.builder().device(device).exportName("disk").handshakeTimeout(java.time.Duration.ofMillis(300))
+                .tls(TlsConfig.x509(TlsMode.REQUIRE, certs.server(), false)).build();
+        address = server.listenTcp("127.0.0.1", 0);
+        try (NbdTestClient c = greeted()) {
+            assertThat(answer(c, NBD_OPT_STARTTLS, new byte[0])).isEqualTo(NBD_REP_ACK);
+            assertThat(c.closedByServer()).isTrue(); // no ClientHello: the deadline closes it
+        }
+    }
+
+    @Test
     void verifyPeerAcceptsTheCasClientsAndRefusesOthers() throws Exception {
         start(TlsMode.REQUIRE, true);
         try (NbdTestClient c = greeted()) {
