@@ -43,6 +43,8 @@ final class TlsTransport implements Transport {
     private ByteBuffer netIn;
     private ByteBuffer appIn;
     private ByteBuffer netOut;
+    /** A single-buffer write's array, reused (guarded by {@link #writeLock}). */
+    private final ByteBuffer[] one = new ByteBuffer[1];
     /** The peer closed (close_notify or EOF): reads return -1 (reader-owned). */
     private boolean inputDone;
 
@@ -211,7 +213,16 @@ final class TlsTransport implements Transport {
 
     @Override
     public int write(ByteBuffer src) throws IOException {
-        return (int) write(new ByteBuffer[] {src}, 0, 1);
+        writeLock.lock(); // reentrant: send takes it again
+        try {
+            one[0] = src;
+            int n = src.remaining();
+            send(one, 0, 1);
+            return n;
+        } finally {
+            one[0] = null;
+            writeLock.unlock();
+        }
     }
 
     @Override
