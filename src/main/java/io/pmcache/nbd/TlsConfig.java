@@ -66,6 +66,11 @@ public final class TlsConfig {
             throw new IOException(dir + ": the TLS certificates directory does not exist (it holds "
                     + SERVER_CERT + ", " + SERVER_KEY + " and, for --tls-verify-peer, " + CA_CERT + ")");
         }
+        // TLS 1.2 renegotiation would stall writers mid-reply (TlsTransport waits for no handshake
+        // while sending); no NBD client needs it. Read by the JDK when its TLS classes load.
+        if (System.getProperty("jdk.tls.rejectClientInitiatedRenegotiation") == null) {
+            System.setProperty("jdk.tls.rejectClientInitiatedRenegotiation", "true");
+        }
         Path certFile = dir.resolve(SERVER_CERT);
         Path keyFile = dir.resolve(SERVER_KEY);
         Path caFile = dir.resolve(CA_CERT);
