@@ -233,9 +233,9 @@ final class TlsTransport implements Transport {
     /** Encrypts and sends every byte of {@code srcs} (blocking), then returns their count. */
     @Override
     public long write(ByteBuffer[] srcs, int offset, int length) throws IOException {
-        long total = remaining(srcs, offset, length);
+        long before = remaining(srcs, offset, length);
         send(srcs, offset, length);
-        return total;
+        return before - remaining(srcs, offset, length);
     }
 
     /**
@@ -272,6 +272,10 @@ final class TlsTransport implements Transport {
                 }
                 if (r.getStatus() == SSLEngineResult.Status.OK && r.bytesProduced() == 0 && r.bytesConsumed() == 0
                         && r.getHandshakeStatus() != HandshakeStatus.NEED_TASK) {
+                    if (data) { // never claim data as sent that was not: fail the connection instead
+                        throw new SSLException("TLS will not send data now (handshake status "
+                                + r.getHandshakeStatus() + ")");
+                    }
                     break; // nothing to send (the engine waits for the peer)
                 }
                 // BUFFER_OVERFLOW: the next turn sends or enlarges netOut
