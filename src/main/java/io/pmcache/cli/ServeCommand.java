@@ -17,6 +17,7 @@ import java.util.concurrent.CountDownLatch;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
@@ -94,6 +95,9 @@ public final class ServeCommand implements Callable<Integer> {
             description = "Most concurrent NBD connections. Default: ${DEFAULT-VALUE}.")
     int maxConnections;
 
+    @Mixin
+    TlsOptions tlsOptions;
+
     @Override
     public Integer call() throws Exception {
         boolean demo = cache == null && backing == null && socket == null && listen == null;
@@ -125,6 +129,7 @@ public final class ServeCommand implements Callable<Integer> {
         if (adminAddress != null && adminAddress.getPort() != 0) {
             Preflight.tcpAddress(adminAddress, "--admin");
         }
+        io.pmcache.nbd.TlsConfig tls = tlsOptions.config(); // reads the certificates: a bad one stops here
         FormatOptions format = new FormatOptions(segmentSize != null ? segmentSize : FormatOptions.SEGMENT_SIZE_AUTO,
                 dataCrc);
         CacheOptions options = CacheOptions.defaults().withParallel(parallel != null ? parallel
@@ -137,7 +142,7 @@ public final class ServeCommand implements Callable<Integer> {
                 log.warn("background writeback is off (--no-writeback): dirty data stays in the cache");
             }
             try (Cache c = Cache.open(medium, disk, options)) {
-                serve(c, demo, adminAddress, created);
+                serve(c, demo, adminAddress, created, tls);
             }
         }
         log.info("stopped cleanly");
@@ -199,11 +204,15 @@ public final class ServeCommand implements Callable<Integer> {
         throw Usage.error(spec, "--listen wants HOST:PORT, got '" + listen + "'");
     }
 
-    private void serve(Cache c, boolean demo, InetSocketAddress adminAddress, CacheFiles.Created created)
+    private void serve(Cache c, boolean demo, InetSocketAddress adminAddress, CacheFiles.Created created,
+                       io.pmcache.nbd.TlsConfig tls)
             throws IOException, InterruptedException {
         NbdServer server = NbdServer.builder().device(c).exportName(export)
                 .description("pmcache: " + cache + " in front of " + backing)
-                .readOnly(readOnly).maxConnections(maxConnections).build();
+                .readOnly(readOnly).maxConnections(maxConnections).tls(tls).build();
+        if (tls.mode() != io.pmcache.nbd.TlsMode.OFF) {
+            log.info("TLS {}", tls);
+        }
         CountDownLatch stop = new CountDownLatch(1);
         StopSignals.onTermOrInt(stop::countDown);
         AdminServer adminServer = null;

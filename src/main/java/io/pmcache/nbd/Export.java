@@ -15,6 +15,12 @@ record Export(String name, String description, BlockDevice device, boolean readO
     static final int BASE_FLAGS = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA
             | NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_SEND_FAST_ZERO
             | NBD_FLAG_CAN_MULTI_CONN | NBD_FLAG_SEND_CACHE;
+    /**
+     * What a read-only export advertises: no FUA, TRIM, WRITE_ZEROES or FAST_ZERO, which only make
+     * sense for writes (as nbdkit and qemu-nbd do), so clients do not offer what would fail EPERM.
+     */
+    static final int READ_ONLY_FLAGS = NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY | NBD_FLAG_SEND_FLUSH
+            | NBD_FLAG_CAN_MULTI_CONN | NBD_FLAG_SEND_CACHE;
 
     Export {
         Objects.requireNonNull(name, "name");
@@ -32,7 +38,7 @@ record Export(String name, String description, BlockDevice device, boolean readO
      * replies).
      */
     int transmissionFlags(boolean structuredReplies) {
-        int flags = readOnly ? BASE_FLAGS | NBD_FLAG_READ_ONLY : BASE_FLAGS;
+        int flags = readOnly ? READ_ONLY_FLAGS : BASE_FLAGS;
         return structuredReplies ? flags | NBD_FLAG_SEND_DF : flags;
     }
 

@@ -5,7 +5,6 @@ import static io.pmcache.nbd.NbdConstants.*;
 import io.pmcache.device.BlockStatus;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.GatheringByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.concurrent.locks.ReentrantLock;
@@ -27,7 +26,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * nothing more.
  */
 final class ReplyWriter {
-    private final GatheringByteChannel ch;
+    private final Transport ch;
     private final boolean structured;
     private final ReentrantLock lock = new ReentrantLock();
     private final ByteBuffer header = ByteBuffer.allocateDirect(64);
@@ -39,7 +38,7 @@ final class ReplyWriter {
     /** Replies with a larger payload are never copied into the buffer. */
     static final int MAX_DEFERRED_PAYLOAD = 16 << 10;
 
-    ReplyWriter(GatheringByteChannel ch, boolean structured) {
+    ReplyWriter(Transport ch, boolean structured) {
         this.ch = ch;
         this.structured = structured;
     }

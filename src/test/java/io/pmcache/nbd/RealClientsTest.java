@@ -63,6 +63,17 @@ class RealClientsTest {
     }
 
     @Test
+    void nbdinfoSeesNoWriteFlagsOnAReadOnlyExport() throws Exception {
+        requireTool("nbdinfo");
+        try (NbdServer ro = NbdServer.builder().device(device).exportName("ro").readOnly(true).build()) {
+            ro.listenUnix(dir.resolve("ro.sock"));
+            String json = run("nbdinfo", "--json", ro.uri()).expectSuccess().replaceAll("\\s", "");
+            assertThat(json).contains("\"is_read_only\":true", "\"can_flush\":true", "\"can_cache\":true",
+                    "\"can_fua\":false", "\"can_trim\":false", "\"can_zero\":false", "\"can_fast_zero\":false");
+        }
+    }
+
+    @Test
     void qemuIoWritesPatternsAndReadsThemBack() throws Exception {
         requireTool("qemu-io");
         String out = run("qemu-io", "-f", "raw",
