@@ -114,6 +114,7 @@ public final class ServeCommand implements Callable<Integer> {
             }
         }
         InetSocketAddress adminAddress = checkUsage();
+        io.pmcache.nbd.TlsConfig tls = tlsOptions.config(); // reads the certificates: a bad one stops here
         // Before anything is created or replayed: each file usable as asked, or one line saying why.
         Preflight.file(backing, "backing file", true, backingSize != null);
         Preflight.file(cache, "cache file", true, true);
@@ -129,7 +130,6 @@ public final class ServeCommand implements Callable<Integer> {
         if (adminAddress != null && adminAddress.getPort() != 0) {
             Preflight.tcpAddress(adminAddress, "--admin");
         }
-        io.pmcache.nbd.TlsConfig tls = tlsOptions.config(); // reads the certificates: a bad one stops here
         FormatOptions format = new FormatOptions(segmentSize != null ? segmentSize : FormatOptions.SEGMENT_SIZE_AUTO,
                 dataCrc);
         CacheOptions options = CacheOptions.defaults().withParallel(parallel != null ? parallel
