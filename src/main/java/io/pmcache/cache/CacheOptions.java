@@ -9,8 +9,9 @@ package io.pmcache.cache;
  *                   value stored on the medium (70 on a fresh cache)
  * @param writeback  run the background writeback worker
  * @param gc         run the background garbage collector
+ * @param pacing     how the writeback worker paces itself ({@link WritebackPolicy}); not stored
  */
-public record CacheOptions(int parallel, int gcPercent, boolean writeback, boolean gc) {
+public record CacheOptions(int parallel, int gcPercent, boolean writeback, boolean gc, WritebackSettings pacing) {
     public static final int PARALLEL_MAX = 128;
     public static final int SEGMENTS_PER_HEAD = 4;
     public static final int GC_PERCENT_MIN = 0;
@@ -24,6 +25,12 @@ public record CacheOptions(int parallel, int gcPercent, boolean writeback, boole
         if (gcPercent != -1) {
             checkGcPercent(gcPercent);
         }
+        java.util.Objects.requireNonNull(pacing, "pacing");
+    }
+
+    /** With the default writeback pacing ({@link WritebackSettings#DEFAULTS}). */
+    public CacheOptions(int parallel, int gcPercent, boolean writeback, boolean gc) {
+        this(parallel, gcPercent, writeback, gc, WritebackSettings.DEFAULTS);
     }
 
     /** Defaults: 4 heads, stored gc_percent, writeback and gc running. */
@@ -32,19 +39,23 @@ public record CacheOptions(int parallel, int gcPercent, boolean writeback, boole
     }
 
     public CacheOptions withParallel(int p) {
-        return new CacheOptions(p, gcPercent, writeback, gc);
+        return new CacheOptions(p, gcPercent, writeback, gc, pacing);
     }
 
     public CacheOptions withGcPercent(int p) {
-        return new CacheOptions(parallel, p, writeback, gc);
+        return new CacheOptions(parallel, p, writeback, gc, pacing);
     }
 
     public CacheOptions withWriteback(boolean on) {
-        return new CacheOptions(parallel, gcPercent, on, gc);
+        return new CacheOptions(parallel, gcPercent, on, gc, pacing);
     }
 
     public CacheOptions withGc(boolean on) {
-        return new CacheOptions(parallel, gcPercent, writeback, on);
+        return new CacheOptions(parallel, gcPercent, writeback, on, pacing);
+    }
+
+    public CacheOptions withPacing(WritebackSettings p) {
+        return new CacheOptions(parallel, gcPercent, writeback, gc, p);
     }
 
     public static void checkGcPercent(int p) {
