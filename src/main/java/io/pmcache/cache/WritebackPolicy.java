@@ -14,7 +14,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  *       segment, or when used segments are within {@code margin} of the gc threshold and gc has
  *       nothing left to reclaim before the dirty tail (only writeback can make room), or when the
  *       dirty bytes alone would fill the segments up to that point. {@code margin} is a sixteenth
- *       of the segments (at least 1), so writeback is at full speed before writers must wait;</li>
+ *       of the segments (at least 1), so writeback is at full speed before writers must wait.
+ *       Like dm-writecache's high and low watermarks, pressure then lasts until space is no
+ *       longer short and the dirty bytes are down to halfway between the target and that point,
+ *       so writeback does not flap between full speed and paced at the edge;</li>
  *   <li><b>idle</b>: no foreground I/O (reads, writes, flushes, trims) for the idle delay → full
  *       speed, so an idle cache drains;</li>
  *   <li><b>controller</b>: otherwise the rate of a PI controller on the dirty bytes above the
@@ -89,6 +92,8 @@ final class WritebackPolicy {
     private long controllerRate;
     private long lastOps = Long.MIN_VALUE;
     private long lastActive;
+    /** Pressure began and has not yet ended at the low watermark. */
+    private boolean underPressure;
     private volatile Decision last;
 
     WritebackPolicy(WritebackSettings settings) {
@@ -131,7 +136,7 @@ final class WritebackPolicy {
         Reason reason;
         if (drains.get() > 0 || s.fullSpeed()) {
             reason = Reason.DRAIN;
-        } else if (spaceShort(in)) {
+        } else if (pressure(in, target)) {
             reason = Reason.PRESSURE;
         } else if (now - lastActive >= s.idleDelayMillis() * 1_000_000) {
             reason = Reason.IDLE;
@@ -143,12 +148,33 @@ final class WritebackPolicy {
         return d;
     }
 
+    /** Rule 2 with its hysteresis: space is short, or was and the dirty bytes are not yet low. */
+    private boolean pressure(Inputs in, long target) {
+        if (spaceShort(in)) {
+            underPressure = true;
+        } else if (underPressure && in.dirtyBytes() <= lowWatermark(in, target)) {
+            underPressure = false;
+        }
+        return underPressure;
+    }
+
+    /** Where pressure ends: halfway between the target and the dirty bytes that make space short. */
+    static long lowWatermark(Inputs in, long target) {
+        long high = (long) nearSegments(in) * in.segmentSize();
+        return Math.max(0, target + (high - target) / 2);
+    }
+
+    /** Used segments at which space counts as short: {@code margin} below the gc threshold. */
+    private static int nearSegments(Inputs in) {
+        return in.gcThreshold() - Math.max(1, in.segmentCount() / 16);
+    }
+
     /** Space is short (rule 2 of the class comment). */
     static boolean spaceShort(Inputs in) {
         if (in.writersWaiting()) {
             return true;
         }
-        int near = in.gcThreshold() - Math.max(1, in.segmentCount() / 16);
+        int near = nearSegments(in);
         if (in.usedSegments() >= near && in.gcCaughtUp()) {
             return true;
         }

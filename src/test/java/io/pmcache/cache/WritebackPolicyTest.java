@@ -128,6 +128,21 @@ class WritebackPolicyTest {
     }
 
     @Test
+    void pressureLastsUntilTheLowWatermark() {
+        WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS);
+        long high = (44L - SEGS / 16) * SEG;
+        long low = WritebackPolicy.lowWatermark(calm(0, 0), TARGET);
+        assertThat(low).isEqualTo(TARGET + (high - TARGET) / 2);
+        assertThat(p.decide(0, calm(high - 1, 1)).reason()).isEqualTo(Reason.CONTROLLER);
+        assertThat(p.decide(SEC, calm(high, 2)).reason()).isEqualTo(Reason.PRESSURE);
+        assertThat(p.decide(2 * SEC, calm(high - 1, 3)).reason()).as("not yet low").isEqualTo(Reason.PRESSURE);
+        assertThat(p.decide(3 * SEC, calm(low + 1, 4)).reason()).isEqualTo(Reason.PRESSURE);
+        assertThat(p.decide(4 * SEC, calm(low, 5)).reason()).isEqualTo(Reason.CONTROLLER);
+        assertThat(p.decide(5 * SEC, calm(low + 1, 6)).reason()).as("below the high mark again").isEqualTo(
+                Reason.CONTROLLER);
+    }
+
+    @Test
     void pressureGoesFullSpeedAndDrainWinsOverEverything() {
         WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS);
         Inputs waiting = new Inputs(TARGET / 2, SEGS, SEG, 60, 44, true, false, 1);
