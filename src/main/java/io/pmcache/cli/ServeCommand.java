@@ -6,6 +6,7 @@ import io.pmcache.backing.FileBackingDevice;
 import io.pmcache.cache.Cache;
 import io.pmcache.cache.CacheOptions;
 import io.pmcache.cache.FormatOptions;
+import io.pmcache.cache.WritebackSettings;
 import io.pmcache.format.Superblock;
 import io.pmcache.media.MappedFileMedium;
 import io.pmcache.nbd.NbdServer;
@@ -77,6 +78,23 @@ public final class ServeCommand implements Callable<Integer> {
                     + "maintenance windows of the backing device, and tests.")
     boolean noWriteback;
 
+    @Option(names = "--writeback-target", paramLabel = "P",
+            description = "Keep about P%% of the cache dirty; writeback is paced by the dirty data above it, and runs "
+                    + "at full speed when space is short, when idle, and on drains. 0..90, default 10.")
+    Integer writebackTarget;
+
+    @Option(names = "--writeback-min-rate", paramLabel = "SIZE", converter = SizeConverter.class,
+            description = "Paced writeback never goes below SIZE per second. Default: 4K.")
+    Long writebackMinRate;
+
+    @Option(names = "--writeback-max-rate", paramLabel = "SIZE", converter = SizeConverter.class,
+            description = "Paced writeback never goes above SIZE per second; 0: no limit (default).")
+    Long writebackMaxRate;
+
+    @Option(names = "--writeback-idle-delay", paramLabel = "MS",
+            description = "After MS ms without foreground I/O, write back at full speed. Default: 2000.")
+    Long writebackIdleDelay;
+
     @Option(names = "--read-only", description = "Serve read-only.")
     boolean readOnly;
 
@@ -114,6 +132,7 @@ public final class ServeCommand implements Callable<Integer> {
         if (gcPercent != null) {
             CacheOptions.checkGcPercent(gcPercent);
         }
+        WritebackSettings pacing = pacing();
         InetSocketAddress adminAddress = admin != null ? AdminServer.parseAddress(admin) : null;
         FormatOptions format = new FormatOptions(segmentSize != null ? segmentSize : Superblock.DEFAULT_SEGMENT_SIZE,
                 dataCrc);
@@ -123,7 +142,7 @@ public final class ServeCommand implements Callable<Integer> {
             int heads = parallel != null ? parallel
                     : Math.max(1, Math.min(4, segments / CacheOptions.SEGMENTS_PER_HEAD));
             CacheOptions options = CacheOptions.defaults().withParallel(heads)
-                    .withGcPercent(gcPercent != null ? gcPercent : -1).withWriteback(!noWriteback);
+                    .withGcPercent(gcPercent != null ? gcPercent : -1).withWriteback(!noWriteback).withPacing(pacing);
             if (noWriteback) {
                 log.warn("background writeback is off (--no-writeback): dirty data stays in the cache");
             }
@@ -133,6 +152,24 @@ public final class ServeCommand implements Callable<Integer> {
         }
         log.info("stopped cleanly");
         return 0;
+    }
+
+    /** The writeback pacing options over the defaults, validated. */
+    private WritebackSettings pacing() {
+        WritebackSettings p = WritebackSettings.DEFAULTS;
+        if (writebackTarget != null) {
+            p = p.withTargetPercent(writebackTarget);
+        }
+        if (writebackMinRate != null) {
+            p = p.withMinRate(writebackMinRate);
+        }
+        if (writebackMaxRate != null) {
+            p = p.withMaxRate(writebackMaxRate);
+        }
+        if (writebackIdleDelay != null) {
+            p = p.withIdleDelayMillis(writebackIdleDelay);
+        }
+        return p;
     }
 
     private void serve(Cache c, boolean demo, InetSocketAddress adminAddress)
@@ -146,7 +183,7 @@ public final class ServeCommand implements Callable<Integer> {
         try {
             if (adminAddress != null) {
                 adminServer = AdminServer.start(adminAddress, StatusSource.of(c, server), c::gcPercent,
-                        c::setGcPercent);
+                        c::setGcPercent, c::writebackSettings, c::setWritebackSettings);
             }
             if (socket != null) {
                 server.listenUnix(socket.toAbsolutePath());
