@@ -8,6 +8,8 @@ import org.slf4j.LoggerFactory;
 /**
  * The background threads of an open cache: the sealer (closes ksets at most a second old), the
  * writeback worker and the garbage collector. Each sleeps until poked or until its period ends.
+ * The writeback worker's speed is decided by the {@link WritebackPolicy}, through a
+ * {@link WritebackDriver} turn per loop.
  */
 final class Workers {
     private static final Logger log = LoggerFactory.getLogger(Workers.class);
