@@ -10,7 +10,10 @@ import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import io.pmcache.cache.WritebackSettings;
+import java.util.function.Consumer;
 import java.util.function.IntConsumer;
+import java.util.function.Supplier;
 import java.util.function.IntSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -22,6 +25,9 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code GET /status}: the figures as JSON ({@link StatusSource#statusDocument()});</li>
  *   <li>{@code GET /gc-percent}: {@code {"gc_percent": N}}; {@code POST} or {@code PUT} with a body
  *       {@code N} (or {@code {"gc_percent": N}}) changes it (0..90; 400 otherwise).</li>
+ *   <li>{@code GET /writeback}: the writeback pacing knobs ({@link WritebackKnobs}); {@code POST}
+ *       or {@code PUT} a JSON object naming some of them changes those (400 when invalid).
+ *       Present only when the server was started with them.</li>
  * </ul>
  * It has no authentication: it binds to loopback unless the operator names another address.
  */
@@ -34,6 +40,8 @@ public final class AdminServer implements AutoCloseable {
     private final Metrics metrics;
     private final IntSupplier gcPercent;
     private final IntConsumer setGcPercent;
+    private Supplier<WritebackSettings> writeback;
+    private Consumer<WritebackSettings> setWriteback;
 
     private AdminServer(HttpServer http, StatusSource src, IntSupplier gcPercent, IntConsumer setGcPercent) {
         this.http = http;
@@ -68,6 +76,21 @@ public final class AdminServer implements AutoCloseable {
         AdminServer s = new AdminServer(http, src, gcPercent, setGcPercent);
         http.start();
         log.info("admin endpoint on {} (/metrics, /status, /gc-percent)", s.url());
+        return s;
+    }
+
+    /**
+     * {@link #start(InetSocketAddress, StatusSource, IntSupplier, IntConsumer)} plus
+     * {@code /writeback}: {@code setWriteback} throws {@link IllegalArgumentException} for invalid
+     * settings.
+     */
+    public static AdminServer start(InetSocketAddress address, StatusSource src, IntSupplier gcPercent,
+                                    IntConsumer setGcPercent, Supplier<WritebackSettings> writeback,
+                                    Consumer<WritebackSettings> setWriteback) throws IOException {
+        AdminServer s = start(address, src, gcPercent, setGcPercent);
+        s.writeback = writeback;
+        s.setWriteback = setWriteback;
+        s.http.createContext("/writeback", ex -> s.handle(ex, s::writeback));
         return s;
     }
 
@@ -203,6 +226,33 @@ public final class AdminServer implements AutoCloseable {
         src.invalidate();
         log.info("gc_percent changed from {} to {} through the admin endpoint", old, value);
         reply(ex, 200, "application/json", Json.write(Map.of("gc_percent", gcPercent.getAsInt())));
+    }
+
+    private void writeback(HttpExchange ex) throws IOException {
+        if (isGet(ex)) {
+            reply(ex, 200, "application/json", Json.write(WritebackKnobs.toMap(writeback.get())));
+            return;
+        }
+        if (!"POST".equals(ex.getRequestMethod()) && !"PUT".equals(ex.getRequestMethod())) {
+            methodNotAllowed(ex, "GET, POST, PUT");
+            return;
+        }
+        String body = new String(ex.getRequestBody().readNBytes(4096), StandardCharsets.UTF_8).trim();
+        WritebackSettings old = writeback.get();
+        WritebackSettings now;
+        try {
+            if (!(Json.parse(body) instanceof Map<?, ?> changes)) {
+                throw new IllegalArgumentException("give a JSON object, e.g. {\"" + WritebackKnobs.TARGET + "\": 20}");
+            }
+            now = WritebackKnobs.merge(old, changes);
+            setWriteback.accept(now);
+        } catch (IllegalArgumentException | ArithmeticException e) {
+            reply(ex, 400, "application/json", Json.write(Map.of("error", String.valueOf(e.getMessage()))));
+            return;
+        }
+        src.invalidate();
+        log.info("writeback pacing changed from {} to {} through the admin endpoint", old, now);
+        reply(ex, 200, "application/json", Json.write(WritebackKnobs.toMap(writeback.get())));
     }
 
     static Integer parseGcPercent(String body, URI uri) {

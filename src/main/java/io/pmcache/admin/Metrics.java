@@ -110,6 +110,17 @@ public final class Metrics {
                 s -> s.cache().gcPercent());
         gauge("pmcache.writeback.rate", "bytes.per.second", "Writeback throughput over the last 10 seconds",
                 StatusSource::writebackRate);
+        gauge("pmcache.dirty.ratio", null, "Dirty bytes as a fraction of the cache", s -> s.cache().dirtyPercent() / 100);
+        gauge("pmcache.writeback.target.ratio", null, "The writeback controller's dirty target as a fraction of the cache",
+                s -> s.cache().writebackTargetPercent() / 100.0);
+        gauge("pmcache.writeback.rate.limit", "bytes.per.second", "The rate writeback was last allowed (+Inf: full "
+                + "speed, 0: writeback off)", s -> s.cache().writebackRateLimit() < 0 ? Double.POSITIVE_INFINITY
+                        : s.cache().writebackRateLimit());
+        for (String reason : new String[] {"controller", "idle", "pressure", "drain", "off"}) {
+            Gauge.builder("pmcache.writeback.reason", src, s -> reason.equals(s.cache().writebackReason()) ? 1 : 0)
+                    .tag("reason", reason).description("1 for why writeback runs at its rate now: controller (paced), "
+                            + "idle, pressure or drain (full speed), off").register(registry);
+        }
         gauge("pmcache.writeback.lag", "seconds", "Dirty bytes divided by the writeback rate (+Inf when stalled)",
                 StatusSource::writebackLagSeconds);
         gauge("pmcache.writeback.lag.ksets", null, "Key sets between the dirty tail and the key head",

@@ -48,6 +48,9 @@ public final class Cache implements BlockDevice {
     private final Workers workers;
     private final Writeback writeback;
     private final GarbageCollector gc;
+    /** How fast writeback runs; the one authority on pacing. */
+    private final WritebackPolicy pacing;
+    private final boolean writebackOn;
     /** No I/O runs once close has begun. */
     private final IoGate gate = new IoGate();
     /** What this cache opened itself ({@link #openOrCreate}) and closes after itself, in order. */
@@ -60,7 +63,9 @@ public final class Cache implements BlockDevice {
         this.blockStatus = new BlockStatusQuery(e);
         this.writeback = new Writeback(e);
         this.gc = new GarbageCollector(e);
-        this.workers = new Workers(e, writeback, gc, options);
+        this.pacing = new WritebackPolicy(options.pacing());
+        this.writebackOn = options.writeback();
+        this.workers = new Workers(e, writeback, gc, pacing, options);
     }
 
     // ---------------------------------------------------------------- format and open
@@ -431,6 +436,17 @@ public final class Cache implements BlockDevice {
         workers.poke();
     }
 
+    /** The writeback pacing knobs in force. */
+    public WritebackSettings writebackSettings() {
+        return pacing.settings();
+    }
+
+    /** Changes the writeback pacing knobs at run time (not persisted); takes effect at the next turn. */
+    public void setWritebackSettings(WritebackSettings s) {
+        pacing.settings(java.util.Objects.requireNonNull(s, "settings"));
+        workers.hurry();
+    }
+
     public CacheStatus status() {
         CacheStats s = e.stats;
         CacheInfo info = e.info.current();
@@ -448,7 +464,11 @@ public final class Cache implements BlockDevice {
                 info.keyTail().toString(), info.dirtyTail().toString(), head.toString(),
                 Math.max(0, head.ksetSeq() - info.dirtyTail().ksetSeq()),
                 s.ksetsDamaged.sum(), writeback.stalledMillis(System.nanoTime()), e.failure.reason(),
-                s.writebackZeroBytes.sum());
+                s.writebackZeroBytes.sum(),
+                100.0 * s.dirtyBytes.get() / ((double) e.segments.count() * e.superblock.segmentSize()),
+                pacing.settings().targetPercent(), writebackOn ? pacing.last().rate() == WritebackPolicy.FULL_SPEED
+                        ? -1 : pacing.last().rate() : 0,
+                writebackOn ? pacing.last().reason().label() : "off");
     }
 
     /**
@@ -458,7 +478,7 @@ public final class Cache implements BlockDevice {
     public void flushAll(LongConsumer progress) throws IOException {
         run(true, () -> {
             e.keyLog.sealAll();
-            writeback.drain(progress, workers);
+            drain(progress);
         });
     }
 
@@ -471,12 +491,23 @@ public final class Cache implements BlockDevice {
             workers.pauseGc();
             try {
                 e.keyLog.sealAll();
-                writeback.drain(progress, workers);
+                drain(progress);
                 gc.collectAll();
             } finally {
                 workers.resumeGc();
             }
         });
+    }
+
+    /** Writes back everything sealed, at full speed (the worker too: reason "drain"). */
+    private void drain(LongConsumer progress) throws IOException {
+        pacing.beginDrain();
+        try {
+            workers.hurry();
+            writeback.drain(progress, workers);
+        } finally {
+            pacing.endDrain();
+        }
     }
 
     /** Stops cleanly: every kset sealed and persisted. Does not wait for writeback. */

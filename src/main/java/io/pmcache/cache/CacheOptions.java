@@ -10,8 +10,9 @@ package io.pmcache.cache;
  *                   value stored on the medium (70 on a fresh cache)
  * @param writeback  run the background writeback worker
  * @param gc         run the background garbage collector
+ * @param pacing     how the writeback worker paces itself ({@link WritebackPolicy}); not stored
  */
-public record CacheOptions(int parallel, int gcPercent, boolean writeback, boolean gc) {
+public record CacheOptions(int parallel, int gcPercent, boolean writeback, boolean gc, WritebackSettings pacing) {
     public static final int PARALLEL_MAX = 128;
     /** Choose {@code parallel} from the cache's segment count ({@link #parallelFor}). */
     public static final int PARALLEL_AUTO = 0;
@@ -29,6 +30,12 @@ public record CacheOptions(int parallel, int gcPercent, boolean writeback, boole
         if (gcPercent != -1) {
             checkGcPercent(gcPercent);
         }
+        java.util.Objects.requireNonNull(pacing, "pacing");
+    }
+
+    /** With the default writeback pacing ({@link WritebackSettings#DEFAULTS}). */
+    public CacheOptions(int parallel, int gcPercent, boolean writeback, boolean gc) {
+        this(parallel, gcPercent, writeback, gc, WritebackSettings.DEFAULTS);
     }
 
     /** Defaults: automatic parallel (4, fewer on small caches), stored gc_percent, writeback and gc running. */
@@ -56,19 +63,23 @@ public record CacheOptions(int parallel, int gcPercent, boolean writeback, boole
     }
 
     public CacheOptions withParallel(int p) {
-        return new CacheOptions(p, gcPercent, writeback, gc);
+        return new CacheOptions(p, gcPercent, writeback, gc, pacing);
     }
 
     public CacheOptions withGcPercent(int p) {
-        return new CacheOptions(parallel, p, writeback, gc);
+        return new CacheOptions(parallel, p, writeback, gc, pacing);
     }
 
     public CacheOptions withWriteback(boolean on) {
-        return new CacheOptions(parallel, gcPercent, on, gc);
+        return new CacheOptions(parallel, gcPercent, on, gc, pacing);
     }
 
     public CacheOptions withGc(boolean on) {
-        return new CacheOptions(parallel, gcPercent, writeback, on);
+        return new CacheOptions(parallel, gcPercent, writeback, on, pacing);
+    }
+
+    public CacheOptions withPacing(WritebackSettings p) {
+        return new CacheOptions(parallel, gcPercent, writeback, gc, p);
     }
 
     public static void checkGcPercent(int p) {

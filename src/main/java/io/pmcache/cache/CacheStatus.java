@@ -12,6 +12,12 @@ package io.pmcache.cache;
  * failed (writes and flushes then fail with EIO). {@code ksetsDamaged} counts ksets of the key log
  * found damaged (recovered or lost) since the open. {@code writebackBytes} counts data written back;
  * {@code writebackZeroBytes} the zeroed or trimmed ranges written back (as zeroing, no data).
+ *
+ * <p>Writeback pacing ({@link WritebackPolicy}): {@code dirtyPercent} is the dirty bytes in
+ * percent of the cache, {@code writebackTargetPercent} the controller's target,
+ * {@code writebackRateLimit} the rate writeback was last allowed (bytes per second; -1 for full
+ * speed, 0 with writeback off) and {@code writebackReason} why: {@code controller}, {@code idle},
+ * {@code pressure}, {@code drain}, or {@code off} when the writeback worker does not run.
  */
 public record CacheStatus(
         long deviceSize, long segmentSize, int segmentsTotal, int segmentsUsed, int gcPercent, boolean dataCrc,
@@ -24,5 +30,6 @@ public record CacheStatus(
         long corruptKeysSkipped, long dataCrcErrors,
         long replayNanos, long replayKsets, long replayKeys,
         String keyTail, String dirtyTail, String keyHead, long writebackLagKsets,
-        long ksetsDamaged, long backingStalledMillis, String failure, long writebackZeroBytes) {
+        long ksetsDamaged, long backingStalledMillis, String failure, long writebackZeroBytes,
+        double dirtyPercent, int writebackTargetPercent, long writebackRateLimit, String writebackReason) {
 }

@@ -8,6 +8,8 @@ import org.slf4j.LoggerFactory;
 /**
  * The background threads of an open cache: the sealer (closes ksets at most a second old), the
  * writeback worker and the garbage collector. Each sleeps until poked or until its period ends.
+ * The writeback worker's speed is decided by the {@link WritebackPolicy}, through a
+ * {@link WritebackDriver} turn per loop.
  */
 final class Workers {
     private static final Logger log = LoggerFactory.getLogger(Workers.class);
@@ -55,6 +57,8 @@ final class Workers {
     private final Engine e;
     private final Writeback writeback;
     private final GarbageCollector gc;
+    /** Paces the writeback worker ({@link WritebackPolicy}). */
+    private final WritebackDriver driver;
     private final CacheOptions options;
     private final Signal writebackSignal = new Signal();
     private final Signal gcSignal = new Signal();
@@ -74,10 +78,11 @@ final class Workers {
     /** Tests: the workers waiting at a step boundary; guarded by {@code this}. */
     private final java.util.Set<Thread> held = new java.util.HashSet<>();
 
-    Workers(Engine e, Writeback writeback, GarbageCollector gc, CacheOptions options) {
+    Workers(Engine e, Writeback writeback, GarbageCollector gc, WritebackPolicy policy, CacheOptions options) {
         this.e = e;
         this.writeback = writeback;
         this.gc = gc;
+        this.driver = new WritebackDriver(e, writeback, gc, policy);
         this.options = options;
     }
 
@@ -92,6 +97,12 @@ final class Workers {
         if (options.gc()) {
             gcThread = Thread.ofPlatform().daemon().name("pmcache-gc").start(this::gcLoop);
         }
+    }
+
+    /** Cuts a paced writeback wait short (a setting changed, a drain began). */
+    void hurry() {
+        gatherSignal.raise();
+        writebackSignal.raise();
     }
 
     /** Wakes writeback and gc (space is short, or something changed). */
@@ -147,13 +158,20 @@ final class Workers {
                 if (idleWhenFailed()) {
                     continue;
                 }
-                Writeback.Step s = writeback.step();
-                switch (s) {
+                WritebackDriver.Turn t = driver.turn(System.nanoTime());
+                switch (t.outcome()) {
                     case PROGRESS -> {
                         backoff = 50;
                         gcSignal.raise();
                         if (writeback.lastBatchKeys() < GATHER_KEYS) {
                             gatherSignal.await(GATHER_MS);
+                        }
+                    }
+                    case PACED -> {
+                        backoff = 50;
+                        gcSignal.raise();
+                        if (t.waitMillis() > 0) {
+                            gatherSignal.await(t.waitMillis()); // pressure and stop cut it short
                         }
                     }
                     case IDLE -> writebackSignal.await(IDLE_PERIOD_MS);

@@ -59,6 +59,8 @@ final class Writeback {
     private long writtenZeroBytes;
     /** Keys in the last batch written back (the worker pauses to gather after small ones). */
     private volatile int lastBatchKeys;
+    /** Dirty bytes of the keys in the last batch written back (0 after a step that only synced). */
+    private volatile long lastBatchBytes;
     /** When the backing-device writes of the step in progress began; 0 when none is in progress. */
     private volatile long writesSince;
     /** When the backing-device flush in progress began (syncer); 0 when none is in progress. */
@@ -77,15 +79,24 @@ final class Writeback {
     enum Step { IDLE, PROGRESS, FAILED }
 
     Step step() {
+        return step(Long.MAX_VALUE);
+    }
+
+    /**
+     * One step whose new batch holds about {@code byteLimit} bytes of keys at most (whole ksets:
+     * at least one kset when any is sealed, unless the limit is 0); a limit of 0 only syncs the
+     * batch written by the previous step and advances the dirty tail over it.
+     */
+    Step step(long byteLimit) {
         lock.lock();
         try {
-            return stepLocked();
+            return stepLocked(Math.min(maxBytes, byteLimit));
         } finally {
             lock.unlock();
         }
     }
 
-    private Step stepLocked() {
+    private Step stepLocked(long byteLimit) {
         LogPosition tail = e.info.current().dirtyTail();
         if (written == null || written.ksetSeq() < tail.ksetSeq()) {
             written = tail;
@@ -96,7 +107,7 @@ final class Writeback {
         long bytes = 0;
         long zeroBytes = 0;
         LogPosition pos = written;
-        while (batch.size() < maxKeys && bytes < maxBytes && pos.ksetSeq() < e.keyLog.nextSeq()
+        while (batch.size() < maxKeys && bytes < byteLimit && pos.ksetSeq() < e.keyLog.nextSeq()
                 && e.keyLog.isSealed(pos.ksetSeq())) {
             LogReader.KsetAt k = e.reader.read(pos);
             if (k == null) {
@@ -201,6 +212,7 @@ final class Writeback {
             e.stats.writebackBatches.increment();
         }
         lastBatchKeys = batch.size();
+        lastBatchBytes = newBatch ? bytes : 0;
         return Step.PROGRESS;
     }
 
@@ -233,6 +245,16 @@ final class Writeback {
             log.warn("{}; {} dirty bytes wait (they stay readable in the cache)", e.stats.lastBackingError,
                     e.stats.dirtyBytes.get());
         }
+    }
+
+    /** Dirty bytes of the keys in the last batch written back (0 after a step that only synced). */
+    long lastBatchBytes() {
+        return lastBatchBytes;
+    }
+
+    /** The largest batch, in bytes of keys. */
+    long maxBatchBytes() {
+        return maxBytes;
     }
 
     /** Keys in the last batch written back (the worker pauses to gather after small ones). */

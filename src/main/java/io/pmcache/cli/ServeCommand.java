@@ -6,6 +6,7 @@ import io.pmcache.backing.FileBackingDevice;
 import io.pmcache.cache.Cache;
 import io.pmcache.cache.CacheOptions;
 import io.pmcache.cache.FormatOptions;
+import io.pmcache.cache.WritebackSettings;
 import io.pmcache.media.MappedFileMedium;
 import io.pmcache.nbd.NbdServer;
 import java.io.IOException;
@@ -82,6 +83,23 @@ public final class ServeCommand implements Callable<Integer> {
                     + "maintenance windows of the backing device, and tests.")
     boolean noWriteback;
 
+    @Option(names = "--writeback-target", paramLabel = "P",
+            description = "Keep about P%% of the cache dirty; writeback is paced by the dirty data above it, and runs "
+                    + "at full speed when space is short, when idle, and on drains. 0..90, default 10.")
+    Integer writebackTarget;
+
+    @Option(names = "--writeback-min-rate", paramLabel = "SIZE", converter = SizeConverter.class,
+            description = "Paced writeback never goes below SIZE per second. Default: 4K.")
+    Long writebackMinRate;
+
+    @Option(names = "--writeback-max-rate", paramLabel = "SIZE", converter = SizeConverter.class,
+            description = "Paced writeback never goes above SIZE per second; 0: no limit (default).")
+    Long writebackMaxRate;
+
+    @Option(names = "--writeback-idle-delay", paramLabel = "MS",
+            description = "After MS ms without foreground I/O, write back at full speed. Default: 2000.")
+    Long writebackIdleDelay;
+
     @Option(names = "--read-only", description = "Serve read-only.")
     boolean readOnly;
 
@@ -115,6 +133,9 @@ public final class ServeCommand implements Callable<Integer> {
         }
         InetSocketAddress adminAddress = checkUsage();
         io.pmcache.nbd.TlsConfig tls = tlsOptions.config(); // reads the certificates: a bad one stops here
+        WritebackSettings[] checked = {null};
+        Usage.check(spec, "--writeback-*", () -> checked[0] = pacing());
+        WritebackSettings pacing = checked[0];
         // Before anything is created or replayed: each file usable as asked, or one line saying why.
         Preflight.file(backing, "backing file", true, backingSize != null);
         Preflight.file(cache, "cache file", true, true);
@@ -134,7 +155,7 @@ public final class ServeCommand implements Callable<Integer> {
                 dataCrc);
         CacheOptions options = CacheOptions.defaults().withParallel(parallel != null ? parallel
                 : CacheOptions.PARALLEL_AUTO).withGcPercent(gcPercent != null ? gcPercent : -1)
-                .withWriteback(!noWriteback);
+                .withWriteback(!noWriteback).withPacing(pacing);
         try (CacheFiles.Created created = new CacheFiles.Created();
              FileBackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false, created);
              MappedFileMedium medium = CacheFiles.openOrFormat(cache, cacheSize, disk, format, created)) {
@@ -147,6 +168,24 @@ public final class ServeCommand implements Callable<Integer> {
         }
         log.info("stopped cleanly");
         return 0;
+    }
+
+    /** The writeback pacing options over the defaults, validated. */
+    private WritebackSettings pacing() {
+        WritebackSettings p = WritebackSettings.DEFAULTS;
+        if (writebackTarget != null) {
+            p = p.withTargetPercent(writebackTarget);
+        }
+        if (writebackMinRate != null) {
+            p = p.withMinRate(writebackMinRate);
+        }
+        if (writebackMaxRate != null) {
+            p = p.withMaxRate(writebackMaxRate);
+        }
+        if (writebackIdleDelay != null) {
+            p = p.withIdleDelayMillis(writebackIdleDelay);
+        }
+        return p;
     }
 
     /** What the command line alone shows to be wrong: exit 2 with the usage. Returns the admin address. */
@@ -219,7 +258,7 @@ public final class ServeCommand implements Callable<Integer> {
         try {
             if (adminAddress != null) {
                 adminServer = AdminServer.start(adminAddress, StatusSource.of(c, server), c::gcPercent,
-                        c::setGcPercent);
+                        c::setGcPercent, c::writebackSettings, c::setWritebackSettings);
             }
             // Clients may write from the first listen on: the files are theirs from here.
             created.keep();

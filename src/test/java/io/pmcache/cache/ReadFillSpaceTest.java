@@ -40,7 +40,8 @@ class ReadFillSpaceTest {
         System.arraycopy(pattern, 0, model.current, 0, DEVICE);
         FaultyBackingDevice faulty = new FaultyBackingDevice(disk);
         try (Rig rig = Rig.format(SEGMENTS, faulty, false)) {
-            rig.open(new CacheOptions(2, 50, true, true));
+            // Writeback at full speed (as before pacing): the scenario needs it trying, and failing, all along.
+            rig.open(new CacheOptions(2, 50, true, true).withPacing(WritebackSettings.DEFAULTS.withFullSpeed(true)));
             Engine e = rig.cache.engine();
             int threshold = SEGMENTS * 50 / 100;
             int reserve = 2; // max(2, segments / 64)

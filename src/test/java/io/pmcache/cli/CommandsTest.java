@@ -348,6 +348,66 @@ class CommandsTest {
     }
 
     @Test
+    void writebackPacingKnobsThroughTheAdminEndpointAndSet() throws Exception {
+        assertThat(formatSmall().exit()).isZero();
+        try (FileBackingDevice disk = FileBackingDevice.open(backing(), false);
+             MappedFileMedium m = MappedFileMedium.open(cache());
+             Cache c = Cache.open(m, disk, CacheOptions.defaults().withParallel(1));
+             AdminServer admin = AdminServer.start(new InetSocketAddress("127.0.0.1", 0), StatusSource.of(c, null),
+                     c::gcPercent, c::setGcPercent, c::writebackSettings, c::setWritebackSettings)) {
+            String at = String.valueOf(admin.address().getPort());
+            HttpClient http = HttpClient.newHttpClient();
+            String base = admin.url();
+            HttpResponse<String> get = http.send(HttpRequest.newBuilder(URI.create(base + "/writeback")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(get.statusCode()).isEqualTo(200);
+            assertThat(Json.parse(get.body())).isEqualTo(Json.parse(
+                    "{\"target_percent\": 10, \"min_rate\": 4096, \"max_rate\": 0, \"idle_delay_ms\": 2000, "
+                            + "\"full_speed\": false}"));
+
+            Result target = pm("set", "writeback-target", "20", "--admin", at);
+            assertThat(target.exit()).as(target.err()).isZero();
+            assertThat(target.out()).contains("\"target_percent\": 20");
+            assertThat(c.writebackSettings().targetPercent()).isEqualTo(20);
+            Result tooHigh = pm("set", "writeback-target", "95", "--admin", at);
+            assertThat(tooHigh.exit()).isNotZero();
+            assertThat(tooHigh.err()).contains("0..90");
+            Result belowMin = pm("set", "writeback-max-rate", "1K", "--admin", at);
+            assertThat(belowMin.exit()).isNotZero();
+            assertThat(belowMin.err()).contains("below the minimum rate");
+            assertThat(pm("set", "writeback-min-rate", "1M", "--admin", at).exit()).isZero();
+            assertThat(pm("set", "writeback-max-rate", "64M", "--admin", at).exit()).isZero();
+            assertThat(pm("set", "writeback-idle-delay", "500", "--admin", at).exit()).isZero();
+            assertThat(pm("set", "writeback-full-speed", "on", "--admin", at).exit()).isZero();
+            assertThat(pm("set", "writeback-full-speed", "maybe", "--admin", at).exit()).isNotZero();
+            assertThat(c.writebackSettings()).isEqualTo(new io.pmcache.cache.WritebackSettings(20, 1 << 20, 64 << 20,
+                    500, true));
+
+            HttpResponse<String> unknown = http.send(HttpRequest.newBuilder(URI.create(base + "/writeback"))
+                    .POST(HttpRequest.BodyPublishers.ofString("{\"nope\": 1}")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(unknown.statusCode()).isEqualTo(400);
+            assertThat(unknown.body()).contains("unknown writeback knob");
+            HttpResponse<String> notJson = http.send(HttpRequest.newBuilder(URI.create(base + "/writeback"))
+                    .PUT(HttpRequest.BodyPublishers.ofString("fast")).build(), HttpResponse.BodyHandlers.ofString());
+            assertThat(notJson.statusCode()).isEqualTo(400);
+
+            HttpResponse<String> metrics = http.send(HttpRequest.newBuilder(URI.create(base + "/metrics")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(metrics.body()).contains("pmcache_writeback_target_ratio 0.2")
+                    .contains("pmcache_dirty_ratio").contains("pmcache_writeback_rate_limit_bytes_per_second")
+                    .contains("pmcache_writeback_reason{reason=\"drain\"}");
+            Result live = pm("status", "--admin", at, "--json");
+            assertThat(live.exit()).as(live.err()).isZero();
+            Map<?, ?> cache = (Map<?, ?>) ((Map<?, ?>) Json.parse(live.out())).get("cache");
+            assertThat(cache.get("writeback_target_percent")).isEqualTo(20L);
+            assertThat(cache.get("writeback_reason")).isIn("controller", "idle", "pressure", "drain");
+            assertThat(cache.get("dirty_percent")).isNotNull();
+            assertThat(cache.get("writeback_rate_limit")).isNotNull();
+        }
+    }
+
+    @Test
     void jsonRoundTrip() {
         Map<String, Object> doc = new java.util.LinkedHashMap<>();
         doc.put("a", 1L);

@@ -1,0 +1,180 @@
+package io.pmcache.cache;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.pmcache.backing.MemoryBackingDevice;
+import io.pmcache.cache.WritebackPolicy.Reason;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Writeback pacing with the engine: the cache's own workers are off and the test turns a
+ * {@link WritebackDriver} on the cache's engine with a fake clock, as the writeback worker would
+ * (turn again at once after progress, else "wait" by advancing the clock). Nothing depends on
+ * real time.
+ */
+class WritebackPacingTest {
+    static final long MIB = 1L << 20;
+    static final long TICK = 100_000_000L; // 100 ms of fake time
+    static final int SEGMENTS = 64;          // of 1 MiB: a 64 MiB cache, target 10 % = 6.4 MiB
+    static final int DEVICE = 32 << 20;
+
+    /** The cache and a driver turned by the test. */
+    static final class Paced implements AutoCloseable {
+        final Rig rig;
+        final Cache cache;
+        final Engine e;
+        final Writeback writeback;
+        final GarbageCollector gc;
+        final WritebackPolicy policy;
+        final WritebackDriver driver;
+        final WriteHistory model = new WriteHistory(DEVICE);
+        long now = 1_000 * TICK;
+
+        Paced(WritebackSettings settings) throws Exception {
+            rig = Rig.format(SEGMENTS, new MemoryBackingDevice(DEVICE, 7), false);
+            cache = rig.open(new CacheOptions(1, 70, false, false).withPacing(settings));
+            e = cache.engine();
+            writeback = new Writeback(e);
+            gc = new GarbageCollector(e);
+            policy = new WritebackPolicy(settings);
+            driver = new WritebackDriver(e, writeback, gc, policy);
+        }
+
+        /** What the worker does until it would sleep; returns the last turn. */
+        WritebackDriver.Turn work() {
+            for (int i = 0; i < 100_000; i++) {
+                WritebackDriver.Turn t = driver.turn(now);
+                assertThat(t.outcome()).isNotEqualTo(WritebackDriver.Outcome.FAILED);
+                if (t.outcome() == WritebackDriver.Outcome.IDLE
+                        || t.outcome() == WritebackDriver.Outcome.PACED && t.waitMillis() > 0) {
+                    gc.pass();
+                    return t;
+                }
+            }
+            throw new AssertionError("the worker never rests");
+        }
+
+        void write4k(Random rnd, int n) throws Exception {
+            for (int i = 0; i < n; i++) {
+                rig.write(model, (long) rnd.nextInt(DEVICE / 4096) * 4096, 4096);
+                gc.pass();
+            }
+            cache.flush(); // seal: writeback passes only sealed ksets
+        }
+
+        long dirty() {
+            return e.stats.dirtyBytes.get();
+        }
+
+        @Override
+        public void close() throws Exception {
+            writeback.close();
+            rig.closeCache();
+        }
+    }
+
+    /**
+     * 512 KiB/s of random 4 KiB writes for 10 simulated minutes: after the controller settles,
+     * the dirty data stays near the 6.4 MiB target (not drained to zero, not growing), and
+     * writeback is paced, never at full speed. Then no I/O: after the idle delay writeback drains
+     * everything at full speed, and the backing device holds exactly what was written.
+     */
+    @Test
+    void aTrickleStaysNearTheTargetAndAnIdleCacheDrains() throws Exception {
+        long seed = new Random().nextLong();
+        Random rnd = new Random(seed);
+        try (Paced p = new Paced(WritebackSettings.DEFAULTS)) {
+            long target = SEGMENTS * MIB / 100 * 10;
+            List<Long> settled = new ArrayList<>();
+            for (int tick = 0; tick < 6000; tick++) {
+                p.write4k(rnd, 13); // 13 x 4 KiB per 100 ms: 520 KiB/s
+                WritebackDriver.Turn t = p.work();
+                assertThat(t.decision().reason()).as("seed %d, tick %d", seed, tick).isEqualTo(Reason.CONTROLLER);
+                if (tick >= 3000) {
+                    settled.add(p.dirty());
+                }
+                p.now += TICK;
+            }
+            long min = settled.stream().mapToLong(Long::longValue).min().orElseThrow();
+            long max = settled.stream().mapToLong(Long::longValue).max().orElseThrow();
+            System.out.printf("trickle: target %d, dirty after settling %d..%d bytes%n", target, min, max);
+            assertThat(min).as("seed %d: dirty never far below the target", seed).isGreaterThan(target * 6 / 10);
+            assertThat(max).as("seed %d: dirty never far above the target", seed).isLessThan(target * 14 / 10);
+            assertThat(p.e.stats.writebackBytes.sum()).as("writeback kept pace with the writes").isPositive();
+
+            // Idle: no foreground I/O. Before the delay, still paced; after it, a full-speed drain.
+            long before = p.dirty();
+            for (int i = 0; i < 19; i++) {
+                assertThat(p.work().decision().reason()).isEqualTo(Reason.CONTROLLER);
+                p.now += TICK;
+            }
+            assertThat(p.dirty()).as("paced until the idle delay passed").isGreaterThan(before / 2);
+            p.now += TICK;
+            WritebackDriver.Turn idle = p.work();
+            assertThat(idle.decision().reason()).isEqualTo(Reason.IDLE);
+            assertThat(idle.decision().fullSpeed()).isTrue();
+            assertThat(p.dirty()).as("an idle cache drains").isZero();
+            assertThat(((MemoryBackingDevice) p.rig.backing).toByteArray()).as("seed %d", seed)
+                    .isEqualTo(p.model.current);
+        }
+    }
+
+    /**
+     * Writes with no writeback until the dirty data nears the gc threshold: the next turn is at
+     * full speed for pressure, its batches are the largest (not a paced second's worth), and it
+     * writes everything back.
+     */
+    @Test
+    void pressureWritesBackAtFullSpeed() throws Exception {
+        long seed = new Random().nextLong();
+        Random rnd = new Random(seed);
+        try (Paced p = new Paced(WritebackSettings.DEFAULTS.withIdleDelayMillis(WritebackSettings.IDLE_DELAY_MILLIS_MAX))) {
+            int writes = 0;
+            while (!WritebackPolicy.spaceShort(p.driver.inputs())) {
+                p.write4k(rnd, 64);
+                writes += 64;
+                assertThat(writes).as("seed %d: space gets short", seed).isLessThan(SEGMENTS * 256);
+            }
+            WritebackDriver.Turn t = p.driver.turn(p.now);
+            assertThat(t.decision().reason()).isEqualTo(Reason.PRESSURE);
+            assertThat(t.decision().fullSpeed()).isTrue();
+            assertThat(p.writeback.lastBatchBytes()).as("a full-size batch").isGreaterThanOrEqualTo(4 * MIB);
+            long low = WritebackPolicy.lowWatermark(p.driver.inputs(), t.decision().targetBytes());
+            WritebackDriver.Turn rest = p.work();
+            assertThat(p.dirty()).as("full speed down to the low watermark").isLessThanOrEqualTo(low);
+            assertThat(p.dirty()).as("and not all the way: below it the controller paces").isPositive();
+            assertThat(rest.decision().reason()).isEqualTo(Reason.CONTROLLER);
+            // A drain (flush-all, detach, stop-with-drain) takes the rest at full speed.
+            p.policy.beginDrain();
+            assertThat(p.work().decision().reason()).isEqualTo(Reason.DRAIN);
+            p.policy.endDrain();
+            assertThat(p.dirty()).isZero();
+            assertThat(((MemoryBackingDevice) p.rig.backing).toByteArray()).as("seed %d", seed)
+                    .isEqualTo(p.model.current);
+        }
+    }
+
+    /** A flush-all runs at full speed while the worker's policy says "drain". */
+    @Test
+    void theCachesOwnPolicyReportsTheDrainAndTheKnobs() throws Exception {
+        Rig rig = Rig.format(SEGMENTS, new MemoryBackingDevice(DEVICE, 7), false);
+        WriteHistory model = new WriteHistory(DEVICE);
+        Cache c = rig.open(CacheOptions.defaults().withParallel(1).withGcPercent(70));
+        try {
+            for (int i = 0; i < 256; i++) {
+                rig.write(model, i * 4096L, 4096);
+            }
+            c.setWritebackSettings(c.writebackSettings().withTargetPercent(25));
+            assertThat(c.status().writebackTargetPercent()).isEqualTo(25);
+            assertThat(c.status().dirtyPercent()).isBetween(0.0, 100.0);
+            c.flushAll(left -> { });
+            assertThat(c.status().dirtyBytes()).isZero();
+            assertThat(((MemoryBackingDevice) rig.backing).toByteArray()).isEqualTo(model.current);
+        } finally {
+            rig.closeCache();
+        }
+    }
+}

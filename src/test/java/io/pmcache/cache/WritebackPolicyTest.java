@@ -1,0 +1,177 @@
+package io.pmcache.cache;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.pmcache.cache.WritebackPolicy.Decision;
+import io.pmcache.cache.WritebackPolicy.Inputs;
+import io.pmcache.cache.WritebackPolicy.Reason;
+import org.junit.jupiter.api.Test;
+
+/** The pacing rule and the controller alone, driven with a fake clock and synthetic figures. */
+class WritebackPolicyTest {
+    static final long MIB = 1L << 20;
+    static final long SEC = 1_000_000_000L;
+    /** A 1 GiB cache of 64 segments of 16 MiB, gc at 70 % (44 segments). */
+    static final int SEGS = 64;
+    static final long SEG = 16 * MIB;
+    static final long CACHE = SEGS * SEG;
+    static final long TARGET = CACHE / 100 * 10;
+
+    /** Figures with no space pressure: a third of the segments used, gc not caught up. */
+    static Inputs calm(long dirty, long ops) {
+        return new Inputs(dirty, SEGS, SEG, 20, 44, false, false, ops);
+    }
+
+    @Test
+    void belowTheTargetTheRateIsTheMinimum() {
+        WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS);
+        Decision d = p.decide(0, calm(TARGET / 2, 1));
+        assertThat(d.reason()).isEqualTo(Reason.CONTROLLER);
+        assertThat(d.targetBytes()).isEqualTo(TARGET);
+        assertThat(d.rate()).isEqualTo(WritebackSettings.MIN_RATE_DEFAULT);
+        assertThat(p.decide(SEC, calm(TARGET / 2, 2)).rate()).isEqualTo(WritebackSettings.MIN_RATE_DEFAULT);
+    }
+
+    @Test
+    void theProportionalRateGrowsWithTheExcess() {
+        long excess = 200 * MIB;
+        long small = new WritebackPolicy(WritebackSettings.DEFAULTS).decide(0, calm(TARGET + excess / 2, 1)).rate();
+        long large = new WritebackPolicy(WritebackSettings.DEFAULTS).decide(0, calm(TARGET + excess, 1)).rate();
+        assertThat(large).as("first update: the proportional term alone, excess / P")
+                .isEqualTo((long) (excess / WritebackPolicy.P_INVERSE_SECONDS));
+        assertThat(small).isEqualTo(large / 2);
+    }
+
+    @Test
+    void theIntegralRaisesTheRateWhileTheExcessPersists() {
+        WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS);
+        long first = p.decide(0, calm(TARGET + 100 * MIB, 1)).rate();
+        long later = 0;
+        for (int s = 1; s <= 60; s++) {
+            later = p.decide(s * SEC, calm(TARGET + 100 * MIB, 1 + s)).rate();
+        }
+        assertThat(later).isGreaterThan(first * 3 / 2);
+    }
+
+    @Test
+    void theMaximumRateCapsTheControllerAndTheIntegralDoesNotWindUp() {
+        WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS.withMaxRate(MIB));
+        for (int s = 0; s < 600; s++) {
+            assertThat(p.decide(s * SEC, calm(TARGET + 500 * MIB, s)).rate()).isEqualTo(MIB);
+        }
+        // Back below the target: the rate drops to the minimum within a few updates, not after
+        // ten minutes of unwinding an integral that grew while capped.
+        long t = 600 * SEC;
+        long rate = 0;
+        for (int s = 0; s < 3; s++) {
+            rate = p.decide(t + s * SEC, calm(TARGET / 2, 1000 + s)).rate();
+        }
+        assertThat(rate).isEqualTo(WritebackSettings.MIN_RATE_DEFAULT);
+    }
+
+    /**
+     * A steady inflow of dirty data: the closed loop (dirty grows by the inflow and shrinks by the
+     * rate) settles at the target, with the rate equal to the inflow.
+     */
+    @Test
+    void aSteadyTrickleSettlesAtTheTarget() {
+        WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS);
+        double inflow = 8 * MIB; // bytes per second
+        double dirty = 0;
+        double dt = 0.1;
+        long rate = 0;
+        double worst = 0;
+        for (int i = 0; i < 6000; i++) { // 600 simulated seconds
+            Decision d = p.decide((long) (i * dt * SEC), calm((long) dirty, i));
+            assertThat(d.reason()).isEqualTo(Reason.CONTROLLER);
+            rate = d.rate();
+            dirty = Math.max(0, dirty + (inflow - rate) * dt);
+            if (i * dt >= 300) {
+                worst = Math.max(worst, Math.abs(dirty - TARGET));
+            }
+        }
+        assertThat(worst).as("largest distance from the target after 300 s").isLessThan(TARGET * 0.05);
+        assertThat((double) rate).isCloseTo(inflow, org.assertj.core.data.Percentage.withPercentage(5));
+        // and it never overshoots into a full cache on the way: checked by the bound above
+    }
+
+    @Test
+    void noForegroundIoForTheIdleDelayDrainsAtFullSpeed() {
+        WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS.withIdleDelayMillis(2000));
+        assertThat(p.decide(0, calm(TARGET / 2, 5)).reason()).isEqualTo(Reason.CONTROLLER);
+        assertThat(p.decide(1999_000_000L, calm(TARGET / 2, 5)).reason()).isEqualTo(Reason.CONTROLLER);
+        Decision idle = p.decide(2 * SEC, calm(TARGET / 2, 5));
+        assertThat(idle.reason()).isEqualTo(Reason.IDLE);
+        assertThat(idle.fullSpeed()).isTrue();
+        assertThat(p.decide(3 * SEC, calm(TARGET / 2, 6)).reason()).as("I/O again").isEqualTo(Reason.CONTROLLER);
+        assertThat(p.decide(4 * SEC, calm(TARGET / 2, 6)).reason()).isEqualTo(Reason.CONTROLLER);
+        assertThat(p.decide(5 * SEC, calm(TARGET / 2, 6)).reason()).isEqualTo(Reason.IDLE);
+    }
+
+    @Test
+    void spaceIsShortWhenAWriterWaitsOrOnlyWritebackCanMakeRoom() {
+        int near = 44 - SEGS / 16;
+        // a writer waits
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 10, 44, true, false, 0))).isTrue();
+        // near the gc threshold, and gc has nothing left to reclaim before the dirty tail
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, near, 44, false, true, 0))).isTrue();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, near - 1, 44, false, true, 0))).isFalse();
+        // near the threshold but gc can still reclaim written-back segments
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 50, 44, false, false, 0))).isFalse();
+        // the dirty bytes alone fill the segments up to near the threshold
+        assertThat(WritebackPolicy.spaceShort(new Inputs(near * SEG, SEGS, SEG, 10, 44, false, false, 0))).isTrue();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(near * SEG - 1, SEGS, SEG, 10, 44, false, false, 0)))
+                .isFalse();
+        // gc_percent 0: always short (the eager writeback of tiny caches)
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 1, 0, false, false, 0))).isTrue();
+    }
+
+    @Test
+    void pressureLastsUntilTheLowWatermark() {
+        WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS);
+        long high = (44L - SEGS / 16) * SEG;
+        long low = WritebackPolicy.lowWatermark(calm(0, 0), TARGET);
+        assertThat(low).isEqualTo(TARGET + (high - TARGET) / 2);
+        assertThat(p.decide(0, calm(high - 1, 1)).reason()).isEqualTo(Reason.CONTROLLER);
+        assertThat(p.decide(SEC, calm(high, 2)).reason()).isEqualTo(Reason.PRESSURE);
+        assertThat(p.decide(2 * SEC, calm(high - 1, 3)).reason()).as("not yet low").isEqualTo(Reason.PRESSURE);
+        assertThat(p.decide(3 * SEC, calm(low + 1, 4)).reason()).isEqualTo(Reason.PRESSURE);
+        assertThat(p.decide(4 * SEC, calm(low, 5)).reason()).isEqualTo(Reason.CONTROLLER);
+        assertThat(p.decide(5 * SEC, calm(low + 1, 6)).reason()).as("below the high mark again").isEqualTo(
+                Reason.CONTROLLER);
+    }
+
+    @Test
+    void pressureGoesFullSpeedAndDrainWinsOverEverything() {
+        WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS);
+        Inputs waiting = new Inputs(TARGET / 2, SEGS, SEG, 60, 44, true, false, 1);
+        Decision d = p.decide(0, waiting);
+        assertThat(d.reason()).isEqualTo(Reason.PRESSURE);
+        assertThat(d.fullSpeed()).isTrue();
+        p.beginDrain();
+        assertThat(p.decide(SEC, waiting).reason()).isEqualTo(Reason.DRAIN);
+        p.endDrain();
+        assertThat(p.decide(2 * SEC, waiting).reason()).isEqualTo(Reason.PRESSURE);
+        p.settings(p.settings().withFullSpeed(true));
+        Decision op = p.decide(3 * SEC, calm(0, 2));
+        assertThat(op.reason()).as("the operator asked").isEqualTo(Reason.DRAIN);
+        assertThat(op.fullSpeed()).isTrue();
+        p.settings(p.settings().withFullSpeed(false));
+        assertThat(p.decide(4 * SEC, calm(0, 3)).reason()).isEqualTo(Reason.CONTROLLER);
+        assertThat(p.last().reason()).isEqualTo(Reason.CONTROLLER);
+    }
+
+    @Test
+    void settingsAreValidated() {
+        WritebackSettings d = WritebackSettings.DEFAULTS;
+        assertThatThrownBy(() -> d.withTargetPercent(91)).hasMessageContaining("0..90");
+        assertThatThrownBy(() -> d.withTargetPercent(-1)).hasMessageContaining("0..90");
+        assertThatThrownBy(() -> d.withMinRate(-1)).hasMessageContaining("minimum rate");
+        assertThatThrownBy(() -> d.withMaxRate(-5)).hasMessageContaining("maximum rate");
+        assertThatThrownBy(() -> d.withMinRate(10 * MIB).withMaxRate(MIB)).hasMessageContaining("below the minimum");
+        assertThatThrownBy(() -> d.withIdleDelayMillis(-1)).hasMessageContaining("idle delay");
+        assertThat(d.withMaxRate(0).maxRate()).as("0: no limit").isZero();
+        assertThat(d.withTargetPercent(0).targetPercent()).isZero();
+    }
+}
