@@ -367,7 +367,7 @@ class CommandsTest {
 
             Result target = pm("set", "writeback-target", "20", "--admin", at);
             assertThat(target.exit()).as(target.err()).isZero();
-            assertThat(target.out()).contains("\"target_percent\": 20");
+            assertThat(target.out()).containsPattern("\"target_percent\"\\s*:\\s*20");
             assertThat(c.writebackSettings().targetPercent()).isEqualTo(20);
             Result tooHigh = pm("set", "writeback-target", "95", "--admin", at);
             assertThat(tooHigh.exit()).isNotZero();
