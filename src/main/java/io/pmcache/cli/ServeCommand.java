@@ -2,7 +2,7 @@ package io.pmcache.cli;
 
 import io.pmcache.admin.AdminServer;
 import io.pmcache.admin.StatusSource;
-import io.pmcache.backing.FileBackingDevice;
+import io.pmcache.backing.BackingDevice;
 import io.pmcache.cache.Cache;
 import io.pmcache.cache.CacheOptions;
 import io.pmcache.cache.FormatOptions;
@@ -40,8 +40,10 @@ public final class ServeCommand implements Callable<Integer> {
             description = "Size of a new cache file (used when the file is missing or empty), e.g. 1G.")
     Long cacheSize;
 
-    @Option(names = "--backing", paramLabel = "FILE", description = "Backing file or block device.")
-    Path backing;
+    @Option(names = "--backing", paramLabel = "FILE|URI",
+            description = "Backing file or block device, or a remote NBD export: nbd://HOST[:PORT]/EXPORT or "
+                    + "nbd+unix:///EXPORT?socket=PATH.")
+    String backing;
 
     @Option(names = "--backing-size", paramLabel = "SIZE", converter = SizeConverter.class,
             description = "Size of a new sparse backing file (used when the file is missing), e.g. 8G.")
@@ -96,7 +98,7 @@ public final class ServeCommand implements Callable<Integer> {
         if (demo) {
             Files.createDirectories(DEMO_DIR);
             cache = DEMO_DIR.resolve("cache.img");
-            backing = DEMO_DIR.resolve("backing.img");
+            backing = DEMO_DIR.resolve("backing.img").toString();
             socket = DEMO_DIR.resolve("pmcache.sock");
             if (cacheSize == null) {
                 cacheSize = 1L << 30;
@@ -117,7 +119,7 @@ public final class ServeCommand implements Callable<Integer> {
         InetSocketAddress adminAddress = admin != null ? AdminServer.parseAddress(admin) : null;
         FormatOptions format = new FormatOptions(segmentSize != null ? segmentSize : Superblock.DEFAULT_SEGMENT_SIZE,
                 dataCrc);
-        try (FileBackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false);
+        try (BackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false);
              MappedFileMedium medium = CacheFiles.openOrFormat(cache, cacheSize, disk, format)) {
             int segments = Cache.superblock(medium).segmentCount();
             int heads = parallel != null ? parallel
@@ -128,14 +130,14 @@ public final class ServeCommand implements Callable<Integer> {
                 log.warn("background writeback is off (--no-writeback): dirty data stays in the cache");
             }
             try (Cache c = Cache.open(medium, disk, options)) {
-                serve(c, demo, adminAddress);
+                serve(c, demo, adminAddress, disk);
             }
         }
         log.info("stopped cleanly");
         return 0;
     }
 
-    private void serve(Cache c, boolean demo, InetSocketAddress adminAddress)
+    private void serve(Cache c, boolean demo, InetSocketAddress adminAddress, BackingDevice disk)
             throws IOException, InterruptedException {
         NbdServer server = NbdServer.builder().device(c).exportName(export)
                 .description("pmcache: " + cache + " in front of " + backing)
@@ -145,7 +147,7 @@ public final class ServeCommand implements Callable<Integer> {
         AdminServer adminServer = null;
         try {
             if (adminAddress != null) {
-                adminServer = AdminServer.start(adminAddress, StatusSource.of(c, server), c::gcPercent,
+                adminServer = AdminServer.start(adminAddress, StatusSource.of(c, server, disk), c::gcPercent,
                         c::setGcPercent);
             }
             if (socket != null) {
