@@ -461,7 +461,13 @@ final class NbdConnection {
 
     private void complete(long handle, Pending p) {
         pending.remove(handle);
-        if (p.errno != 0) {
+        String lostFor = broken;
+        if (p.errno != 0 && lostFor != null) {
+            // An error to a request of a connection being given up (a server answers ESHUTDOWN once it
+            // read the end of the stream): the connection's loss is the cause.
+            p.failure = new Broken(where + ": connection lost (" + lostFor + "); the server answered "
+                    + NbdConstants.errorName(p.errno) + " to " + NbdConstants.commandName(p.type));
+        } else if (p.errno != 0) {
             p.failure = new ServerError(where + ": the server answered " + NbdConstants.errorName(p.errno) + " to "
                     + NbdConstants.commandName(p.type) + " of [" + p.offset + ", +" + p.length + ")"
                     + (p.message != null && !p.message.isEmpty() ? ": " + p.message : ""), p.errno);
