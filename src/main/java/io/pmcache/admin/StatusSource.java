@@ -76,6 +76,12 @@ public final class StatusSource implements AutoCloseable {
         return taken().nbd;
     }
 
+    /** A remote backing device's state (see {@code NbdBackingDevice.state()}), or null when there is none. */
+    public Map<String, Object> backingState() {
+        Supplier<Map<String, Object>> b = backing;
+        return b != null ? b.get() : null;
+    }
+
     public boolean hasNbd() {
         return nbd != null;
     }

@@ -183,8 +183,14 @@ final class NbdConnection {
         }
         ByteBuffer body = payload == null ? null : asBuffer(payload);
         sendLock.lock();
+        if (broken != null) { // given up while this thread waited for the lock: never send
+            sendLock.unlock();
+            if (pending.remove(handle) != null) {
+                throw brokenException();
+            }
+            return p;
+        }
         try {
-            ensureNotBroken();
             requestHeader.clear();
             requestHeader.putInt(NBD_REQUEST_MAGIC).putShort((short) flags).putShort((short) type)
                     .putLong(handle).putLong(offset).putInt(length).flip();
@@ -200,7 +206,9 @@ final class NbdConnection {
                 }
             }
         } catch (IOException e) {
-            breakNow("sending a request failed: " + e.getMessage());
+            if (broken == null) {
+                breakNow("sending a request failed: " + e.getMessage());
+            } // else being given up gracefully: the reader keeps taking the replies of what was sent
             if (pending.remove(handle) != null) {
                 throw brokenException();
             }

@@ -177,6 +177,9 @@ class RemoteBackingTest {
             }
             awaitStatus(admin, "writeback failing and the remote down", doc -> num(doc, "cache", "backing_errors") > 0
                     && "down".equals(sub(doc, "backing").get("state")));
+            String metrics = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + admin + "/metrics"))
+                    .timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString()).body();
+            assertThat(metrics).containsPattern("(?m)^pmcache_backing_remote_up 0\\.0$");
             byte[] miss = new byte[65536];
             assertThatThrownBy(() -> client.read(48L << 20, MemorySegment.ofArray(miss)))
                     .as("a read miss while the remote is down").isInstanceOf(IOException.class)
