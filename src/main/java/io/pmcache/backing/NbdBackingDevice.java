@@ -96,6 +96,7 @@ public final class NbdBackingDevice implements BackingDevice {
     private final long fingerprint;
     /** Writes that need a read-modify-write take the write lock, all other writes the read lock. */
     private final ReentrantReadWriteLock rmwLock = new ReentrantReadWriteLock();
+    private final NbdWriteBehind behind = new NbdWriteBehind();
     private final Object stateLock = new Object();
     private final Thread supervisor;
 
@@ -221,6 +222,7 @@ public final class NbdBackingDevice implements BackingDevice {
         }
         Link l = linkOrThrow("read", offset, dst.byteSize());
         long end = offset + dst.byteSize();
+        behind.awaitOverlapping(alignDown(offset, l.info.minBlock()), alignUp(end, l.info.minBlock()));
         int min = l.info.minBlock();
         long midStart = alignUp(offset, min);
         long midEnd = alignDown(end, min);
@@ -251,6 +253,16 @@ public final class NbdBackingDevice implements BackingDevice {
         long midStart = alignUp(offset, min);
         long midEnd = alignDown(end, min);
         boolean edges = offset < midStart || midEnd < end || midStart >= midEnd;
+        behind.awaitOverlapping(alignDown(offset, min), alignUp(end, min));
+        if (!edges && !fua) {
+            rmwLock.readLock().lock();
+            try {
+                writeBehind(l, offset, src);
+            } finally {
+                rmwLock.readLock().unlock();
+            }
+            return;
+        }
         var lock = edges ? rmwLock.writeLock() : rmwLock.readLock();
         lock.lock();
         try {
@@ -278,6 +290,7 @@ public final class NbdBackingDevice implements BackingDevice {
     @Override
     public void flush() throws IOException {
         ensureOpen();
+        behind.settle(behind.mark(), uri.toString());
         Link l = linkOrThrow("flush", 0, 0);
         if (lostUnflushed.getAndSet(false)) {
             throw new IOException(uri + ": flush failed: the connection was lost after writes that no flush had "
@@ -314,6 +327,7 @@ public final class NbdBackingDevice implements BackingDevice {
         long midStart = alignUp(offset, min);
         long midEnd = alignDown(end, min);
         boolean edges = offset < midStart || midEnd < end || midStart >= midEnd;
+        behind.awaitOverlapping(alignDown(offset, min), alignUp(end, min));
         var lock = edges ? rmwLock.writeLock() : rmwLock.readLock();
         lock.lock();
         try {
@@ -345,6 +359,14 @@ public final class NbdBackingDevice implements BackingDevice {
     public void close() throws IOException {
         Link l;
         Link fencing;
+        if (closed) {
+            return;
+        }
+        try {
+            behind.settle(behind.mark(), uri.toString()); // bounded: every write ends within the timeouts
+        } catch (IOException e) {
+            log.warn("{}: closing with writes that failed after returning: {}", uri, e.getMessage());
+        }
         synchronized (stateLock) {
             if (closed) {
                 return;
@@ -377,6 +399,40 @@ public final class NbdBackingDevice implements BackingDevice {
     }
 
     // ---- requests ----
+
+    /**
+     * Sends an aligned, non-FUA write as pieces that are not waited for ({@link NbdWriteBehind}):
+     * each piece's reply ends it, counting it as written or keeping its failure for the next flush.
+     * An error while sending fails this call (pieces already sent end on their own).
+     */
+    private void writeBehind(Link l, long offset, MemorySegment src) throws IOException {
+        long length = src.byteSize();
+        for (long done = 0; done < length; ) {
+            int n = (int) Math.min(l.info.maxPayload(), length - done);
+            long at = offset + done;
+            long seq = behind.begin(at, at + n);
+            try {
+                l.pick().submit(NBD_CMD_WRITE, 0, at, n, src.asSlice(done, n), null, p -> {
+                    IOException f = p.failure;
+                    if (f == null) {
+                        wrote(l, false);
+                    } else if (f instanceof NbdConnection.Broken) {
+                        lose(l, f.getMessage());
+                    }
+                    behind.end(seq, f == null ? null : f.getMessage());
+                });
+            } catch (IOException e) {
+                behind.end(seq, null); // never sent, or never known to be: this call reports it
+                if (e instanceof NbdConnection.Broken) {
+                    lose(l, e.getMessage());
+                    throw new IOException(uri + ": write of [" + at + ", +" + n + ") failed: " + e.getMessage()
+                            + "; reconnecting", e);
+                }
+                throw e;
+            }
+            done += n;
+        }
+    }
 
     /**
      * Sends {@code [offset, offset+length)} as pieces of at most the maximum payload (for
@@ -438,6 +494,9 @@ public final class NbdBackingDevice implements BackingDevice {
         int min = l.info.minBlock();
         long start = alignDown(offset, min);
         long end = Math.min(size, alignUp(offset + length, min));
+        // Under the write lock no write-behind starts; one still in flight on these blocks must land
+        // before they are read, or this would write its old bytes back over it.
+        behind.awaitOverlapping(start, end);
         {
             MemorySegment block = MemorySegment.ofArray(new byte[Math.toIntExact(end - start)]);
             boolean headPartial = start < offset;

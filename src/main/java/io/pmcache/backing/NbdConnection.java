@@ -85,6 +85,8 @@ final class NbdConnection {
         int errno;
         String message;
         volatile IOException failure;
+        /** Run by the reader once the outcome is known, before waiters wake; null for none. */
+        java.util.function.Consumer<Pending> onDone;
         final CountDownLatch done = new CountDownLatch(1);
 
         Pending(int type, long offset, int length, MemorySegment dst, MemorySegment copyBack) {
@@ -168,11 +170,23 @@ final class NbdConnection {
     /** Registers and sends one request; the caller then {@link #await}s it. */
     Pending submit(int type, int flags, long offset, int length, MemorySegment payload, MemorySegment dst)
             throws IOException {
+        return submit(type, flags, offset, length, payload, dst, null);
+    }
+
+    /**
+     * As {@link #submit(int, int, long, int, MemorySegment, MemorySegment)}, with {@code onDone}
+     * run on the reader thread once the request's outcome is known. {@code onDone} runs exactly
+     * when this method returns normally; when it throws, the request was not (or will never be
+     * known to have been) sent and {@code onDone} never runs.
+     */
+    Pending submit(int type, int flags, long offset, int length, MemorySegment payload, MemorySegment dst,
+                   java.util.function.Consumer<Pending> onDone) throws IOException {
         ensureNotBroken();
         // A segment confined to the caller's thread cannot be filled by the reader: bounce it.
         boolean bounce = dst != null && !dst.isAccessibleBy(reader);
         Pending p = new Pending(type, offset, length,
                 bounce ? MemorySegment.ofArray(new byte[length]) : dst, bounce ? dst : null);
+        p.onDone = onDone;
         long handle = handles.getAndIncrement();
         if (pending.isEmpty()) {
             lastProgress = System.nanoTime();
@@ -369,7 +383,7 @@ final class NbdConnection {
                 Pending p = pending.remove(h);
                 if (p != null) {
                     p.failure = failure;
-                    p.done.countDown();
+                    finish(p);
                 }
             }
             readerDone.countDown();
@@ -482,6 +496,17 @@ final class NbdConnection {
         } else if (p.type == NBD_CMD_READ && p.covered != p.length) {
             p.failure = new IOException(where + ": the server's reply to read of [" + p.offset + ", +" + p.length
                     + ") covered " + p.covered + " bytes");
+        }
+        finish(p);
+    }
+
+    private static void finish(Pending p) {
+        if (p.onDone != null) {
+            try {
+                p.onDone.accept(p);
+            } catch (RuntimeException e) {
+                org.slf4j.LoggerFactory.getLogger(NbdConnection.class).error("completion of a request failed", e);
+            }
         }
         p.done.countDown();
     }

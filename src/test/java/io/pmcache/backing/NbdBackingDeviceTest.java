@@ -154,6 +154,46 @@ class NbdBackingDeviceTest {
     }
 
     @Test
+    void aWriteThatFailsAfterReturningFailsTheNextFlushOnce() throws Exception {
+        // Plain writes return once sent; the server's EIO can only be reported by the next flush.
+        server = Nbdkit.start(dir.resolve("r.sock"), "--filter=error", "memory", "4M", "error-pwrite=EIO",
+                "error-pwrite-rate=100%");
+        NbdBackingDevice d = client("disk", fast());
+        d.write(0, MemorySegment.ofArray(random(8192, 6)), false);
+        byte[] got = new byte[8192];
+        d.read(0, MemorySegment.ofArray(got)); // waits for the write's reply: never reads around it
+        assertThat(got).isEqualTo(new byte[8192]);
+        assertThatThrownBy(d::flush).isInstanceOf(IOException.class).hasMessageContaining("EIO")
+                .hasMessageContaining("written again");
+        d.flush(); // reported once
+        assertThatThrownBy(() -> d.write(0, MemorySegment.ofArray(new byte[4096]), true))
+                .isInstanceOf(IOException.class).hasMessageContaining("EIO"); // FUA: waits, so fails itself
+        assertThat(d.isUp()).isTrue();
+    }
+
+    @Test
+    void manyWritesInFlightLandInOrderAndAreReadBack() throws Exception {
+        // Overlapping writes sent without waiting must land in the order they were made.
+        server = Nbdkit.start(dir.resolve("r.sock"), "--filter=delay", "memory", "4M", "delay-write=1ms");
+        NbdBackingDevice d = client("disk", fast());
+        Random r = new Random(7);
+        byte[] model = new byte[4 << 20];
+        for (int i = 0; i < 400; i++) {
+            int block = r.nextInt(64);
+            int blocks = 1 + r.nextInt(8);
+            int at = block * 4096;
+            int len = Math.min(blocks * 4096, model.length - at);
+            byte[] b = random(len, i);
+            d.write(at, MemorySegment.ofArray(b), false);
+            System.arraycopy(b, 0, model, at, len);
+        }
+        d.flush();
+        byte[] got = new byte[model.length];
+        d.read(0, MemorySegment.ofArray(got));
+        assertThat(MemorySegment.ofArray(got).mismatch(MemorySegment.ofArray(model))).isEqualTo(-1L);
+    }
+
+    @Test
     void multiConnIsUsedOnlyWhenOffered() throws Exception {
         server = Nbdkit.start(dir.resolve("r.sock"), "memory", "4M");
         NbdBackingDevice multi = client("a", fast().withConnections(3));
