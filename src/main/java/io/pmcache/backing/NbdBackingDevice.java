@@ -35,6 +35,11 @@ import org.slf4j.LoggerFactory;
  *       read whole-block and, for writes, read-modified-written; such writes hold a lock that keeps
  *       every other write out meanwhile (aligned writes share it), so no write is lost to another's
  *       read-modify-write.</li>
+ *   <li>A plain write (not FUA, block-aligned) returns once it is sent ({@link NbdWriteBehind}:
+ *       up to 64 in flight, overlapping requests wait for them, and a write that fails after it
+ *       returned fails the next {@code flush}). This relaxes the device contract in one way only:
+ *       a write's error may be reported by the next flush instead of by the write, as a disk with
+ *       a volatile cache does; callers that need the outcome at once use FUA.</li>
  *   <li>{@code fua}: {@code NBD_CMD_FLAG_FUA} when the server offers it, else write then flush.</li>
  *   <li>{@code flush}: {@code NBD_CMD_FLUSH} on one connection: that covers every connection only
  *       because more than one is opened only when the server offers {@code CAN_MULTI_CONN}. A server
