@@ -143,8 +143,9 @@ class RemoteBackingTest {
     @Test
     void remoteKilledMidWritebackAndRestarted(Seed seed) throws Exception {
         Path img = remoteImage();
-        // A slow remote, so that writeback is still running when it is killed.
-        String[] server = {"--filter=delay", "file", img.toString(), "delay-write=20ms"};
+        // A slow remote (500 ms a write, 16 at a time in nbdkit): a writeback batch of 64 writes takes
+        // about 2 s, so the kill below lands while one is in flight.
+        String[] server = {"--filter=delay", "file", img.toString(), "delay-write=500ms"};
         Nbdkit remote = Nbdkit.start(dir.resolve("remote.sock"), server);
         cleanups.add(() -> closeCurrent());
         current = remote;
@@ -157,12 +158,18 @@ class RemoteBackingTest {
         NbdClientOptions clientOptions = NbdClientOptions.defaults().withConnections(1);
         try (NbdBackingDevice client = NbdBackingDevice.open(NbdUri.parse(s.uri()), clientOptions)) {
             // 8 MiB of 64 KiB writes in the first 32 MiB (the cache holds 16 MiB): writeback starts.
+            // Flushes seal a kset every 16 writes, so writeback takes them in several batches (of 4 MiB).
             for (int i = 0; i < 128; i++) {
                 writeRandom(client, model, r, r.nextInt(32 * 16) * 65536L, 65536);
+                if (i % 16 == 15) {
+                    client.flush();
+                }
             }
-            client.flush();
-            awaitStatus(admin, "writeback under way", doc -> num(doc, "cache", "writeback_bytes") > 0);
+            awaitStatus(admin, "writeback under way with data still dirty",
+                    doc -> num(doc, "cache", "writeback_bytes") > 0 && num(doc, "cache", "dirty_bytes") > 0);
             remote.kill();
+            System.out.println("remote killed with " + num(status(admin), "cache", "dirty_bytes")
+                    + " bytes dirty (an upper bound: writes in flight count as dirty)");
 
             // Down: writes and reads of what the cache holds go on; writeback fails and retries.
             List<Long> written = new ArrayList<>();
