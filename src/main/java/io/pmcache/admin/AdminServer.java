@@ -84,10 +84,19 @@ public final class AdminServer implements AutoCloseable {
 
     /**
      * Parses {@code HOST:PORT}, {@code [V6]:PORT} or a bare {@code PORT} (which means loopback,
-     * 127.0.0.1).
+     * 127.0.0.1); also the URL the server logs, {@code http://HOST:PORT} (a path after it is
+     * ignored).
      */
     public static InetSocketAddress parseAddress(String spec) {
         String s = spec.trim();
+        if (s.regionMatches(true, 0, "http://", 0, 7)) {
+            s = s.substring(7);
+            int slash = s.indexOf('/');
+            s = slash >= 0 ? s.substring(0, slash) : s;
+        } else if (s.contains("://")) {
+            throw new IllegalArgumentException("'" + spec + "': the admin endpoint speaks plain http:// (or give "
+                    + "HOST:PORT)");
+        }
         String host = "127.0.0.1";
         String port = s;
         int colon = s.lastIndexOf(':');

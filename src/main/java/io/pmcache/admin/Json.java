@@ -1,5 +1,8 @@
 package io.pmcache.admin;
 
+import com.fasterxml.jackson.jr.ob.JSON;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.lang.reflect.RecordComponent;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -7,20 +10,38 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The little JSON pmcache needs: writing maps, lists, records, strings, numbers and booleans, and
- * reading it back into {@link LinkedHashMap}s, {@link List}s, {@link String}s, {@link Long}s or
- * {@link Double}s, {@link Boolean}s and null. Not a general-purpose library; enough for
- * {@code /status} and {@code pmcache status}.
+ * pmcache's JSON conventions on top of jackson-jr: documents are maps, lists, strings, numbers,
+ * booleans and null; records are written as maps with snake_case keys ({@link #recordToMap});
+ * parsed integers are always {@link Long} and other numbers {@link Double}, maps keep their order.
  */
 public final class Json {
+    private static final JSON PRETTY = JSON.std
+            .with(JSON.Feature.PRETTY_PRINT_OUTPUT, JSON.Feature.WRITE_NULL_PROPERTIES)
+            .without(JSON.Feature.FAIL_ON_UNKNOWN_TYPE_WRITE);
+
     private Json() {
     }
 
-    /** Pretty-printed JSON of {@code value} (2-space indent). */
+    /** Pretty-printed JSON of {@code value}, ending with a newline. */
     public static String write(Object value) {
-        StringBuilder b = new StringBuilder();
-        write(b, value, 0);
-        return b.append('\n').toString();
+        try {
+            return PRETTY.asString(records(value)) + "\n";
+        } catch (IOException e) {
+            throw new UncheckedIOException(e); // writing to a string fails only on a type it cannot write
+        }
+    }
+
+    /**
+     * Parses a JSON document.
+     *
+     * @throws IllegalArgumentException when {@code text} is not JSON
+     */
+    public static Object parse(String text) {
+        try {
+            return normalize(JSON.std.anyFrom(text));
+        } catch (IOException e) {
+            throw new IllegalArgumentException("not JSON: " + e.getMessage(), e);
+        }
     }
 
     /** A record as an ordered map whose keys are the component names in snake_case. */
@@ -49,229 +70,44 @@ public final class Json {
         return b.toString();
     }
 
-    private static void write(StringBuilder b, Object v, int indent) {
-        if (v == null) {
-            b.append("null");
-        } else if (v instanceof Record r) {
-            write(b, recordToMap(r), indent);
-        } else if (v instanceof Map<?, ?> map) {
-            if (map.isEmpty()) {
-                b.append("{}");
-                return;
-            }
-            b.append("{\n");
-            int i = 0;
-            for (Map.Entry<?, ?> e : map.entrySet()) {
-                b.append("  ".repeat(indent + 1));
-                string(b, String.valueOf(e.getKey()));
-                b.append(": ");
-                write(b, e.getValue(), indent + 1);
-                b.append(++i < map.size() ? ",\n" : "\n");
-            }
-            b.append("  ".repeat(indent)).append('}');
-        } else if (v instanceof List<?> list) {
-            b.append('[');
-            for (int i = 0; i < list.size(); i++) {
-                if (i > 0) {
-                    b.append(", ");
-                }
-                write(b, list.get(i), indent + 1);
-            }
-            b.append(']');
-        } else if (v instanceof Double d) {
-            b.append(d.isNaN() || d.isInfinite() ? "null" : String.valueOf(d));
-        } else if (v instanceof Float f) {
-            write(b, f.doubleValue(), indent);
-        } else if (v instanceof Number || v instanceof Boolean) {
-            b.append(v);
-        } else {
-            string(b, v.toString());
+    /** Records (at any depth) as snake_case maps, the form pmcache's documents use. */
+    private static Object records(Object v) {
+        if (v instanceof Record r) {
+            return records(recordToMap(r));
         }
-    }
-
-    private static void string(StringBuilder b, String s) {
-        b.append('"');
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            switch (c) {
-                case '"' -> b.append("\\\"");
-                case '\\' -> b.append("\\\\");
-                case '\n' -> b.append("\\n");
-                case '\r' -> b.append("\\r");
-                case '\t' -> b.append("\\t");
-                default -> {
-                    if (c < 0x20) {
-                        b.append(String.format("\\u%04x", (int) c));
-                    } else {
-                        b.append(c);
-                    }
-                }
-            }
+        if (v instanceof Map<?, ?> m) {
+            Map<String, Object> out = new LinkedHashMap<>();
+            m.forEach((k, x) -> out.put(String.valueOf(k), records(x)));
+            return out;
         }
-        b.append('"');
-    }
-
-    /** Parses JSON text; throws {@link IllegalArgumentException} on malformed input. */
-    public static Object parse(String text) {
-        Parser p = new Parser(text);
-        Object v = p.value();
-        p.ws();
-        if (p.i != text.length()) {
-            throw p.fail("trailing characters");
+        if (v instanceof List<?> l) {
+            List<Object> out = new ArrayList<>(l.size());
+            l.forEach(x -> out.add(records(x)));
+            return out;
         }
         return v;
     }
 
-    private static final class Parser {
-        final String s;
-        int i;
-
-        Parser(String s) {
-            this.s = s;
-        }
-
-        IllegalArgumentException fail(String what) {
-            return new IllegalArgumentException("malformed JSON at character " + i + ": " + what);
-        }
-
-        void ws() {
-            while (i < s.length() && Character.isWhitespace(s.charAt(i))) {
-                i++;
+    /** Integers as Long, other numbers as Double, at any depth. */
+    private static Object normalize(Object v) {
+        return switch (v) {
+            case Map<?, ?> m -> {
+                Map<String, Object> out = new LinkedHashMap<>();
+                m.forEach((k, x) -> out.put(String.valueOf(k), normalize(x)));
+                yield out;
             }
-        }
-
-        char peek() {
-            ws();
-            if (i >= s.length()) {
-                throw fail("unexpected end");
+            case List<?> l -> {
+                List<Object> out = new ArrayList<>(l.size());
+                l.forEach(x -> out.add(normalize(x)));
+                yield out;
             }
-            return s.charAt(i);
-        }
-
-        void expect(char c) {
-            if (peek() != c) {
-                throw fail("expected '" + c + "'");
-            }
-            i++;
-        }
-
-        Object value() {
-            char c = peek();
-            switch (c) {
-                case '{' -> {
-                    i++;
-                    Map<String, Object> map = new LinkedHashMap<>();
-                    if (peek() == '}') {
-                        i++;
-                        return map;
-                    }
-                    do {
-                        if (peek() != '"') {
-                            throw fail("expected a key");
-                        }
-                        String k = str();
-                        expect(':');
-                        map.put(k, value());
-                    } while (comma());
-                    expect('}');
-                    return map;
-                }
-                case '[' -> {
-                    i++;
-                    List<Object> list = new ArrayList<>();
-                    if (peek() == ']') {
-                        i++;
-                        return list;
-                    }
-                    do {
-                        list.add(value());
-                    } while (comma());
-                    expect(']');
-                    return list;
-                }
-                case '"' -> {
-                    return str();
-                }
-                default -> {
-                    if (s.startsWith("true", i)) {
-                        i += 4;
-                        return Boolean.TRUE;
-                    }
-                    if (s.startsWith("false", i)) {
-                        i += 5;
-                        return Boolean.FALSE;
-                    }
-                    if (s.startsWith("null", i)) {
-                        i += 4;
-                        return null;
-                    }
-                    return number();
-                }
-            }
-        }
-
-        boolean comma() {
-            if (peek() == ',') {
-                i++;
-                return true;
-            }
-            return false;
-        }
-
-        String str() {
-            expect('"');
-            StringBuilder b = new StringBuilder();
-            while (true) {
-                if (i >= s.length()) {
-                    throw fail("unterminated string");
-                }
-                char c = s.charAt(i++);
-                if (c == '"') {
-                    return b.toString();
-                }
-                if (c == '\\') {
-                    if (i >= s.length()) {
-                        throw fail("unterminated escape");
-                    }
-                    char e = s.charAt(i++);
-                    switch (e) {
-                        case 'n' -> b.append('\n');
-                        case 'r' -> b.append('\r');
-                        case 't' -> b.append('\t');
-                        case 'b' -> b.append('\b');
-                        case 'f' -> b.append('\f');
-                        case 'u' -> {
-                            if (i + 4 > s.length()) {
-                                throw fail("short \\u escape");
-                            }
-                            b.append((char) Integer.parseInt(s.substring(i, i + 4), 16));
-                            i += 4;
-                        }
-                        default -> b.append(e);
-                    }
-                } else {
-                    b.append(c);
-                }
-            }
-        }
-
-        Object number() {
-            int start = i;
-            while (i < s.length() && "+-0123456789.eE".indexOf(s.charAt(i)) >= 0) {
-                i++;
-            }
-            String n = s.substring(start, i);
-            if (n.isEmpty()) {
-                throw fail("unexpected character '" + s.charAt(start) + "'");
-            }
-            try {
-                if (n.contains(".") || n.contains("e") || n.contains("E")) {
-                    return Double.parseDouble(n);
-                }
-                return Long.parseLong(n);
-            } catch (NumberFormatException e) {
-                throw fail("bad number '" + n + "'");
-            }
-        }
+            case Object[] a -> normalize(List.of(a));
+            case Integer i -> i.longValue();
+            case Short s -> s.longValue();
+            case java.math.BigInteger b -> b.longValue();
+            case Float f -> f.doubleValue();
+            case java.math.BigDecimal d -> d.doubleValue();
+            case null, default -> v;
+        };
     }
 }

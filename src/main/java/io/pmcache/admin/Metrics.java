@@ -84,8 +84,10 @@ public final class Metrics {
         counter("pmcache.fills.skipped", null, "Read-miss fills skipped (no space or a racing write)",
                 CacheStatus::fillsSkipped);
         counter("pmcache.ksets.sealed", null, "Key sets sealed into the key log", CacheStatus::ksetsSealed);
-        counter("pmcache.writeback", "bytes", "Bytes written back to the backing device",
+        counter("pmcache.writeback", "bytes", "Bytes of data written back to the backing device",
                 CacheStatus::writebackBytes);
+        counter("pmcache.writeback.zero", "bytes", "Bytes of zeroed or trimmed ranges written back (as zeroing)",
+                CacheStatus::writebackZeroBytes);
         counter("pmcache.writeback.keys", null, "Keys written back", CacheStatus::writebackKeys);
         counter("pmcache.writeback.batches", null, "Writeback batches (each ends with a backing sync)",
                 CacheStatus::writebackBatches);

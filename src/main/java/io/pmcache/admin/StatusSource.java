@@ -104,7 +104,8 @@ public final class StatusSource implements AutoCloseable {
     private void sampleLoop() {
         try {
             while (!Thread.currentThread().isInterrupted()) {
-                sample(System.nanoTime(), cache.get().writebackBytes());
+                CacheStatus c = cache.get();
+                sample(System.nanoTime(), c.writebackBytes() + c.writebackZeroBytes()); // all dirty bytes cleaned
                 Thread.sleep(1000);
             }
         } catch (InterruptedException e) {

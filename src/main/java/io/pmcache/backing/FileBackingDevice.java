@@ -1,5 +1,6 @@
 package io.pmcache.backing;
 
+import io.pmcache.device.BlockStatus;
 import io.pmcache.device.Ranges;
 import io.pmcache.os.FileInUseException;
 import io.pmcache.os.FileUseLock;
@@ -18,6 +19,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
@@ -31,6 +33,9 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  *   <li>{@link #trim} and {@link #writeZeroes} punch a hole with
  *       {@code fallocate(PUNCH_HOLE | KEEP_SIZE)} through a second, lazily opened fd; where that is
  *       unsupported they write zeros, so a trimmed range always reads back as zeros.</li>
+ *   <li>{@link #blockStatus}: a regular file's holes ({@code lseek} with {@code SEEK_DATA} and
+ *       {@code SEEK_HOLE} through a third, lazily opened read-only fd) are HOLE, the rest DATA; a
+ *       block device, or a file system that cannot tell, is all DATA.</li>
  *   <li>{@link #fingerprint()}: see its Javadoc.</li>
  *   <li>Opened read-write, the file is locked exclusively ({@link FileUseLock}) until
  *       {@link #close()}: two caches never write back into one backing file. A second read-write
@@ -77,10 +82,13 @@ public final class FileBackingDevice implements BackingDevice {
     private final Object channelLock = new Object();
     private volatile boolean closed;
 
-    /** Guards {@code punchFd}: punches hold the read lock, so close cannot free an fd in use. */
+    /** Guards {@code punchFd} and {@code seekFd}: their users hold the read lock, so close cannot free an fd in use. */
     private final ReentrantReadWriteLock punchLock = new ReentrantReadWriteLock();
     private int punchFd = -1;
     private final Object punchFdOpen = new Object();
+    private int seekFd = -1;
+    /** Set once lseek(SEEK_DATA) reported "unsupported"; from then on everything is DATA. */
+    private volatile boolean seekUnsupported;
     /** Set once fallocate reported "unsupported"; from then on zeros are written. */
     private volatile boolean punchUnsupported;
     /** Set once the file was found shorter than {@link #size}: what was found where; then every request fails. */
@@ -96,6 +104,7 @@ public final class FileBackingDevice implements BackingDevice {
         this.fingerprint = fingerprint;
         this.channel = channel;
         this.punchUnsupported = !LinuxFiles.AVAILABLE;
+        this.seekUnsupported = !LinuxFiles.AVAILABLE || blockDevice;
     }
 
     /**
@@ -264,6 +273,66 @@ public final class FileBackingDevice implements BackingDevice {
         }
     }
 
+    /**
+     * Holes (found with {@code SEEK_DATA}/{@code SEEK_HOLE}) are HOLE, the rest DATA. A file that
+     * reports no data up to the device's end is checked for having shrunk first: bytes cut off
+     * are lost, not zeros.
+     */
+    @Override
+    public List<BlockStatus> blockStatus(long offset, long length, int maxExtents) throws IOException {
+        Ranges.check(this, offset, length);
+        ensureOpen();
+        ensureNotShrunk("block status", offset, length);
+        if (seekUnsupported) {
+            return BackingDevice.super.blockStatus(offset, length, maxExtents);
+        }
+        BlockStatus.Builder out = new BlockStatus.Builder(offset, length, maxExtents);
+        long end = offset + length;
+        punchLock.readLock().lock();
+        try {
+            ensureOpen();
+            int fd = seekFd();
+            long pos = offset;
+            while (!out.full()) {
+                long data = LinuxFiles.seek(fd, pos, LinuxFiles.SEEK_DATA, path);
+                if (data < 0) { // ENXIO: no data from pos to the end of the file
+                    long found = fileSize();
+                    if (found < size) {
+                        throw shrank("block status", offset, length, found);
+                    }
+                    data = end;
+                }
+                out.add(Math.min(data, end) - pos, BlockStatus.Kind.HOLE);
+                if (data >= end || out.full()) {
+                    break;
+                }
+                long hole = LinuxFiles.seek(fd, data, LinuxFiles.SEEK_HOLE, path);
+                long dataEnd = hole < 0 ? end : Math.min(hole, end);
+                out.add(dataEnd - data, BlockStatus.Kind.DATA);
+                pos = dataEnd;
+            }
+        } catch (LinuxFiles.ErrnoException e) {
+            if (!LinuxFiles.isUnsupported(e.errno)) {
+                throw e;
+            }
+            seekUnsupported = true;
+            return BackingDevice.super.blockStatus(offset, length, maxExtents);
+        } finally {
+            punchLock.readLock().unlock();
+        }
+        return out.build();
+    }
+
+    /** The lazily opened read-only fd for lseek; caller holds the read lock. */
+    private int seekFd() throws IOException {
+        synchronized (punchFdOpen) {
+            if (seekFd < 0) {
+                seekFd = LinuxFiles.openReadOnly(path);
+            }
+            return seekFd;
+        }
+    }
+
     @Override
     public void close() throws IOException {
         if (closed) {
@@ -283,6 +352,11 @@ public final class FileBackingDevice implements BackingDevice {
             if (punchFd >= 0) {
                 int fd = punchFd;
                 punchFd = -1;
+                LinuxFiles.close(fd, path);
+            }
+            if (seekFd >= 0) {
+                int fd = seekFd;
+                seekFd = -1;
                 LinuxFiles.close(fd, path);
             }
         } catch (IOException e) {

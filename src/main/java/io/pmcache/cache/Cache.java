@@ -1,6 +1,7 @@
 package io.pmcache.cache;
 
 import io.pmcache.backing.BackingDevice;
+import io.pmcache.backing.FileBackingDevice;
 import io.pmcache.device.BlockDevice;
 import io.pmcache.device.Ranges;
 import io.pmcache.format.CacheInfo;
@@ -10,9 +11,13 @@ import io.pmcache.format.MediaCorruptException;
 import io.pmcache.format.SegmentInfo;
 import io.pmcache.format.Superblock;
 import io.pmcache.index.RangeIndex;
+import io.pmcache.media.MappedFileMedium;
 import io.pmcache.media.Medium;
+import io.pmcache.os.FileUseLock;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.util.BitSet;
 import java.util.function.LongConsumer;
@@ -24,7 +29,9 @@ import org.slf4j.LoggerFactory;
  * persistent {@link Medium} and flow to the backing device in the background.
  *
  * <p>Life: {@link #format} once, then {@link #open} / {@link #close} any number of times. The
- * caller owns the medium and the backing device and closes them after the cache.
+ * caller owns the medium and the backing device and closes them after the cache. Or, in one call,
+ * {@link #openOrCreate}: it creates and formats a missing cache file, opens an existing one, and
+ * the cache it returns owns both files (see docs/library.md).
  *
  * <p>Exclusive use: a {@link io.pmcache.media.MappedFileMedium} opened read-write holds an
  * exclusive lock on its file and a read-write {@link io.pmcache.backing.FileBackingDevice} one on
@@ -37,16 +44,20 @@ public final class Cache implements BlockDevice {
     private final Engine e;
     private final WritePath writes;
     private final ReadPath reads;
+    private final BlockStatusQuery blockStatus;
     private final Workers workers;
     private final Writeback writeback;
     private final GarbageCollector gc;
     /** No I/O runs once close has begun. */
     private final IoGate gate = new IoGate();
+    /** What this cache opened itself ({@link #openOrCreate}) and closes after itself, in order. */
+    private AutoCloseable[] owned = {};
 
     private Cache(Engine e, CacheOptions options) {
         this.e = e;
         this.writes = new WritePath(e);
         this.reads = new ReadPath(e);
+        this.blockStatus = new BlockStatusQuery(e);
         this.writeback = new Writeback(e);
         this.gc = new GarbageCollector(e);
         this.workers = new Workers(e, writeback, gc, options);
@@ -62,32 +73,129 @@ public final class Cache implements BlockDevice {
     /** Formats {@code medium} as an empty cache for {@code backing}. Overwrites whatever was there. */
     public static void format(Medium medium, BackingDevice backing, FormatOptions options) throws IOException {
         MemorySegment m = medium.segment();
-        int count = Layout.segmentsFitting(medium.size(), options.segmentSize());
+        long segmentSize = options.segmentSizeFor(medium.size());
+        int count = Layout.segmentsFitting(medium.size(), segmentSize);
         if (count < CacheOptions.SEGMENTS_PER_HEAD) {
-            long need = Layout.segmentAreaOffset(CacheOptions.SEGMENTS_PER_HEAD)
-                    + CacheOptions.SEGMENTS_PER_HEAD * options.segmentSize();
-            throw new IOException(medium.describe() + ": " + medium.size() + " bytes hold " + count
-                    + " segments of " + options.segmentSize() + " bytes; a cache needs at least "
-                    + CacheOptions.SEGMENTS_PER_HEAD + " (" + need + " bytes)");
+            throw new IOException(medium.describe() + ": " + tooSmall(medium.size(), segmentSize, count));
         }
         m.asSlice(0, Layout.PAGE).fill((byte) 0);
         medium.persist(0, Layout.PAGE);
         long cacheId = new SecureRandom().nextLong();
         long area = Layout.segmentAreaOffset(count);
-        SegmentTable table = new SegmentTable(medium, cacheId, count, options.segmentSize(), area);
+        SegmentTable table = new SegmentTable(medium, cacheId, count, segmentSize, area);
         table.formatAll();
         medium.persist(Layout.SEGMENT_TABLE, area - Layout.SEGMENT_TABLE);
         LogPosition start = new LogPosition(0, 0, 1);
         m.asSlice(Layout.CACHE_INFO_SLOT1, CacheInfo.SIZE).fill((byte) 0);
         new CacheInfo(0, start, start, CacheOptions.GC_PERCENT_DEFAULT).encode(m, Layout.CACHE_INFO_SLOT0, cacheId);
         medium.persist(Layout.CACHE_INFO_SLOT0, Layout.SEGMENT_TABLE - Layout.CACHE_INFO_SLOT0);
-        new Superblock(Superblock.VERSION, options.dataCrc() ? Superblock.FLAG_DATA_CRC : 0, options.segmentSize(),
+        new Superblock(Superblock.VERSION, options.dataCrc() ? Superblock.FLAG_DATA_CRC : 0, segmentSize,
                 count, area, backing.size(), backing.fingerprint(), cacheId, System.currentTimeMillis(),
                 medium.size()).encode(m);
         medium.persist(0, Superblock.SIZE);
-        log.info("formatted {}: {} segments of {} MiB for {} ({} bytes){}", medium.describe(), count,
-                options.segmentSize() >> 20, backing.describe(), backing.size(),
-                options.dataCrc() ? ", data CRC verification on" : "");
+        log.info("formatted {}: {} segments of {} MiB for {}{}", medium.describe(), count, segmentSize >> 20,
+                backing.describe(), options.dataCrc() ? ", data CRC verification on" : "");
+    }
+
+    /** Why a medium of {@code size} bytes holding {@code count} segments cannot be a cache, and what would fit. */
+    private static String tooSmall(long size, long segmentSize, int count) {
+        int min = CacheOptions.SEGMENTS_PER_HEAD;
+        String found = size + " bytes hold " + count + " segment" + (count == 1 ? "" : "s") + " of "
+                + (segmentSize >> 20) + " MiB; a cache needs at least " + min;
+        long fits = segmentSize >> 1;
+        while (fits >= Superblock.MIN_SEGMENT_SIZE && Layout.segmentsFitting(size, fits) < min) {
+            fits >>= 1;
+        }
+        if (fits >= Superblock.MIN_SEGMENT_SIZE) {
+            return found + ": use a segment size of " + (fits >> 20) + " MiB or less (--segment-size "
+                    + (fits >> 20) + "M), or a larger medium";
+        }
+        long need = Layout.segmentAreaOffset(min) + min * Superblock.MIN_SEGMENT_SIZE;
+        return found + ": the smallest cache is " + need + " bytes (" + min + " segments of 1 MiB)";
+    }
+
+    /**
+     * The result of {@link #openOrFormat}: the mapped medium, and whether this call created and
+     * formatted it (so a caller that fails later knows the file is its own to remove).
+     */
+    public record OpenedMedium(MappedFileMedium medium, boolean formatted) {
+    }
+
+    /** True when {@code file} is missing or an empty regular file: {@link #openOrFormat} creates it. */
+    public static boolean isNewFile(Path file) throws IOException {
+        return !Files.exists(file) || (Files.isRegularFile(file) && Files.size(file) == 0);
+    }
+
+    /**
+     * Maps the cache medium in {@code file}. A missing or empty file is created with
+     * {@code sizeIfNew} bytes and formatted for {@code backing} with {@code format}; if that fails
+     * the new file is removed again. An existing file must already be a pmcache cache: anything
+     * else is refused and never overwritten (format it explicitly with {@link #format}). Whether
+     * the cache is the one for {@code backing} is checked by {@link #open}.
+     */
+    public static OpenedMedium openOrFormat(Path file, long sizeIfNew, BackingDevice backing, FormatOptions format)
+            throws IOException {
+        if (!isNewFile(file)) {
+            MappedFileMedium m = MappedFileMedium.open(file);
+            if (!looksFormatted(m)) {
+                m.close();
+                throw new IOException(file + " is neither empty nor a pmcache cache; refusing to overwrite it "
+                        + "(format it explicitly, e.g. `pmcache format --force`, if it may be erased)");
+            }
+            return new OpenedMedium(m, false);
+        }
+        if (Files.exists(file)) {
+            // An empty file: never delete one that another opener is about to format.
+            try (FileUseLock l = FileUseLock.acquire(file, FileUseLock.Mode.EXCLUSIVE, "cache file")) {
+                Files.delete(file);
+            }
+        }
+        MappedFileMedium m = MappedFileMedium.create(file, sizeIfNew);
+        try {
+            format(m, backing, format);
+        } catch (IOException | RuntimeException e) {
+            m.close();
+            Files.deleteIfExists(file);
+            throw e;
+        }
+        return new OpenedMedium(m, true);
+    }
+
+    /** {@link #openOrCreate(Path, long, Path, FormatOptions, CacheOptions)} with the default options. */
+    public static Cache openOrCreate(Path cacheFile, long cacheSize, Path backingFile) throws IOException {
+        return openOrCreate(cacheFile, cacheSize, backingFile, FormatOptions.defaults(), CacheOptions.defaults());
+    }
+
+    /**
+     * Create-or-open in one call: opens the backing file (which must exist) read-write, maps the
+     * cache file ({@link #openOrFormat}: created with {@code cacheSize} bytes and formatted with
+     * {@code format} when missing or empty) and opens the cache ({@link #open}). The cache owns
+     * both files: {@link #close()} closes them after itself. If anything fails, what was opened is
+     * closed and a cache file this call created is removed.
+     */
+    public static Cache openOrCreate(Path cacheFile, long cacheSize, Path backingFile, FormatOptions format,
+                                     CacheOptions options) throws IOException {
+        FileBackingDevice disk = FileBackingDevice.open(backingFile, false);
+        OpenedMedium opened = null;
+        try {
+            opened = openOrFormat(cacheFile, cacheSize, disk, format);
+            Cache c = open(opened.medium(), disk, options);
+            c.owned = new AutoCloseable[] {opened.medium(), disk};
+            return c;
+        } catch (IOException | RuntimeException e) {
+            try {
+                if (opened != null) {
+                    opened.medium().close();
+                    if (opened.formatted()) {
+                        Files.deleteIfExists(cacheFile);
+                    }
+                }
+                disk.close();
+            } catch (IOException | RuntimeException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
     }
 
     /** Reads the superblock of a formatted medium (for tools). */
@@ -100,7 +208,7 @@ public final class Cache implements BlockDevice {
      * log, and starts the background workers.
      */
     public static Cache open(Medium medium, BackingDevice backing, CacheOptions options) throws IOException {
-        if (medium instanceof io.pmcache.media.MappedFileMedium f && f.isReadOnly()) {
+        if (medium instanceof MappedFileMedium f && f.isReadOnly()) {
             throw new IOException(medium.describe() + ": mapped read-only; a cache opens only a read-write medium");
         }
         FailState failure = new FailState();
@@ -114,17 +222,17 @@ public final class Cache implements BlockDevice {
     private static Cache open(Medium medium, BackingDevice backing, CacheOptions options, FailState failure)
             throws IOException {
         Superblock sb = superblock(medium);
-        if (sb.backingSize() != backing.size() || sb.backingFingerprint() != backing.fingerprint()) {
-            throw new WrongBackingDeviceException(medium.describe() + " caches a backing device of "
-                    + sb.backingSize() + " bytes with fingerprint " + Long.toHexString(sb.backingFingerprint())
-                    + ", but " + backing.describe() + " has " + backing.size() + " bytes and fingerprint "
-                    + Long.toHexString(backing.fingerprint()) + "; refusing to mix them");
+        String wrong = WrongBackingDeviceException.mismatch(sb, backing);
+        if (wrong != null) {
+            throw new WrongBackingDeviceException(medium.describe() + ": wrong backing device: " + wrong
+                    + "; refusing to mix them. Next: " + WrongBackingDeviceException.NEXT_STEP);
         }
         int count = sb.segmentCount();
-        if (options.parallel() * CacheOptions.SEGMENTS_PER_HEAD > count) {
-            throw new IllegalArgumentException("parallel " + options.parallel() + " needs at least "
-                    + options.parallel() * CacheOptions.SEGMENTS_PER_HEAD + " segments ("
-                    + (options.parallel() * CacheOptions.SEGMENTS_PER_HEAD * sb.segmentSize() >> 20)
+        int parallel = options.parallelFor(count);
+        if (parallel * CacheOptions.SEGMENTS_PER_HEAD > count) {
+            throw new IllegalArgumentException("parallel " + parallel + " needs at least "
+                    + parallel * CacheOptions.SEGMENTS_PER_HEAD + " segments ("
+                    + (parallel * CacheOptions.SEGMENTS_PER_HEAD * sb.segmentSize() >> 20)
                     + " MiB of segments), but " + medium.describe() + " has " + count
                     + "; use a larger cache, smaller segments or a lower parallel");
         }
@@ -151,17 +259,16 @@ public final class Cache implements BlockDevice {
                 unknown, oneSlotDamaged).run(info);
 
         int reserve = Math.max(2, count / 64);
-        Runnable[] onPressure = {() -> { }};
-        SegmentAllocator allocator = new SegmentAllocator(count, reserve, stats, () -> onPressure[0].run());
+        SegmentAllocator allocator = new SegmentAllocator(count, reserve, stats);
         failure.onFail(() -> allocator.fail(failure.exception()));
         for (int s = 0; s < count; s++) {
             if (replayed.logSegments().get(s) || segments.refs(s) > 0) {
                 allocator.markUsed(s);
             }
         }
-        KeyLog keyLog = new KeyLog(medium, segments, allocator, stats, failure, sb.cacheId(), options.parallel(),
+        KeyLog keyLog = new KeyLog(medium, segments, allocator, stats, failure, sb.cacheId(), parallel,
                 replayed.head());
-        DataHead[] heads = new DataHead[options.parallel()];
+        DataHead[] heads = new DataHead[parallel];
         for (int i = 0; i < heads.length; i++) {
             heads[i] = new DataHead(segments, allocator);
         }
@@ -179,7 +286,6 @@ public final class Cache implements BlockDevice {
             cache.gc.reclaim(seg);
             cache.workers.poke();
         });
-        onPressure[0] = cache.workers::pressure;
         cache.workers.start();
         log.info("opened {}: replayed {} keys in {} ksets in {} ms; {} of {} segments used, {} dirty bytes",
                 medium.describe(), stats.replayKeys, stats.replayKsets, stats.replayNanos / 1_000_000,
@@ -248,6 +354,24 @@ public final class Cache implements BlockDevice {
             writes.zero(offset, length, fua);
             e.stats.writes.increment();
         });
+    }
+
+    /**
+     * Zero and trimmed ranges the index holds are HOLE, cached data is DATA, the rest is what the
+     * backing device says (see {@link BlockStatusQuery}).
+     */
+    @Override
+    public java.util.List<io.pmcache.device.BlockStatus> blockStatus(long offset, long length, int maxExtents)
+            throws IOException {
+        Ranges.check(this, offset, length);
+        enter(false);
+        try {
+            return blockStatus.query(offset, length, maxExtents);
+        } catch (EngineAbort ex) {
+            throw ex.io();
+        } finally {
+            exit();
+        }
     }
 
     /** An engine call that may end in an {@link EngineAbort}. */
@@ -323,7 +447,8 @@ public final class Cache implements BlockDevice {
                 s.dataCrcErrors.sum(), s.replayNanos, s.replayKsets, s.replayKeys,
                 info.keyTail().toString(), info.dirtyTail().toString(), head.toString(),
                 Math.max(0, head.ksetSeq() - info.dirtyTail().ksetSeq()),
-                s.ksetsDamaged.sum(), writeback.stalledMillis(System.nanoTime()), e.failure.reason());
+                s.ksetsDamaged.sum(), writeback.stalledMillis(System.nanoTime()), e.failure.reason(),
+                s.writebackZeroBytes.sum());
     }
 
     /**
@@ -383,6 +508,40 @@ public final class Cache implements BlockDevice {
         if (!gate.close()) {
             return;
         }
+        Throwable failed = null;
+        try {
+            stop(drainFailure);
+        } catch (IOException | RuntimeException | Error t) {
+            failed = t;
+            throw t;
+        } finally {
+            closeOwned(failed);
+        }
+    }
+
+    /** Closes what {@link #openOrCreate} opened; a failure is added to {@code failed} or thrown. */
+    private void closeOwned(Throwable failed) throws IOException {
+        IOException first = null;
+        for (AutoCloseable c : owned) {
+            try {
+                c.close();
+            } catch (Exception ex) {
+                if (failed != null) {
+                    failed.addSuppressed(ex);
+                } else if (first == null) {
+                    first = ex instanceof IOException io ? io : new IOException(ex);
+                } else {
+                    first.addSuppressed(ex);
+                }
+            }
+        }
+        if (first != null) {
+            throw first;
+        }
+    }
+
+    /** The stop itself, once the gate is closed: workers stopped, every open kset sealed. */
+    private void stop(IOException drainFailure) throws IOException {
         e.allocator.close();
         long left = gate.awaitIdle(CLOSE_DRAIN_MILLIS);
         if (left > 0) {

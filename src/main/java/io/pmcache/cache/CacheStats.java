@@ -22,7 +22,10 @@ final class CacheStats {
     final LongAdder spaceWaits = new LongAdder();
     final LongAdder spaceWaitNanos = new LongAdder();
     final LongAdder ksetsSealed = new LongAdder();
+    /** Bytes of data written back (zeroed and trimmed ranges not included). */
     final LongAdder writebackBytes = new LongAdder();
+    /** Bytes of zeroed or trimmed ranges written back (as zeroing, not as data). */
+    final LongAdder writebackZeroBytes = new LongAdder();
     final LongAdder writebackKeys = new LongAdder();
     final LongAdder writebackBatches = new LongAdder();
     final LongAdder backingErrors = new LongAdder();

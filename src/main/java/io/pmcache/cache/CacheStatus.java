@@ -10,7 +10,8 @@ package io.pmcache.cache;
  * call to the backing device in progress has been running, once that exceeds
  * 30 s (0 otherwise). {@code failure} is null, or why the cache
  * failed (writes and flushes then fail with EIO). {@code ksetsDamaged} counts ksets of the key log
- * found damaged (recovered or lost) since the open.
+ * found damaged (recovered or lost) since the open. {@code writebackBytes} counts data written back;
+ * {@code writebackZeroBytes} the zeroed or trimmed ranges written back (as zeroing, no data).
  */
 public record CacheStatus(
         long deviceSize, long segmentSize, int segmentsTotal, int segmentsUsed, int gcPercent, boolean dataCrc,
@@ -23,5 +24,5 @@ public record CacheStatus(
         long corruptKeysSkipped, long dataCrcErrors,
         long replayNanos, long replayKsets, long replayKeys,
         String keyTail, String dirtyTail, String keyHead, long writebackLagKsets,
-        long ksetsDamaged, long backingStalledMillis, String failure) {
+        long ksetsDamaged, long backingStalledMillis, String failure, long writebackZeroBytes) {
 }

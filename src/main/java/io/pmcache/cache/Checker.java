@@ -28,8 +28,9 @@ import java.util.List;
  * kset is a warning (a crash left it open; the next open seals it) and invalid slots inside it are
  * expected; a key of a sealed kset that fails its CRC, bounds or data CRC, a key naming a
  * generation its segment's info cannot explain, both slots of a record failing, a log that ends
- * before the dirty tail, a loop in the log, a lost log link that cannot be told, or a cache made
- * for another backing device are errors.
+ * before the dirty tail, a loop in the log, or a lost log link that cannot be told are errors. A
+ * backing device that is not the cache's is no corruption: the report says so apart
+ * ({@link Report#wrongBacking}).
  */
 public final class Checker {
 
@@ -75,13 +76,16 @@ public final class Checker {
      * @param dirtyTail        from the cache info
      * @param logEnd           where the walk ended: the key head an open would resume at
      * @param findings         warnings and errors, in the order found
+     * @param wrongBacking     when a backing device was given and it is not the one the cache was
+     *                         formatted for: why ({@link WrongBackingDeviceException#mismatch});
+     *                         else null
      */
     public record Report(Superblock superblock, CacheInfo cacheInfo, List<String> cacheInfoSlots,
                          int segmentsTotal, int segmentsUsed, int logSegments,
                          long ksets, long ksetsUnsealed, long logBytes, long keys, long liveKeys, long staleKeys,
                          long badKeys, long dataChecked, long dataCrcErrors, long dirtyKeys, long dirtyBytes,
                          LogPosition keyTail, LogPosition dirtyTail, LogPosition logEnd,
-                         List<Finding> findings) {
+                         List<Finding> findings, String wrongBacking) {
 
         /** True when nothing was found that is corruption. */
         public boolean clean() {
@@ -103,6 +107,8 @@ public final class Checker {
     private final boolean verifyAllData;
     private final Progress progress;
     private final List<Finding> findings = new ArrayList<>();
+    /** Why the backing device given is not the cache's, or null. */
+    private String wrongBacking;
     /** Per-kind finding counts, to cap repetitive findings. */
     private int keyFindings;
 
@@ -153,12 +159,7 @@ public final class Checker {
             error(e.getMessage());
             return partial(null, null, List.of());
         }
-        if (backing != null && (sb.backingSize() != backing.size()
-                || sb.backingFingerprint() != backing.fingerprint())) {
-            error("the cache was formatted for a backing device of " + sb.backingSize() + " bytes with fingerprint "
-                    + Long.toHexString(sb.backingFingerprint()) + ", but " + backing.describe() + " has fingerprint "
-                    + Long.toHexString(backing.fingerprint()) + "; it is not this cache's backing device");
-        }
+        wrongBacking = backing != null ? WrongBackingDeviceException.mismatch(sb, backing) : null;
         long id = sb.cacheId();
         int count = sb.segmentCount();
 
@@ -252,12 +253,12 @@ public final class Checker {
         }
         return new Report(sb, info, List.copyOf(slots), count, used.cardinality(), w.logSegments.cardinality(),
                 w.ksets, w.unsealed, w.bytes, w.keys, w.live, w.stale, w.bad, w.dataChecked, w.dataErrors,
-                w.dirtyKeys, w.dirtyBytes, info.keyTail(), info.dirtyTail(), end, List.copyOf(findings));
+                w.dirtyKeys, w.dirtyBytes, info.keyTail(), info.dirtyTail(), end, List.copyOf(findings), wrongBacking);
     }
 
     private Report partial(Superblock sb, CacheInfo info, List<String> slots) {
         return new Report(sb, info, List.copyOf(slots), sb != null ? sb.segmentCount() : 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                0, 0, 0, 0, 0, null, null, null, List.copyOf(findings));
+                0, 0, 0, 0, 0, null, null, null, List.copyOf(findings), wrongBacking);
     }
 
     private boolean allZero(long at, long len) {

@@ -162,7 +162,7 @@ final class KeyLog {
             long at = segments.address(headSegment, headOffset);
             Kset.writeHeader(medium.segment(), at, seq, cap, stream, cacheId);
             medium.persist(at, Kset.HEADER_SIZE);
-            OpenKset k = new OpenKset(seq, headSegment, headOffset, cap, stream);
+            OpenKset k = new OpenKset(seq, headSegment, headOffset, cap);
             unsealed.add(seq);
             headOffset += Kset.bytes(cap);
             nextSeq = seq + 1;
@@ -214,10 +214,6 @@ final class KeyLog {
             }
         }
         drainSeals();
-    }
-
-    boolean hasPendingSeals() {
-        return !toSeal.isEmpty();
     }
 
     /** Caller holds the stream lock. The next kset is sized after this one's use. */
@@ -279,7 +275,7 @@ final class KeyLog {
         }
     }
 
-    /** Segments of the log from {@code from} to the head, following the links (for accounting). */
+    /** Tests only: segments of the log from {@code from} to the head, following the links. */
     List<Integer> chainFrom(int from) {
         List<Integer> chain = new ArrayList<>();
         headLock.lock();

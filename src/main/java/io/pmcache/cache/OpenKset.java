@@ -11,19 +11,17 @@ final class OpenKset {
     final int segment;
     final int offset;
     final int capacity;
-    final int stream;
     final long firstKeyNanos;
     int count;
     private final int[] dataSegment;
     private final int[] dataOffset;
     private final int[] dataLength;
 
-    OpenKset(long seq, int segment, int offset, int capacity, int stream) {
+    OpenKset(long seq, int segment, int offset, int capacity) {
         this.seq = seq;
         this.segment = segment;
         this.offset = offset;
         this.capacity = capacity;
-        this.stream = stream;
         this.firstKeyNanos = System.nanoTime();
         this.dataSegment = new int[capacity];
         this.dataOffset = new int[capacity];

@@ -62,10 +62,28 @@ final class ReadPath {
         }
     }
 
-    /** Returns bit 0 when some byte came from the cache, bit 1 when some came from the backing device. */
+    /**
+     * Returns bit 0 when some byte came from the cache, bit 1 when some came from the backing device.
+     *
+     * <p>A read from the backing device is kept only if what it was based on (a gap, a placeholder,
+     * a data extent whose segment gc reclaimed) is still in the index once it is done. Otherwise a
+     * write to those sectors was acknowledged meanwhile and may have been written back during the
+     * copy, which can then mix the two versions inside a sector (a file read racing a pwrite tears
+     * at any byte): the read starts again, and finds the write in the index.
+     */
     private int readRange(long pos, MemorySegment dst) throws IOException {
-        long end = pos + dst.byteSize();
         ExtentMap map = e.index.rangeFor(pos);
+        while (true) {
+            int r = readRangeOnce(map, pos, dst);
+            if (r >= 0) {
+                return r;
+            }
+        }
+    }
+
+    /** One attempt of {@link #readRange}; -1 when a backing-device read may be torn (see there). */
+    private int readRangeOnce(ExtentMap map, long pos, MemorySegment dst) throws IOException {
+        long end = pos + dst.byteSize();
         // Fast path: one extent holds the whole request (a hit or zeros): no snapshot list.
         Extent whole;
         map.lock().lock();
@@ -84,7 +102,7 @@ final class ReadPath {
                 return 1;
             }
             e.backing.read(pos, dst);
-            return 2;
+            return unchanged(map, List.of(whole.slice(pos, end))) ? 2 : -1;
         }
         List<Extent> parts = new ArrayList<>(4);
         long fillId = 0;
@@ -116,6 +134,7 @@ final class ReadPath {
         }
         int result = 0;
         try {
+            List<Extent> fromBacking = new ArrayList<>(2);
             for (Extent x : parts) {
                 MemorySegment out = dst.asSlice(x.start() - pos, x.length());
                 switch (x.kind()) {
@@ -124,6 +143,7 @@ final class ReadPath {
                             result |= 1;
                         } else {
                             e.backing.read(x.start(), out);
+                            fromBacking.add(x);
                             result |= 2;
                         }
                     }
@@ -133,9 +153,13 @@ final class ReadPath {
                     }
                     case PLACEHOLDER -> {
                         e.backing.read(x.start(), out);
+                        fromBacking.add(x);
                         result |= 2;
                     }
                 }
+            }
+            if (!unchanged(map, fromBacking)) {
+                return -1; // before the fill: it would turn our surviving placeholders into data
             }
             if (fillId != 0 && !e.failure.failed()) {
                 try {
@@ -151,6 +175,28 @@ final class ReadPath {
             }
         }
         return result;
+    }
+
+    /**
+     * True when each of {@code read} (slices of index extents that a backing-device read was based
+     * on) is still in the index as it was: no write, zero or trim replaced any of it meanwhile.
+     */
+    private static boolean unchanged(ExtentMap map, List<Extent> read) {
+        if (read.isEmpty()) {
+            return true;
+        }
+        map.lock().lock();
+        try {
+            for (Extent x : read) {
+                Extent now = map.covering(x.start(), x.end());
+                if (now == null || !now.slice(x.start(), x.end()).equals(x)) {
+                    return false;
+                }
+            }
+            return true;
+        } finally {
+            map.lock().unlock();
+        }
     }
 
     /** Copies a data extent; false when its segment was reclaimed (then the bytes are on the backing device). */

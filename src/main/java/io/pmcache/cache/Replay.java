@@ -62,6 +62,8 @@ final class Replay {
     private final long[] maxKeyGeneration;
     private final KeyLiveness liveness;
     private final List<Unsealed> unsealed = new ArrayList<>();
+    /** A key that may have been dirty was lost with its range (see {@link #dropCleanExtents}). */
+    private boolean lostUnknownRange;
     private long ksets;
     private long keys;
     /** A long replay says how far it got every few seconds. */
@@ -114,6 +116,9 @@ final class Replay {
         keyTail = tails.walkFrom();
         dirtyTail = tails.dirtyFrom();
         LogPosition end = walk(keyTail, dirtyTail.ksetSeq());
+        if (lostUnknownRange) {
+            dropCleanExtents();
+        }
         sealUnsealed();
         repairUnknownGenerations();
         stats.replayNanos = System.nanoTime() - t0;
@@ -216,6 +221,7 @@ final class Replay {
      * later search for a continuation mistakes them for part of the log that resumes here.
      */
     private void abandonAfter(LogGap gap) {
+        lostUnknownRange = true;
         LogPosition at = gap.at();
         long size = segments.segmentSize();
         for (long off = at.offset() + Kset.MIN_BYTES; size - off >= Kset.MIN_BYTES; off += KeyRecord.SIZE) {
@@ -257,6 +263,7 @@ final class Replay {
                                 ? " is empty below the sealed count" : " fails its CRC or bounds check")
                                 + "; the key is lost");
                         tombstones.add(new Tombstone(slot, KeyRecord.lostTombstone()));
+                        lostUnknownRange |= mayBeDirty;
                     }
                 }
                 case TOMBSTONE -> {
@@ -266,6 +273,7 @@ final class Replay {
                         log.error("kset #{} slot {}: {} was lost to damage found by an earlier open", seq, slot,
                                 key.length() > 0 ? "[" + key.offset() + ", +" + key.length() + ")" : "a key or kset");
                     }
+                    forgetDropped(key, mayBeDirty);
                 }
                 case UNKNOWN_SEGMENT, FUTURE -> {
                     // Damage. Tombstoned, so that no later reclaim of the segment (which bumps its
@@ -282,7 +290,7 @@ final class Replay {
                                     seq, slot, key.generation(), key.segment(), segments.generation(key.segment()));
                         }
                     }
-                    punchIfClean(key, mayBeDirty);
+                    forgetDropped(key, mayBeDirty);
                 }
                 case STALE -> {
                     taken.set(slot);
@@ -293,7 +301,7 @@ final class Replay {
                                 + " of segment " + key.segment() + ", which is at " + segments.generation(key.segment())
                                 + "; the segment's info is damaged and the key is lost");
                     }
-                    punchIfClean(key, mayBeDirty);
+                    forgetDropped(key, mayBeDirty);
                 }
                 case LIVE -> {
                     if ((!k.sealed() || verifyAllData) && !reader.dataMatches(key)) {
@@ -305,6 +313,7 @@ final class Replay {
                             log.error("kset #{} slot {}: data CRC mismatch for [{}, +{}) in segment {}; the key is "
                                     + "lost (tombstoned)", seq, slot, key.offset(), key.length(), key.segment());
                             tombstones.add(new Tombstone(slot, key.asTombstone()));
+                            forgetDropped(key, mayBeDirty);
                         }
                         continue; // otherwise a write the crash cut short: never acknowledged durable
                     }
@@ -340,10 +349,53 @@ final class Replay {
         }
     }
 
-    private void punchIfClean(KeyRecord key, boolean mayBeDirty) {
-        if (!(mayBeDirty && key.dirty())) {
-            punch(index.rangeFor(key.offset()), key);
+    /**
+     * A key dropped (damage, staleness, or a tombstone from an earlier open): what the backing
+     * device holds for its range is at least as new as every older clean extent there — a clean
+     * key was written back, and a dirty one may have been, since writeback copies data before the
+     * dirty tail moves past it. So older clean extents of its range go (all older extents, for a
+     * clean key): kept, they would be read now and the backing device's possibly newer data once
+     * gc drops them, a read changing with no write between. Older dirty extents of a dirty key's
+     * range stay: written back after it, they keep reads what they are.
+     */
+    private void forgetDropped(KeyRecord key, boolean mayBeDirty) {
+        if (key.length() == 0) { // a lost kset's or key's tombstone: no range known
+            lostUnknownRange |= mayBeDirty;
+            return;
         }
+        boolean writtenBack = !(mayBeDirty && key.dirty());
+        io.pmcache.index.ExtentMap map = index.rangeFor(key.offset());
+        List<Extent> doomed = new ArrayList<>();
+        map.forEachOverlapping(key.offset(), key.end(), x -> {
+            if (writtenBack || !x.dirty()) {
+                doomed.add(x);
+            }
+        });
+        for (Extent x : doomed) {
+            long from = Math.max(x.start(), key.offset());
+            long to = Math.min(x.end(), key.end());
+            Extent hole = Extent.placeholder(from, (int) (to - from), 0);
+            map.insert(hole, null);
+            map.removeExact(hole);
+        }
+    }
+
+    /**
+     * A possibly dirty key was lost with its range, so {@link #forgetDropped} cannot say which clean
+     * extents may now be older than the backing device: none is kept. Clean data only costs reads
+     * from the backing device; a clean extent older than what the backing device holds would make
+     * a read change once gc drops it.
+     */
+    private void dropCleanExtents() {
+        long dropped = 0;
+        for (int r = 0; r < index.rangeCount(); r++) {
+            io.pmcache.index.ExtentMap map = index.rangeIfPresent(r);
+            if (map != null) {
+                dropped += map.removeIf(x -> !x.dirty(), Integer.MAX_VALUE);
+            }
+        }
+        log.warn("a key that may not have been written back was lost with its range; {} clean cached extents "
+                + "dropped so that reads agree with the backing device", dropped);
     }
 
     /** A live key: into the index (newest wins), with the reference gc drops when it passes the key. */
@@ -361,17 +413,6 @@ final class Replay {
             stats.dirtyBytes.addAndGet(key.length());
         }
         keys++;
-    }
-
-    /**
-     * A clean key that is dropped still tells that the backing device holds its range at least
-     * as new as it: remove whatever older extent the index holds there, or that older version
-     * would be read instead of the backing device's newer one.
-     */
-    private static void punch(io.pmcache.index.ExtentMap map, KeyRecord key) {
-        Extent hole = Extent.placeholder(key.offset(), key.length(), 0);
-        map.insert(hole, null);
-        map.removeExact(hole);
     }
 
     private void sealUnsealed() {

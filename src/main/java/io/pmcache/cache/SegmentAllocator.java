@@ -17,7 +17,8 @@ final class SegmentAllocator {
     private final int count;
     private final int reserve;
     private final CacheStats stats;
-    private final Runnable onPressure;
+    /** Called when space runs short; set by the workers when they start ({@link #onPressure}). */
+    private volatile Runnable onPressure = () -> { };
     private int usedCount;
     private int nextHint;
     private volatile boolean closed;
@@ -27,12 +28,16 @@ final class SegmentAllocator {
     /** Start times of the waits in progress (a waiter may appear once per loop turn). */
     private final java.util.List<Long> waitStarts = new java.util.ArrayList<>();
 
-    SegmentAllocator(int count, int reserve, CacheStats stats, Runnable onPressure) {
+    SegmentAllocator(int count, int reserve, CacheStats stats) {
         this.count = count;
         this.reserve = reserve;
         this.used = new BitSet(count);
         this.stats = stats;
-        this.onPressure = onPressure;
+    }
+
+    /** Sets what to call when space runs short (the workers seal and make space). */
+    void onPressure(Runnable r) {
+        onPressure = r;
     }
 
     /** Marks {@code seg} used (replay). */

@@ -84,6 +84,7 @@ final class Workers {
     void start() {
         running = true;
         e.keyLog.onSealed(writebackSignal::raise);
+        e.allocator.onPressure(this::pressure);
         sealer = Thread.ofPlatform().daemon().name("pmcache-sealer").start(this::sealLoop);
         if (options.writeback()) {
             writebackThread = Thread.ofPlatform().daemon().name("pmcache-writeback").start(this::writebackLoop);

@@ -55,6 +55,8 @@ final class Writeback {
     private LogPosition written;
     /** Dirty bytes between the dirty tail and {@link #written}. */
     private long writtenBytes;
+    /** Of {@code writtenBytes}, the bytes of zero keys (zeroed or trimmed ranges): no data written. */
+    private long writtenZeroBytes;
     /** Keys in the last batch written back (the worker pauses to gather after small ones). */
     private volatile int lastBatchKeys;
     /** When the backing-device writes of the step in progress began; 0 when none is in progress. */
@@ -74,11 +76,6 @@ final class Writeback {
     /** Outcome of one step. */
     enum Step { IDLE, PROGRESS, FAILED }
 
-    /** True when every kset reserved so far has been written back. */
-    boolean caughtUp() {
-        return e.info.current().dirtyTail().ksetSeq() >= e.keyLog.nextSeq();
-    }
-
     Step step() {
         lock.lock();
         try {
@@ -93,9 +90,11 @@ final class Writeback {
         if (written == null || written.ksetSeq() < tail.ksetSeq()) {
             written = tail;
             writtenBytes = 0;
+            writtenZeroBytes = 0;
         }
         List<KeyRecord> batch = new ArrayList<>();
         long bytes = 0;
+        long zeroBytes = 0;
         LogPosition pos = written;
         while (batch.size() < maxKeys && bytes < maxBytes && pos.ksetSeq() < e.keyLog.nextSeq()
                 && e.keyLog.isSealed(pos.ksetSeq())) {
@@ -136,6 +135,9 @@ final class Writeback {
                 }
                 batch.add(key);
                 bytes += key.length();
+                if (key.zero()) {
+                    zeroBytes += key.length();
+                }
             }
             pos = k.next();
         }
@@ -169,8 +171,9 @@ final class Writeback {
             if (sync != null) {
                 await(sync); // even after a failed write: one flush at a time
                 e.hook.at(StepHook.Point.WRITEBACK_AFTER_SYNC);
-                advanceTail(written, writtenBytes);
+                advanceTail(written, writtenBytes, writtenZeroBytes);
                 writtenBytes = 0;
+                writtenZeroBytes = 0;
             }
             if (failed != null) {
                 throw failed;
@@ -178,6 +181,7 @@ final class Writeback {
         } catch (IOException | RuntimeException ex) {
             written = e.info.current().dirtyTail();
             writtenBytes = 0;
+            writtenZeroBytes = 0;
             e.stats.backingErrors.increment();
             e.stats.lastBackingError = String.valueOf(ex.getMessage());
             log.warn("writeback of {} keys from {} failed, will retry: {}", batch.size(), tail, ex.toString());
@@ -192,6 +196,7 @@ final class Writeback {
             LogPosition resolved = e.reader.resolve(pos);
             written = resolved != null ? resolved : pos;
             writtenBytes += bytes;
+            writtenZeroBytes += zeroBytes;
             e.stats.writebackKeys.add(batch.size());
             e.stats.writebackBatches.increment();
         }
@@ -235,11 +240,13 @@ final class Writeback {
         return lastBatchKeys;
     }
 
-    private void advanceTail(LogPosition to, long bytes) {
+    /** {@code bytes} of dirty keys are written back, {@code zeroBytes} of them zeroed ranges. */
+    private void advanceTail(LogPosition to, long bytes, long zeroBytes) {
         e.info.setDirtyTail(to);
         e.hook.at(StepHook.Point.WRITEBACK_AFTER_TAIL);
         e.stats.dirtyBytes.addAndGet(-bytes);
-        e.stats.writebackBytes.add(bytes);
+        e.stats.writebackBytes.add(bytes - zeroBytes);
+        e.stats.writebackZeroBytes.add(zeroBytes);
     }
 
     /** Lays the batch over itself in log order (the newest wins): the extents to write, by offset. */

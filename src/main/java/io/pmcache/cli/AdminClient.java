@@ -23,6 +23,12 @@ final class AdminClient {
         this.base = "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + a.getPort();
     }
 
+    /** A client for {@code --admin spec}; a spec that is no address is a usage error (exit 2). */
+    static AdminClient of(picocli.CommandLine.Model.CommandSpec command, String spec) {
+        Usage.check(command, "--admin", () -> AdminServer.parseAddress(spec));
+        return new AdminClient(spec);
+    }
+
     record Response(int code, String body) {
     }
 

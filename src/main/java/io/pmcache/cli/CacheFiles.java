@@ -5,24 +5,66 @@ import io.pmcache.backing.FileBackingDevice;
 import io.pmcache.backing.NbdBackingDevice;
 import io.pmcache.backing.NbdClientOptions;
 import io.pmcache.backing.NbdUri;
-import io.pmcache.os.FileUseLock;
 import io.pmcache.cache.Cache;
 import io.pmcache.cache.FormatOptions;
 import io.pmcache.media.MappedFileMedium;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /** Opening and creating the files a cache is made of, with the refusals an operator expects. */
 final class CacheFiles {
+    private static final Logger log = LoggerFactory.getLogger(CacheFiles.class);
+
     private CacheFiles() {
+    }
+
+    /**
+     * The files a command created. Closed after the files themselves, it removes them again
+     * unless the command got far enough to {@link #keep} them: a command that fails leaves no new
+     * file behind (a new backing file, a new cache file), and never touches a file it did not
+     * create.
+     */
+    static final class Created implements AutoCloseable {
+        private final List<Path> paths = new ArrayList<>();
+        private boolean keep;
+
+        void add(Path p) {
+            paths.add(p);
+        }
+
+        /** From now on the files stay (a server is about to take clients' data into them). */
+        void keep() {
+            keep = true;
+        }
+
+        @Override
+        public void close() {
+            if (keep) {
+                return;
+            }
+            for (Path p : paths.reversed()) {
+                try {
+                    if (Files.deleteIfExists(p)) {
+                        System.err.println("pmcache: removed " + p + ", created by this failed command");
+                    }
+                } catch (IOException e) {
+                    log.warn("could not remove {} (created by this failed command): {}", p, e.toString());
+                }
+            }
+        }
     }
 
     /**
      * Opens {@code --backing}: an NBD URI ({@code nbd://}, {@code nbd+unix://}; its size is the
      * export's, which {@code sizeIfMissing}, when given, must match) or a file or block device.
      */
-    static BackingDevice openOrCreateBacking(String spec, Long sizeIfMissing, boolean readOnly) throws IOException {
+    static BackingDevice openOrCreateBacking(String spec, Long sizeIfMissing, boolean readOnly, Created created)
+            throws IOException {
         if (NbdUri.isUri(spec)) {
             NbdBackingDevice d = NbdBackingDevice.open(NbdUri.parse(spec), NbdClientOptions.defaults());
             if (sizeIfMissing != null && sizeIfMissing != d.size()) {
@@ -32,17 +74,18 @@ final class CacheFiles {
             }
             return d;
         }
-        return openOrCreateBacking(Path.of(spec), sizeIfMissing, readOnly);
+        return openOrCreateBacking(Path.of(spec), sizeIfMissing, readOnly, created);
     }
 
     /** Opens an existing backing device: an NBD URI, a file or a block device. */
     static BackingDevice openBacking(String spec, boolean readOnly) throws IOException {
-        return NbdUri.isUri(spec) ? openOrCreateBacking(spec, null, readOnly) : FileBackingDevice.open(Path.of(spec),
-                readOnly);
+        return NbdUri.isUri(spec) ? openOrCreateBacking(spec, null, readOnly, null)
+                : FileBackingDevice.open(Path.of(spec), readOnly);
     }
 
     /** Opens the backing file, creating it sparse with {@code sizeIfMissing} when it does not exist. */
-    static FileBackingDevice openOrCreateBacking(Path path, Long sizeIfMissing, boolean readOnly) throws IOException {
+    static FileBackingDevice openOrCreateBacking(Path path, Long sizeIfMissing, boolean readOnly, Created created)
+            throws IOException {
         if (Files.exists(path)) {
             return FileBackingDevice.open(path, readOnly);
         }
@@ -50,45 +93,31 @@ final class CacheFiles {
             throw new IOException("backing file " + path + " does not exist; give --backing-size to create it");
         }
         FileBackingDevice d = FileBackingDevice.createSparse(path, sizeIfMissing);
+        created.add(path);
         System.err.println("pmcache: created sparse backing file " + path + " (" + SizeConverter.human(sizeIfMissing)
                 + ")");
         return d;
     }
 
     /**
-     * Opens the cache file. A missing or empty file is created with {@code sizeIfNew} and formatted
-     * for {@code backing}; a non-empty file that is not a pmcache cache is refused, never overwritten.
+     * Opens the cache file ({@link Cache#openOrFormat}): a missing or empty file is created with
+     * {@code sizeIfNew} and formatted for {@code backing}; a non-empty file that is not a pmcache
+     * cache is refused, never overwritten.
      */
-    static MappedFileMedium openOrFormat(Path path, Long sizeIfNew, BackingDevice backing, FormatOptions format)
-            throws IOException {
-        boolean fresh = !Files.exists(path) || (Files.isRegularFile(path) && Files.size(path) == 0);
-        if (!fresh) {
-            MappedFileMedium m = MappedFileMedium.open(path);
-            if (!Cache.looksFormatted(m)) {
-                m.close();
-                throw new IOException(path + " is neither empty nor a pmcache cache; refusing to overwrite it "
-                        + "(use `pmcache format --force` to format it anyway)");
-            }
-            return m;
-        }
-        if (sizeIfNew == null) {
+    static MappedFileMedium openOrFormat(Path path, Long sizeIfNew, BackingDevice backing, FormatOptions format,
+                                         Created created) throws IOException {
+        if (sizeIfNew == null && Cache.isNewFile(path)) {
             throw new IOException("cache file " + path + " is missing or empty; give --cache-size to create it");
         }
-        if (Files.exists(path)) {
-            // An empty file: never delete one that another opener is about to format.
-            try (FileUseLock l = FileUseLock.acquire(path, FileUseLock.Mode.EXCLUSIVE, "cache file")) {
-                Files.delete(path);
+        boolean existed = Files.exists(path);
+        Cache.OpenedMedium opened = Cache.openOrFormat(path, sizeIfNew != null ? sizeIfNew : 0, backing, format);
+        if (opened.formatted()) {
+            if (!existed) {
+                created.add(path);
             }
+            System.err.println("pmcache: formatted cache file " + path + " (" + SizeConverter.human(sizeIfNew)
+                    + ")");
         }
-        MappedFileMedium m = MappedFileMedium.create(path, sizeIfNew);
-        try {
-            Cache.format(m, backing, format);
-        } catch (IOException | RuntimeException e) {
-            m.close();
-            Files.deleteIfExists(path);
-            throw e;
-        }
-        System.err.println("pmcache: formatted cache file " + path + " (" + SizeConverter.human(sizeIfNew) + ")");
-        return m;
+        return opened.medium();
     }
 }

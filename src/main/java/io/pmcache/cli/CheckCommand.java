@@ -3,6 +3,7 @@ package io.pmcache.cli;
 import io.pmcache.admin.Json;
 import io.pmcache.backing.BackingDevice;
 import io.pmcache.cache.Checker;
+import io.pmcache.cache.WrongBackingDeviceException;
 import io.pmcache.media.MappedFileMedium;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -16,7 +17,9 @@ import picocli.CommandLine.Model.CommandSpec;
 
 /**
  * {@code pmcache check}: offline, read-only verification of a cache file. Exit status 0 when no
- * corruption was found (warnings allowed), {@value #EXIT_CORRUPT} when some was.
+ * corruption was found (warnings allowed), {@value #EXIT_CORRUPT} when some was, else
+ * {@value #EXIT_WRONG_BACKING} when {@code --backing} is not the cache's backing device (the cache
+ * may be fine: the operator gave the wrong file).
  */
 @Command(name = "check", mixinStandardHelpOptions = true,
         description = {"Verify a cache offline, read-only.",
@@ -26,9 +29,11 @@ import picocli.CommandLine.Model.CommandSpec;
             "The file is mapped read-only and never modified. Refused (exit 1) while a serve, detach or format "
                 + "uses the cache; checks may run side by side.",
             "Exit status: 0 clean (warnings such as unsealed ksets after a crash are allowed), "
-                + "3 corruption found, 1 the check could not run, 2 bad usage."})
+                + "3 corruption found, 4 the cache is not corrupt but --backing is not its backing device, "
+                + "1 the check could not run, 2 bad usage."})
 public final class CheckCommand implements Callable<Integer> {
     static final int EXIT_CORRUPT = 3;
+    static final int EXIT_WRONG_BACKING = 4;
     private static final Logger log = LoggerFactory.getLogger(CheckCommand.class);
 
     @Spec
@@ -53,6 +58,10 @@ public final class CheckCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         Checker.Report r;
         long t0 = System.nanoTime();
+        Preflight.file(cache, "cache file", false, false);
+        if (backing != null) {
+            Preflight.file(backing, "backing file", false, false);
+        }
         try (MappedFileMedium m = MappedFileMedium.openReadOnly(cache);
              BackingDevice disk = backing != null ? CacheFiles.openBacking(backing, true) : null;
              ProgressBar bar = new ProgressBar("checking key log", log, n -> n + " segments")) {
@@ -74,11 +83,16 @@ public final class CheckCommand implements Callable<Integer> {
             }
             out.printf("%s: %s (%d errors, %d warnings, %d ms)%n", cache, r.clean() ? "clean" : "CORRUPT",
                     r.errors(), r.warnings(), ms);
+            if (r.wrongBacking() != null) {
+                out.printf("%s: wrong backing device: %s%nnext: %s%n", cache, r.wrongBacking(),
+                        WrongBackingDeviceException.NEXT_STEP.replace("CACHE", cache.toString()));
+            }
         }
         out.flush();
         if (!r.clean()) {
             log.error("{}: {} errors found", cache, r.errors());
+            return EXIT_CORRUPT;
         }
-        return r.clean() ? 0 : EXIT_CORRUPT;
+        return r.wrongBacking() != null ? EXIT_WRONG_BACKING : 0;
     }
 }

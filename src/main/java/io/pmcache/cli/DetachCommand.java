@@ -39,6 +39,8 @@ public final class DetachCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        Preflight.file(cache, "cache file", true, false);
+        Preflight.file(backing, "backing file", true, false);
         // The cache first: against a running serve, the error names the cache file.
         try (MappedFileMedium medium = MappedFileMedium.open(cache);
              BackingDevice disk = CacheFiles.openBacking(backing, false)) {

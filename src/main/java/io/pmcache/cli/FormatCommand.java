@@ -63,8 +63,19 @@ public final class FormatCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        FormatOptions options = new FormatOptions(segmentSize != null ? segmentSize : Superblock.DEFAULT_SEGMENT_SIZE,
+        if (cacheSize != null && cacheSize <= 0) {
+            throw Usage.error(spec, "invalid value for --cache-size: must be more than 0, got " + cacheSize);
+        }
+        if (backingSize != null && backingSize <= 0) {
+            throw Usage.error(spec, "invalid value for --backing-size: must be more than 0, got " + backingSize);
+        }
+        if (segmentSize != null) {
+            Usage.check(spec, "--segment-size", () -> new FormatOptions(segmentSize, dataCrc));
+        }
+        FormatOptions options = new FormatOptions(segmentSize != null ? segmentSize : FormatOptions.SEGMENT_SIZE_AUTO,
                 dataCrc);
+        Preflight.file(backing, "backing file", true, backingSize != null);
+        Preflight.file(cache, "cache file", true, true);
         // An existing file is locked before it is looked at, resized or overwritten, and stays
         // locked until it is formatted: a cache that a serve or detach is using is never touched.
         try (FileUseLock held = Files.exists(cache)
@@ -84,17 +95,14 @@ public final class FormatCommand implements Callable<Integer> {
             throw new IllegalArgumentException("cache file " + cache + " is " + (exists ? "empty" : "missing")
                     + "; give --cache-size SIZE to create it (e.g. --cache-size 1G)");
         }
-        try (BackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false);
+        try (CacheFiles.Created created = new CacheFiles.Created();
+             BackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false, created);
              MappedFileMedium medium = mapForFormat(exists, regular, empty, held)) {
-            try {
-                Cache.format(medium, disk, options);
-            } catch (IOException | RuntimeException e) {
-                if (!exists) {
-                    medium.close();
-                    Files.deleteIfExists(cache);
-                }
-                throw e;
+            if (!exists) {
+                created.add(cache);
             }
+            Cache.format(medium, disk, options);
+            created.keep();
             Superblock sb = Cache.superblock(medium);
             spec.commandLine().getOut().printf("formatted %s: %d segments of %s (%s) for %s (%s)%s%n", cache,
                     sb.segmentCount(), SizeConverter.human(sb.segmentSize()), SizeConverter.human(medium.size()),

@@ -6,7 +6,6 @@ import io.pmcache.backing.BackingDevice;
 import io.pmcache.cache.Cache;
 import io.pmcache.cache.CacheOptions;
 import io.pmcache.cache.FormatOptions;
-import io.pmcache.format.Superblock;
 import io.pmcache.media.MappedFileMedium;
 import io.pmcache.nbd.NbdServer;
 import java.io.IOException;
@@ -18,7 +17,10 @@ import java.util.concurrent.CountDownLatch;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
 
 /**
  * {@code pmcache serve}: opens (or creates) a cache and serves it over NBD until SIGTERM/SIGINT,
@@ -32,6 +34,9 @@ import picocli.CommandLine.Option;
 public final class ServeCommand implements Callable<Integer> {
     private static final Logger log = LoggerFactory.getLogger(ServeCommand.class);
     static final Path DEMO_DIR = Path.of("pmcache-data");
+
+    @Spec
+    CommandSpec spec;
 
     @Option(names = "--cache", paramLabel = "FILE", description = "Cache medium: a file on pmem/DAX, /dev/shm or fast storage.")
     Path cache;
@@ -92,6 +97,9 @@ public final class ServeCommand implements Callable<Integer> {
             description = "Most concurrent NBD connections. Default: ${DEFAULT-VALUE}.")
     int maxConnections;
 
+    @Mixin
+    TlsOptions tlsOptions;
+
     @Override
     public Integer call() throws Exception {
         boolean demo = cache == null && backing == null && socket == null && listen == null;
@@ -107,41 +115,106 @@ public final class ServeCommand implements Callable<Integer> {
                 backingSize = 8L << 30;
             }
         }
-        if (cache == null || backing == null) {
-            throw new IllegalArgumentException("give both --cache FILE and --backing FILE (or no options for the demo)");
+        InetSocketAddress adminAddress = checkUsage();
+        io.pmcache.nbd.TlsConfig tls = tlsOptions.config(); // reads the certificates: a bad one stops here
+        // Before anything is created or replayed: each file usable as asked, or one line saying why.
+        Preflight.file(backing, "backing file", true, backingSize != null);
+        Preflight.file(cache, "cache file", true, true);
+        if (cacheSize == null && Cache.isNewFile(cache)) {
+            throw new IOException("cache file " + cache + " is missing or empty; give --cache-size to create it");
         }
-        if (socket == null && listen == null) {
-            throw new IllegalArgumentException("give --socket PATH or --listen HOST:PORT");
+        if (socket != null) {
+            Preflight.socket(socket);
         }
-        if (gcPercent != null) {
-            CacheOptions.checkGcPercent(gcPercent);
+        if (listen != null) {
+            Preflight.tcpAddress(new InetSocketAddress(listenHost(), listenPort()), "--listen");
         }
-        InetSocketAddress adminAddress = admin != null ? AdminServer.parseAddress(admin) : null;
-        FormatOptions format = new FormatOptions(segmentSize != null ? segmentSize : Superblock.DEFAULT_SEGMENT_SIZE,
+        if (adminAddress != null && adminAddress.getPort() != 0) {
+            Preflight.tcpAddress(adminAddress, "--admin");
+        }
+        FormatOptions format = new FormatOptions(segmentSize != null ? segmentSize : FormatOptions.SEGMENT_SIZE_AUTO,
                 dataCrc);
-        try (BackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false);
-             MappedFileMedium medium = CacheFiles.openOrFormat(cache, cacheSize, disk, format)) {
-            int segments = Cache.superblock(medium).segmentCount();
-            int heads = parallel != null ? parallel
-                    : Math.max(1, Math.min(4, segments / CacheOptions.SEGMENTS_PER_HEAD));
-            CacheOptions options = CacheOptions.defaults().withParallel(heads)
-                    .withGcPercent(gcPercent != null ? gcPercent : -1).withWriteback(!noWriteback);
+        CacheOptions options = CacheOptions.defaults().withParallel(parallel != null ? parallel
+                : CacheOptions.PARALLEL_AUTO).withGcPercent(gcPercent != null ? gcPercent : -1)
+                .withWriteback(!noWriteback);
+        try (CacheFiles.Created created = new CacheFiles.Created();
+             BackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false, created);
+             MappedFileMedium medium = CacheFiles.openOrFormat(cache, cacheSize, disk, format, created)) {
             if (noWriteback) {
                 log.warn("background writeback is off (--no-writeback): dirty data stays in the cache");
             }
             try (Cache c = Cache.open(medium, disk, options)) {
-                serve(c, demo, adminAddress, disk);
+                serve(c, demo, adminAddress, created, tls, disk);
             }
         }
         log.info("stopped cleanly");
         return 0;
     }
 
-    private void serve(Cache c, boolean demo, InetSocketAddress adminAddress, BackingDevice disk)
+    /** What the command line alone shows to be wrong: exit 2 with the usage. Returns the admin address. */
+    private InetSocketAddress checkUsage() {
+        if (cache == null || backing == null) {
+            throw Usage.error(spec, "give both --cache FILE and --backing FILE (or no options for the demo)");
+        }
+        if (socket == null && listen == null) {
+            throw Usage.error(spec, "give --socket PATH or --listen HOST:PORT (or both)");
+        }
+        if (parallel != null) {
+            Usage.check(spec, "--parallel", () -> CacheOptions.checkParallel(parallel));
+        }
+        if (gcPercent != null) {
+            Usage.check(spec, "--gc-percent", () -> CacheOptions.checkGcPercent(gcPercent));
+        }
+        if (segmentSize != null) {
+            Usage.check(spec, "--segment-size", () -> new FormatOptions(segmentSize, dataCrc));
+        }
+        if (cacheSize != null && cacheSize <= 0) {
+            throw Usage.error(spec, "invalid value for --cache-size: must be more than 0, got " + cacheSize);
+        }
+        if (backingSize != null && backingSize <= 0) {
+            throw Usage.error(spec, "invalid value for --backing-size: must be more than 0, got " + backingSize);
+        }
+        if (maxConnections < 1) {
+            throw Usage.error(spec, "invalid value for --max-connections: must be at least 1, got " + maxConnections);
+        }
+        if (listen != null) {
+            listenPort();
+        }
+        InetSocketAddress[] adminAddress = {null};
+        if (admin != null) {
+            Usage.check(spec, "--admin", () -> adminAddress[0] = AdminServer.parseAddress(admin));
+        }
+        return adminAddress[0];
+    }
+
+    /** The host of {@code --listen HOST:PORT} (brackets of an IPv6 address removed). */
+    private String listenHost() {
+        return listen.substring(0, listen.lastIndexOf(':')).replaceAll("^\\[|\\]$", "");
+    }
+
+    /** The port of {@code --listen HOST:PORT}; a usage error when it is not one. */
+    private int listenPort() {
+        int colon = listen.lastIndexOf(':');
+        try {
+            int port = colon < 0 ? -1 : Integer.parseInt(listen.substring(colon + 1));
+            if (port >= 0 && port <= 65535) {
+                return port;
+            }
+        } catch (NumberFormatException e) {
+            // below
+        }
+        throw Usage.error(spec, "--listen wants HOST:PORT, got '" + listen + "'");
+    }
+
+    private void serve(Cache c, boolean demo, InetSocketAddress adminAddress, CacheFiles.Created created,
+                       io.pmcache.nbd.TlsConfig tls, BackingDevice disk)
             throws IOException, InterruptedException {
         NbdServer server = NbdServer.builder().device(c).exportName(export)
                 .description("pmcache: " + cache + " in front of " + backing)
-                .readOnly(readOnly).maxConnections(maxConnections).build();
+                .readOnly(readOnly).maxConnections(maxConnections).tls(tls).build();
+        if (tls.mode() != io.pmcache.nbd.TlsMode.OFF) {
+            log.info("TLS {}", tls);
+        }
         CountDownLatch stop = new CountDownLatch(1);
         StopSignals.onTermOrInt(stop::countDown);
         AdminServer adminServer = null;
@@ -150,21 +223,13 @@ public final class ServeCommand implements Callable<Integer> {
                 adminServer = AdminServer.start(adminAddress, StatusSource.of(c, server, disk), c::gcPercent,
                         c::setGcPercent);
             }
+            // Clients may write from the first listen on: the files are theirs from here.
+            created.keep();
             if (socket != null) {
                 server.listenUnix(socket.toAbsolutePath());
             }
             if (listen != null) {
-                int colon = listen.lastIndexOf(':');
-                if (colon < 0) {
-                    throw new IllegalArgumentException("--listen wants HOST:PORT, got '" + listen + "'");
-                }
-                int port;
-                try {
-                    port = Integer.parseInt(listen.substring(colon + 1));
-                } catch (NumberFormatException e) {
-                    throw new IllegalArgumentException("--listen wants HOST:PORT, got '" + listen + "'");
-                }
-                server.listenTcp(listen.substring(0, colon).replaceAll("^\\[|\\]$", ""), port);
+                server.listenTcp(listenHost(), listenPort());
             }
             for (String uri : server.uris()) {
                 System.out.println(uri);

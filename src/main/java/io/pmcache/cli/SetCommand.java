@@ -40,8 +40,8 @@ public final class SetCommand implements Runnable {
 
         @Override
         public Integer call() throws Exception {
-            CacheOptions.checkGcPercent(value);
-            AdminClient.Response r = new AdminClient(admin).post("/gc-percent", Integer.toString(value));
+            Usage.check(spec, "N", () -> CacheOptions.checkGcPercent(value));
+            AdminClient.Response r = AdminClient.of(spec, admin).post("/gc-percent", Integer.toString(value));
             if (r.code() != 200) {
                 String msg = r.body().strip();
                 try {

@@ -51,7 +51,7 @@ public final class StatusCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
         if (source.admin != null) {
-            AdminClient.Response r = new AdminClient(source.admin).get("/status");
+            AdminClient.Response r = AdminClient.of(spec, source.admin).get("/status");
             if (r.code() != 200) {
                 throw new IOException("admin endpoint answered " + r.code() + ": " + r.body().strip());
             }
@@ -68,6 +68,7 @@ public final class StatusCommand implements Callable<Integer> {
             return 0;
         }
         Map<String, Object> doc;
+        Preflight.file(source.cache, "cache file", false, false);
         try (MappedFileMedium m = MappedFileMedium.openReadOnly(source.cache)) {
             doc = offline(source.cache, Checker.check(m, null, false, null));
         }
@@ -126,6 +127,9 @@ public final class StatusCommand implements Callable<Integer> {
         }
         doc.put("findings", r.findings().stream().map(Checker.Finding::toString).toList());
         doc.put("clean", r.clean());
+        if (r.wrongBacking() != null) {
+            doc.put("wrong_backing", r.wrongBacking());
+        }
         return doc;
     }
 

@@ -17,6 +17,7 @@ import java.lang.foreign.MemorySegment;
  *       durable (survives power loss) on return.</li>
  *   <li>{@code flush} makes every write that returned before {@code flush} was called durable.</li>
  *   <li>{@code trim} discards a range: until it is written again it reads as zeros.</li>
+ *   <li>{@code blockStatus} never reports ZERO or HOLE for a byte that would not read as zero.</li>
  *   <li>Ranges outside {@code [0, size())} throw {@link IllegalArgumentException}.</li>
  * </ul>
  */
@@ -56,6 +57,18 @@ public interface BlockDevice extends AutoCloseable {
         if (fua) {
             flush();
         }
+    }
+
+    /**
+     * The allocation status of {@code [offset, offset + length)} ({@code length > 0}): consecutive
+     * extents starting at {@code offset}, at most {@code maxExtents} of them ({@code >= 1}), covering
+     * all of the range or a prefix of it (the caller asks again for the rest). ZERO and HOLE only
+     * where the bytes read as zeros (see {@link BlockStatus}). The default knows nothing: one DATA
+     * extent for the whole range, always correct.
+     */
+    default java.util.List<BlockStatus> blockStatus(long offset, long length, int maxExtents) throws IOException {
+        Ranges.check(this, offset, length);
+        return java.util.List.of(new BlockStatus(offset, length, BlockStatus.Kind.DATA));
     }
 
     @Override

@@ -12,36 +12,50 @@ import java.lang.foreign.MemorySegment;
  * leaves the previous copy intact. A reader takes the valid slot with the highest sequence.
  *
  * <pre>
- *  0       8 sequence (8)
- *  8      12 key tail: segment
- * 12      16 key tail: offset in segment
- * 16      24 key tail: expected kset sequence
- * 24      28 dirty tail: segment
- * 28      32 dirty tail: offset in segment
- * 32      40 dirty tail: expected kset sequence
- * 40      44 gc_percent (0..90)
- * 44      48 flags (reserved, 0)
- * 48      60 reserved
- * 60      64 CRC32C of [0, 60), salted with the cache id
+ *  0                   1                   2                   3
+ *  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+ * +---------------------------------------------------------------+
+ * |                        sequence (8)                           |  0
+ * +---------------------------------------------------------------+
+ * |                      key tail: segment                        |  8
+ * |                  key tail: offset in segment                  | 12
+ * |             key tail: expected kset sequence (8)              | 16
+ * +---------------------------------------------------------------+
+ * |                     dirty tail: segment                       | 24
+ * |                 dirty tail: offset in segment                 | 28
+ * |            dirty tail: expected kset sequence (8)             | 32
+ * +---------------------------------------------------------------+
+ * |                      gc_percent (0..90)                       | 40
+ * |                     flags (reserved, 0)                       | 44
+ * |                     reserved (12 bytes)                       | 48
+ * |         CRC32C of bytes [0, 60), salted with the cache id     | 60
+ * +---------------------------------------------------------------+
  * </pre>
  *
- * A tail is the position of the next kset to process and the sequence that kset must carry.
+ * All integers little-endian. A tail is the position of the next kset to process and the
+ * sequence that kset must carry. Invariants checked on decode: both tails lie within the segment
+ * area, the dirty tail's kset sequence is not below the key tail's, gc_percent is 0..90, and the
+ * sequence is one a two-slot record can carry ({@link Layout#isSlotSequence}).
  */
 public record CacheInfo(long sequence, LogPosition keyTail, LogPosition dirtyTail, int gcPercent) {
     public static final int SIZE = 64;
+    private static final int OFF_SEQUENCE = 0;
+    private static final int OFF_KEY_TAIL = 8;
+    private static final int OFF_DIRTY_TAIL = 24;
+    private static final int OFF_GC_PERCENT = 40;
     private static final int OFF_CRC = 60;
+    /** A {@link LogPosition} field: segment (4), offset in segment (4), kset sequence (8). */
+    private static final int POS_SEGMENT = 0;
+    private static final int POS_OFFSET = 4;
+    private static final int POS_KSET_SEQ = 8;
 
     public void encode(MemorySegment medium, long slotOffset, long cacheId) {
         MemorySegment s = medium.asSlice(slotOffset, SIZE);
         s.fill((byte) 0);
-        s.set(JAVA_LONG_UNALIGNED, 0, sequence);
-        s.set(JAVA_INT_UNALIGNED, 8, keyTail.segment());
-        s.set(JAVA_INT_UNALIGNED, 12, keyTail.offset());
-        s.set(JAVA_LONG_UNALIGNED, 16, keyTail.ksetSeq());
-        s.set(JAVA_INT_UNALIGNED, 24, dirtyTail.segment());
-        s.set(JAVA_INT_UNALIGNED, 28, dirtyTail.offset());
-        s.set(JAVA_LONG_UNALIGNED, 32, dirtyTail.ksetSeq());
-        s.set(JAVA_INT_UNALIGNED, 40, gcPercent);
+        s.set(JAVA_LONG_UNALIGNED, OFF_SEQUENCE, sequence);
+        putPosition(s, OFF_KEY_TAIL, keyTail);
+        putPosition(s, OFF_DIRTY_TAIL, dirtyTail);
+        s.set(JAVA_INT_UNALIGNED, OFF_GC_PERCENT, gcPercent);
         s.set(JAVA_INT_UNALIGNED, OFF_CRC, Crc.of(cacheId, s, 0, OFF_CRC));
     }
 
@@ -51,17 +65,26 @@ public record CacheInfo(long sequence, LogPosition keyTail, LogPosition dirtyTai
         if (s.get(JAVA_INT_UNALIGNED, OFF_CRC) != Crc.of(cacheId, s, 0, OFF_CRC)) {
             return null;
         }
-        LogPosition key = new LogPosition(s.get(JAVA_INT_UNALIGNED, 8), s.get(JAVA_INT_UNALIGNED, 12),
-                s.get(JAVA_LONG_UNALIGNED, 16));
-        LogPosition dirty = new LogPosition(s.get(JAVA_INT_UNALIGNED, 24), s.get(JAVA_INT_UNALIGNED, 28),
-                s.get(JAVA_LONG_UNALIGNED, 32));
-        int gc = s.get(JAVA_INT_UNALIGNED, 40);
-        long sequence = s.get(JAVA_LONG_UNALIGNED, 0);
+        LogPosition key = getPosition(s, OFF_KEY_TAIL);
+        LogPosition dirty = getPosition(s, OFF_DIRTY_TAIL);
+        int gc = s.get(JAVA_INT_UNALIGNED, OFF_GC_PERCENT);
+        long sequence = s.get(JAVA_LONG_UNALIGNED, OFF_SEQUENCE);
         if (!key.isWithin(sb) || !dirty.isWithin(sb) || gc < 0 || gc > 90
                 || dirty.ksetSeq() < key.ksetSeq() || !Layout.isSlotSequence(sequence)) {
             return null;
         }
         return new CacheInfo(sequence, key, dirty, gc);
+    }
+
+    private static void putPosition(MemorySegment s, int at, LogPosition p) {
+        s.set(JAVA_INT_UNALIGNED, at + POS_SEGMENT, p.segment());
+        s.set(JAVA_INT_UNALIGNED, at + POS_OFFSET, p.offset());
+        s.set(JAVA_LONG_UNALIGNED, at + POS_KSET_SEQ, p.ksetSeq());
+    }
+
+    private static LogPosition getPosition(MemorySegment s, int at) {
+        return new LogPosition(s.get(JAVA_INT_UNALIGNED, at + POS_SEGMENT), s.get(JAVA_INT_UNALIGNED, at + POS_OFFSET),
+                s.get(JAVA_LONG_UNALIGNED, at + POS_KSET_SEQ));
     }
 
     /** Reads the newest valid slot; both invalid is corruption. */

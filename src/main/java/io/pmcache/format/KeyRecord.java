@@ -13,17 +13,26 @@ import java.util.zip.CRC32C;
  * so that persisting a key never touches another.
  *
  * <pre>
- *  0   8 logical offset (bytes)
- *  8  12 length (bytes), 1..4 MiB, never crossing a 4 MiB range boundary
- * 12  16 flags: bit 0 DIRTY (not yet on the backing device), bit 1 ZERO (reads as zeros; no data),
- *          bit 2 TOMBSTONE (a key found damaged by an earlier open; holds nothing, see below)
- * 16  20 segment holding the data (ignored for ZERO)
- * 20  24 offset of the data in that segment
- * 24  32 segment generation when the data was written
- * 32  36 CRC32C of the data (0 for ZERO)
- * 36  60 reserved, 0
- * 60  64 key CRC32C of [0, 60), salted with cache id, kset sequence and slot number
+ *  0                   1                   2                   3
+ *  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+ * +---------------------------------------------------------------+
+ * |                  logical offset, bytes (8)                    |  0
+ * +---------------------------------------------------------------+
+ * |                        length, bytes                          |  8
+ * |               flags: DIRTY 1, ZERO 2, TOMBSTONE 4             | 12
+ * |          segment holding the data (ignored for ZERO)          | 16
+ * |                offset of the data in that segment             | 20
+ * |          segment generation when the data was written (8)     | 24
+ * +---------------------------------------------------------------+
+ * |                 CRC32C of the data (0 for ZERO)               | 32
+ * |                     reserved, 0 (24 bytes)                    | 36
+ * | key CRC32C of [0, 60), salted: cache id, kset sequence, slot  | 60
+ * +---------------------------------------------------------------+
  * </pre>
+ *
+ * All integers little-endian. Length is 1..4 MiB and never crosses a 4 MiB range boundary. DIRTY:
+ * not yet on the backing device; ZERO: reads as zeros, no data; TOMBSTONE: a key found damaged by
+ * an earlier open, which holds nothing (see below).
  *
  * The key CRC binds the key to its kset incarnation: bytes left in a reused log segment by an
  * older kset never validate. A slot that is all zeros is an unused slot.
@@ -41,6 +50,13 @@ public record KeyRecord(long offset, int length, int flags, int segment, int seg
     public static final int FLAG_ZERO = 2;
     public static final int FLAG_TOMBSTONE = 4;
     public static final int FLAGS_KNOWN = FLAG_DIRTY | FLAG_ZERO | FLAG_TOMBSTONE;
+    private static final int OFF_OFFSET = 0;
+    private static final int OFF_LENGTH = 8;
+    private static final int OFF_FLAGS = 12;
+    private static final int OFF_SEGMENT = 16;
+    private static final int OFF_SEGMENT_OFFSET = 20;
+    private static final int OFF_GENERATION = 24;
+    private static final int OFF_DATA_CRC = 32;
     private static final int OFF_CRC = 60;
 
     public boolean dirty() {
@@ -79,14 +95,14 @@ public record KeyRecord(long offset, int length, int flags, int segment, int seg
         byte[] buf = new byte[SALT + SIZE];
         MemorySegment k = MemorySegment.ofArray(buf);
         k.set(SALT_LAYOUT, 0, cacheId ^ (ksetSeq * 131 + slot));
-        k.set(JAVA_LONG_UNALIGNED, SALT, offset);
-        k.set(JAVA_INT_UNALIGNED, SALT + 8, length);
-        k.set(JAVA_INT_UNALIGNED, SALT + 12, flags);
-        k.set(JAVA_INT_UNALIGNED, SALT + 16, segment);
-        k.set(JAVA_INT_UNALIGNED, SALT + 20, segmentOffset);
-        k.set(JAVA_LONG_UNALIGNED, SALT + 24, generation);
-        k.set(JAVA_INT_UNALIGNED, SALT + 32, dataCrc);
-        // [36, 60) reserved: already zero
+        k.set(JAVA_LONG_UNALIGNED, SALT + OFF_OFFSET, offset);
+        k.set(JAVA_INT_UNALIGNED, SALT + OFF_LENGTH, length);
+        k.set(JAVA_INT_UNALIGNED, SALT + OFF_FLAGS, flags);
+        k.set(JAVA_INT_UNALIGNED, SALT + OFF_SEGMENT, segment);
+        k.set(JAVA_INT_UNALIGNED, SALT + OFF_SEGMENT_OFFSET, segmentOffset);
+        k.set(JAVA_LONG_UNALIGNED, SALT + OFF_GENERATION, generation);
+        k.set(JAVA_INT_UNALIGNED, SALT + OFF_DATA_CRC, dataCrc);
+        // reserved up to OFF_CRC: already zero
         CRC32C crc = new CRC32C();
         crc.update(buf, 0, SALT + OFF_CRC);
         k.set(JAVA_INT_UNALIGNED, SALT + OFF_CRC, (int) crc.getValue());
@@ -121,9 +137,10 @@ public record KeyRecord(long offset, int length, int flags, int segment, int seg
         if (k.get(JAVA_INT_UNALIGNED, OFF_CRC) != crc(k, cacheId, ksetSeq, slot)) {
             return null;
         }
-        KeyRecord r = new KeyRecord(k.get(JAVA_LONG_UNALIGNED, 0), k.get(JAVA_INT_UNALIGNED, 8),
-                k.get(JAVA_INT_UNALIGNED, 12), k.get(JAVA_INT_UNALIGNED, 16), k.get(JAVA_INT_UNALIGNED, 20),
-                k.get(JAVA_LONG_UNALIGNED, 24), k.get(JAVA_INT_UNALIGNED, 32));
+        KeyRecord r = new KeyRecord(k.get(JAVA_LONG_UNALIGNED, OFF_OFFSET), k.get(JAVA_INT_UNALIGNED, OFF_LENGTH),
+                k.get(JAVA_INT_UNALIGNED, OFF_FLAGS), k.get(JAVA_INT_UNALIGNED, OFF_SEGMENT),
+                k.get(JAVA_INT_UNALIGNED, OFF_SEGMENT_OFFSET), k.get(JAVA_LONG_UNALIGNED, OFF_GENERATION),
+                k.get(JAVA_INT_UNALIGNED, OFF_DATA_CRC));
         return r.inBounds(deviceSize, segmentCount, segmentSize) ? r : null;
     }
 

@@ -18,10 +18,11 @@ import java.lang.foreign.MemorySegment;
  * 24  32 reserved
  * seal (written last, when the kset is closed)
  * 32  36 seal magic "SEAL" (0x4c414553)
- * 36  40 seal CRC32C of [40, 48) and of the first count key slots, salted with cache id and sequence
+ * 36  40 seal CRC32C of [40, 64 + 64 count): the count word, the reserved bytes up to the first
+ *        slot and the first count key slots; salted with cache id XOR sequence
  * 40  44 count: keys in the kset, 0..capacity
- * 44  48 reserved
- * 48  64 reserved
+ * 44  48 reserved, 0 (written with the count: the seal's second 8-byte word)
+ * 48  64 reserved, 0
  * slots
  * 64 + 64 i   {@link KeyRecord} i, for i in [0, capacity)
  * </pre>
@@ -54,6 +55,9 @@ public final class Kset {
     private static final int OFF_SEAL_MAGIC = 32;
     private static final int OFF_SEAL_CRC = 36;
     private static final int OFF_COUNT = 40;
+    private static final int OFF_COUNT_RESERVED = 44;
+    /** The header CRC covers [OFF_SEQ, OFF_SEAL_MAGIC): sequence, capacity, stream, reserved. */
+    private static final int HEADER_CRC_LENGTH = OFF_SEAL_MAGIC - OFF_SEQ;
 
     public static int bytes(int capacity) {
         return HEADER_SIZE + capacity * KeyRecord.SIZE;
@@ -72,7 +76,7 @@ public final class Kset {
         k.set(JAVA_LONG_UNALIGNED, OFF_SEQ, seq);
         k.set(JAVA_INT_UNALIGNED, OFF_CAP, capacity);
         k.set(JAVA_INT_UNALIGNED, OFF_STREAM, stream);
-        k.set(JAVA_INT_UNALIGNED, OFF_HCRC, Crc.of(cacheId, k, 8, 24));
+        k.set(JAVA_INT_UNALIGNED, OFF_HCRC, Crc.of(cacheId, k, OFF_SEQ, HEADER_CRC_LENGTH));
     }
 
     /**
@@ -84,7 +88,7 @@ public final class Kset {
             return -1;
         }
         if (medium.get(JAVA_INT_UNALIGNED, at + OFF_MAGIC) != MAGIC
-                || medium.get(JAVA_INT_UNALIGNED, at + OFF_HCRC) != Crc.of(cacheId, medium, at + 8, 24)
+                || medium.get(JAVA_INT_UNALIGNED, at + OFF_HCRC) != Crc.of(cacheId, medium, at + OFF_SEQ, HEADER_CRC_LENGTH)
                 || medium.get(JAVA_LONG_UNALIGNED, at + OFF_SEQ) != expectedSeq) {
             return -1;
         }
@@ -118,13 +122,13 @@ public final class Kset {
         k.set(JAVA_INT_UNALIGNED, OFF_MAGIC, MAGIC);
         k.set(JAVA_LONG_UNALIGNED, OFF_SEQ, seq);
         k.set(JAVA_INT_UNALIGNED, OFF_CAP, capacity);
-        k.set(JAVA_INT_UNALIGNED, OFF_HCRC, Crc.of(cacheId, k, 8, 24));
+        k.set(JAVA_INT_UNALIGNED, OFF_HCRC, Crc.of(cacheId, k, OFF_SEQ, HEADER_CRC_LENGTH));
     }
 
     /** Writes the seal for {@code count} keys (slots must already hold them). */
     public static void writeSeal(MemorySegment medium, long at, long seq, int count, long cacheId) {
         medium.set(JAVA_INT_UNALIGNED, at + OFF_COUNT, count);
-        medium.set(JAVA_INT_UNALIGNED, at + 44, 0);
+        medium.set(JAVA_INT_UNALIGNED, at + OFF_COUNT_RESERVED, 0);
         medium.set(JAVA_INT_UNALIGNED, at + OFF_SEAL_CRC, sealCrc(medium, at, seq, count, cacheId));
         medium.set(JAVA_INT_UNALIGNED, at + OFF_SEAL_MAGIC, SEAL_MAGIC);
     }
@@ -168,7 +172,8 @@ public final class Kset {
     }
 
     private static int sealCrc(MemorySegment medium, long at, long seq, int count, long cacheId) {
-        return Crc.of(cacheId ^ seq, medium, at + OFF_COUNT, 8 + (long) count * KeyRecord.SIZE + 16);
+        // [OFF_COUNT, slotOffset(count)): the count word, the reserved rest of the header, the slots
+        return Crc.of(cacheId ^ seq, medium, at + OFF_COUNT, slotOffset(count) - OFF_COUNT);
     }
 
     /** Offset of the seal within a kset (for persisting it alone). */

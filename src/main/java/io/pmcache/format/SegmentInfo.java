@@ -10,27 +10,43 @@ import java.lang.foreign.MemorySegment;
  * rule as {@link CacheInfo}).
  *
  * <pre>
- *  0   8 sequence (8)
- *  8  16 generation (8): bumped when the segment is reclaimed; keys carrying an older
- *        generation are stale
- * 16  20 next segment of the key log, or -1 (0xffffffff) when none
- * 20  24 flags (reserved, 0)
- * 24  28 CRC32C of [0, 24) plus the segment number, salted with the cache id
- * 28  32 reserved
+ *  0                   1                   2                   3
+ *  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+ * +---------------------------------------------------------------+
+ * |                        sequence (8)                           |  0
+ * +---------------------------------------------------------------+
+ * |                       generation (8)                          |  8
+ * +---------------------------------------------------------------+
+ * |      next segment of the key log, or -1 (0xffffffff)          | 16
+ * |                     flags (reserved, 0)                       | 20
+ * |   CRC32C of [0, 24), salted with cache id and segment number  | 24
+ * |                        reserved, 0                            | 28
+ * +---------------------------------------------------------------+
  * </pre>
+ *
+ * All integers little-endian. The generation is bumped when the segment is reclaimed; keys
+ * carrying an older generation are stale. The CRC's salt binds the slot to its segment, so a
+ * slot copied to another segment's place never validates. Invariants checked on decode: next is
+ * -1 or another segment of the cache, the generation is not negative, the sequence is one a
+ * two-slot record can carry.
  */
 public record SegmentInfo(long sequence, long generation, int next) {
     public static final int SLOT_SIZE = 32;
     public static final int NO_NEXT = -1;
+    private static final int OFF_SEQUENCE = 0;
+    private static final int OFF_GENERATION = 8;
+    private static final int OFF_NEXT = 16;
+    private static final int OFF_FLAGS = 20;
     private static final int OFF_CRC = 24;
+    private static final int OFF_RESERVED = 28;
 
     public void encode(MemorySegment medium, int seg, int slot, long cacheId) {
         MemorySegment s = medium.asSlice(Layout.segmentInfoSlot(seg, slot), SLOT_SIZE);
-        s.set(JAVA_LONG_UNALIGNED, 0, sequence);
-        s.set(JAVA_LONG_UNALIGNED, 8, generation);
-        s.set(JAVA_INT_UNALIGNED, 16, next);
-        s.set(JAVA_INT_UNALIGNED, 20, 0);
-        s.set(JAVA_INT_UNALIGNED, 28, 0);
+        s.set(JAVA_LONG_UNALIGNED, OFF_SEQUENCE, sequence);
+        s.set(JAVA_LONG_UNALIGNED, OFF_GENERATION, generation);
+        s.set(JAVA_INT_UNALIGNED, OFF_NEXT, next);
+        s.set(JAVA_INT_UNALIGNED, OFF_FLAGS, 0);
+        s.set(JAVA_INT_UNALIGNED, OFF_RESERVED, 0);
         s.set(JAVA_INT_UNALIGNED, OFF_CRC, crc(s, seg, cacheId));
     }
 
@@ -44,9 +60,9 @@ public record SegmentInfo(long sequence, long generation, int next) {
         if (s.get(JAVA_INT_UNALIGNED, OFF_CRC) != crc(s, seg, cacheId)) {
             return null;
         }
-        int next = s.get(JAVA_INT_UNALIGNED, 16);
-        long gen = s.get(JAVA_LONG_UNALIGNED, 8);
-        long sequence = s.get(JAVA_LONG_UNALIGNED, 0);
+        int next = s.get(JAVA_INT_UNALIGNED, OFF_NEXT);
+        long gen = s.get(JAVA_LONG_UNALIGNED, OFF_GENERATION);
+        long sequence = s.get(JAVA_LONG_UNALIGNED, OFF_SEQUENCE);
         if ((next != NO_NEXT && (next < 0 || next >= segmentCount || next == seg)) || gen < 0
                 || !Layout.isSlotSequence(sequence)) {
             return null;

@@ -128,6 +128,13 @@ public final class ExtentMap {
         }
     }
 
+    /** The extents overlapping {@code [from, to)}, clipped to it, in order. */
+    public java.util.List<Extent> clippedTo(long from, long to) {
+        var out = new java.util.ArrayList<Extent>(4);
+        forEachOverlapping(from, to, x -> out.add(x.slice(from, to)));
+        return out;
+    }
+
     /** Removes the exact extent {@code x} if it is still present (same start and same value). */
     public boolean removeExact(Extent x) {
         return extents.remove(x.start(), x);

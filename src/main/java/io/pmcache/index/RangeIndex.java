@@ -49,6 +49,26 @@ public final class RangeIndex {
         return ranges.get(r);
     }
 
+    /**
+     * A snapshot of the extents of {@code [from, to)} (within one range), clipped to it, in order,
+     * taken under the range's lock; empty when nothing was ever put in that range.
+     */
+    public java.util.List<Extent> extentsWithin(long from, long to) {
+        if (to > from && rangeOf(from) != rangeOf(to - 1)) {
+            throw new IllegalArgumentException("[" + from + ", " + to + ") crosses a range boundary");
+        }
+        ExtentMap m = rangeIfPresent(rangeOf(from));
+        if (m == null) {
+            return java.util.List.of();
+        }
+        m.lock().lock();
+        try {
+            return m.clippedTo(from, to);
+        } finally {
+            m.lock().unlock();
+        }
+    }
+
     public ExtentMap rangeFor(long offset) {
         return range(rangeOf(offset));
     }

@@ -3,6 +3,7 @@ package io.pmcache.nbd;
 import static io.pmcache.nbd.NbdConstants.*;
 
 import io.pmcache.device.BlockDevice;
+import io.pmcache.device.BlockStatus;
 import io.pmcache.device.DeviceClosedException;
 import io.pmcache.device.DeviceFailedException;
 import java.io.IOException;
@@ -11,6 +12,7 @@ import java.net.SocketTimeoutException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedByInterruptException;
+import java.util.List;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -27,8 +29,10 @@ import org.slf4j.LoggerFactory;
  *       nothing (the device decides how to zero; either way the range reads as zeros).</li>
  *   <li>CACHE is advisory and a {@code BlockDevice} has no prefetch, so it is validated and
  *       acknowledged.</li>
- *   <li>BLOCK_STATUS reports the whole range as one allocated data extent (status 0), which the
- *       spec allows for any block.</li>
+ *   <li>BLOCK_STATUS ({@code base:allocation}) sends what {@link BlockDevice#blockStatus} reports:
+ *       one extent with REQ_ONE, else up to {@link NbdConstants#MAX_BLOCK_STATUS_EXTENTS}, never
+ *       past the request's length (the client asks again for the rest).</li>
+ *   <li>READ with DF needs nothing: a read is always one chunk.</li>
  * </ul>
  * Errors, on every command alike (the connection keeps serving):
  * <ul>
@@ -65,7 +69,24 @@ final class CommandExecutor {
      * Throws only when the reply cannot be sent.
      */
     void execute(Request r, ByteBuffer buf) throws IOException {
-        Failure failure = run(r, buf);
+        List<BlockStatus> status = null;
+        Failure failure;
+        if (r.type() == NBD_CMD_BLOCK_STATUS) {
+            try {
+                int max = (r.flags() & NBD_CMD_FLAG_REQ_ONE) != 0 ? 1 : MAX_BLOCK_STATUS_EXTENTS;
+                status = device.blockStatus(r.offset(), r.length(), max);
+                if (status.isEmpty()) {
+                    throw new IllegalStateException("the device reported no extent"); // a reply needs one
+                }
+                failure = null;
+            } catch (IOException e) {
+                failure = failure(r, e);
+            } catch (RuntimeException e) {
+                failure = unexpected(r, e);
+            }
+        } else {
+            failure = run(r, buf);
+        }
         Thread.interrupted(); // see class comment
         if (failure != null) {
             stats.error(failure.error());
@@ -74,7 +95,7 @@ final class CommandExecutor {
         }
         switch (r.type()) {
             case NBD_CMD_READ -> replies.data(r.handle(), r.offset(), buf);
-            case NBD_CMD_BLOCK_STATUS -> replies.blockStatus(r.handle(), BASE_ALLOCATION_ID, (int) r.length(), 0);
+            case NBD_CMD_BLOCK_STATUS -> replies.blockStatus(r.handle(), BASE_ALLOCATION_ID, status);
             default -> replies.ok(r.handle());
         }
     }
@@ -103,7 +124,7 @@ final class CommandExecutor {
                     }
                 }
                 case NBD_CMD_WRITE_ZEROES -> device.writeZeroes(r.offset(), r.length(), r.fua());
-                case NBD_CMD_CACHE, NBD_CMD_BLOCK_STATUS -> {
+                case NBD_CMD_CACHE -> {
                     // nothing to do on the device (see class comment)
                 }
                 default -> throw new IllegalStateException("unvalidated command " + r.type());
@@ -112,13 +133,18 @@ final class CommandExecutor {
         } catch (IOException e) {
             return failure(r, e);
         } catch (RuntimeException e) {
-            if (Thread.currentThread().isInterrupted()) {
-                log.debug("{}: {} interrupted: {}", peer, r, e.toString());
-                return new Failure(NBD_ESHUTDOWN, "interrupted, the server is shutting down: " + e.getMessage());
-            }
-            log.error("{}: {} failed unexpectedly", peer, r, e);
-            return new Failure(NBD_EIO, "internal error: " + e);
+            return unexpected(r, e);
         }
+    }
+
+    /** The reply for a device call that threw an unchecked exception; see the class comment. */
+    private Failure unexpected(Request r, RuntimeException e) {
+        if (Thread.currentThread().isInterrupted()) {
+            log.debug("{}: {} interrupted: {}", peer, r, e.toString());
+            return new Failure(NBD_ESHUTDOWN, "interrupted, the server is shutting down: " + e.getMessage());
+        }
+        log.error("{}: {} failed unexpectedly", peer, r, e);
+        return new Failure(NBD_EIO, "internal error: " + e);
     }
 
     /** The reply for a device call that threw {@code e}; see the class comment. */

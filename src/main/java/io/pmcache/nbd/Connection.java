@@ -107,6 +107,10 @@ final class Connection implements Runnable {
     static final int IN_CAPACITY = 256 << 10;
 
     private final SocketChannel ch;
+    /** The socket, or TLS over it once the handshake did STARTTLS (set by the handshake, then fixed). */
+    private volatile Transport io;
+    /** The client sent NBD_CMD_DISC: the end is a soft disconnect (TLS says goodbye). */
+    private volatile boolean softDisconnect;
     private final String peer;
     private final ConnectionContext ctx;
     private final InFlightLimiter limiter;
@@ -143,6 +147,7 @@ final class Connection implements Runnable {
     /** {@code onEnd}: called once, when the connection has ended (socket closed, nothing in flight). */
     Connection(SocketChannel ch, String peer, ConnectionContext ctx, Consumer<Connection> onEnd) {
         this.ch = ch;
+        this.io = Transport.plain(ch);
         this.peer = peer;
         this.ctx = ctx;
         this.limiter = new InFlightLimiter(ctx.maxInFlightRequests(), ctx.maxInFlightBytes());
@@ -162,7 +167,7 @@ final class Connection implements Runnable {
                 log.debug("{}: transmission (structured replies {}, base:allocation {})", peer,
                         s.structuredReplies(), s.baseAllocation());
                 validator = new RequestValidator(s);
-                replies = new ReplyWriter(ch, s.structuredReplies());
+                replies = new ReplyWriter(io, s.structuredReplies());
                 executor = new CommandExecutor(s.export().device(), replies, ctx.stats(), peer);
                 in = ctx.buffers().acquire(IN_CAPACITY).flip();
                 reading = true;
@@ -212,6 +217,9 @@ final class Connection implements Runnable {
 
     private void unhold() {
         if (holds.decrementAndGet() == 0 && ended.compareAndSet(false, true)) {
+            if (softDisconnect) {
+                io.closeGracefully(); // the spec: after NBD_CMD_DISC, close the TLS session, then TCP
+            }
             abort();
             log.debug("{}: disconnected", peer);
             onEnd.accept(this);
@@ -284,6 +292,16 @@ final class Connection implements Runnable {
         return inlineRun.get() != 0;
     }
 
+    /**
+     * True for the errors a socket write or read gives when the client has gone away (the OS's
+     * EPIPE and ECONNRESET, which the JDK reports as a plain IOException with the C library's
+     * text): an expected event, logged at DEBUG like a clean disconnect.
+     */
+    static boolean clientGone(IOException e) {
+        String m = e.getMessage();
+        return m != null && (m.contains("Broken pipe") || m.contains("Connection reset"));
+    }
+
     private void failed(Throwable ex) {
         if (ex instanceof ProtocolException e) {
             ctx.stats().protocolViolation();
@@ -291,6 +309,8 @@ final class Connection implements Runnable {
             flushQuietly(); // answers to the requests before the violation
         } else if (ex instanceof EOFException || ex instanceof ClosedChannelException) {
             log.debug("{}: {}", peer, stopping ? "closed by server shutdown" : "client disconnected");
+        } else if (ex instanceof IOException io && clientGone(io)) {
+            log.debug("{}: client disconnected ({})", peer, io.getMessage());
         } else if (ex instanceof IOException) {
             log.info("{}: connection failed: {}", peer, ex.toString());
         } else if (!(ex instanceof InterruptedException)) {
@@ -346,7 +366,10 @@ final class Connection implements Runnable {
             abort();
         }, ctx.handshakeTimeout().toNanos(), TimeUnit.NANOSECONDS);
         try {
-            return new Handshake(ch, ctx.export(), peer, () -> stopping).run();
+            Handshake h = new Handshake(io, ch, ctx.tls(), ctx.export(), peer, () -> stopping);
+            Optional<Session> session = h.run();
+            io = h.transport();
+            return session;
         } finally {
             deadline.cancel(false);
         }
@@ -363,6 +386,7 @@ final class Connection implements Runnable {
             ctx.stats().request(r.type());
             if (r.type() == NBD_CMD_DISC) {
                 log.debug("{}: client disconnects", peer);
+                softDisconnect = true;
                 return false;
             }
             Rejection rejection = validator.validate(r);
@@ -406,7 +430,7 @@ final class Connection implements Runnable {
                 readerIdle = none && in.position() == 0;
                 int got;
                 try {
-                    got = ch.read(in);
+                    got = io.read(in);
                 } finally {
                     readerIdle = false;
                     readsDone++;
@@ -435,7 +459,7 @@ final class Connection implements Runnable {
         }
         if (dst.hasRemaining()) {
             replies.flush();
-            ChannelIO.readFully(ch, dst);
+            ChannelIO.readFully(io, dst);
         }
     }
 
@@ -445,7 +469,7 @@ final class Connection implements Runnable {
         in.position(in.position() + n);
         if (count > n) {
             replies.flush();
-            ChannelIO.skip(ch, count - n, ByteBuffer.allocate(64 << 10));
+            ChannelIO.skip(io, count - n, ByteBuffer.allocate(64 << 10));
         }
     }
 

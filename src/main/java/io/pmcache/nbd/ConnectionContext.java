@@ -12,9 +12,10 @@ import java.util.concurrent.ScheduledExecutorService;
  * @param readers platform threads for connection readers, reused (a takeover hands the reader's
  *                role to one of them instead of starting a thread)
  * @param requests virtual threads for requests handed off by readers
+ * @param tls whether and how connections may or must switch to TLS (NBD_OPT_STARTTLS)
  */
 record ConnectionContext(Export export, ExecutorService readers, ExecutorService requests, BufferPool buffers,
                          PayloadBudget budget, NbdStats stats, ScheduledExecutorService timer,
                          int maxInFlightRequests, long maxInFlightBytes, Duration handshakeTimeout,
-                         InlineWatch inlineWatch) {
+                         InlineWatch inlineWatch, TlsConfig tls) {
 }

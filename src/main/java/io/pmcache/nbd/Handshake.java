@@ -5,7 +5,7 @@ import static io.pmcache.nbd.NbdConstants.*;
 import java.io.IOException;
 import java.nio.BufferUnderflowException;
 import java.nio.ByteBuffer;
-import java.nio.channels.ByteChannel;
+import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -19,8 +19,8 @@ import org.slf4j.LoggerFactory;
  * until the client picks the export ({@code NBD_OPT_GO} or {@code NBD_OPT_EXPORT_NAME}) or leaves.
  *
  * <p>Options answered: GO, INFO (EXPORT, NAME, DESCRIPTION, BLOCK_SIZE), EXPORT_NAME, LIST, ABORT,
- * STRUCTURED_REPLY, LIST_META_CONTEXT and SET_META_CONTEXT (only {@code base:allocation} exists).
- * Any other option gets {@code NBD_REP_ERR_UNSUP}; a syntactically bad option gets
+ * STRUCTURED_REPLY, LIST_META_CONTEXT and SET_META_CONTEXT (only {@code base:allocation} exists),
+ * and STARTTLS (see below). Any other option gets {@code NBD_REP_ERR_UNSUP}; a syntactically bad option gets
  * {@code NBD_REP_ERR_INVALID}. Option data up to {@link #MAX_OPTION_LENGTH} is read into memory;
  * longer data, up to {@link #MAX_DROPPED_OPTION_LENGTH}, is read and dropped and the option refused
  * ({@code NBD_REP_ERR_UNSUP} if unknown, {@code NBD_REP_ERR_INVALID} if known: no known option is
@@ -31,6 +31,17 @@ import org.slf4j.LoggerFactory;
  * and logs only through {@link LogText#escape}. While the server stops, every option but ABORT is
  * answered {@code NBD_REP_ERR_SHUTDOWN} (an EXPORT_NAME, which has no error reply, ends the
  * connection).
+ *
+ * <h2>TLS</h2>
+ * As the spec's TLS section, by {@link TlsConfig#mode()}: OFF (NOTLS) answers STARTTLS
+ * {@code NBD_REP_ERR_UNSUP}. ON and REQUIRE answer the first STARTTLS {@code NBD_REP_ACK}, run the
+ * TLS handshake and go on over TLS ({@link #transport()}); a failed TLS handshake ends the
+ * connection (too late to go back to plain text). STARTTLS with data, or once TLS is up, gets
+ * {@code NBD_REP_ERR_INVALID}. REQUIRE (FORCEDTLS) answers every other option but ABORT
+ * {@code NBD_REP_ERR_TLS_REQD} until TLS is up, and ends the connection on an EXPORT_NAME (which
+ * has no error reply) or a client that does not speak fixed newstyle (TLS needs it). What was
+ * negotiated before TLS (structured replies, the meta context) is forgotten when TLS starts, as
+ * nbdkit does: an attacker in the middle could have chosen it.
  */
 final class Handshake {
     private static final Logger log = LoggerFactory.getLogger(Handshake.class);
@@ -45,7 +56,11 @@ final class Handshake {
 
     private static final int KNOWN_CLIENT_FLAGS = NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES;
 
-    private final ByteChannel ch;
+    /** The socket, then TLS over it after STARTTLS. */
+    private Transport ch;
+    private final SocketChannel socket;
+    private final TlsConfig tls;
+    private boolean fixedNewstyle;
     private final Export export;
     private final String peer;
     private final BooleanSupplier stopping;
@@ -54,9 +69,14 @@ final class Handshake {
     private boolean baseAllocation;
     private Session chosen;
 
-    /** {@code stopping}: true once the server stops; options are then refused (see {@link #run}). */
-    Handshake(ByteChannel ch, Export export, String peer, BooleanSupplier stopping) {
+    /**
+     * {@code ch}: the plain transport over {@code socket}; {@code stopping}: true once the server
+     * stops; options are then refused (see {@link #run}).
+     */
+    Handshake(Transport ch, SocketChannel socket, TlsConfig tls, Export export, String peer, BooleanSupplier stopping) {
         this.ch = ch;
+        this.socket = socket;
+        this.tls = tls;
         this.export = export;
         this.peer = peer;
         this.stopping = stopping;
@@ -73,6 +93,10 @@ final class Handshake {
             throw new ProtocolException("unknown client flags 0x" + Integer.toHexString(clientFlags));
         }
         noZeroes = (clientFlags & NBD_FLAG_C_NO_ZEROES) != 0;
+        fixedNewstyle = (clientFlags & NBD_FLAG_C_FIXED_NEWSTYLE) != 0;
+        if (tls.mode() == TlsMode.REQUIRE && !fixedNewstyle) {
+            throw new ProtocolException("TLS is required and the client does not speak fixed newstyle (TLS needs it)");
+        }
         while (true) {
             ByteBuffer header = read(16);
             long magic = header.getLong();
@@ -97,6 +121,15 @@ final class Handshake {
                     throw new IOException("NBD_OPT_EXPORT_NAME while the server is shutting down (no error reply exists)");
                 }
                 error(option, NBD_REP_ERR_SHUTDOWN, "the server is shutting down");
+                continue;
+            }
+            if (tls.mode() == TlsMode.REQUIRE && !ch.secure() && option != NBD_OPT_STARTTLS
+                    && option != NBD_OPT_ABORT) {
+                if (option == NBD_OPT_EXPORT_NAME) {
+                    throw new ProtocolException("NBD_OPT_EXPORT_NAME without TLS, which this server requires "
+                            + "(the option has no error reply)");
+                }
+                error(option, NBD_REP_ERR_TLS_REQD, "TLS is required: send NBD_OPT_STARTTLS first");
                 continue;
             }
             if (data == null) {
@@ -140,6 +173,7 @@ final class Handshake {
                 }
             }
             case NBD_OPT_LIST_META_CONTEXT, NBD_OPT_SET_META_CONTEXT -> metaContext(option, data);
+            case NBD_OPT_STARTTLS -> startTls(data);
             default -> error(option, NBD_REP_ERR_UNSUP, "option " + option + " is not supported");
         }
         return false;
@@ -148,9 +182,41 @@ final class Handshake {
     private static boolean known(int option) {
         return switch (option) {
             case NBD_OPT_EXPORT_NAME, NBD_OPT_ABORT, NBD_OPT_GO, NBD_OPT_INFO, NBD_OPT_LIST, NBD_OPT_STRUCTURED_REPLY,
-                 NBD_OPT_LIST_META_CONTEXT, NBD_OPT_SET_META_CONTEXT -> true;
+                 NBD_OPT_LIST_META_CONTEXT, NBD_OPT_SET_META_CONTEXT, NBD_OPT_STARTTLS -> true;
             default -> false;
         };
+    }
+
+    /** The transport to go on with after the handshake: the plain one, or TLS after STARTTLS. */
+    Transport transport() {
+        return ch;
+    }
+
+    private void startTls(ByteBuffer data) throws IOException {
+        if (data.hasRemaining()) {
+            error(NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data");
+            return;
+        }
+        if (tls.mode() == TlsMode.OFF || !fixedNewstyle) {
+            error(NBD_OPT_STARTTLS, NBD_REP_ERR_UNSUP, tls.mode() == TlsMode.OFF
+                    ? "TLS is not enabled on this server" : "TLS needs fixed newstyle negotiation");
+            return;
+        }
+        if (ch.secure()) {
+            error(NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, "TLS is already on");
+            return;
+        }
+        reply(NBD_OPT_STARTTLS, NBD_REP_ACK, null);
+        TlsTransport secure = new TlsTransport(socket, tls.newEngine());
+        try {
+            secure.handshake();
+        } catch (javax.net.ssl.SSLException e) {
+            throw new ProtocolException("TLS handshake failed: " + e.getMessage());
+        }
+        ch = secure;
+        structuredReplies = false;
+        baseAllocation = false;
+        log.debug("{}: TLS on ({})", peer, secure.describe());
     }
 
     private Session session() {
@@ -166,7 +232,7 @@ final class Handshake {
             throw new ProtocolException("NBD_OPT_EXPORT_NAME asks for unknown export '" + LogText.escape(name) + "'");
         }
         ByteBuffer out = ByteBuffer.allocate(noZeroes ? 10 : 134);
-        out.putLong(export.size()).putShort((short) export.transmissionFlags());
+        out.putLong(export.size()).putShort((short) export.transmissionFlags(structuredReplies));
         ChannelIO.writeFully(ch, out.position(out.limit()).flip());
         return session();
     }
@@ -194,7 +260,7 @@ final class Handshake {
             return false;
         }
         infoReply(option, ByteBuffer.allocate(12).putShort((short) NBD_INFO_EXPORT)
-                .putLong(export.size()).putShort((short) export.transmissionFlags()));
+                .putLong(export.size()).putShort((short) export.transmissionFlags(structuredReplies)));
         if (requests.contains(NBD_INFO_NAME)) {
             byte[] n = export.name().getBytes(StandardCharsets.UTF_8);
             infoReply(option, ByteBuffer.allocate(2 + n.length).putShort((short) NBD_INFO_NAME).put(n));

@@ -155,10 +155,16 @@ public final class NbdConstants {
     public static final int NBD_ESHUTDOWN = 108;
 
     // ---- block size constraints this server advertises (NBD_INFO_BLOCK_SIZE)
-    public static final int MIN_BLOCK_SIZE = 512;
+    /** Any length and offset: the device is byte-addressed (unaligned writes cost no read-modify-write). */
+    public static final int MIN_BLOCK_SIZE = 1;
     public static final int PREFERRED_BLOCK_SIZE = 4096;
     /** Largest READ or WRITE payload accepted: 32 MiB. */
     public static final int MAX_PAYLOAD_SIZE = 32 << 20;
+    /**
+     * Most descriptors in one BLOCK_STATUS reply (an 8 KiB payload); a client asks again from where
+     * the reply ended.
+     */
+    public static final int MAX_BLOCK_STATUS_EXTENTS = 1024;
 
     /** The spec's name of a command, for logs and counters. */
     public static String commandName(int type) {

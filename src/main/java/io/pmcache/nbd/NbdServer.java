@@ -88,7 +88,7 @@ public final class NbdServer implements AutoCloseable {
         long budget = b.maxBufferedBytes > 0 ? b.maxBufferedBytes : defaultMaxBufferedBytes();
         this.ctx = new ConnectionContext(export, readers, requests, new BufferPool(b.bufferRetain, b.allocator),
                 new PayloadBudget(budget), new NbdStats(), timer, b.maxInFlightRequests, b.maxInFlightBytes,
-                b.handshakeTimeout, new InlineWatch(timer, connections, Connection.INLINE_TAKEOVER_NANOS));
+                b.handshakeTimeout, new InlineWatch(timer, connections, Connection.INLINE_TAKEOVER_NANOS), b.tls);
         this.maxConnections = b.maxConnections;
         this.shutdownGrace = b.shutdownGrace;
         this.connectionSlots = new Semaphore(b.maxConnections);
@@ -106,7 +106,7 @@ public final class NbdServer implements AutoCloseable {
         ensureOpen();
         Path abs = socket.toAbsolutePath();
         ServerSocketChannel channel = UnixSocketFile.bind(abs);
-        start(channel, "nbd+unix:///?socket=" + abs, abs);
+        start(channel, scheme() + "+unix:///?socket=" + abs, abs);
         log.info("NBD server listening on unix socket {}", abs);
         return UnixDomainSocketAddress.of(abs);
     }
@@ -126,9 +126,14 @@ public final class NbdServer implements AutoCloseable {
         }
         String hostPart = bound.getAddress() instanceof Inet6Address
                 ? "[" + bound.getAddress().getHostAddress() + "]" : bound.getAddress().getHostAddress();
-        start(channel, "nbd://" + hostPart + ":" + bound.getPort() + "/", null);
+        start(channel, scheme() + "://" + hostPart + ":" + bound.getPort() + "/", null);
         log.info("NBD server listening on tcp {}", bound);
         return bound;
+    }
+
+    /** {@code nbds} (libnbd's scheme that insists on TLS) when the server requires TLS, else {@code nbd}. */
+    private String scheme() {
+        return ctx.tls().mode() == TlsMode.REQUIRE ? "nbds" : "nbd";
     }
 
     /** The NBD URI of the first listener, e.g. {@code nbd+unix:///?socket=/path} or {@code nbd://127.0.0.1:10809/}. */
@@ -427,6 +432,7 @@ public final class NbdServer implements AutoCloseable {
         private java.util.function.IntFunction<java.nio.ByteBuffer> allocator = java.nio.ByteBuffer::allocateDirect;
         private Duration handshakeTimeout = Duration.ofSeconds(30);
         private Duration shutdownGrace = Duration.ofSeconds(5);
+        private TlsConfig tls = TlsConfig.off();
 
         private Builder() {
         }
@@ -513,6 +519,12 @@ public final class NbdServer implements AutoCloseable {
          */
         public Builder shutdownGrace(Duration d) {
             this.shutdownGrace = positive(d, "shutdownGrace");
+            return this;
+        }
+
+        /** TLS for the connections (default {@link TlsConfig#off()}); see {@link TlsConfig}. */
+        public Builder tls(TlsConfig tls) {
+            this.tls = Objects.requireNonNull(tls, "tls");
             return this;
         }
 

@@ -2,10 +2,11 @@ package io.pmcache.nbd;
 
 import static io.pmcache.nbd.NbdConstants.*;
 
+import io.pmcache.device.BlockStatus;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.GatheringByteChannel;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -21,10 +22,11 @@ import java.util.concurrent.locks.ReentrantLock;
  * one {@code NBD_REPLY_TYPE_OFFSET_DATA} chunk (the data is read before the header is sent, so no
  * error can follow and the chunk carries {@code NBD_REPLY_FLAG_DONE}), errors with
  * {@code NBD_REPLY_TYPE_ERROR} and a message, other successes with a simple reply (which the spec
- * allows for replies without payload).
+ * allows for replies without payload). A read is never fragmented, so {@code NBD_CMD_FLAG_DF} needs
+ * nothing more.
  */
 final class ReplyWriter {
-    private final GatheringByteChannel ch;
+    private final Transport ch;
     private final boolean structured;
     private final ReentrantLock lock = new ReentrantLock();
     private final ByteBuffer header = ByteBuffer.allocateDirect(64);
@@ -36,7 +38,7 @@ final class ReplyWriter {
     /** Replies with a larger payload are never copied into the buffer. */
     static final int MAX_DEFERRED_PAYLOAD = 16 << 10;
 
-    ReplyWriter(GatheringByteChannel ch, boolean structured) {
+    ReplyWriter(Transport ch, boolean structured) {
         this.ch = ch;
         this.structured = structured;
     }
@@ -127,16 +129,32 @@ final class ReplyWriter {
         }
     }
 
-    /** A block status reply for one context: one extent of {@code length} bytes with {@code flags}. */
-    void blockStatus(long handle, int contextId, int length, int flags) throws IOException {
+    /**
+     * A block status reply for one context: one {@code NBD_REPLY_TYPE_BLOCK_STATUS} chunk with a
+     * descriptor per extent (each shorter than the request, so its length fits 32 bits).
+     */
+    void blockStatus(long handle, int contextId, List<BlockStatus> extents) throws IOException {
+        ByteBuffer payload = ByteBuffer.allocate(4 + 8 * extents.size()).putInt(contextId);
+        for (BlockStatus s : extents) {
+            payload.putInt((int) s.length()).putInt(stateFlags(s.kind()));
+        }
+        payload.flip();
         lock.lock();
         try {
-            chunkHeader(NBD_REPLY_TYPE_BLOCK_STATUS, handle, 12);
-            header.putInt(contextId).putInt(length).putInt(flags);
-            send(header.flip());
+            chunkHeader(NBD_REPLY_TYPE_BLOCK_STATUS, handle, payload.remaining());
+            send(header.flip(), payload);
         } finally {
             lock.unlock();
         }
+    }
+
+    /** {@code base:allocation} flags: DATA 0, ZERO {@code NBD_STATE_ZERO}, HOLE {@code NBD_STATE_HOLE|NBD_STATE_ZERO}. */
+    static int stateFlags(BlockStatus.Kind kind) {
+        return switch (kind) {
+            case DATA -> 0;
+            case ZERO -> NBD_STATE_ZERO;
+            case HOLE -> NBD_STATE_HOLE | NBD_STATE_ZERO;
+        };
     }
 
     private void simpleHeader(int error, long handle) {

@@ -49,7 +49,12 @@ final class UnixSocketFile {
         Path tmp = socket.resolveSibling(".nbd-" + ProcessHandle.current().pid() + "-" + sequence.incrementAndGet());
         ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         try {
-            server.bind(UnixDomainSocketAddress.of(tmp));
+            try {
+                server.bind(UnixDomainSocketAddress.of(tmp));
+            } catch (java.net.SocketException e) {
+                // The JDK's message is the C library's alone ("No such file or directory"): name the socket.
+                throw new IOException("cannot create the unix socket " + socket + ": " + e.getMessage(), e);
+            }
             Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-------"));
             Files.move(tmp, socket, StandardCopyOption.ATOMIC_MOVE);
             return server;

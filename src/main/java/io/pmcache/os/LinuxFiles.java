@@ -15,9 +15,9 @@ import java.nio.file.Path;
 
 /**
  * The few libc calls the JDK does not expose, made through the FFM {@link Linker}: {@code open(2)},
- * {@code close(2)}, {@code fallocate(2)}, {@code mlock(2)} and {@code flock(2)}, each capturing
- * {@code errno}. Used by the backing device
- * (hole punching) and the cache medium (allocating a new cache file up front).
+ * {@code close(2)}, {@code fallocate(2)}, {@code lseek(2)}, {@code mlock(2)} and {@code flock(2)}, each
+ * capturing {@code errno}. Used by the backing device (hole punching, finding holes with
+ * {@code SEEK_DATA}/{@code SEEK_HOLE}) and the cache medium (allocating a new cache file up front).
  *
  * <p>Only available on Linux ({@link #AVAILABLE}); elsewhere callers use their portable fallback.
  */
@@ -30,6 +30,8 @@ public final class LinuxFiles {
     public static final int O_CLOEXEC = 02000000;
     public static final int FALLOC_FL_KEEP_SIZE = 0x01;
     public static final int FALLOC_FL_PUNCH_HOLE = 0x02;
+    public static final int SEEK_DATA = 3;
+    public static final int SEEK_HOLE = 4;
     static final int LOCK_SH = 1;
     static final int LOCK_EX = 2;
     static final int LOCK_NB = 4;
@@ -37,6 +39,7 @@ public final class LinuxFiles {
     static final int EINTR = 4;
     static final int EWOULDBLOCK = 11;
     static final int EINVAL = 22;
+    public static final int ENXIO = 6;
     static final int ENOSYS = 38;
     static final int EOPNOTSUPP = 95;
     static final int ENODEV = 19;
@@ -54,6 +57,7 @@ public final class LinuxFiles {
     private static final MethodHandle FALLOCATE;
     private static final MethodHandle MLOCK;
     private static final MethodHandle FLOCK;
+    private static final MethodHandle LSEEK;
 
     static {
         MethodHandle open = null;
@@ -61,6 +65,7 @@ public final class LinuxFiles {
         MethodHandle fallocate = null;
         MethodHandle mlock = null;
         MethodHandle flock = null;
+        MethodHandle lseek = null;
         if (System.getProperty("os.name", "").startsWith("Linux")) {
             try {
                 Linker linker = Linker.nativeLinker();
@@ -86,10 +91,16 @@ public final class LinuxFiles {
                 flock = linker.downcallHandle(libc.findOrThrow("flock"),
                         FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT),
                         errno);
+                // off_t lseek(int fd, off_t offset, int whence)
+                lseek = linker.downcallHandle(libc.findOrThrow("lseek"),
+                        FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG,
+                                ValueLayout.JAVA_INT),
+                        errno);
             } catch (RuntimeException | LinkageError e) {
-                open = close = fallocate = mlock = flock = null;
+                open = close = fallocate = mlock = flock = lseek = null;
             }
         }
+        LSEEK = lseek;
         FLOCK = flock;
         FLOCK_AVAILABLE = flock != null && open != null && close != null;
         MLOCK = mlock;
@@ -115,7 +126,7 @@ public final class LinuxFiles {
     }
 
     /** {@code open(path, O_RDONLY | O_CLOEXEC)}; returns the fd. */
-    static int openReadOnly(Path path) throws IOException {
+    public static int openReadOnly(Path path) throws IOException {
         return open(path, O_RDONLY);
     }
 
@@ -165,6 +176,34 @@ public final class LinuxFiles {
                 throw new ErrnoException(path + ": fallocate(mode=0x" + Integer.toHexString(mode)
                         + ", offset=" + offset + ", length=" + length + ") failed", errno(state));
             }
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /**
+     * {@code lseek(fd, offset, whence)} for {@link #SEEK_DATA} or {@link #SEEK_HOLE}: the start of
+     * the next data or hole at or after {@code offset}. Returns {@code -1} for ENXIO (no data at or
+     * after {@code offset}, or {@code offset} at or past the end of the file).
+     */
+    public static long seek(int fd, long offset, int whence, Path path) throws IOException {
+        if (LSEEK == null) {
+            throw new ErrnoException(path + ": lseek(2) is not available", ENOSYS);
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURE);
+            long rc = (long) LSEEK.invokeExact(state, fd, offset, whence);
+            if (rc < 0) {
+                if (errno(state) == ENXIO) {
+                    return -1;
+                }
+                throw new ErrnoException(path + ": lseek(offset=" + offset + ", "
+                        + (whence == SEEK_DATA ? "SEEK_DATA" : whence == SEEK_HOLE ? "SEEK_HOLE" : whence)
+                        + ") failed", errno(state));
+            }
+            return rc;
         } catch (IOException | RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {
@@ -231,6 +270,7 @@ public final class LinuxFiles {
             case 1 -> "EPERM";
             case 2 -> "ENOENT";
             case 5 -> "EIO";
+            case 6 -> "ENXIO";
             case 9 -> "EBADF";
             case 11 -> "EWOULDBLOCK";
             case 13 -> "EACCES";

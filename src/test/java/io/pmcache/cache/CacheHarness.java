@@ -221,6 +221,12 @@ public final class CacheHarness implements BlockDevice {
     }
 
     @Override
+    public java.util.List<io.pmcache.device.BlockStatus> blockStatus(long offset, long length, int maxExtents)
+            throws IOException {
+        return cache.blockStatus(offset, length, maxExtents);
+    }
+
+    @Override
     public void close() throws IOException {
         hook.cancel();
         cache.close();

@@ -3,6 +3,7 @@ package io.pmcache.cache;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.pmcache.cache.StepHook.Point;
+import io.pmcache.device.BlockStatusCheck;
 import io.pmcache.testing.RandomSeed;
 import io.pmcache.testing.RandomSeed.Seed;
 import java.io.IOException;
@@ -28,7 +29,8 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * on from them. Each test fails unless some cut landed inside a writeback step and some inside a
  * gc step; the counts per point go to stderr.
  *
- * <p>Checked: every read returns the newest acknowledged data; after a crash everything
+ * <p>Checked: every read returns the newest acknowledged data (and, now and then, the block status of
+ * the range read reports ZERO or HOLE only where the model reads zeros); after a crash everything
  * acknowledged reads back; after a power cut (plain or mid-step) every flushed and FUA write reads
  * back and no sector holds anything never written there; after a final drain the backing disk
  * equals the model. Operation count: {@code -Dpmcache.model.ops} (CI runs 100,000 over the two
@@ -245,6 +247,10 @@ class CacheModelTest {
                     assertThat(bad).as("%s read [%d, +%d): first wrong byte at %d; %s", where, io[0], io[1],
                             io[0] + bad, bad < 0 ? "" : model.describe((io[0] + bad) / SECTOR, got,
                                     (int) (bad - bad % SECTOR))).isEqualTo(-1);
+                    if (r.nextInt(8) == 0) { // block status: ZERO and HOLE only where the model reads zeros
+                        BlockStatusCheck.check(h, io[0], io[1], 1 + r.nextInt(16), model.current,
+                                where);
+                    }
                 } else if (p < 0.87) {
                     h.flush();
                     model.flush();

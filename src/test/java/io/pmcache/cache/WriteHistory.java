@@ -66,4 +66,18 @@ final class WriteHistory {
         }
         return false;
     }
+
+    /** Names what a sector holds, for failure messages: "write #id", "zeros", or "nothing written here". */
+    synchronized String describe(long at, byte[] got, int gotOff) {
+        if (Arrays.equals(got, gotOff, gotOff + SECTOR, new byte[SECTOR], 0, SECTOR)) {
+            return "zeros";
+        }
+        for (W w : all) {
+            if (w.offset <= at && w.end() >= at + SECTOR
+                    && Arrays.equals(got, gotOff, gotOff + SECTOR, content(w.id, at), 0, SECTOR)) {
+                return "write #" + w.id + " of " + (nextId - 1);
+            }
+        }
+        return "nothing written here";
+    }
 }

@@ -104,6 +104,7 @@ class CommandsTest {
         assertThat(r.exit()).isEqualTo(1);
         assertThat(r.err()).contains("needs at least");
         assertThat(cache()).doesNotExist();
+        assertThat(backing()).as("the backing file it created is removed too").doesNotExist();
     }
 
     @Test
@@ -114,8 +115,9 @@ class CommandsTest {
         assertThat(r.err()).contains("'12X' is not a size");
         Result s = pm("format", "--cache", cache().toString(), "--cache-size", "1G", "--backing", backing().toString(),
                 "--backing-size", "1G", "--segment-size", "3M");
-        assertThat(s.exit()).isEqualTo(1);
-        assertThat(s.err()).contains("power of two");
+        assertThat(s.exit()).as("a value out of range is bad usage").isEqualTo(2);
+        assertThat(s.err()).contains("power of two").contains("Usage:");
+        assertThat(backing()).as("nothing created").doesNotExist();
     }
 
     @Test
@@ -144,9 +146,13 @@ class CommandsTest {
                 dir.resolve("s.sock").toString());
         assertThat(serve.exit()).isEqualTo(1);
         assertThat(serve.err()).contains("refusing to mix");
+        assertThat(serve.err()).contains("wrong backing device").contains("Next:").contains("pmcache detach");
         Result check = pm("check", "--cache", cache().toString(), "--backing", other.toString());
-        assertThat(check.exit()).isEqualTo(CheckCommand.EXIT_CORRUPT);
-        assertThat(check.out()).contains("not this cache's backing device");
+        assertThat(check.exit()).as("the cache is fine: not corruption").isEqualTo(CheckCommand.EXIT_WRONG_BACKING);
+        assertThat(check.out()).contains("clean").doesNotContain("CORRUPT").contains("wrong backing device")
+                .contains("next: give the backing file");
+        Result own = pm("check", "--cache", cache().toString(), "--backing", backing().toString());
+        assertThat(own.exit()).as(own.out()).isZero();
     }
 
     @Test
@@ -163,11 +169,11 @@ class CommandsTest {
         assertThat(formatSmall().exit()).isZero();
         Result r = pm("serve", "--cache", cache().toString(), "--backing", backing().toString(), "--socket",
                 dir.resolve("s.sock").toString(), "--admin", "localhost:http");
-        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.exit()).as("bad usage").isEqualTo(2);
         assertThat(r.err()).contains("HOST:PORT");
         Result g = pm("serve", "--cache", cache().toString(), "--backing", backing().toString(), "--socket",
                 dir.resolve("s.sock").toString(), "--gc-percent", "91");
-        assertThat(g.exit()).isEqualTo(1);
+        assertThat(g.exit()).as("bad usage").isEqualTo(2);
         assertThat(g.err()).contains("0..90");
     }
 
@@ -182,7 +188,7 @@ class CommandsTest {
     @Test
     void setGcPercentIsValidatedAndNeedsAServer() throws Exception {
         Result bad = pm("set", "gc-percent", "95", "--admin", "1");
-        assertThat(bad.exit()).isEqualTo(1);
+        assertThat(bad.exit()).as("bad usage").isEqualTo(2);
         assertThat(bad.err()).contains("0..90");
         int port;
         try (var s = new java.net.ServerSocket(0)) {

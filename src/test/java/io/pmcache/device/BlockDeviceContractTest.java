@@ -323,6 +323,45 @@ public abstract class BlockDeviceContractTest {
         assertContent(again, model, seed);
     }
 
+    @Test
+    void blockStatusIsWellFormedAndNeverClaimsZerosOverData(Seed seed) throws IOException {
+        BlockDevice d = open(deviceSize());
+        SplittableRandom r = seed.random();
+        byte[] model = new byte[(int) d.size()];
+        int[] maxes = {1, 2, 7, 1024};
+        BlockStatusCheck.check(d, 0, model.length, 1024, model, seed + " fresh");
+        for (int round = 0; round < 40; round++) {
+            randomWrites(d, model, r, 3);
+            int off = r.nextInt(model.length);
+            int len = r.nextInt(Math.min(4 * maxIoLength(), model.length - off) + 1);
+            if (r.nextInt(3) == 0) {
+                off -= off % 4096;
+                len = Math.min(model.length - off, (1 + r.nextInt(64)) * 4096);
+            }
+            switch (r.nextInt(3)) {
+                case 0 -> d.trim(off, len);
+                case 1 -> d.writeZeroes(off, len, r.nextBoolean());
+                default -> write(d, off, new byte[len], false); // zeros written as data
+            }
+            Arrays.fill(model, off, off + len, (byte) 0);
+            for (int q = 0; q < 5; q++) {
+                long qo = r.nextInt(model.length);
+                long ql = 1 + r.nextLong(model.length - qo);
+                BlockStatusCheck.check(d, qo, ql, maxes[r.nextInt(maxes.length)], model, seed + " round " + round);
+            }
+        }
+        BlockStatusCheck.check(d, 0, model.length, 1024, model, seed + " at the end");
+    }
+
+    @Test
+    void blockStatusOutOfRangeIsRejected() throws IOException {
+        BlockDevice d = open(deviceSize());
+        long size = d.size();
+        assertThatThrownBy(() -> d.blockStatus(size - 1, 2, 8)).isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> d.blockStatus(-1, 1, 8)).isInstanceOf(IllegalArgumentException.class);
+        assertThat(d.blockStatus(size - 1, 1, 8)).hasSize(1);
+    }
+
     @FunctionalInterface
     protected interface ThrowingRunnable {
         void run() throws Exception;

@@ -154,6 +154,10 @@ class BadRequestTest {
             ro.listenUnix(roSocket);
             try (NbdTestClient c = NbdTestClient.open(roSocket, true, false)) {
                 assertThat(c.transmissionFlags & NBD_FLAG_READ_ONLY).isEqualTo(NBD_FLAG_READ_ONLY);
+                // issue 12: nothing that writes is advertised (a client that ignores it still gets EPERM)
+                assertThat(c.transmissionFlags & (NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES
+                        | NBD_FLAG_SEND_FAST_ZERO)).isZero();
+                assertThat(c.transmissionFlags & NBD_FLAG_SEND_FLUSH).isEqualTo(NBD_FLAG_SEND_FLUSH);
                 c.request(0, NBD_CMD_WRITE, 1, 0, 512, new byte[512]);
                 assertThat(errorOf(c, 1)).isEqualTo(NBD_EPERM);
                 c.request(0, NBD_CMD_TRIM, 2, 0, 512, null);

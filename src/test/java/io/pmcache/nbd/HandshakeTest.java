@@ -82,7 +82,7 @@ class HandshakeTest {
             assertThat(text(infos.get(1))).isEqualTo("disk");
             assertThat(text(infos.get(2))).isEqualTo("test disk");
             ByteBuffer bs = infos.get(3).position(2);
-            assertThat(new int[] {bs.getInt(), bs.getInt(), bs.getInt()}).containsExactly(512, 4096, 32 << 20);
+            assertThat(new int[] {bs.getInt(), bs.getInt(), bs.getInt()}).containsExactly(1, 4096, 32 << 20);
             // INFO does not end the handshake: GO still works afterwards
             c.option(NBD_OPT_GO, NbdTestClient.infoData("", new int[0]));
             while ((r = c.readOptionReply()).type() == NBD_REP_INFO) {

@@ -31,8 +31,9 @@ final class NbdTestClient implements AutoCloseable {
     }
 
     private final SocketChannel ch;
-    final DataInputStream in;
-    final DataOutputStream out;
+    DataInputStream in;
+    DataOutputStream out;
+    private javax.net.ssl.SSLSocket tls;
     long size;
     int transmissionFlags;
     boolean structured;
@@ -72,6 +73,11 @@ final class NbdTestClient implements AutoCloseable {
 
     void handshake(boolean wantStructured, boolean baseAllocation) throws IOException {
         greet(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+        handshakeAfterGreeting(wantStructured, baseAllocation);
+    }
+
+    /** The options of {@link #handshake} (after the greeting, or after STARTTLS), ending with GO. */
+    void handshakeAfterGreeting(boolean wantStructured, boolean baseAllocation) throws IOException {
         if (wantStructured) {
             option(NBD_OPT_STRUCTURED_REPLY, new byte[0]);
             assertThat(readOptionReply().type()).isEqualTo(NBD_REP_ACK);
@@ -136,6 +142,29 @@ final class NbdTestClient implements AutoCloseable {
             b.putInt(qb.length).put(qb);
         }
         return b.array();
+    }
+
+    /** Closes the connection with a reset (SO_LINGER 0), as a client that crashes does. */
+    void resetForTests() throws IOException {
+        ch.setOption(java.net.StandardSocketOptions.SO_LINGER, 0);
+        ch.close();
+    }
+
+    /**
+     * After the server acknowledged {@code NBD_OPT_STARTTLS}: runs the client's TLS handshake over
+     * the socket (throws if the server refuses it) and goes on over TLS.
+     */
+    void startTls(javax.net.ssl.SSLContext context) throws IOException {
+        tls = (javax.net.ssl.SSLSocket) context.getSocketFactory().createSocket(ch.socket(), "localhost", 0, true);
+        tls.setUseClientMode(true);
+        tls.startHandshake();
+        in = new DataInputStream(new java.io.BufferedInputStream(tls.getInputStream()));
+        out = new DataOutputStream(new java.io.BufferedOutputStream(tls.getOutputStream()));
+    }
+
+    /** TLS 1.3: asks the server to update its keys (the JDK's client sends a KeyUpdate, update_requested). */
+    void keyUpdate() throws IOException {
+        tls.startHandshake();
     }
 
     /** Sends a request header (and a payload if given). */
@@ -205,7 +234,7 @@ final class NbdTestClient implements AutoCloseable {
                 // drain whatever was sent before the close
             }
             return true;
-        } catch (EOFException e) {
+        } catch (EOFException | javax.net.ssl.SSLException e) {
             return true;
         } catch (IOException e) {
             return e.getMessage() != null && e.getMessage().contains("reset");
@@ -219,6 +248,9 @@ final class NbdTestClient implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
+        if (tls != null) {
+            tls.close();
+        }
         ch.close();
     }
 }

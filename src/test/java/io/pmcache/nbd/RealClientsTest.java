@@ -56,10 +56,21 @@ class RealClientsTest {
                 .contains("\"is_read_only\":false")
                 .contains("\"can_flush\":true", "\"can_fua\":true", "\"can_trim\":true", "\"can_zero\":true")
                 .contains("\"can_fast_zero\":true", "\"can_multi_conn\":true", "\"can_cache\":true")
-                .contains("\"block_size_minimum\":512", "\"block_size_preferred\":4096",
+                .contains("\"block_size_minimum\":1", "\"block_size_preferred\":4096",
                         "\"block_size_maximum\":33554432");
         assertThat(run("nbdinfo", "--map", uri).expectSuccess().trim()).matches("0\\s+" + SIZE + "\\s+0\\s+data");
         assertThat(run("nbdinfo", "--list", uri).expectSuccess()).contains("pmcache");
+    }
+
+    @Test
+    void nbdinfoSeesNoWriteFlagsOnAReadOnlyExport() throws Exception {
+        requireTool("nbdinfo");
+        try (NbdServer ro = NbdServer.builder().device(device).exportName("ro").readOnly(true).build()) {
+            ro.listenUnix(dir.resolve("ro.sock"));
+            String json = run("nbdinfo", "--json", ro.uri()).expectSuccess().replaceAll("\\s", "");
+            assertThat(json).contains("\"is_read_only\":true", "\"can_flush\":true", "\"can_cache\":true",
+                    "\"can_fua\":false", "\"can_trim\":false", "\"can_zero\":false", "\"can_fast_zero\":false");
+        }
     }
 
     @Test

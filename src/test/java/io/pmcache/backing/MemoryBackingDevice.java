@@ -13,8 +13,14 @@ import java.util.concurrent.atomic.AtomicLong;
  * write is "durable" at once, so {@link #flush()} only counts. The fingerprint is whatever the
  * constructor was given, so tests can simulate the same or another device.
  *
+ * <p>Allocation is tracked per {@link #BLOCK}-byte block, as a sparse file would: a write
+ * allocates the blocks it touches, a trim or write-zeroes frees the blocks it covers whole (the
+ * others keep their allocation, zero-filled). {@link #blockStatus} reports free blocks as HOLE
+ * (they read as zeros: every byte of a free block is zero) and allocated ones as DATA.
+ *
  * <p>Thread-safe: concurrent calls on disjoint ranges do not interfere; on overlapping ranges
- * each byte ends up with one of the written values.
+ * each byte ends up with one of the written values. A write marks its blocks after copying, a
+ * trim zeroes and frees under the same lock, so a block holding written bytes is never left free.
  */
 public final class MemoryBackingDevice implements BackingDevice {
 
@@ -25,6 +31,10 @@ public final class MemoryBackingDevice implements BackingDevice {
     private final AtomicLong writes = new AtomicLong();
     private final AtomicLong reads = new AtomicLong();
     private volatile boolean closed;
+    /** Allocation granularity, as a file system's block. */
+    public static final int BLOCK = 4096;
+    /** Allocated blocks; guarded by itself. */
+    private final java.util.BitSet allocated = new java.util.BitSet();
 
     public MemoryBackingDevice(long size, long fingerprint) {
         if (size <= 0) {
@@ -62,6 +72,11 @@ public final class MemoryBackingDevice implements BackingDevice {
         Ranges.check(this, offset, src.byteSize());
         ensureOpen();
         MemorySegment.copy(src, 0, data, offset, src.byteSize());
+        if (src.byteSize() > 0) {
+            synchronized (allocated) {
+                allocated.set(block(offset), block(offset + src.byteSize() - 1) + 1);
+            }
+        }
         writes.incrementAndGet();
         if (fua) {
             flushes.incrementAndGet();
@@ -78,7 +93,40 @@ public final class MemoryBackingDevice implements BackingDevice {
     public void trim(long offset, long length) throws IOException {
         Ranges.check(this, offset, length);
         ensureOpen();
-        data.asSlice(offset, length).fill((byte) 0);
+        synchronized (allocated) {
+            data.asSlice(offset, length).fill((byte) 0);
+            int first = block(offset + BLOCK - 1);   // first block covered whole
+            int last = block(offset + length);        // first block past the covered ones
+            if (last > first) {
+                allocated.clear(first, last);
+            }
+        }
+    }
+
+    /** Free blocks are HOLE, allocated ones DATA. */
+    @Override
+    public java.util.List<io.pmcache.device.BlockStatus> blockStatus(long offset, long length, int maxExtents)
+            throws IOException {
+        Ranges.check(this, offset, length);
+        ensureOpen();
+        var out = new io.pmcache.device.BlockStatus.Builder(offset, length, maxExtents);
+        long end = offset + length;
+        synchronized (allocated) {
+            long pos = offset;
+            while (!out.full()) {
+                boolean used = allocated.get(block(pos));
+                int next = used ? allocated.nextClearBit(block(pos)) : allocated.nextSetBit(block(pos));
+                long stop = next < 0 ? end : Math.min(end, (long) next * BLOCK);
+                out.add(stop - pos, used ? io.pmcache.device.BlockStatus.Kind.DATA
+                        : io.pmcache.device.BlockStatus.Kind.HOLE);
+                pos = stop;
+            }
+        }
+        return out.build();
+    }
+
+    private static int block(long offset) {
+        return (int) (offset / BLOCK);
     }
 
     @Override

@@ -21,7 +21,7 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 public final class FaultyBackingDevice implements BackingDevice {
 
-    /** The kinds of operation that can be made to fail. {@code writeZeroes} counts as WRITE. */
+    /** The kinds of operation that can be made to fail. {@code writeZeroes} counts as WRITE, {@code blockStatus} as READ. */
     public enum Op { READ, WRITE, FLUSH, TRIM }
 
     /** Remaining failures to inject per op; {@link Long#MAX_VALUE} means until healed. */
@@ -135,6 +135,14 @@ public final class FaultyBackingDevice implements BackingDevice {
     public void writeZeroes(long offset, long length, boolean fua) throws IOException {
         before(Op.WRITE);
         delegate.writeZeroes(offset, length, fua);
+    }
+
+    /** Asks the delegate; fails and stalls as a READ. */
+    @Override
+    public java.util.List<io.pmcache.device.BlockStatus> blockStatus(long offset, long length, int maxExtents)
+            throws IOException {
+        before(Op.READ);
+        return delegate.blockStatus(offset, length, maxExtents);
     }
 
     @Override

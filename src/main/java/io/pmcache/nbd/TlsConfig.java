@@ -1,0 +1,136 @@
+package io.pmcache.nbd;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.KeyStore;
+import java.security.PrivateKey;
+import java.security.cert.X509Certificate;
+import java.util.List;
+import java.util.Objects;
+import javax.net.ssl.KeyManagerFactory;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLEngine;
+import javax.net.ssl.SSLParameters;
+import javax.net.ssl.TrustManagerFactory;
+
+/**
+ * A server's TLS setup, following nbdkit's options and files:
+ * <ul>
+ *   <li>{@code --tls=off|on|require}: the {@link TlsMode};</li>
+ *   <li>{@code --tls-certificates=DIR}: {@code DIR/server-cert.pem} (the server's certificate, a
+ *       chain may follow it), {@code DIR/server-key.pem} (its unencrypted private key) and
+ *       {@code DIR/ca-cert.pem} (the CA that signs client certificates; needed only with
+ *       {@code --tls-verify-peer});</li>
+ *   <li>{@code --tls-verify-peer}: a client must present a certificate signed by that CA.</li>
+ * </ul>
+ * TLS 1.3 and 1.2 (the NBD spec requires 1.2) with the JDK's {@link SSLEngine} and its default
+ * cipher suites. The files are read once, by {@link #x509}, so a bad file fails at start with its
+ * name, not at the first client.
+ */
+public final class TlsConfig {
+    static final String CA_CERT = "ca-cert.pem";
+    static final String SERVER_CERT = "server-cert.pem";
+    static final String SERVER_KEY = "server-key.pem";
+    private static final String[] PROTOCOLS = {"TLSv1.3", "TLSv1.2"};
+    private static final TlsConfig OFF = new TlsConfig(TlsMode.OFF, null, false, "off");
+
+    private final TlsMode mode;
+    private final SSLContext context;
+    private final boolean verifyPeer;
+    private final String description;
+
+    private TlsConfig(TlsMode mode, SSLContext context, boolean verifyPeer, String description) {
+        this.mode = mode;
+        this.context = context;
+        this.verifyPeer = verifyPeer;
+        this.description = description;
+    }
+
+    /** No TLS (the default). */
+    public static TlsConfig off() {
+        return OFF;
+    }
+
+    /**
+     * X.509 TLS from nbdkit's certificate directory (see class comment). {@code mode} must be ON or
+     * REQUIRE. IOException naming the file when one is missing or unreadable.
+     */
+    public static TlsConfig x509(TlsMode mode, Path dir, boolean verifyPeer) throws IOException {
+        Objects.requireNonNull(dir, "dir");
+        if (mode == TlsMode.OFF) {
+            throw new IllegalArgumentException("TLS mode is off: no certificates are used");
+        }
+        if (!Files.isDirectory(dir)) {
+            throw new IOException(dir + ": the TLS certificates directory does not exist (it holds "
+                    + SERVER_CERT + ", " + SERVER_KEY + " and, for --tls-verify-peer, " + CA_CERT + ")");
+        }
+        // TLS 1.2 renegotiation would stall writers mid-reply (TlsTransport waits for no handshake
+        // while sending); no NBD client needs it. Read by the JDK when its TLS classes load.
+        if (System.getProperty("jdk.tls.rejectClientInitiatedRenegotiation") == null) {
+            System.setProperty("jdk.tls.rejectClientInitiatedRenegotiation", "true");
+        }
+        Path certFile = dir.resolve(SERVER_CERT);
+        Path keyFile = dir.resolve(SERVER_KEY);
+        Path caFile = dir.resolve(CA_CERT);
+        List<X509Certificate> chain = PemFiles.certificates(existing(certFile));
+        PrivateKey key = PemFiles.privateKey(existing(keyFile));
+        try {
+            KeyStore keys = KeyStore.getInstance("PKCS12");
+            keys.load(null, null);
+            char[] none = new char[0];
+            keys.setKeyEntry("server", key, none, chain.toArray(X509Certificate[]::new));
+            KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+            kmf.init(keys, none);
+            TrustManagerFactory tmf = null;
+            if (verifyPeer) {
+                KeyStore trust = KeyStore.getInstance("PKCS12");
+                trust.load(null, null);
+                int i = 0;
+                for (X509Certificate ca : PemFiles.certificates(existing(caFile))) {
+                    trust.setCertificateEntry("ca" + i++, ca);
+                }
+                tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+                tmf.init(trust);
+            }
+            SSLContext context = SSLContext.getInstance("TLS");
+            context.init(kmf.getKeyManagers(), tmf != null ? tmf.getTrustManagers() : null, null);
+            String subject = chain.getFirst().getSubjectX500Principal().getName();
+            return new TlsConfig(mode, context, verifyPeer, mode.name().toLowerCase(java.util.Locale.ROOT)
+                    + ", X.509 certificate " + subject + (verifyPeer ? ", client certificates verified against "
+                    + caFile : ""));
+        } catch (GeneralSecurityException e) {
+            throw new IOException(certFile + ", " + keyFile + ": cannot set up TLS: " + e.getMessage(), e);
+        }
+    }
+
+    private static Path existing(Path file) throws IOException {
+        if (!Files.isReadable(file)) {
+            throw new IOException(file + ": " + (Files.exists(file) ? "not readable" : "missing")
+                    + " (nbdkit's layout: " + CA_CERT + ", " + SERVER_CERT + ", " + SERVER_KEY + ")");
+        }
+        return file;
+    }
+
+    public TlsMode mode() {
+        return mode;
+    }
+
+    /** For logs: the mode and what authenticates the server (and the clients). */
+    @Override
+    public String toString() {
+        return description;
+    }
+
+    /** A server-side engine for one connection. */
+    SSLEngine newEngine() {
+        SSLEngine engine = context.createSSLEngine();
+        engine.setUseClientMode(false);
+        SSLParameters p = engine.getSSLParameters();
+        p.setProtocols(PROTOCOLS);
+        p.setNeedClientAuth(verifyPeer);
+        engine.setSSLParameters(p);
+        return engine;
+    }
+}
