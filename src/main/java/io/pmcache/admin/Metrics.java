@@ -32,6 +32,12 @@ public final class Metrics {
         if (src.hasNbd()) {
             nbd();
         }
+        if (src.backingState() != null) {
+            gauge("pmcache.backing.remote.up", null, "1 while the remote backing device (NBD) is connected",
+                    s -> "up".equals(s.backingState().get("state")) ? 1 : 0);
+            gauge("pmcache.backing.remote.links.lost", null, "Times the connection to the remote backing device "
+                    + "was lost", s -> ((Number) s.backingState().get("links_lost")).doubleValue());
+        }
         new JvmMemoryMetrics().bindTo(registry);
         new JvmThreadMetrics().bindTo(registry);
         new ProcessorMetrics().bindTo(registry);

@@ -20,6 +20,8 @@ public final class StatusSource implements AutoCloseable {
 
     private final Supplier<CacheStatus> cache;
     private final Supplier<NbdStats.Snapshot> nbd;
+    /** The backing device's own state (a remote's connection), or null when it has none to show. */
+    private volatile Supplier<Map<String, Object>> backing;
     private volatile Taken taken;
     private final long[] sampleNanos = new long[RATE_WINDOW + 1];
     private final long[] sampleBytes = new long[RATE_WINDOW + 1];
@@ -34,6 +36,15 @@ public final class StatusSource implements AutoCloseable {
         this.cache = cache;
         this.nbd = nbd;
         this.sampler = Thread.ofVirtual().name("pmcache-admin-sampler").start(this::sampleLoop);
+    }
+
+    /** As {@link #of(Cache, NbdServer)}, plus a remote backing device's state under "backing". */
+    public static StatusSource of(Cache cache, NbdServer server, io.pmcache.backing.BackingDevice backing) {
+        StatusSource s = of(cache, server);
+        if (backing instanceof io.pmcache.backing.NbdBackingDevice remote) {
+            s.backing = remote::state;
+        }
+        return s;
     }
 
     /** Figures of a running cache and (when not null) its NBD server. */
@@ -63,6 +74,12 @@ public final class StatusSource implements AutoCloseable {
     /** Null when no NBD server is attached. */
     public NbdStats.Snapshot nbd() {
         return taken().nbd;
+    }
+
+    /** A remote backing device's state (see {@code NbdBackingDevice.state()}), or null when there is none. */
+    public Map<String, Object> backingState() {
+        Supplier<Map<String, Object>> b = backing;
+        return b != null ? b.get() : null;
     }
 
     public boolean hasNbd() {
@@ -124,6 +141,10 @@ public final class StatusSource implements AutoCloseable {
         double lag = writebackLagSeconds();
         wb.put("lag_seconds", Double.isInfinite(lag) ? null : lag);
         doc.put("writeback", wb);
+        Supplier<Map<String, Object>> b = backing;
+        if (b != null) {
+            doc.put("backing", b.get());
+        }
         NbdStats.Snapshot n = nbd();
         if (n != null) {
             Map<String, Object> m = Json.recordToMap(n);

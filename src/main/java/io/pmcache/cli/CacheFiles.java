@@ -2,6 +2,9 @@ package io.pmcache.cli;
 
 import io.pmcache.backing.BackingDevice;
 import io.pmcache.backing.FileBackingDevice;
+import io.pmcache.backing.NbdBackingDevice;
+import io.pmcache.backing.NbdClientOptions;
+import io.pmcache.backing.NbdUri;
 import io.pmcache.cache.Cache;
 import io.pmcache.cache.FormatOptions;
 import io.pmcache.media.MappedFileMedium;
@@ -54,6 +57,30 @@ final class CacheFiles {
                 }
             }
         }
+    }
+
+    /**
+     * Opens {@code --backing}: an NBD URI ({@code nbd://}, {@code nbd+unix://}; its size is the
+     * export's, which {@code sizeIfMissing}, when given, must match) or a file or block device.
+     */
+    static BackingDevice openOrCreateBacking(String spec, Long sizeIfMissing, boolean readOnly, Created created)
+            throws IOException {
+        if (NbdUri.isUri(spec)) {
+            NbdBackingDevice d = NbdBackingDevice.open(NbdUri.parse(spec), NbdClientOptions.defaults());
+            if (sizeIfMissing != null && sizeIfMissing != d.size()) {
+                d.close();
+                throw new IllegalArgumentException("--backing-size " + sizeIfMissing + " does not match the remote "
+                        + "export " + spec + " of " + d.size() + " bytes (a remote export's size is the server's)");
+            }
+            return d;
+        }
+        return openOrCreateBacking(Path.of(spec), sizeIfMissing, readOnly, created);
+    }
+
+    /** Opens an existing backing device: an NBD URI, a file or a block device. */
+    static BackingDevice openBacking(String spec, boolean readOnly) throws IOException {
+        return NbdUri.isUri(spec) ? openOrCreateBacking(spec, null, readOnly, null)
+                : FileBackingDevice.open(Path.of(spec), readOnly);
     }
 
     /** Opens the backing file, creating it sparse with {@code sizeIfMissing} when it does not exist. */

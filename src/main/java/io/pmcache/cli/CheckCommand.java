@@ -1,7 +1,7 @@
 package io.pmcache.cli;
 
 import io.pmcache.admin.Json;
-import io.pmcache.backing.FileBackingDevice;
+import io.pmcache.backing.BackingDevice;
 import io.pmcache.cache.Checker;
 import io.pmcache.cache.WrongBackingDeviceException;
 import io.pmcache.media.MappedFileMedium;
@@ -42,9 +42,9 @@ public final class CheckCommand implements Callable<Integer> {
     @Option(names = "--cache", paramLabel = "FILE", required = true, description = "Cache file or device to check.")
     Path cache;
 
-    @Option(names = "--backing", paramLabel = "FILE",
-            description = "Also check that the cache was formatted for this backing file or device.")
-    Path backing;
+    @Option(names = "--backing", paramLabel = "FILE|URI",
+            description = "Also check that the cache was formatted for this backing file, device or NBD URI.")
+    String backing;
 
     @Option(names = "--verify-data", description = "Verify the data CRC of every live key even when the cache "
             + "was formatted without --data-crc (reads all cached data).")
@@ -63,7 +63,7 @@ public final class CheckCommand implements Callable<Integer> {
             Preflight.file(backing, "backing file", false, false);
         }
         try (MappedFileMedium m = MappedFileMedium.openReadOnly(cache);
-             FileBackingDevice disk = backing != null ? FileBackingDevice.open(backing, true) : null;
+             BackingDevice disk = backing != null ? CacheFiles.openBacking(backing, true) : null;
              ProgressBar bar = new ProgressBar("checking key log", log, n -> n + " segments")) {
             log.info("checking {}{}", m.describe(), backing != null ? " against " + backing : "");
             r = Checker.check(m, disk, verifyData, bar::update);

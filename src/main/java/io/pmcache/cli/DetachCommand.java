@@ -1,6 +1,6 @@
 package io.pmcache.cli;
 
-import io.pmcache.backing.FileBackingDevice;
+import io.pmcache.backing.BackingDevice;
 import io.pmcache.cache.Cache;
 import io.pmcache.cache.CacheOptions;
 import io.pmcache.media.MappedFileMedium;
@@ -33,9 +33,9 @@ public final class DetachCommand implements Callable<Integer> {
     @Option(names = "--cache", paramLabel = "FILE", required = true, description = "Cache file or device.")
     Path cache;
 
-    @Option(names = "--backing", paramLabel = "FILE", required = true,
-            description = "The backing file or device the cache was formatted for.")
-    Path backing;
+    @Option(names = "--backing", paramLabel = "FILE|URI", required = true,
+            description = "The backing file, device or NBD URI the cache was formatted for.")
+    String backing;
 
     @Override
     public Integer call() throws Exception {
@@ -43,7 +43,7 @@ public final class DetachCommand implements Callable<Integer> {
         Preflight.file(backing, "backing file", true, false);
         // The cache first: against a running serve, the error names the cache file.
         try (MappedFileMedium medium = MappedFileMedium.open(cache);
-             FileBackingDevice disk = FileBackingDevice.open(backing, false)) {
+             BackingDevice disk = CacheFiles.openBacking(backing, false)) {
             if (!Cache.looksFormatted(medium)) {
                 throw new IOException(cache + " is not a pmcache cache; nothing to detach");
             }

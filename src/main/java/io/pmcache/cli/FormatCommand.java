@@ -1,6 +1,6 @@
 package io.pmcache.cli;
 
-import io.pmcache.backing.FileBackingDevice;
+import io.pmcache.backing.BackingDevice;
 import io.pmcache.os.FileUseLock;
 import io.pmcache.cache.Cache;
 import io.pmcache.cache.Checker;
@@ -42,9 +42,10 @@ public final class FormatCommand implements Callable<Integer> {
                     + "with --force, resizes an existing regular file.")
     Long cacheSize;
 
-    @Option(names = "--backing", paramLabel = "FILE", required = true,
-            description = "Backing file or block device the cache will front.")
-    Path backing;
+    @Option(names = "--backing", paramLabel = "FILE|URI", required = true,
+            description = "Backing file or block device the cache will front, or a remote NBD export "
+                    + "(nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH).")
+    String backing;
 
     @Option(names = "--backing-size", paramLabel = "SIZE", converter = SizeConverter.class,
             description = "Create the backing file sparse with this size when it does not exist, e.g. 8G.")
@@ -95,7 +96,7 @@ public final class FormatCommand implements Callable<Integer> {
                     + "; give --cache-size SIZE to create it (e.g. --cache-size 1G)");
         }
         try (CacheFiles.Created created = new CacheFiles.Created();
-             FileBackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false, created);
+             BackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false, created);
              MappedFileMedium medium = mapForFormat(exists, regular, empty, held)) {
             if (!exists) {
                 created.add(cache);

@@ -38,6 +38,13 @@ final class Preflight {
         }
     }
 
+    /** As {@link #file(Path, String, boolean, boolean)} for {@code --backing}; an NBD URI has no file to check. */
+    static void file(String backing, String role, boolean write, boolean createIfMissing) throws IOException {
+        if (!io.pmcache.backing.NbdUri.isUri(backing)) {
+            file(Path.of(backing), role, write, createIfMissing);
+        }
+    }
+
     /** A unix socket path: its directory must exist and allow creating the socket. */
     static void socket(Path socket) throws IOException {
         directoryFor(socket.toAbsolutePath(), "socket (--socket)");

@@ -2,7 +2,7 @@ package io.pmcache.cli;
 
 import io.pmcache.admin.AdminServer;
 import io.pmcache.admin.StatusSource;
-import io.pmcache.backing.FileBackingDevice;
+import io.pmcache.backing.BackingDevice;
 import io.pmcache.cache.Cache;
 import io.pmcache.cache.CacheOptions;
 import io.pmcache.cache.FormatOptions;
@@ -46,8 +46,10 @@ public final class ServeCommand implements Callable<Integer> {
             description = "Size of a new cache file (used when the file is missing or empty), e.g. 1G.")
     Long cacheSize;
 
-    @Option(names = "--backing", paramLabel = "FILE", description = "Backing file or block device.")
-    Path backing;
+    @Option(names = "--backing", paramLabel = "FILE|URI",
+            description = "Backing file or block device, or a remote NBD export: nbd://HOST[:PORT]/EXPORT or "
+                    + "nbd+unix:///EXPORT?socket=PATH.")
+    String backing;
 
     @Option(names = "--backing-size", paramLabel = "SIZE", converter = SizeConverter.class,
             description = "Size of a new sparse backing file (used when the file is missing), e.g. 8G.")
@@ -122,7 +124,7 @@ public final class ServeCommand implements Callable<Integer> {
         if (demo) {
             Files.createDirectories(DEMO_DIR);
             cache = DEMO_DIR.resolve("cache.img");
-            backing = DEMO_DIR.resolve("backing.img");
+            backing = DEMO_DIR.resolve("backing.img").toString();
             socket = DEMO_DIR.resolve("pmcache.sock");
             if (cacheSize == null) {
                 cacheSize = 1L << 30;
@@ -157,13 +159,13 @@ public final class ServeCommand implements Callable<Integer> {
                 : CacheOptions.PARALLEL_AUTO).withGcPercent(gcPercent != null ? gcPercent : -1)
                 .withWriteback(!noWriteback).withPacing(pacing);
         try (CacheFiles.Created created = new CacheFiles.Created();
-             FileBackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false, created);
+             BackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false, created);
              MappedFileMedium medium = CacheFiles.openOrFormat(cache, cacheSize, disk, format, created)) {
             if (noWriteback) {
                 log.warn("background writeback is off (--no-writeback): dirty data stays in the cache");
             }
             try (Cache c = Cache.open(medium, disk, options)) {
-                serve(c, demo, adminAddress, created, tls);
+                serve(c, demo, adminAddress, created, tls, disk);
             }
         }
         log.info("stopped cleanly");
@@ -244,7 +246,7 @@ public final class ServeCommand implements Callable<Integer> {
     }
 
     private void serve(Cache c, boolean demo, InetSocketAddress adminAddress, CacheFiles.Created created,
-                       io.pmcache.nbd.TlsConfig tls)
+                       io.pmcache.nbd.TlsConfig tls, BackingDevice disk)
             throws IOException, InterruptedException {
         NbdServer server = NbdServer.builder().device(c).exportName(export)
                 .description("pmcache: " + cache + " in front of " + backing)
@@ -257,7 +259,7 @@ public final class ServeCommand implements Callable<Integer> {
         AdminServer adminServer = null;
         try {
             if (adminAddress != null) {
-                adminServer = AdminServer.start(adminAddress, StatusSource.of(c, server), c::gcPercent,
+                adminServer = AdminServer.start(adminAddress, StatusSource.of(c, server, disk), c::gcPercent,
                         c::setGcPercent, c::writebackSettings, c::setWritebackSettings);
             }
             // Clients may write from the first listen on: the files are theirs from here.

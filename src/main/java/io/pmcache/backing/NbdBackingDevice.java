@@ -1,0 +1,745 @@
+package io.pmcache.backing;
+
+import static io.pmcache.nbd.NbdConstants.NBD_CMD_FLAG_FUA;
+import static io.pmcache.nbd.NbdConstants.NBD_CMD_FLUSH;
+import static io.pmcache.nbd.NbdConstants.NBD_CMD_READ;
+import static io.pmcache.nbd.NbdConstants.NBD_CMD_WRITE;
+import static io.pmcache.nbd.NbdConstants.NBD_CMD_WRITE_ZEROES;
+
+import io.pmcache.device.Ranges;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A {@link BackingDevice} on a remote NBD export: an NBD client (fixed-newstyle handshake with
+ * {@code NBD_OPT_GO}, structured replies, pipelined requests).
+ *
+ * <h2>Mapping of the device interface</h2>
+ * <ul>
+ *   <li>{@code read}/{@code write}: {@code NBD_CMD_READ}/{@code WRITE}, cut into pieces of at most
+ *       the server's maximum block size (32 MiB when it names none) that are sent together, spread
+ *       over the connections. A range that is not aligned to the server's minimum block size is
+ *       read whole-block and, for writes, read-modified-written; such writes hold a lock that keeps
+ *       every other write out meanwhile (aligned writes share it), so no write is lost to another's
+ *       read-modify-write.</li>
+ *   <li>A plain write (not FUA, block-aligned) returns once it is sent ({@link NbdWriteBehind}:
+ *       up to 64 in flight, overlapping requests wait for them, and a write that fails after it
+ *       returned fails the next {@code flush}). This relaxes the device contract in one way only:
+ *       a write's error may be reported by the next flush instead of by the write, as a disk with
+ *       a volatile cache does; callers that need the outcome at once use FUA.</li>
+ *   <li>{@code fua}: {@code NBD_CMD_FLAG_FUA} when the server offers it, else write then flush.</li>
+ *   <li>{@code flush}: {@code NBD_CMD_FLUSH} on one connection: that covers every connection only
+ *       because more than one is opened only when the server offers {@code CAN_MULTI_CONN}. A server
+ *       that offers no flush is taken as writing through (a WARN at connect says so).</li>
+ *   <li>{@code trim} and {@code writeZeroes}: {@code NBD_CMD_WRITE_ZEROES} without
+ *       {@code NO_HOLE} (so the server may punch a hole) when offered, else zero-filled writes.
+ *       {@code NBD_CMD_TRIM} is never sent: the protocol lets trimmed blocks read back as anything,
+ *       and this interface promises zeros.</li>
+ * </ul>
+ *
+ * <h2>Failure handling</h2>
+ * The set of connections is a <em>link</em>. The link is lost when a connection breaks (the server
+ * closed it, a send or receive failed, a reply broke the protocol) or stalls (requests outstanding
+ * and no reply byte for {@code requestTimeout}). Then: the device is <em>down</em> and every call
+ * fails at once with an {@link IOException} naming the reason (reads of a cache miss fail, the
+ * cache's writeback retries); each old connection's sending side is shut down and its replies taken
+ * until the server closes it, for at most {@code fenceTimeout} (so a write still queued at the
+ * server cannot land after a newer write on the next link); then the supervisor reconnects with
+ * exponential backoff ({@code reconnectMin} to {@code reconnectMax}). A reconnected export must have
+ * the size it had at open; otherwise the device stays down, saying why.
+ *
+ * <p>Flush across a lost link: writes that completed on a link that was lost before a flush
+ * covered them may be lost with the server's volatile cache. The next {@code flush} therefore fails
+ * (once), so that its caller writes them again — the cache's writeback retries its batch.
+ *
+ * <p>Identity ({@link #fingerprint()}): the export name only; the size is checked by the cache
+ * beside it. See docs/format.md for what this can and cannot tell apart.
+ */
+public final class NbdBackingDevice implements BackingDevice {
+    private static final Logger log = LoggerFactory.getLogger(NbdBackingDevice.class);
+    /** Longest WRITE_ZEROES request (the length field is 32 bits). */
+    private static final long MAX_ZERO_REQUEST = 1L << 30;
+
+    /** One generation of connections; replaced as a whole when lost. */
+    private static final class Link {
+        final int generation;
+        final NbdExportInfo info;
+        final List<NbdConnection> conns;
+        final AtomicInteger next = new AtomicInteger();
+        /** Writes (not FUA) completed on this link, and how many of them a flush covered. */
+        final AtomicLong writeSeq = new AtomicLong();
+        final AtomicLong flushedSeq = new AtomicLong();
+        volatile boolean dead;
+
+        Link(int generation, List<NbdConnection> conns) {
+            this.generation = generation;
+            this.conns = conns;
+            this.info = conns.getFirst().info;
+        }
+
+        NbdConnection pick() {
+            return conns.get(Math.floorMod(next.getAndIncrement(), conns.size()));
+        }
+    }
+
+    private final NbdUri uri;
+    private final NbdClientOptions options;
+    private final long size;
+    private final long fingerprint;
+    /** Writes that need a read-modify-write take the write lock, all other writes the read lock. */
+    private final ReentrantReadWriteLock rmwLock = new ReentrantReadWriteLock();
+    private final NbdWriteBehind behind = new NbdWriteBehind();
+    private final Object stateLock = new Object();
+    private final Thread supervisor;
+
+    private volatile Link link;
+    /** The link being fenced after a loss; guarded by stateLock. */
+    private Link lost;
+    private int generations;
+    private volatile boolean closed;
+    private volatile String downReason;
+    private volatile long downSinceMillis;
+    private volatile int reconnectAttempts;
+    private final AtomicLong linkLosses = new AtomicLong();
+    private final AtomicLong reconnects = new AtomicLong();
+    private final java.util.concurrent.atomic.AtomicBoolean lostUnflushed =
+            new java.util.concurrent.atomic.AtomicBoolean();
+
+    private NbdBackingDevice(NbdUri uri, NbdClientOptions options, Link first) {
+        this.uri = uri;
+        this.options = options;
+        this.link = first;
+        this.size = first.info.size();
+        this.fingerprint = fingerprintOf(uri.exportName());
+        this.supervisor = Thread.ofPlatform().daemon().name("pmcache-nbd-client-supervisor").unstarted(this::supervise);
+    }
+
+    /** Connects to the export; fails (naming the URI and the reason) when it cannot. */
+    public static NbdBackingDevice open(NbdUri uri, NbdClientOptions options) throws IOException {
+        NbdBackingDevice d = new NbdBackingDevice(uri, options, connect(uri, options, 1));
+        d.generations = 1;
+        d.supervisor.start();
+        log.info("connected to {}", d.describe());
+        return d;
+    }
+
+    public static NbdBackingDevice open(String uri) throws IOException {
+        return open(NbdUri.parse(uri), NbdClientOptions.defaults());
+    }
+
+    /**
+     * The identity of an export as far as NBD can tell it: its name (NBD has no volume UUID). A
+     * distinct tag keeps it apart from every file's fingerprint.
+     */
+    static long fingerprintOf(String exportName) {
+        long h = 0xcbf29ce484222325L; // FNV-1a 64 over "nbd-export\0" + name
+        for (byte b : ("nbd-export\0" + exportName).getBytes(StandardCharsets.UTF_8)) {
+            h = (h ^ (b & 0xff)) * 0x100000001b3L;
+        }
+        h = (h ^ (h >>> 30)) * 0xbf58476d1ce4e5b9L;
+        h = (h ^ (h >>> 27)) * 0x94d049bb133111ebL;
+        return h ^ (h >>> 31);
+    }
+
+    public NbdUri uri() {
+        return uri;
+    }
+
+    /** The export's properties as the current link has them (the first link's while down). */
+    public NbdExportInfo info() {
+        Link l = link;
+        if (l != null) {
+            return l.info;
+        }
+        synchronized (stateLock) {
+            return lost != null ? lost.info : null;
+        }
+    }
+
+    @Override
+    public long size() {
+        return size;
+    }
+
+    @Override
+    public long fingerprint() {
+        return fingerprint;
+    }
+
+    @Override
+    public String describe() {
+        Link l = link;
+        return uri + " (NBD export '" + uri.exportName() + "', " + size + " bytes"
+                + (l != null ? ", " + l.conns.size() + " connection" + (l.conns.size() > 1 ? "s" : "") + ", "
+                + l.info.describeFlags() + ", block sizes " + l.info.minBlock() + "/" + l.info.preferredBlock() + "/"
+                + l.info.maxPayload() : ", down") + ")";
+    }
+
+    /** The remote's state for status: up or down (since when, why), connections, reconnects. */
+    public Map<String, Object> state() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        Link l = link;
+        m.put("uri", uri.toString());
+        m.put("export", uri.exportName());
+        m.put("state", closed ? "closed" : l != null ? "up" : "down");
+        m.put("connections", l != null ? l.conns.size() : 0);
+        NbdExportInfo info = info();
+        if (info != null) {
+            m.put("flags", info.describeFlags());
+            m.put("block_size_min", info.minBlock());
+            m.put("block_size_max", info.maxPayload());
+        }
+        String reason = downReason;
+        m.put("down_since", l == null && reason != null ? Instant.ofEpochMilli(downSinceMillis).toString() : null);
+        m.put("down_reason", l == null ? reason : null);
+        m.put("reconnect_attempts", l == null ? reconnectAttempts : 0);
+        m.put("links_lost", linkLosses.get());
+        m.put("reconnects", reconnects.get());
+        return m;
+    }
+
+    /** True while connected. */
+    public boolean isUp() {
+        return link != null;
+    }
+
+    // ---- the device interface ----
+
+    @Override
+    public void read(long offset, MemorySegment dst) throws IOException {
+        Ranges.check(this, offset, dst.byteSize());
+        if (dst.byteSize() == 0) {
+            ensureOpen();
+            return;
+        }
+        Link l = linkOrThrow("read", offset, dst.byteSize());
+        long end = offset + dst.byteSize();
+        behind.awaitOverlapping(alignDown(offset, l.info.minBlock()), alignUp(end, l.info.minBlock()));
+        int min = l.info.minBlock();
+        long midStart = alignUp(offset, min);
+        long midEnd = alignDown(end, min);
+        if (midStart >= midEnd) { // within one or two blocks, no whole block in between
+            readUnaligned(l, offset, dst);
+            return;
+        }
+        if (offset < midStart) {
+            readUnaligned(l, offset, dst.asSlice(0, midStart - offset));
+        }
+        pieces(l, NBD_CMD_READ, 0, midStart, midEnd - midStart, null, dst.asSlice(midStart - offset, midEnd - midStart));
+        if (midEnd < end) {
+            readUnaligned(l, midEnd, dst.asSlice(midEnd - offset, end - midEnd));
+        }
+    }
+
+    @Override
+    public void write(long offset, MemorySegment src, boolean fua) throws IOException {
+        Ranges.check(this, offset, src.byteSize());
+        Link l = writableLink("write", offset, src.byteSize());
+        if (src.byteSize() == 0) {
+            return;
+        }
+        boolean nativeFua = fua && l.info.canFua();
+        int flags = nativeFua ? NBD_CMD_FLAG_FUA : 0;
+        long end = offset + src.byteSize();
+        int min = l.info.minBlock();
+        long midStart = alignUp(offset, min);
+        long midEnd = alignDown(end, min);
+        boolean edges = offset < midStart || midEnd < end || midStart >= midEnd;
+        behind.awaitOverlapping(alignDown(offset, min), alignUp(end, min));
+        if (!edges && !fua) {
+            rmwLock.readLock().lock();
+            try {
+                writeBehind(l, offset, src);
+            } finally {
+                rmwLock.readLock().unlock();
+            }
+            return;
+        }
+        var lock = edges ? rmwLock.writeLock() : rmwLock.readLock();
+        lock.lock();
+        try {
+            if (midStart >= midEnd) {
+                modify(l, offset, src.byteSize(), flags, src);
+            } else {
+                if (offset < midStart) {
+                    modify(l, offset, midStart - offset, flags, src.asSlice(0, midStart - offset));
+                }
+                pieces(l, NBD_CMD_WRITE, flags, midStart, midEnd - midStart,
+                        src.asSlice(midStart - offset, midEnd - midStart), null);
+                if (midEnd < end) {
+                    modify(l, midEnd, end - midEnd, flags, src.asSlice(midEnd - offset, end - midEnd));
+                }
+            }
+        } finally {
+            lock.unlock();
+        }
+        wrote(l, nativeFua);
+        if (fua && !nativeFua) {
+            flush();
+        }
+    }
+
+    @Override
+    public void flush() throws IOException {
+        ensureOpen();
+        behind.settle(behind.mark(), uri.toString());
+        Link l = linkOrThrow("flush", 0, 0);
+        if (lostUnflushed.getAndSet(false)) {
+            throw new IOException(uri + ": flush failed: the connection was lost after writes that no flush had "
+                    + "covered yet; the server may have dropped them, so they must be written again");
+        }
+        if (l.info.readOnly() || !l.info.canFlush()) {
+            return;
+        }
+        long seq = l.writeSeq.get();
+        pieces(l, NBD_CMD_FLUSH, 0, 0, 0, null, null);
+        l.flushedSeq.accumulateAndGet(seq, Math::max);
+    }
+
+    @Override
+    public void trim(long offset, long length) throws IOException {
+        writeZeroes(offset, length, false);
+    }
+
+    @Override
+    public void writeZeroes(long offset, long length, boolean fua) throws IOException {
+        Ranges.check(this, offset, length);
+        Link l = writableLink("write-zeroes", offset, length);
+        if (length == 0) {
+            return;
+        }
+        if (!l.info.canWriteZeroes()) {
+            BackingDevice.super.writeZeroes(offset, length, fua);
+            return;
+        }
+        boolean nativeFua = fua && l.info.canFua();
+        int flags = nativeFua ? NBD_CMD_FLAG_FUA : 0;
+        long end = offset + length;
+        int min = l.info.minBlock();
+        long midStart = alignUp(offset, min);
+        long midEnd = alignDown(end, min);
+        boolean edges = offset < midStart || midEnd < end || midStart >= midEnd;
+        behind.awaitOverlapping(alignDown(offset, min), alignUp(end, min));
+        var lock = edges ? rmwLock.writeLock() : rmwLock.readLock();
+        lock.lock();
+        try {
+            if (midStart >= midEnd) {
+                modify(l, offset, length, flags, null);
+            } else {
+                if (offset < midStart) {
+                    modify(l, offset, midStart - offset, flags, null);
+                }
+                for (long at = midStart; at < midEnd; ) {
+                    long n = Math.min(alignDown(MAX_ZERO_REQUEST, min), midEnd - at);
+                    pieces(l, NBD_CMD_WRITE_ZEROES, flags, at, n, null, null);
+                    at += n;
+                }
+                if (midEnd < end) {
+                    modify(l, midEnd, end - midEnd, flags, null);
+                }
+            }
+        } finally {
+            lock.unlock();
+        }
+        wrote(l, nativeFua);
+        if (fua && !nativeFua) {
+            flush();
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        Link l;
+        Link fencing;
+        if (closed) {
+            return;
+        }
+        try {
+            behind.settle(behind.mark(), uri.toString()); // bounded: every write ends within the timeouts
+        } catch (IOException e) {
+            log.warn("{}: closing with writes that failed after returning: {}", uri, e.getMessage());
+        }
+        synchronized (stateLock) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            l = link;
+            link = null;
+            fencing = lost;
+            lost = null;
+        }
+        LockSupport.unpark(supervisor);
+        try {
+            supervisor.join(TimeUnit.SECONDS.toMillis(5));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        for (Link x : new Link[] {l, fencing}) {
+            if (x != null) {
+                for (NbdConnection c : x.conns) {
+                    c.close();
+                }
+            }
+        }
+        log.info("disconnected from {}", uri);
+    }
+
+    @Override
+    public String toString() {
+        return "NbdBackingDevice[" + uri + "]";
+    }
+
+    // ---- requests ----
+
+    /**
+     * Sends an aligned, non-FUA write as pieces that are not waited for ({@link NbdWriteBehind}):
+     * each piece's reply ends it, counting it as written or keeping its failure for the next flush.
+     * An error while sending fails this call (pieces already sent end on their own).
+     */
+    private void writeBehind(Link l, long offset, MemorySegment src) throws IOException {
+        long length = src.byteSize();
+        for (long done = 0; done < length; ) {
+            int n = (int) Math.min(l.info.maxPayload(), length - done);
+            long at = offset + done;
+            long seq = behind.begin(at, at + n);
+            try {
+                l.pick().submit(NBD_CMD_WRITE, 0, at, n, src.asSlice(done, n), null, p -> {
+                    IOException f = p.failure;
+                    if (f == null) {
+                        wrote(l, false);
+                    } else if (f instanceof NbdConnection.Broken) {
+                        lose(l, f.getMessage());
+                    }
+                    behind.end(seq, f == null ? null : f.getMessage());
+                });
+            } catch (IOException e) {
+                behind.end(seq, null); // never sent, or never known to be: this call reports it
+                if (e instanceof NbdConnection.Broken) {
+                    lose(l, e.getMessage());
+                    throw new IOException(uri + ": write of [" + at + ", +" + n + ") failed: " + e.getMessage()
+                            + "; reconnecting", e);
+                }
+                throw e;
+            }
+            done += n;
+        }
+    }
+
+    /**
+     * Sends {@code [offset, offset+length)} as pieces of at most the maximum payload (for
+     * READ/WRITE; one request otherwise), all at once over the link's connections, then waits for
+     * every one. A lost connection marks the link lost.
+     */
+    private void pieces(Link l, int type, int flags, long offset, long length, MemorySegment src,
+                        MemorySegment dst) throws IOException {
+        boolean payload = type == NBD_CMD_READ || type == NBD_CMD_WRITE;
+        long step = payload ? l.info.maxPayload() : Math.max(1, length);
+        List<NbdConnection.Pending> sent = new ArrayList<>();
+        IOException failure = null;
+        long done = 0;
+        do {
+            int n = (int) Math.min(step, length - done);
+            try {
+                sent.add(l.pick().submit(type, flags, offset + done, n,
+                        src != null ? src.asSlice(done, n) : null, dst != null ? dst.asSlice(done, n) : null));
+            } catch (IOException e) {
+                failure = e;
+                break;
+            }
+            done += n;
+        } while (done < length);
+        for (NbdConnection.Pending p : sent) {
+            try {
+                NbdConnection.await(p);
+            } catch (IOException e) {
+                if (failure == null) {
+                    failure = e;
+                }
+            }
+        }
+        if (failure instanceof NbdConnection.Broken b) {
+            lose(l, b.getMessage());
+            throw new IOException(uri + ": " + io.pmcache.nbd.NbdConstants.commandName(type) + " of [" + offset
+                    + ", +" + length + ") failed: " + b.getMessage() + "; reconnecting", b);
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    /** Reads a range that lies within whole blocks [alignDown(offset), alignUp(end)) through a bounce buffer. */
+    private void readUnaligned(Link l, long offset, MemorySegment dst) throws IOException {
+        int min = l.info.minBlock();
+        long start = alignDown(offset, min);
+        long end = Math.min(size, alignUp(offset + dst.byteSize(), min));
+        MemorySegment bounce = MemorySegment.ofArray(new byte[(int) (end - start)]);
+        pieces(l, NBD_CMD_READ, 0, start, end - start, null, bounce);
+        MemorySegment.copy(bounce, offset - start, dst, 0, dst.byteSize());
+    }
+
+    /**
+     * Read-modify-write of {@code [offset, offset+length)} (data from {@code src}, zeros when null)
+     * over whole blocks. The caller holds the write side of {@link #rmwLock}.
+     */
+    private void modify(Link l, long offset, long length, int flags, MemorySegment src) throws IOException {
+        int min = l.info.minBlock();
+        long start = alignDown(offset, min);
+        long end = Math.min(size, alignUp(offset + length, min));
+        // Under the write lock no write-behind starts; one still in flight on these blocks must land
+        // before they are read, or this would write its old bytes back over it.
+        behind.awaitOverlapping(start, end);
+        {
+            MemorySegment block = MemorySegment.ofArray(new byte[Math.toIntExact(end - start)]);
+            boolean headPartial = start < offset;
+            boolean tailPartial = offset + length < end;
+            if (headPartial || tailPartial) {
+                pieces(l, NBD_CMD_READ, 0, start, end - start, null, block);
+            }
+            if (src != null) {
+                MemorySegment.copy(src, 0, block, offset - start, length);
+            } else {
+                block.asSlice(offset - start, length).fill((byte) 0);
+            }
+            pieces(l, NBD_CMD_WRITE, flags, start, end - start, block, null);
+        }
+    }
+
+    /** After a successful write: count it for the flush-across-a-lost-link rule. */
+    private void wrote(Link l, boolean durable) {
+        if (durable) {
+            return;
+        }
+        l.writeSeq.incrementAndGet();
+        if (l.dead) {
+            lostUnflushed.set(true); // the link was given up while this write's reply was on its way
+        }
+    }
+
+    private boolean isAligned(long at, int min) {
+        return at % min == 0 || at == size;
+    }
+
+    private long alignUp(long at, int min) {
+        return at % min == 0 ? at : Math.min(size, at - at % min + min);
+    }
+
+    private long alignDown(long at, int min) {
+        return at == size ? at : at - at % min;
+    }
+
+    private void ensureOpen() throws IOException {
+        if (closed) {
+            throw new IOException(uri + ": backing device is closed");
+        }
+    }
+
+    private Link writableLink(String what, long offset, long length) throws IOException {
+        Link l = linkOrThrow(what, offset, length);
+        if (l.info.readOnly()) {
+            throw new IOException(uri + ": " + what + " of [" + offset + ", +" + length + ") refused: the server "
+                    + "exports '" + uri.exportName() + "' read-only");
+        }
+        return l;
+    }
+
+    private Link linkOrThrow(String what, long offset, long length) throws IOException {
+        ensureOpen();
+        Link l = link;
+        if (l != null) {
+            return l;
+        }
+        ensureOpen();
+        throw new IOException(uri + ": " + what + (what.equals("flush") ? "" : " of [" + offset + ", +" + length + ")")
+                + " failed: the remote is unreachable since " + Instant.ofEpochMilli(downSinceMillis) + " ("
+                + downReason + "); reconnecting (attempt " + reconnectAttempts + ")");
+    }
+
+    // ---- losing and regaining the link ----
+
+    /** Marks {@code l} lost (once): calls fail fast from now on, its connections stop sending. */
+    private void lose(Link l, String reason) {
+        synchronized (stateLock) {
+            if (link != l || closed) {
+                return;
+            }
+            link = null;
+            lost = l;
+            downReason = reason;
+            downSinceMillis = System.currentTimeMillis();
+            reconnectAttempts = 0;
+            linkLosses.incrementAndGet();
+        }
+        log.warn("{}: connection lost: {}; calls fail until it is back (reconnecting with backoff {} to {} ms)",
+                uri, reason, options.reconnectMin().toMillis(), options.reconnectMax().toMillis());
+        for (NbdConnection c : l.conns) {
+            c.breakGracefully(reason);
+        }
+        LockSupport.unpark(supervisor);
+    }
+
+    /** Watches the link for breaks and stalls; while down, fences the lost link and reconnects. */
+    private void supervise() {
+        long tick = Math.max(TimeUnit.MILLISECONDS.toNanos(10),
+                Math.min(TimeUnit.SECONDS.toNanos(1), options.requestTimeout().toNanos() / 4));
+        long backoff = options.reconnectMin().toNanos();
+        while (!closed) {
+            try {
+                Link l = link;
+                if (l != null) {
+                    watch(l);
+                    LockSupport.parkNanos(this, tick);
+                    continue;
+                }
+                fenceLost();
+                if (closed) {
+                    break;
+                }
+                try {
+                    Link n;
+                    synchronized (stateLock) {
+                        generations++;
+                    }
+                    n = connect(uri, options, generations);
+                    if (n.info.size() != size) {
+                        for (NbdConnection c : n.conns) {
+                            c.close();
+                        }
+                        throw new IOException("the export now has " + n.info.size() + " bytes, but had " + size
+                                + " at open: not the same device; staying disconnected");
+                    }
+                    synchronized (stateLock) {
+                        if (closed) {
+                            for (NbdConnection c : n.conns) {
+                                c.close();
+                            }
+                            break;
+                        }
+                        link = n;
+                        reconnects.incrementAndGet();
+                    }
+                    log.info("{}: reconnected after {} attempts ({} down since {})", uri, reconnectAttempts + 1,
+                            describe(), Instant.ofEpochMilli(downSinceMillis));
+                    backoff = options.reconnectMin().toNanos();
+                } catch (IOException e) {
+                    int attempt = ++reconnectAttempts;
+                    String why = e.getMessage();
+                    if (attempt == 1 || attempt % 10 == 0 || !why.equals(downReason)) {
+                        log.warn("{}: reconnect attempt {} failed: {}; next in {} ms", uri, attempt, why,
+                                TimeUnit.NANOSECONDS.toMillis(backoff));
+                    }
+                    downReason = why;
+                    LockSupport.parkNanos(this, backoff);
+                    backoff = Math.min(backoff * 2, options.reconnectMax().toNanos());
+                }
+            } catch (RuntimeException | Error e) {
+                log.error("{}: NBD client supervisor: unexpected {}", uri, e.toString(), e);
+                LockSupport.parkNanos(this, tick);
+            }
+        }
+    }
+
+    private void watch(Link l) {
+        long now = System.nanoTime();
+        long limit = options.requestTimeout().toNanos();
+        for (NbdConnection c : l.conns) {
+            if (c.isBroken()) {
+                lose(l, c.brokenReason());
+                return;
+            }
+            long stalled = c.stalledNanos(now);
+            if (stalled > limit) {
+                lose(l, "no reply for " + TimeUnit.NANOSECONDS.toMillis(stalled) + " ms with " + c.outstanding()
+                        + " requests outstanding (request timeout " + options.requestTimeout().toMillis() + " ms)");
+                return;
+            }
+        }
+    }
+
+    /**
+     * Waits (at most {@code fenceTimeout}) for the server to finish and close each connection of
+     * the lost link, then closes what is left and records whether writes went unflushed with it.
+     */
+    private void fenceLost() {
+        Link l;
+        synchronized (stateLock) {
+            l = lost;
+        }
+        if (l == null) {
+            return;
+        }
+        long deadline = System.nanoTime() + options.fenceTimeout().toNanos();
+        boolean clean = true;
+        try {
+            for (NbdConnection c : l.conns) {
+                clean &= c.awaitClosed(Math.max(0, deadline - System.nanoTime()));
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            clean = false;
+        }
+        if (!clean) {
+            log.warn("{}: the server did not close the lost connections within {} ms; closing them (a request it "
+                    + "still holds could be carried out late)", uri, options.fenceTimeout().toMillis());
+        }
+        for (NbdConnection c : l.conns) {
+            c.breakNow("fenced");
+            try {
+                c.awaitClosed(TimeUnit.SECONDS.toNanos(5));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        l.dead = true;
+        if (l.writeSeq.get() > l.flushedSeq.get() && l.info.canFlush()) {
+            lostUnflushed.set(true);
+        }
+        synchronized (stateLock) {
+            if (lost == l) {
+                lost = null;
+            }
+        }
+    }
+
+    /** Opens one connection, and when the server offers CAN_MULTI_CONN, the others. */
+    private static Link connect(NbdUri uri, NbdClientOptions options, int generation) throws IOException {
+        List<NbdConnection> conns = new ArrayList<>();
+        try {
+            NbdConnection first = NbdConnection.open(uri, options);
+            conns.add(first);
+            int n = first.info.canMultiConn() ? options.connections() : 1;
+            for (int i = 1; i < n; i++) {
+                NbdConnection c = NbdConnection.open(uri, options);
+                conns.add(c);
+                if (c.info.size() != first.info.size() || c.info.flags() != first.info.flags()
+                        || c.info.minBlock() != first.info.minBlock()) {
+                    throw new IOException(uri + ": connection " + (i + 1) + " saw another export (size "
+                            + c.info.size() + ", flags " + c.info.flags() + ") than the first (size "
+                            + first.info.size() + ", flags " + first.info.flags() + ")");
+                }
+            }
+            if (generation == 1 && !first.info.canFlush() && !first.info.readOnly()) {
+                log.warn("{}: the server offers no flush: its writes are taken as durable when acknowledged", uri);
+            }
+            return new Link(generation, List.copyOf(conns));
+        } catch (IOException | RuntimeException e) {
+            for (NbdConnection c : conns) {
+                c.close();
+            }
+            throw e;
+        }
+    }
+}

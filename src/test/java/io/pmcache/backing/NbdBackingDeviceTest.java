@@ -1,0 +1,279 @@
+package io.pmcache.backing;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.pmcache.cache.Cache;
+import io.pmcache.cache.CacheOptions;
+import io.pmcache.cache.FormatOptions;
+import io.pmcache.cache.WrongBackingDeviceException;
+import io.pmcache.media.MappedFileMedium;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.function.BooleanSupplier;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The NBD client's failure handling and identity, against nbdkit on a unix socket. */
+@Timeout(120)
+class NbdBackingDeviceTest {
+    @TempDir
+    Path dir;
+    private final List<AutoCloseable> cleanups = new ArrayList<>();
+    private Nbdkit server;
+
+    @AfterEach
+    void tearDown() throws Exception {
+        for (AutoCloseable c : cleanups.reversed()) {
+            c.close();
+        }
+        if (server != null) {
+            server.close();
+        }
+    }
+
+    private NbdBackingDevice client(String export, NbdClientOptions options) throws IOException {
+        NbdBackingDevice d = NbdBackingDevice.open(NbdUri.parse(server.uri(export)), options);
+        cleanups.add(d);
+        return d;
+    }
+
+    private static NbdClientOptions fast() {
+        return NbdClientOptions.defaults().withReconnect(Duration.ofMillis(20), Duration.ofMillis(200));
+    }
+
+    private Path image(long size) throws IOException {
+        Path img = dir.resolve("remote.img");
+        try (var f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(size);
+        }
+        return img;
+    }
+
+    /** Waits (bounded) for a state of the device: not a sleep standing in for synchronisation. */
+    private static void await(String what, BooleanSupplier condition) throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("not " + what + " within 60 s");
+            }
+            Thread.sleep(10);
+        }
+    }
+
+    private static byte[] random(int n, long seed) {
+        byte[] b = new byte[n];
+        new Random(seed).nextBytes(b);
+        return b;
+    }
+
+    @Test
+    void aReadWhileTheRemoteIsDownFailsAndSucceedsAfterReconnection() throws Exception {
+        server = Nbdkit.start(dir.resolve("r.sock"), "file", image(4 << 20).toString());
+        NbdBackingDevice d = client("disk", fast());
+        byte[] data = random(1 << 20, 1);
+        d.write(1 << 20, MemorySegment.ofArray(data), false);
+        d.flush();
+
+        server.kill();
+        byte[] got = new byte[data.length];
+        assertThatThrownBy(() -> d.read(1 << 20, MemorySegment.ofArray(got))).isInstanceOf(IOException.class)
+                .hasMessageContaining(server.socket().toString());
+        assertThat(d.isUp()).isFalse();
+        assertThat(d.state()).containsEntry("state", "down");
+        assertThatThrownBy(() -> d.read(0, MemorySegment.ofArray(new byte[512])))
+                .isInstanceOf(IOException.class).hasMessageContaining("unreachable");
+
+        server = server.restart();
+        await("reconnected", d::isUp);
+        d.read(1 << 20, MemorySegment.ofArray(got));
+        assertThat(got).isEqualTo(data);
+        assertThat(d.state()).containsEntry("state", "up").containsEntry("reconnects", 1L);
+    }
+
+    @Test
+    void aFlushAfterALostLinkFailsOnceSoThatUnflushedWritesAreRepeated() throws Exception {
+        server = Nbdkit.start(dir.resolve("r.sock"), "file", image(4 << 20).toString());
+        NbdBackingDevice d = client("disk", fast());
+        d.write(0, MemorySegment.ofArray(random(4096, 2)), false);
+        server.kill();
+        server = server.restart();
+        // The loss is noticed by the watchdog or the next call; either way the device reconnects.
+        await("the loss noticed", () -> d.state().get("links_lost").equals(1L));
+        await("reconnected", d::isUp);
+        assertThatThrownBy(d::flush).isInstanceOf(IOException.class).hasMessageContaining("written again");
+        d.write(0, MemorySegment.ofArray(random(4096, 2)), false);
+        d.flush();
+    }
+
+    @Test
+    void aFlushedLinkLossDoesNotFailTheNextFlush() throws Exception {
+        server = Nbdkit.start(dir.resolve("r.sock"), "file", image(4 << 20).toString());
+        NbdBackingDevice d = client("disk", fast());
+        d.write(0, MemorySegment.ofArray(random(4096, 3)), false);
+        d.flush();
+        d.write(8192, MemorySegment.ofArray(random(4096, 4)), true); // FUA: durable on its own
+        server.kill();
+        server = server.restart();
+        await("the loss noticed", () -> d.state().get("links_lost").equals(1L));
+        await("reconnected", d::isUp);
+        d.flush();
+    }
+
+    @Test
+    void aStalledServerIsDroppedWithinTheTimeoutAndTheDeviceReconnects() throws Exception {
+        // Reads take 5 s at the server; the client gives up on a connection after 200 ms without a
+        // reply, lets the server finish (fence up to 20 s) and reconnects. Writes are not delayed.
+        server = Nbdkit.start(dir.resolve("r.sock"), "--filter=delay", "memory", "4M", "delay-read=5");
+        NbdClientOptions o = fast().withRequestTimeout(Duration.ofMillis(200)).withFenceTimeout(Duration.ofSeconds(20));
+        NbdBackingDevice d = client("disk", o);
+        assertThatThrownBy(() -> d.read(0, MemorySegment.ofArray(new byte[4096]))).isInstanceOf(IOException.class)
+                .hasMessageContaining("no reply for");
+        await("reconnected", d::isUp);
+        byte[] data = random(4096, 5);
+        d.write(4096, MemorySegment.ofArray(data), true);
+        assertThat(d.state()).containsEntry("links_lost", 1L);
+    }
+
+    @Test
+    void theServersErrorFailsTheCallButKeepsTheLink() throws Exception {
+        server = Nbdkit.start(dir.resolve("r.sock"), "--filter=error", "memory", "4M", "error-pread=EIO",
+                "error-pread-rate=100%");
+        NbdBackingDevice d = client("disk", fast());
+        assertThatThrownBy(() -> d.read(0, MemorySegment.ofArray(new byte[4096]))).isInstanceOf(IOException.class)
+                .hasMessageContaining("EIO");
+        assertThat(d.isUp()).isTrue();
+        d.write(0, MemorySegment.ofArray(new byte[4096]), true);
+    }
+
+    @Test
+    void aWriteThatFailsAfterReturningFailsTheNextFlushOnce() throws Exception {
+        // Plain writes return once sent; the server's EIO can only be reported by the next flush.
+        server = Nbdkit.start(dir.resolve("r.sock"), "--filter=error", "memory", "4M", "error-pwrite=EIO",
+                "error-pwrite-rate=100%");
+        NbdBackingDevice d = client("disk", fast());
+        d.write(0, MemorySegment.ofArray(random(8192, 6)), false);
+        byte[] got = new byte[8192];
+        d.read(0, MemorySegment.ofArray(got)); // waits for the write's reply: never reads around it
+        assertThat(got).isEqualTo(new byte[8192]);
+        assertThatThrownBy(d::flush).isInstanceOf(IOException.class).hasMessageContaining("EIO")
+                .hasMessageContaining("written again");
+        d.flush(); // reported once
+        assertThatThrownBy(() -> d.write(0, MemorySegment.ofArray(new byte[4096]), true))
+                .isInstanceOf(IOException.class).hasMessageContaining("EIO"); // FUA: waits, so fails itself
+        assertThat(d.isUp()).isTrue();
+    }
+
+    @Test
+    void manyWritesInFlightLandInOrderAndAreReadBack() throws Exception {
+        // Overlapping writes sent without waiting must land in the order they were made.
+        server = Nbdkit.start(dir.resolve("r.sock"), "--filter=delay", "memory", "4M", "delay-write=1ms");
+        NbdBackingDevice d = client("disk", fast());
+        Random r = new Random(7);
+        byte[] model = new byte[4 << 20];
+        for (int i = 0; i < 400; i++) {
+            int block = r.nextInt(64);
+            int blocks = 1 + r.nextInt(8);
+            int at = block * 4096;
+            int len = Math.min(blocks * 4096, model.length - at);
+            byte[] b = random(len, i);
+            d.write(at, MemorySegment.ofArray(b), false);
+            System.arraycopy(b, 0, model, at, len);
+        }
+        d.flush();
+        byte[] got = new byte[model.length];
+        d.read(0, MemorySegment.ofArray(got));
+        assertThat(MemorySegment.ofArray(got).mismatch(MemorySegment.ofArray(model))).isEqualTo(-1L);
+    }
+
+    @Test
+    void multiConnIsUsedOnlyWhenOffered() throws Exception {
+        server = Nbdkit.start(dir.resolve("r.sock"), "memory", "4M");
+        NbdBackingDevice multi = client("a", fast().withConnections(3));
+        assertThat(multi.state()).containsEntry("connections", 3);
+        multi.close(); // nbdkit waits for its clients when stopped
+        server.close();
+        server = Nbdkit.start(dir.resolve("r2.sock"), "--filter=multi-conn", "memory", "4M",
+                "multi-conn-mode=disable");
+        assertThat(client("a", fast().withConnections(3)).state()).containsEntry("connections", 1);
+    }
+
+    @Test
+    void aReadOnlyExportRefusesWrites() throws Exception {
+        server = Nbdkit.start(dir.resolve("r.sock"), "-r", "memory", "4M");
+        NbdBackingDevice d = client("disk", fast());
+        assertThatThrownBy(() -> d.write(0, MemorySegment.ofArray(new byte[512]), false))
+                .isInstanceOf(IOException.class).hasMessageContaining("read-only");
+        d.read(0, MemorySegment.ofArray(new byte[512]));
+    }
+
+    @Test
+    void theCacheRefusesAnotherExportNameOrSize() throws Exception {
+        server = Nbdkit.start(dir.resolve("r.sock"), "memory", "8M");
+        Path cacheFile = dir.resolve("cache.img");
+        try (MappedFileMedium m = MappedFileMedium.create(cacheFile, 8 << 20);
+             NbdBackingDevice a = NbdBackingDevice.open(NbdUri.parse(server.uri("volume-a")), fast())) {
+            Cache.format(m, a, new FormatOptions(1 << 20, false));
+            try (Cache c = Cache.open(m, a, CacheOptions.defaults().withParallel(1))) {
+                assertThat(c.size()).isEqualTo(8 << 20);
+            }
+            try (NbdBackingDevice b = NbdBackingDevice.open(NbdUri.parse(server.uri("volume-b")), fast())) {
+                assertThatThrownBy(() -> Cache.open(m, b, CacheOptions.defaults().withParallel(1)))
+                        .isInstanceOf(WrongBackingDeviceException.class).hasMessageContaining("volume-b");
+            }
+        }
+        Nbdkit bigger = Nbdkit.start(dir.resolve("r2.sock"), "memory", "16M");
+        try (MappedFileMedium m = MappedFileMedium.open(cacheFile);
+             NbdBackingDevice sameName = NbdBackingDevice.open(NbdUri.parse(bigger.uri("volume-a")), fast())) {
+            assertThatThrownBy(() -> Cache.open(m, sameName, CacheOptions.defaults().withParallel(1)))
+                    .isInstanceOf(WrongBackingDeviceException.class);
+        } finally {
+            bigger.close();
+        }
+        assertThat(NbdBackingDevice.fingerprintOf("volume-a")).isNotEqualTo(NbdBackingDevice.fingerprintOf("volume-b"))
+                .isNotEqualTo(NbdBackingDevice.fingerprintOf(""));
+    }
+
+    @Test
+    void anUnreachableRemoteFailsTheOpenNamingTheUri() {
+        Path missing = dir.resolve("nobody.sock");
+        assertThatThrownBy(() -> NbdBackingDevice.open(NbdUri.parse("nbd+unix:///x?socket=" + missing), fast()))
+                .isInstanceOf(IOException.class).hasMessageContaining(missing.toString());
+    }
+
+    @Test
+    void urisMeanWhatLibnbdMakesOfThem() {
+        NbdUri tcp = NbdUri.parse("nbd://example.com/disk%20one");
+        assertThat(tcp.host()).isEqualTo("example.com");
+        assertThat(tcp.port()).isEqualTo(10809);
+        assertThat(tcp.exportName()).isEqualTo("disk one");
+        assertThat(NbdUri.parse("nbd://[::1]:10810").exportName()).isEmpty();
+        assertThat(NbdUri.parse("nbd://[::1]:10810").host()).isEqualTo("::1");
+        assertThat(NbdUri.parse("nbd://h/").exportName()).isEmpty();
+        assertThat(NbdUri.parse("nbd://h:1234/a/b").exportName()).isEqualTo("a/b");
+        NbdUri unix = NbdUri.parse("nbd+unix:///vol?socket=/run/x.sock");
+        assertThat(unix.socket()).isEqualTo(Path.of("/run/x.sock"));
+        assertThat(unix.exportName()).isEqualTo("vol");
+        assertThat(NbdUri.parse("nbd+unix://?socket=/s").exportName()).isEmpty();
+        assertThat(NbdUri.isUri("nbd://h/x")).isTrue();
+        assertThat(NbdUri.isUri("/var/lib/disk.img")).isFalse();
+        assertThat(NbdUri.isUri("relative/nbd:thing")).isFalse();
+
+        for (String[] bad : new String[][] {
+            {"nbds://h/x", "TLS"}, {"nbds+unix:///x?socket=/s", "TLS"}, {"nbd+vsock://1:2/x", "vsock"},
+            {"nbd+unix://host/x?socket=/s", "no host"}, {"nbd+unix:///x", "socket=PATH"},
+            {"nbd://h/x?socket=/s", "only meaningful"}, {"nbd://h/x?tls-certificates=/d", "TLS"},
+            {"nbd://h/x?foo=1", "unsupported parameter"}, {"nbd:///x", "needs a host"},
+            {"http://h/x", "unknown scheme"}, {"nbd://user@h/x", "user name"}}) {
+            assertThatThrownBy(() -> NbdUri.parse(bad[0])).as(bad[0]).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining(bad[0]).hasMessageContaining(bad[1]);
+        }
+    }
+}

@@ -1,0 +1,290 @@
+package io.pmcache.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.pmcache.admin.Json;
+import io.pmcache.backing.NbdBackingDevice;
+import io.pmcache.backing.NbdClientOptions;
+import io.pmcache.backing.NbdUri;
+import io.pmcache.backing.Nbdkit;
+import io.pmcache.cli.CliRun;
+import io.pmcache.testing.RandomSeed;
+import io.pmcache.testing.RandomSeed.Seed;
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.lang.foreign.MemorySegment;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.function.Predicate;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.extension.ExtensionContext;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.extension.TestWatcher;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * pmcache in front of a remote NBD export ({@code nbdkit file} on a unix socket, so the test can
+ * read the remote image directly): data larger than the cache goes through and ends up on the
+ * remote; the remote killed in the middle of writeback and restarted later: pmcache keeps serving
+ * what it holds, a read miss fails meanwhile, writeback resumes, and after detach the remote holds
+ * exactly what was written.
+ */
+@Timeout(300)
+@ExtendWith(RandomSeed.class)
+class RemoteBackingTest {
+    static final long REMOTE_SIZE = 64L << 20;
+
+    @TempDir
+    Path dir;
+    Path cacheDir;
+    final List<AutoCloseable> cleanups = new ArrayList<>();
+
+    @RegisterExtension
+    final TestWatcher printLogsOnFailure = new TestWatcher() {
+        @Override
+        public void testFailed(ExtensionContext context, Throwable cause) {
+            try (Stream<Path> logs = Files.list(dir)) {
+                for (Path p : logs.filter(p -> p.getFileName().toString().matches("serve-.*|.*\\.log")).sorted()
+                        .toList()) {
+                    System.err.println("===== " + p.getFileName() + " =====\n" + Files.readString(p));
+                }
+            } catch (IOException e) {
+                System.err.println("cannot print logs: " + e);
+            }
+        }
+    };
+
+    @BeforeEach
+    void setUp() throws IOException {
+        Nbdkit.require();
+        Path shm = Path.of("/dev/shm");
+        cacheDir = Files.isDirectory(shm) && Files.isWritable(shm)
+                ? Files.createTempDirectory(shm, "pmcache-remote") : Files.createDirectory(dir.resolve("cache"));
+    }
+
+    @AfterEach
+    void tearDown() throws Exception {
+        for (AutoCloseable c : cleanups.reversed()) {
+            c.close();
+        }
+        try (Stream<Path> files = Files.walk(cacheDir)) {
+            for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+
+    private Path remoteImage() throws IOException {
+        Path img = dir.resolve("remote.img");
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(REMOTE_SIZE);
+        }
+        return img;
+    }
+
+    private <T extends AutoCloseable> T closeLater(T c) {
+        cleanups.add(c);
+        return c;
+    }
+
+    private ServeProcess serve(String backingUri, String... extra) throws IOException, InterruptedException {
+        List<String> args = new ArrayList<>(List.of("--cache", cacheDir.resolve("cache.img").toString(),
+                "--cache-size", "16M", "--segment-size", "1M", "--parallel", "1", "--backing", backingUri,
+                "--socket", dir.resolve("pmcache.sock").toString()));
+        args.addAll(List.of(extra));
+        return closeLater(ServeProcess.start(dir, args));
+    }
+
+    @Test
+    void dataLargerThanTheCacheEndsUpOnTheRemoteFile(Seed seed) throws Exception {
+        Tools.require("nbdcopy");
+        Path img = remoteImage();
+        Nbdkit remote = closeLater(Nbdkit.start(dir.resolve("remote.sock"), "file", img.toString()));
+        String backing = remote.uri("disk");
+
+        byte[] data = new byte[40 << 20]; // 2.5 x the cache
+        seed.random().nextBytes(data);
+        Path in = dir.resolve("data.bin");
+        Files.write(in, data);
+
+        ServeProcess s = serve(backing);
+        Tools.run("nbdcopy", in.toString(), s.uri()).expectSuccess();
+        Path out = dir.resolve("readback.bin");
+        Tools.run("nbdcopy", s.uri(), out.toString()).expectSuccess();
+        byte[] back = Files.readAllBytes(out);
+        assertThat(back.length).isEqualTo((int) REMOTE_SIZE);
+        assertThat(MemorySegment.ofArray(back).asSlice(0, data.length).mismatch(MemorySegment.ofArray(data)))
+                .as("first byte read back through pmcache that differs (%s)", seed).isEqualTo(-1L);
+        assertThat(s.stop()).as("exit status; log:%n%s", s.log()).isZero();
+
+        CliRun.Result detach = CliRun.pm("detach", "--cache", cacheDir.resolve("cache.img").toString(),
+                "--backing", backing);
+        assertThat(detach.exit()).as("detach: %s%s", detach.out(), detach.err()).isZero();
+        remote.close();
+        assertRemoteHolds(img, data, 0, seed);
+    }
+
+    @Test
+    void remoteKilledMidWritebackAndRestarted(Seed seed) throws Exception {
+        Path img = remoteImage();
+        // A slow remote (500 ms a write, 16 at a time in nbdkit): a writeback batch of 64 writes takes
+        // about 2 s, so the kill below lands while one is in flight.
+        String[] server = {"--filter=delay", "file", img.toString(), "delay-write=500ms"};
+        Nbdkit remote = Nbdkit.start(dir.resolve("remote.sock"), server);
+        cleanups.add(() -> closeCurrent());
+        current = remote;
+        String backing = remote.uri("disk");
+        int admin = freePort();
+        ServeProcess s = serve(backing, "--admin", "127.0.0.1:" + admin);
+
+        byte[] model = new byte[(int) REMOTE_SIZE];
+        SplittableRandom r = seed.random();
+        NbdClientOptions clientOptions = NbdClientOptions.defaults().withConnections(1);
+        try (NbdBackingDevice client = NbdBackingDevice.open(NbdUri.parse(s.uri()), clientOptions)) {
+            // 8 MiB of 64 KiB writes in the first 32 MiB (the cache holds 16 MiB): writeback starts.
+            // Flushes seal a kset every 16 writes, so writeback takes them in several batches (of 4 MiB).
+            for (int i = 0; i < 128; i++) {
+                writeRandom(client, model, r, r.nextInt(32 * 16) * 65536L, 65536);
+                if (i % 16 == 15) {
+                    client.flush();
+                }
+            }
+            awaitStatus(admin, "writeback under way with data still dirty",
+                    doc -> num(doc, "cache", "writeback_bytes") > 0 && num(doc, "cache", "dirty_bytes") > 0);
+            remote.kill();
+            System.out.println("remote killed with " + num(status(admin), "cache", "dirty_bytes")
+                    + " bytes dirty (an upper bound: writes in flight count as dirty)");
+
+            // Down: writes and reads of what the cache holds go on; writeback fails and retries.
+            List<Long> written = new ArrayList<>();
+            for (int i = 0; i < 16; i++) {
+                long at = r.nextInt(32 * 16) * 65536L;
+                writeRandom(client, model, r, at, 65536);
+                written.add(at);
+            }
+            client.flush();
+            for (long at : written) {
+                assertRange(client, model, (int) at, 65536, seed);
+            }
+            awaitStatus(admin, "writeback failing and the remote down", doc -> num(doc, "cache", "backing_errors") > 0
+                    && "down".equals(sub(doc, "backing").get("state")));
+            String metrics = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + admin + "/metrics"))
+                    .timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString()).body();
+            assertThat(metrics).containsPattern("(?m)^pmcache_backing_remote_up 0\\.0$");
+            byte[] miss = new byte[65536];
+            assertThatThrownBy(() -> client.read(48L << 20, MemorySegment.ofArray(miss)))
+                    .as("a read miss while the remote is down").isInstanceOf(IOException.class)
+                    .hasMessageContaining("EIO");
+
+            // Back after a while: writeback resumes, the miss is served.
+            Thread.sleep(2000); // the outage's length (a scenario parameter, not a synchronisation)
+            current = remote.restart();
+            awaitStatus(admin, "the remote up and everything written back", doc -> num(doc, "cache", "dirty_bytes") == 0
+                    && "up".equals(sub(doc, "backing").get("state")));
+            assertRange(client, model, 32 << 20, 32 << 20, seed);
+            writeRandom(client, model, r, 40L << 20, 1 << 20);
+            client.flush();
+            assertRange(client, model, 0, (int) REMOTE_SIZE, seed);
+        }
+        assertThat(s.stop()).as("exit status; log:%n%s", s.log()).isZero();
+        assertThat(s.log()).contains("connection lost", "reconnected");
+        CliRun.Result detach = CliRun.pm("detach", "--cache", cacheDir.resolve("cache.img").toString(),
+                "--backing", backing);
+        assertThat(detach.exit()).as("detach: %s%s", detach.out(), detach.err()).isZero();
+        closeCurrent();
+        assertRemoteHolds(img, model, 0, seed);
+    }
+
+    private Nbdkit current;
+
+    private void closeCurrent() throws InterruptedException {
+        if (current != null) {
+            current.close();
+            current = null;
+        }
+    }
+
+    private static void writeRandom(NbdBackingDevice d, byte[] model, SplittableRandom r, long offset, int length)
+            throws IOException {
+        byte[] b = new byte[length];
+        r.nextBytes(b);
+        d.write(offset, MemorySegment.ofArray(b), false);
+        System.arraycopy(b, 0, model, (int) offset, length);
+    }
+
+    private static void assertRange(NbdBackingDevice d, byte[] model, int offset, int length, Seed seed)
+            throws IOException {
+        byte[] b = new byte[length];
+        d.read(offset, MemorySegment.ofArray(b));
+        assertThat(MemorySegment.ofArray(b).mismatch(MemorySegment.ofArray(model).asSlice(offset, length)))
+                .as("first byte differing in [%d, +%d) (%s)", offset, length, seed).isEqualTo(-1L);
+    }
+
+    private static void assertRemoteHolds(Path img, byte[] expected, int offset, Seed seed) throws IOException {
+        byte[] remote = Files.readAllBytes(img);
+        assertThat(remote.length).isEqualTo((int) REMOTE_SIZE);
+        byte[] want = new byte[(int) REMOTE_SIZE];
+        System.arraycopy(expected, 0, want, offset, expected.length);
+        assertThat(MemorySegment.ofArray(remote).mismatch(MemorySegment.ofArray(want)))
+                .as("first byte of the remote image that differs from what was written (%s)", seed).isEqualTo(-1L);
+    }
+
+    // ---- the admin endpoint ----
+
+    private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> status(int port) throws IOException, InterruptedException {
+        HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/status"))
+                .timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString());
+        assertThat(r.statusCode()).isEqualTo(200);
+        return (Map<String, Object>) Json.parse(r.body());
+    }
+
+    /** Polls /status until {@code condition} holds, for at most 120 s (a wait for a state, not a sleep). */
+    private static void awaitStatus(int port, String what, Predicate<Map<String, Object>> condition)
+            throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(120).toNanos();
+        Map<String, Object> doc = status(port);
+        while (!condition.test(doc)) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("status did not show " + what + " within 120 s; last status: " + doc);
+            }
+            Thread.sleep(50);
+            doc = status(port);
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> sub(Map<String, Object> doc, String key) {
+        Object v = doc.get(key);
+        return v instanceof Map<?, ?> m ? (Map<String, Object>) m : Map.of();
+    }
+
+    private static long num(Map<String, Object> doc, String section, String key) {
+        Object v = sub(doc, section).get(key);
+        return v instanceof Number n ? n.longValue() : -1;
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+}
