@@ -464,8 +464,11 @@ class CorruptMediaCampaignTest {
             } catch (RuntimeException ex) {
                 return escaped(head, "Checker.check", ex);
             }
-            boolean reported = mu.dataOnly() && !base.dataCrc() ? !verify.clean() : !plain.clean();
-            String checkSays = reported ? "check reports " + firstError(mu.dataOnly() && !base.dataCrc() ? verify : plain)
+            // A forged backing identity is reported apart from corruption (check exit 4), and refused at open.
+            boolean wrongBacking = plain.wrongBacking() != null;
+            boolean reported = wrongBacking || (mu.dataOnly() && !base.dataCrc() ? !verify.clean() : !plain.clean());
+            String checkSays = wrongBacking ? "check reports a wrong backing device: " + plain.wrongBacking()
+                    : reported ? "check reports " + firstError(mu.dataOnly() && !base.dataCrc() ? verify : plain)
                     : "check says clean" + (mu.dataOnly() && !base.dataCrc() ? " (also with --verify-data)" : "");
 
             SteppedCache c;
