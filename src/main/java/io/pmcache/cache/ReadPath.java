@@ -66,21 +66,30 @@ final class ReadPath {
     private int readRange(long pos, MemorySegment dst) throws IOException {
         long end = pos + dst.byteSize();
         ExtentMap map = e.index.rangeFor(pos);
-        // Fast path: one extent holds the whole request (a hit or zeros): no snapshot list.
-        Extent whole;
+        // Fast path: one extent holds the whole request (a hit or zeros): no snapshot list, no object.
+        boolean whole;
+        Extent.Kind kind = null;
+        int seg = 0;
+        long segOff = 0;
+        long generation = 0;
         map.lock().lock();
         try {
-            whole = map.covering(pos, end);
+            whole = map.findCovering(pos, end);
+            if (whole) {
+                kind = map.foundKind();
+                seg = map.foundSegment();
+                segOff = map.foundAddress();
+                generation = map.foundGeneration();
+            }
         } finally {
             map.lock().unlock();
         }
-        if (whole != null && whole.kind() != Extent.Kind.PLACEHOLDER) {
-            if (whole.kind() == Extent.Kind.ZERO) {
+        if (whole) {
+            if (kind == Extent.Kind.ZERO) {
                 dst.fill((byte) 0);
                 return 1;
             }
-            if (copyFromMedium(whole.segment(), whole.segmentOffset() + (pos - whole.start()), whole.generation(),
-                    dst)) {
+            if (copyFromMedium(seg, segOff, generation, dst)) {
                 return 1;
             }
             e.backing.read(pos, dst);

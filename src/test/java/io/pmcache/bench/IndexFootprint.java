@@ -115,8 +115,7 @@ public final class IndexFootprint {
             }
         }
         long nanos = System.nanoTime() - t0;
-        blocks = null;
-        long after = usedAfterGc();
+        long after = usedAfterGc();                   // blocks[] is still live, as it was before
         long count = 0;
         for (int r = 0; r < index.rangeCount(); r++) {
             ExtentMap m = index.rangeIfPresent(r);
@@ -130,6 +129,7 @@ public final class IndexFootprint {
                 ExtentMap.class.getSimpleName(), n, index.rangeCount(), random ? "random" : "ascending", after - before,
                 (double) (after - before) / n, (double) nanos / n, n * 1e9 / nanos);
         reachabilityFence(index);
+        reachabilityFence(blocks);
     }
 
     static void replay(long n, int rounds) throws IOException {
