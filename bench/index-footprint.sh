@@ -2,12 +2,13 @@
 # Heap bytes per cached extent and replay rate of the index (issue 10):
 # src/test/java/io/pmcache/bench/IndexFootprint.java.
 #
-# Usage: bench/index-footprint.sh [heap N [random|sequential] | replay N [rounds]]
+# Usage: bench/index-footprint.sh [heap N [random|sequential] | replay N [rounds] | alloc [warm [ops]]]
 #   no args     heap 1M random, heap 1M sequential, heap 10M random, replay 1M (3 reopens)
 #   heap N      N separate 4 KiB extents into a RangeIndex as the write path inserts them;
 #               heap used after a full GC per extent
 #   replay N    a cache on /dev/shm with N 4 KiB keys (needs N x 4.5 KiB of /dev/shm: 4.5 GiB
 #               for 1M), reopened: replay keys/s and heap per extent of the open cache
+#   alloc       HotPathAlloc: heap bytes the caller allocates per 4 KiB read hit and 4 KiB write
 # Env: SKIP_BUILD=1 to use the classes already in target/; HEAP (default 6g) for -Xmx.
 # Each run is nice'd: the machine may be shared.
 set -euo pipefail
@@ -25,8 +26,10 @@ fi
 cp="target/test-classes:target/classes:$(cat "$cp_file")"
 
 run() {
+  main=io.pmcache.bench.IndexFootprint
+  if [ "${1:-}" = alloc ]; then main=io.pmcache.bench.HotPathAlloc; shift; fi
   nice java --enable-native-access=ALL-UNNAMED -XX:+UseG1GC -Xms"${HEAP:-6g}" -Xmx"${HEAP:-6g}" \
-    -cp "$cp" io.pmcache.bench.IndexFootprint "$@"
+    -cp "$cp" "$main" "$@"
 }
 
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo ?), load average $(cut -d' ' -f1-3 /proc/loadavg)"

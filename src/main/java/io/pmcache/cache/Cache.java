@@ -42,6 +42,8 @@ public final class Cache implements BlockDevice {
     private final GarbageCollector gc;
     /** No I/O runs once close has begun. */
     private final IoGate gate = new IoGate();
+    /** What a refused call names (built only when refused: not on every read and write). */
+    private final java.util.function.Supplier<String> gateName = this::gateName;
 
     private Cache(Engine e, CacheOptions options) {
         this.e = e;
@@ -283,7 +285,7 @@ public final class Cache implements BlockDevice {
      * a call that changes data or asks for durability also fails once the cache has failed.
      */
     private void enter(boolean changes) throws IOException {
-        gate.enter("cache " + e.medium.describe());
+        gate.enter(gateName);
         if (changes && e.failure.failed()) {
             gate.exit();
             throw e.failure.exception();
@@ -292,6 +294,10 @@ public final class Cache implements BlockDevice {
 
     private void exit() {
         gate.exit();
+    }
+
+    private String gateName() {
+        return "cache " + e.medium.describe();
     }
 
     // ---------------------------------------------------------------- administration

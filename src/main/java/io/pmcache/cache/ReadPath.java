@@ -46,7 +46,7 @@ final class ReadPath {
         while (done < len) {
             long pos = offset + done;
             int n = (int) Math.min(len - done, RangeIndex.roomInRange(pos));
-            int r = readRange(pos, dst.asSlice(done, n));
+            int r = readRange(pos, n == len ? dst : dst.asSlice(done, n)); // within one range: no slice
             hit |= r & 1;
             miss |= r & 2;
             done += n;
