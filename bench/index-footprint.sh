@@ -2,7 +2,7 @@
 # Heap bytes per cached extent and replay rate of the index (issue 10):
 # src/test/java/io/pmcache/bench/IndexFootprint.java.
 #
-# Usage: bench/index-footprint.sh [heap N [random|sequential] | replay N [rounds] | alloc [warm [ops]]]
+# Usage: bench/index-footprint.sh [heap N [random|sequential|sparse] | replay N [rounds] | alloc [warm [ops]]]
 #   no args     heap 1M random, heap 1M sequential, heap 10M random, replay 1M (3 reopens)
 #   heap N      N separate 4 KiB extents into a RangeIndex as the write path inserts them;
 #               heap used after a full GC per extent

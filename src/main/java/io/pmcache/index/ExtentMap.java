@@ -35,7 +35,7 @@ import java.util.function.Predicate;
  * <pre>
  *  directory   firsts[l]  start of leaf l's first extent (binary-searched)
  *              leaves[l]  long[3 * cap]:  [ start x cap | word1 x cap | word2 x cap ]
- *              counts[l]  extents in leaf l (1..cap); cap is 4, 8, 16, 32 or 64
+ *              counts[l]  extents in leaf l (1..cap); cap is a power of two, 2 to 64
  *
  *  word1   63   62 61  60 ........................ 30  29 ............... 0
  *         | kind  |dirty|  length (31 bits)            | segment offset (30)  |
@@ -71,11 +71,12 @@ import java.util.function.Predicate;
  * TreeMap of Extent records this replaced cost 120). An insert is two binary searches
  * (directory, leaf) and an {@code arraycopy} of at most 64 entries; {@link #insertData},
  * {@link #insertZero} and {@link #findCovering} allocate nothing unless a leaf is created,
- * resized or split.
+ * resized or split. A map holding one extent costs ~290 bytes (object, lock, directory, a leaf of
+ * two slots), more than a TreeMap with one entry: the layout pays off from a few extents per range.
  */
 public final class ExtentMap {
     static final int LEAF_MAX = 64;
-    static final int LEAF_MIN = 4;
+    static final int LEAF_MIN = 2;
 
     private static final int DATA = 0;
     private static final int ZERO = 1;
@@ -100,11 +101,8 @@ public final class ExtentMap {
     private long encW2;
     private int posLeaf;
     private int posIdx;
-    // The 1 to 3 entries that replace an overlapped run.
-    private final long[] rStart = new long[3];
-    private final long[] rW1 = new long[3];
-    private final long[] rW2 = new long[3];
-    private final Extent[] rObj = new Extent[3];
+    private long encStart;
+    private Extent encObj;
 
     public ReentrantLock lock() {
         return lock;
@@ -182,41 +180,39 @@ public final class ExtentMap {
         return decode(leaf[i], leaf[cap + i], leaf[2 * cap + i]);
     }
 
-    /** Puts into replacement slot {@code r} the entry {@code (start, w1, w2)} without its first {@code d} bytes. */
-    private void cutFrontInto(int r, long start, long w1, long w2, int d) {
+    /** Sets encStart/encW1/encW2/encObj to the entry {@code (start, w1, w2)} without its first {@code d} bytes. */
+    private void cutFront(long start, long w1, long w2, int d) {
         if (kind(w1) == OVERFLOW) {
-            encodeInto(r, overflow.get(start).cutFront(d));
+            encodeWhole(overflow.get(start).cutFront(d));
             return;
         }
         long nw1 = withLen(w1, len(w1) - d);
         if (kind(w1) == DATA) {
             nw1 += d;                                       // segment offset + d < 2^30: no carry
         }
-        rStart[r] = start + d;
-        rW1[r] = nw1;
-        rW2[r] = w2;
-        rObj[r] = null;
+        encStart = start + d;
+        encW1 = nw1;
+        encW2 = w2;
+        encObj = null;
     }
 
-    /** Puts into replacement slot {@code r} the entry {@code (start, w1, w2)} cut to {@code length} bytes. */
-    private void cutBackInto(int r, long start, long w1, long w2, int length) {
+    /** Sets encStart/encW1/encW2/encObj to the entry {@code (start, w1, w2)} cut to {@code length} bytes. */
+    private void cutBack(long start, long w1, long w2, int length) {
         if (kind(w1) == OVERFLOW) {
             Extent x = overflow.get(start);
-            encodeInto(r, x.cutBack(x.length() - length));
+            encodeWhole(x.cutBack(x.length() - length));
             return;
         }
-        rStart[r] = start;
-        rW1[r] = withLen(w1, length);
-        rW2[r] = w2;
-        rObj[r] = null;
+        encStart = start;
+        encW1 = withLen(w1, length);
+        encW2 = w2;
+        encObj = null;
     }
 
-    private void encodeInto(int r, Extent x) {
+    private void encodeWhole(Extent x) {
         boolean packed = encode(x);
-        rStart[r] = x.start();
-        rW1[r] = encW1;
-        rW2[r] = encW2;
-        rObj[r] = packed ? null : x;
+        encStart = x.start();
+        encObj = packed ? null : x;
     }
 
     // ---------------------------------------------------------------- search
@@ -570,21 +566,36 @@ public final class ExtentMap {
             li = ni;
             runLen++;
         }
-        int k = 0;
-        if (ks < s) {
-            cutBackInto(k++, ks, kw1, leaf[2 * cap + fi], (int) (s - ks));        // head, or left of contained
+        // The 1 to 3 entries that replace the run, in order: [left part of K] N [right part of the last].
+        boolean hasLeft = ks < s;
+        long leftStart = 0;
+        long leftW1 = 0;
+        long leftW2 = 0;
+        Extent leftObj = null;
+        if (hasLeft) {                                      // head, or left of contained
+            cutBack(ks, kw1, leaf[2 * cap + fi], (int) (s - ks));
+            leftStart = encStart;
+            leftW1 = encW1;
+            leftW2 = encW2;
+            leftObj = encObj;
         }
-        rStart[k] = s;
-        rW1[k] = w1;
-        rW2[k] = w2;
-        rObj[k++] = obj;
         long[] last = leaves[ll];
         int lastCap = last.length / 3;
         long ls = last[li];
         long lw1 = last[lastCap + li];
-        if (ls + len(lw1) > e) {
-            cutFrontInto(k++, ls, lw1, last[2 * lastCap + li], (int) (e - ls));   // tail, or right of contained
+        boolean hasRight = ls + len(lw1) > e;
+        long rightStart = 0;
+        long rightW1 = 0;
+        long rightW2 = 0;
+        Extent rightObj = null;
+        if (hasRight) {                                     // tail, or right of contained
+            cutFront(ls, lw1, last[2 * lastCap + li], (int) (e - ls));
+            rightStart = encStart;
+            rightW1 = encW1;
+            rightW2 = encW2;
+            rightObj = encObj;
         }
+        encObj = null;
         if (displaced != null || overflow != null) {
             for (int l = fl, i = fi, left = runLen; left > 0; left--) {
                 if (displaced != null) {
@@ -602,23 +613,34 @@ public final class ExtentMap {
             dropLeaves(fl + 1, counts[ll] == 0 ? ll + 1 : ll);
             runLen = counts[fl] - fi;
         }
-        int common = Math.min(k, runLen);
-        for (int r = 0; r < common; r++) {
-            writeAt(fl, fi + r, rStart[r], rW1[r], rW2[r], rObj[r]);
-        }
-        if (runLen > common) {
-            removeIn(fl, fi + common, fi + runLen);
-            tidy(fl);                                       // k == common: nothing is inserted below
-        }
+        // The run is now [fi, fi + runLen) of leaf fl: overwrite its first slots, then remove the
+        // slots left over or insert the entries that did not fit.
+        int i = fi;
         int l = fl;
-        int i = fi + common - 1;
-        for (int r = common; r < k; r++) {
-            insertAt(l, i + 1, rStart[r], rW1[r], rW2[r], rObj[r]);
-            l = posLeaf;
-            i = posIdx;
+        int slots = runLen;
+        if (hasLeft) {
+            writeAt(l, i++, leftStart, leftW1, leftW2, leftObj);
+            slots--;
         }
-        for (int r = 0; r < 3; r++) {
-            rObj[r] = null;
+        if (slots > 0) {
+            writeAt(l, i++, s, w1, w2, obj);
+            slots--;
+        } else {
+            insertAt(l, i, s, w1, w2, obj);
+            l = posLeaf;
+            i = posIdx + 1;
+        }
+        if (hasRight) {
+            if (slots > 0) {
+                writeAt(l, i++, rightStart, rightW1, rightW2, rightObj);
+                slots--;
+            } else {
+                insertAt(l, i, rightStart, rightW1, rightW2, rightObj);
+            }
+        }
+        if (slots > 0) {                                    // fewer entries than the run: nothing was inserted above
+            removeIn(fl, i, i + slots);
+            tidy(fl);
         }
     }
 

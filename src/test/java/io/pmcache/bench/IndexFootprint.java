@@ -22,11 +22,12 @@ import java.util.SplittableRandom;
  * Not JMH: one run fills the index once and weighs it.
  *
  * <pre>
- * java ... io.pmcache.bench.IndexFootprint heap N [random|sequential]
+ * java ... io.pmcache.bench.IndexFootprint heap N [random|sequential|sparse]
  *     N separate 4 KiB extents (every other 4 KiB block of a device of 2N blocks, so no two are
  *     adjacent: 512 per 4 MiB range) inserted into a {@link RangeIndex} exactly as the write path
  *     does (range lock, {@link ExtentMap#insert}), in random (default) or ascending order; prints
- *     the heap used after a full GC before and after, divided by N.
+ *     the heap used after a full GC before and after, divided by N. sparse: one extent per 4 MiB
+ *     range (random order), which weighs the cost of a range rather than of an extent.
  * java ... io.pmcache.bench.IndexFootprint replay N [rounds]
  *     formats a cache on /dev/shm (N x 4 KiB of data: 4 GiB for N = 1 M), writes N separate
  *     4 KiB blocks in random order through {@link Cache#write} (writeback and gc off), closes it,
@@ -50,7 +51,7 @@ public final class IndexFootprint {
         }
         long n = parseCount(args[1]);
         switch (args[0]) {
-            case "heap" -> heap(n, args.length < 3 || !args[2].equals("sequential"));
+            case "heap" -> heap(n, args.length < 3 ? "random" : args[2]);
             case "replay" -> replay(n, args.length < 3 ? 3 : Integer.parseInt(args[2]));
             default -> {
                 System.err.println("unknown mode " + args[0]);
@@ -76,14 +77,14 @@ public final class IndexFootprint {
         return best;
     }
 
-    /** Block numbers 0, 2, 4, ... (2n - 2): ascending, or shuffled with a fixed seed. */
-    static long[] blocks(long n, boolean random) {
+    /** Block numbers 0, stride, 2 stride, ...: ascending, or shuffled with a fixed seed. */
+    static long[] blocks(long n, boolean random, long stride) {
         if (n > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException("too many extents: " + n);
         }
         long[] b = new long[(int) n];
         for (int i = 0; i < b.length; i++) {
-            b[i] = 2L * i;
+            b[i] = stride * i;
         }
         if (random) {
             SplittableRandom r = new SplittableRandom(10);
@@ -97,9 +98,11 @@ public final class IndexFootprint {
         return b;
     }
 
-    static void heap(long n, boolean random) {
-        long[] blocks = blocks(n, random);
-        long device = 2 * n * BLOCK;
+    static void heap(long n, String order) {
+        boolean random = !order.equals("sequential");
+        long stride = order.equals("sparse") ? (4 << 20) / BLOCK : 2;   // sparse: one extent per 4 MiB range
+        long[] blocks = blocks(n, random, stride);
+        long device = stride * n * BLOCK;
         int perSegment = (16 << 20) / BLOCK;          // a 16 MiB data segment's worth of 4 KiB writes
         long before = usedAfterGc();
         RangeIndex index = new RangeIndex(device);
@@ -126,7 +129,7 @@ public final class IndexFootprint {
         }
         System.out.printf("heap %s: %,d extents of 4 KiB in %,d ranges (%s order): %,d bytes of heap = %.1f B/extent;"
                         + " insert %.0f ns/extent (%,.0f/s)%n",
-                ExtentMap.class.getSimpleName(), n, index.rangeCount(), random ? "random" : "ascending", after - before,
+                ExtentMap.class.getSimpleName(), n, index.rangeCount(), order, after - before,
                 (double) (after - before) / n, (double) nanos / n, n * 1e9 / nanos);
         reachabilityFence(index);
         reachabilityFence(blocks);
@@ -140,7 +143,7 @@ public final class IndexFootprint {
              FileBackingDevice backing = FileBackingDevice.createSparse(dir.resolve("backing.img"), 2 * data)) {
             Cache.format(medium, backing, FormatOptions.defaults());
             CacheOptions options = CacheOptions.defaults().withWriteback(false).withGc(false);
-            long[] blocks = blocks(n, true);
+            long[] blocks = blocks(n, true, 2);
             long t0 = System.nanoTime();
             try (Cache cache = Cache.open(medium, backing, options); Arena a = Arena.ofConfined()) {
                 MemorySegment buf = a.allocate(BLOCK, BLOCK);
