@@ -183,9 +183,10 @@ public final class Cache implements BlockDevice {
         });
         onPressure[0] = cache.workers::pressure;
         cache.workers.start();
-        log.info("opened {}: replayed {} keys in {} ksets in {} ms; {} of {} segments used, {} dirty bytes",
+        log.info("opened {}: replayed {} keys in {} ksets in {} ms ({} keys/s); {} of {} segments used, {} dirty bytes",
                 medium.describe(), stats.replayKeys, stats.replayKsets, stats.replayNanos / 1_000_000,
-                allocator.usedCount(), count, stats.dirtyBytes.get());
+                stats.replayKeys * 1_000_000_000L / Math.max(1, stats.replayNanos), allocator.usedCount(), count,
+                stats.dirtyBytes.get());
         return cache;
     }
 
