@@ -145,6 +145,11 @@ public final class StatusSource implements AutoCloseable {
         if (b != null) {
             doc.put("backing", b.get());
         }
+        CacheStatus c = cache();
+        Map<String, Object> replay = new LinkedHashMap<>();             // the last open's replay of the key log
+        replay.put("seconds", c.replayNanos() / 1e9);
+        replay.put("keys_per_second", c.replayNanos() > 0 ? Math.round(c.replayKeys() * 1e9 / c.replayNanos()) : 0);
+        doc.put("replay", replay);
         NbdStats.Snapshot n = nbd();
         if (n != null) {
             Map<String, Object> m = Json.recordToMap(n);

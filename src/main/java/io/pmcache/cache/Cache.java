@@ -55,6 +55,8 @@ public final class Cache implements BlockDevice {
     private final IoGate gate = new IoGate();
     /** What this cache opened itself ({@link #openOrCreate}) and closes after itself, in order. */
     private AutoCloseable[] owned = {};
+    /** What a refused call names (built only when refused: not on every read and write). */
+    private final java.util.function.Supplier<String> gateName = this::gateName;
 
     private Cache(Engine e, CacheOptions options) {
         this.e = e;
@@ -292,9 +294,10 @@ public final class Cache implements BlockDevice {
             cache.workers.poke();
         });
         cache.workers.start();
-        log.info("opened {}: replayed {} keys in {} ksets in {} ms; {} of {} segments used, {} dirty bytes",
+        log.info("opened {}: replayed {} keys in {} ksets in {} ms ({} keys/s); {} of {} segments used, {} dirty bytes",
                 medium.describe(), stats.replayKeys, stats.replayKsets, stats.replayNanos / 1_000_000,
-                allocator.usedCount(), count, stats.dirtyBytes.get());
+                stats.replayKeys * 1_000_000_000L / Math.max(1, stats.replayNanos), allocator.usedCount(), count,
+                stats.dirtyBytes.get());
         return cache;
     }
 
@@ -412,7 +415,7 @@ public final class Cache implements BlockDevice {
      * a call that changes data or asks for durability also fails once the cache has failed.
      */
     private void enter(boolean changes) throws IOException {
-        gate.enter("cache " + e.medium.describe());
+        gate.enter(gateName);
         if (changes && e.failure.failed()) {
             gate.exit();
             throw e.failure.exception();
@@ -421,6 +424,10 @@ public final class Cache implements BlockDevice {
 
     private void exit() {
         gate.exit();
+    }
+
+    private String gateName() {
+        return "cache " + e.medium.describe();
     }
 
     // ---------------------------------------------------------------- administration

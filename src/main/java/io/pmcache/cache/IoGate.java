@@ -16,12 +16,15 @@ final class IoGate {
     private final LongAdder inFlight = new LongAdder();
     private volatile boolean closed;
 
-    /** Admits one I/O, or throws {@link DeviceClosedException} when closed. Pair with {@link #exit()}. */
-    void enter(String what) throws IOException {
+    /**
+     * Admits one I/O, or throws {@link DeviceClosedException} when closed, naming {@code what}
+     * (asked only then: the hot path builds no message). Pair with {@link #exit()}.
+     */
+    void enter(java.util.function.Supplier<String> what) throws IOException {
         inFlight.increment();
         if (closed) {
             inFlight.decrement();
-            throw new DeviceClosedException(what + " is stopping or closed");
+            throw new DeviceClosedException(what.get() + " is stopping or closed");
         }
     }
 

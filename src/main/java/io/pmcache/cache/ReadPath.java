@@ -46,7 +46,7 @@ final class ReadPath {
         while (done < len) {
             long pos = offset + done;
             int n = (int) Math.min(len - done, RangeIndex.roomInRange(pos));
-            int r = readRange(pos, dst.asSlice(done, n));
+            int r = readRange(pos, n == len ? dst : dst.asSlice(done, n)); // within one range: no slice
             hit |= r & 1;
             miss |= r & 2;
             done += n;
@@ -84,25 +84,34 @@ final class ReadPath {
     /** One attempt of {@link #readRange}; -1 when a backing-device read may be torn (see there). */
     private int readRangeOnce(ExtentMap map, long pos, MemorySegment dst) throws IOException {
         long end = pos + dst.byteSize();
-        // Fast path: one extent holds the whole request (a hit or zeros): no snapshot list.
-        Extent whole;
+        // Fast path: one extent holds the whole request (a hit or zeros): no snapshot list, no object.
+        boolean whole;
+        Extent.Kind kind = null;
+        int seg = 0;
+        long segOff = 0;
+        long generation = 0;
         map.lock().lock();
         try {
-            whole = map.covering(pos, end);
+            whole = map.findCovering(pos, end);
+            if (whole) {
+                kind = map.foundKind();
+                seg = map.foundSegment();
+                segOff = map.foundAddress();
+                generation = map.foundGeneration();
+            }
         } finally {
             map.lock().unlock();
         }
-        if (whole != null && whole.kind() != Extent.Kind.PLACEHOLDER) {
-            if (whole.kind() == Extent.Kind.ZERO) {
+        if (whole) {
+            if (kind == Extent.Kind.ZERO) {
                 dst.fill((byte) 0);
                 return 1;
             }
-            if (copyFromMedium(whole.segment(), whole.segmentOffset() + (pos - whole.start()), whole.generation(),
-                    dst)) {
+            if (copyFromMedium(seg, segOff, generation, dst)) {
                 return 1;
             }
-            e.backing.read(pos, dst);
-            return unchanged(map, List.of(whole.slice(pos, end))) ? 2 : -1;
+            // gc reclaimed its segment meanwhile: the path below reads the backing device and
+            // checks that what it read for is still in the index
         }
         List<Extent> parts = new ArrayList<>(4);
         long fillId = 0;

@@ -403,10 +403,9 @@ final class Replay {
         boolean dirty = mayBeDirty && key.dirty();
         var map = index.rangeFor(key.offset());
         if (key.zero()) {
-            map.insert(Extent.zero(key.offset(), key.length(), dirty), null);
+            map.insertZero(key.offset(), key.length(), dirty);
         } else {
-            map.insert(Extent.data(key.offset(), key.length(), key.segment(), key.segmentOffset(), key.generation(),
-                    dirty), null);
+            map.insertData(key.offset(), key.length(), key.segment(), key.segmentOffset(), key.generation(), dirty);
             segments.ref(key.segment());
         }
         if (dirty) {

@@ -2,7 +2,6 @@ package io.pmcache.cache;
 
 import io.pmcache.format.Crc;
 import io.pmcache.format.KeyRecord;
-import io.pmcache.index.Extent;
 import io.pmcache.index.ExtentMap;
 import io.pmcache.index.RangeIndex;
 import java.lang.foreign.MemorySegment;
@@ -38,8 +37,7 @@ final class WritePath {
                 int crc = Crc.ofData(e.medium.segment(), at, a.length());
                 key = new KeyRecord(pos, a.length(), KeyRecord.FLAG_DIRTY, a.segment(), a.offset(),
                         a.generation(), crc);
-                slot = insertAndAppend(key,
-                        Extent.data(pos, a.length(), a.segment(), a.offset(), a.generation(), true));
+                slot = insertAndAppend(key);
             } finally {
                 e.segments.unref(a.segment()); // the allocation's reference; the key holds its own
             }
@@ -59,7 +57,7 @@ final class WritePath {
             long pos = offset + done;
             int n = (int) Math.min(length - done, RangeIndex.roomInRange(pos));
             KeyRecord key = new KeyRecord(pos, n, KeyRecord.FLAG_DIRTY | KeyRecord.FLAG_ZERO, 0, 0, 0, 0);
-            long slot = insertAndAppend(key, Extent.zero(pos, n, true));
+            long slot = insertAndAppend(key);
             if (fua) {
                 e.keyLog.persistKey(slot, key);
             }
@@ -67,12 +65,17 @@ final class WritePath {
         }
     }
 
-    private long insertAndAppend(KeyRecord key, Extent extent) {
+    /** Under the range's lock: appends the (dirty) key to the log, then puts its extent into the index. */
+    private long insertAndAppend(KeyRecord key) {
         ExtentMap map = e.index.rangeFor(key.offset());
         map.lock().lock();
         try {
             long slot = e.keyLog.append(key); // first: if it fails, the index never names the key
-            map.insert(extent, null);
+            if (key.zero()) {
+                map.insertZero(key.offset(), key.length(), true);
+            } else {
+                map.insertData(key.offset(), key.length(), key.segment(), key.segmentOffset(), key.generation(), true);
+            }
             return slot;
         } finally {
             map.lock().unlock();

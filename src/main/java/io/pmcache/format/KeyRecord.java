@@ -92,8 +92,9 @@ public record KeyRecord(long offset, int length, int flags, int segment, int seg
      * medium per key.
      */
     public void encode(MemorySegment medium, long at, long cacheId, long ksetSeq, int slot) {
-        byte[] buf = new byte[SALT + SIZE];
-        MemorySegment k = MemorySegment.ofArray(buf);
+        Scratch scratch = SCRATCH.get();
+        byte[] buf = scratch.buf;
+        MemorySegment k = scratch.segment;
         k.set(SALT_LAYOUT, 0, cacheId ^ (ksetSeq * 131 + slot));
         k.set(JAVA_LONG_UNALIGNED, SALT + OFF_OFFSET, offset);
         k.set(JAVA_INT_UNALIGNED, SALT + OFF_LENGTH, length);
@@ -102,12 +103,22 @@ public record KeyRecord(long offset, int length, int flags, int segment, int seg
         k.set(JAVA_INT_UNALIGNED, SALT + OFF_SEGMENT_OFFSET, segmentOffset);
         k.set(JAVA_LONG_UNALIGNED, SALT + OFF_GENERATION, generation);
         k.set(JAVA_INT_UNALIGNED, SALT + OFF_DATA_CRC, dataCrc);
-        // reserved up to OFF_CRC: already zero
-        CRC32C crc = new CRC32C();
+        // reserved up to OFF_CRC: zero (never written in the scratch buffer)
+        CRC32C crc = scratch.crc;
+        crc.reset();
         crc.update(buf, 0, SALT + OFF_CRC);
         k.set(JAVA_INT_UNALIGNED, SALT + OFF_CRC, (int) crc.getValue());
         MemorySegment.copy(k, SALT, medium, at, SIZE);
     }
+
+    /** {@link #encode}'s per-thread buffer, its segment view and CRC: a key is encoded without allocating. */
+    private static final class Scratch {
+        final byte[] buf = new byte[SALT + SIZE];
+        final MemorySegment segment = MemorySegment.ofArray(buf);
+        final CRC32C crc = new CRC32C();
+    }
+
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     /** The CRC salt precedes the key in {@link #encode}'s buffer, little-endian as {@link Crc#of} feeds it. */
     private static final int SALT = 8;

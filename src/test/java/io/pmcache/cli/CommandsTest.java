@@ -337,6 +337,8 @@ class CommandsTest {
             Map<?, ?> cache = (Map<?, ?>) ((Map<?, ?>) Json.parse(live.out())).get("cache");
             assertThat(cache.get("gc_percent")).isEqualTo(60L);
             assertThat(cache.get("writes")).isEqualTo(1L);
+            Map<String, Object> replay = (Map<String, Object>) ((Map<?, ?>) Json.parse(live.out())).get("replay");
+            assertThat(replay).containsKeys("seconds", "keys_per_second");
 
             HttpResponse<String> missing = http.send(HttpRequest.newBuilder(URI.create(base + "/nope")).build(),
                     HttpResponse.BodyHandlers.ofString());
