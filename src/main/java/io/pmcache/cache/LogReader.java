@@ -97,11 +97,39 @@ final class LogReader {
     KsetAt at(LogPosition q, int cap) {
         long at = segments.address(q.segment(), q.offset());
         int sealed = Kset.sealedCount(medium.segment(), at, q.ksetSeq(), cap, cacheId);
+        if (sealed < 0) {
+            int stated = cap;
+            cap = sealedCapacityBeyond(q, at, cap);
+            if (cap != stated) { // the header's capacity is contradicted: read it whole at the sealed one
+                LogPosition next = new LogPosition(q.segment(), q.offset() + Kset.bytes(cap), q.ksetSeq() + 1);
+                return new KsetAt(q, cap, -1, next, Kset.sealedCount(medium.segment(), at, q.ksetSeq(), cap, cacheId),
+                        true);
+            }
+        }
         LogPosition next = new LogPosition(q.segment(), q.offset() + Kset.bytes(cap), q.ksetSeq() + 1);
         if (sealed >= 0 && sealed < cap && keyAt(q, sealed) != null) {
             return new KsetAt(q, cap, -1, next, sealed, true); // read it whole, slot by slot
         }
         return new KsetAt(q, cap, sealed, next, Kset.claimedCount(medium.segment(), at, cap), false);
+    }
+
+    /**
+     * A kset with no valid seal at its header's capacity {@code cap}: if slot {@code cap} (past the
+     * end the header states) holds a key of this kset, the header is wrong (keys are written only
+     * below the capacity); the capacity whose seal validates is then the real one. {@code cap}
+     * when there is no such evidence (an unsealed kset, cut by a crash, looks like that too).
+     */
+    private int sealedCapacityBeyond(LogPosition q, long at, int cap) {
+        long room = segments.segmentSize() - q.offset();
+        if (cap >= Kset.MAX_KEYS || Kset.bytes(cap + 1) > room || keyAt(q, cap) == null) {
+            return cap;
+        }
+        for (int c = cap + 1; c <= Kset.MAX_KEYS && Kset.bytes(c) <= room; c++) {
+            if (Kset.sealedCount(medium.segment(), at, q.ksetSeq(), c, cacheId) >= 0) {
+                return c;
+            }
+        }
+        return cap;
     }
 
     private KeyRecord keyAt(LogPosition q, int slot) {

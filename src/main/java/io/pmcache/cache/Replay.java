@@ -245,9 +245,20 @@ final class Replay {
         long seq = k.at().ksetSeq();
         if (k.sealCorrupt()) {
             stats.ksetsDamaged.increment();
-            log.error("kset #{} at {}: its seal (claiming {} keys) {}: damaged; reading it slot by slot", seq, k.at(),
-                    k.claimedCount(), k.countContradicted() ? "is contradicted by a key after that count"
-                            : "fails its CRC");
+            long base = segments.address(k.at().segment(), k.at().offset());
+            int stated = Kset.validHeader(medium.segment(), base, segments.segmentSize() - k.at().offset(), seq, cacheId);
+            if (stated != k.capacity()) {
+                // LogReader found keys past the header's capacity and a seal further on: the header lies
+                log.error("kset #{} at {}: its header says {} slots, but a key of it follows slot {} and its seal is "
+                        + "at {} slots: damaged; header rewritten, reading it slot by slot", seq, k.at(), stated,
+                        stated - 1, k.capacity());
+                Kset.rewriteHeader(medium.segment(), base, seq, k.capacity(), cacheId);
+                medium.persist(base, Kset.HEADER_SIZE);
+            } else {
+                log.error("kset #{} at {}: its seal (claiming {} keys) {}: damaged; reading it slot by slot", seq,
+                        k.at(), k.claimedCount(), k.countContradicted() ? "is contradicted by a key after that count"
+                                : "fails its CRC");
+            }
         }
         BitSet taken = new BitSet(k.capacity());
         List<KeyRecord> accepted = new ArrayList<>();

@@ -137,6 +137,32 @@ class LogDamageTest {
         }
     }
 
+    /**
+     * The last kset's header forged with a valid CRC and a smaller capacity (found by the
+     * corrupt-media campaign, seed -4717635624509451884 round 1): no seal validates at that
+     * capacity, so it looked like a kset cut by a crash and its later keys were dropped silently.
+     * A key of the kset past the stated capacity, and its seal further on, prove the header wrong.
+     */
+    @Test
+    void aForgedSmallerCapacityInTheLastKsetHeaderIsReportedAndItsKeysKept() throws IOException {
+        try (Rig rig = Rig.format(24, 64 * MIB, false)) {
+            LogReader.KsetAt k = threeKeysInOneKset(rig); // the only kset, so the last one
+            assertThat(k.sealedCount()).isEqualTo(3);
+            long at = base(rig, k);
+            Kset.rewriteHeader(rig.bytes(), at, k.at().ksetSeq(), 1, Cache.superblock(rig.medium).cacheId());
+            assertThat(check(rig).clean()).as("check reports the forged header").isFalse();
+            Cache c = rig.open(QUIET);
+            assertThat(c.status().ksetsDamaged()).isEqualTo(1);
+            for (int i = 0; i < 3; i++) {
+                byte[] got = new byte[64 << 10];
+                c.read(i * (64 << 10), MemorySegment.ofArray(got));
+                assertThat(got).as("block %d", i).isEqualTo(pattern(64 << 10, i));
+            }
+            rig.closeCache();
+            assertThat(check(rig).clean()).as("the open rewrote the header").isTrue();
+        }
+    }
+
     @Test
     void twoDamagedHeadersInARowLoseTheirKeysLoudlyAndKeepTheRest() throws IOException {
         try (Rig rig = Rig.format(24, 64 * MIB, false)) {

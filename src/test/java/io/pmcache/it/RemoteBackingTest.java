@@ -143,9 +143,11 @@ class RemoteBackingTest {
     @Test
     void remoteKilledMidWritebackAndRestarted(Seed seed) throws Exception {
         Path img = remoteImage();
-        // A slow remote (500 ms a write, 16 at a time in nbdkit): a writeback batch of 64 writes takes
-        // about 2 s, so the kill below lands while one is in flight.
-        String[] server = {"--filter=delay", "file", img.toString(), "delay-write=500ms"};
+        // A slow remote (1.5 s a write, 16 at a time in nbdkit): a writeback batch of 64 writes takes
+        // about 6 s, so the status poll below sees one batch done and data still dirty even on a
+        // loaded machine (with pacing, writeback drains at full speed once the client is idle),
+        // and the kill lands while a batch is in flight.
+        String[] server = {"--filter=delay", "file", img.toString(), "delay-write=1500ms"};
         Nbdkit remote = Nbdkit.start(dir.resolve("remote.sock"), server);
         cleanups.add(() -> closeCurrent());
         current = remote;
