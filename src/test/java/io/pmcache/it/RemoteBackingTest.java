@@ -143,17 +143,19 @@ class RemoteBackingTest {
     @Test
     void remoteKilledMidWritebackAndRestarted(Seed seed) throws Exception {
         Path img = remoteImage();
-        // A slow remote (1.5 s a write, 16 at a time in nbdkit): a writeback batch of 64 writes takes
-        // about 6 s, so the status poll below sees one batch done and data still dirty even on a
-        // loaded machine (with pacing, writeback drains at full speed once the client is idle),
-        // and the kill lands while a batch is in flight.
-        String[] server = {"--filter=delay", "file", img.toString(), "delay-write=1500ms"};
+        // A slow remote (500 ms a write, 16 at a time in nbdkit), and paced writeback (at most 1 MiB/s,
+        // full speed only after 5 s without client I/O): batches of about a kset (1 MiB) a second,
+        // so the status poll below sees one done with data still dirty for seconds, even on a
+        // loaded machine, and the kill lands while writeback is under way. (Unpaced, a full-speed
+        // batch took nearly all of it at once and the poll could miss the window: CI flake.)
+        String[] server = {"--filter=delay", "file", img.toString(), "delay-write=500ms"};
         Nbdkit remote = Nbdkit.start(dir.resolve("remote.sock"), server);
         cleanups.add(() -> closeCurrent());
         current = remote;
         String backing = remote.uri("disk");
         int admin = freePort();
-        ServeProcess s = serve(backing, "--admin", "127.0.0.1:" + admin);
+        ServeProcess s = serve(backing, "--admin", "127.0.0.1:" + admin, "--writeback-max-rate", "1M",
+                "--writeback-idle-delay", "5000");
 
         byte[] model = new byte[(int) REMOTE_SIZE];
         SplittableRandom r = seed.random();
