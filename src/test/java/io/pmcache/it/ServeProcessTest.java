@@ -360,7 +360,9 @@ class ServeProcessTest {
 
     private String attachLoop(Path file) throws Exception {
         String loop = Tools.run("losetup", "-f", "--show", file.toString()).expectSuccess().trim();
-        cleanups.add(() -> quietly("losetup", "-d", loop));
+        // only if it still backs this file: by cleanup time the test detached it, and another test
+        // run on the machine may have attached the same loop device since
+        cleanups.add(() -> quietly("sh", "-c", "losetup -j '" + file + "' | grep -q '^" + loop + ":' && losetup -d " + loop));
         return loop;
     }
 
