@@ -45,6 +45,10 @@ public final class Cache implements BlockDevice {
     private final WritePath writes;
     private final ReadPath reads;
     private final BlockStatusQuery blockStatus;
+    /** Writes to the backing device (writethrough, writearound, none, the sequential cutoff). */
+    private final DirectPath direct;
+    /** One mode switch at a time. */
+    private final java.util.concurrent.locks.ReentrantLock modeSwitch = new java.util.concurrent.locks.ReentrantLock();
     private final Workers workers;
     private final Writeback writeback;
     private final GarbageCollector gc;
@@ -63,6 +67,7 @@ public final class Cache implements BlockDevice {
         this.writes = new WritePath(e);
         this.reads = new ReadPath(e);
         this.blockStatus = new BlockStatusQuery(e);
+        this.direct = new DirectPath(e, reads);
         this.writeback = new Writeback(e);
         this.gc = new GarbageCollector(e);
         this.pacing = new WritebackPolicy(options.pacing());
@@ -286,8 +291,14 @@ public final class Cache implements BlockDevice {
         if (options.gcPercent() >= 0 && options.gcPercent() != info.gcPercent()) {
             store.setGcPercent(options.gcPercent());
         }
+        if (info.cleanUntrustedBefore() == CacheInfo.CLEAN_UNTRUSTED_ALL) {
+            // Replay left the clean keys of the log out; those written from now on are trusted
+            // until the next direct write of the backing device (DirectPath).
+            store.setCleanUntrustedBefore(replayed.head().ksetSeq());
+        }
         Engine engine = new Engine(medium, backing, sb, segments, allocator, index, keyLog, reader, store, heads,
                 stats, failure);
+        engine.policy.setMode(CacheMode.values()[info.cacheMode()]);
         Cache cache = new Cache(engine, options);
         segments.onUnreferenced(seg -> {
             cache.gc.reclaim(seg);
@@ -328,7 +339,15 @@ public final class Cache implements BlockDevice {
         Ranges.check(this, offset, src.byteSize());
         enter(true);
         try {
-            writes.write(offset, src, fua);
+            switch (e.policy.write(offset, src.byteSize())) {
+                case CACHE -> writes.write(offset, src, fua);
+                case THROUGH -> direct.write(offset, src.byteSize(), src,
+                        (pos, n, done) -> e.backing.write(pos, src.asSlice(done, n), fua),
+                        (pos, n, done) -> writes.write(pos, src.asSlice(done, n), fua));
+                case AROUND -> direct.write(offset, src.byteSize(), null,
+                        (pos, n, done) -> e.backing.write(pos, src.asSlice(done, n), fua),
+                        (pos, n, done) -> writes.write(pos, src.asSlice(done, n), fua));
+            }
         } catch (EngineAbort ex) {
             throw ex.io();
         } catch (InternalError ex) {
@@ -342,6 +361,7 @@ public final class Cache implements BlockDevice {
     public void flush() throws IOException {
         run(true, () -> {
             e.keyLog.sealAll();
+            direct.flushBacking(); // direct writes are on the backing device only
             e.stats.flushes.increment();
         });
     }
@@ -350,7 +370,7 @@ public final class Cache implements BlockDevice {
     public void trim(long offset, long length) throws IOException {
         Ranges.check(this, offset, length);
         run(true, () -> {
-            writes.zero(offset, length, false);
+            zero(offset, length, false);
             e.stats.trims.increment();
         });
     }
@@ -359,9 +379,23 @@ public final class Cache implements BlockDevice {
     public void writeZeroes(long offset, long length, boolean fua) throws IOException {
         Ranges.check(this, offset, length);
         run(true, () -> {
-            writes.zero(offset, length, fua);
+            zero(offset, length, fua);
             e.stats.writes.increment();
         });
+    }
+
+    /**
+     * Zeroing and trimming: in the cache (a zero extent) in writeback mode; in the other modes on
+     * the backing device (as write-zeroes: a trim must read back as zeros, as it does from the
+     * cache), dropping the cached data of the range.
+     */
+    private void zero(long offset, long length, boolean fua) throws IOException {
+        if (e.policy.zero() == CachePolicy.Route.CACHE) {
+            writes.zero(offset, length, fua);
+        } else {
+            direct.write(offset, length, null, (pos, n, done) -> e.backing.writeZeroes(pos, n, fua),
+                    (pos, n, done) -> writes.zero(pos, n, fua));
+        }
     }
 
     /**
@@ -443,6 +477,91 @@ public final class Cache implements BlockDevice {
         workers.poke();
     }
 
+    /** The cache mode in force ({@link CacheMode}). */
+    public CacheMode cacheMode() {
+        return e.policy.mode();
+    }
+
+    /**
+     * Switches the cache mode; persisted in the cache (cache info), so the next open starts in it.
+     * Leaving writeback (any mode but writeback) first writes back everything dirty, at full speed,
+     * reporting the dirty bytes left to {@code progress}; only then does the mode change, and a
+     * second drain writes back what was written meanwhile. To {@link CacheMode#NONE}, the clean
+     * cached data is then dropped ({@link #invalidate}). A failed drain leaves the mode as it was.
+     */
+    public void setCacheMode(CacheMode mode, LongConsumer progress) throws IOException {
+        java.util.Objects.requireNonNull(mode, "mode");
+        modeSwitch.lock();
+        try {
+            if (mode != CacheMode.WRITEBACK) {
+                flushAll(progress);
+            }
+            run(true, () -> {
+                e.policy.setMode(mode);
+                e.info.setCacheMode(mode.ordinal());
+            });
+            if (mode != CacheMode.WRITEBACK) {
+                flushAll(progress);
+            }
+            if (mode == CacheMode.NONE) {
+                invalidate();
+            }
+            log.info("cache mode is now {}", mode.label());
+        } finally {
+            modeSwitch.unlock();
+        }
+    }
+
+    /** The sequential cutoff in bytes (0: off); see {@link CachePolicy}. */
+    public long sequentialCutoff() {
+        return e.policy.cutoff();
+    }
+
+    /**
+     * Sets the sequential cutoff (bcache's {@code sequential_cutoff}): a stream of sequential
+     * writes or reads longer than {@code bytes} bypasses the cache (0 turns it off). Not persisted;
+     * the library's default is 0, {@code pmcache serve}'s 4 MiB.
+     */
+    public void setSequentialCutoff(long bytes) {
+        e.policy.setCutoff(bytes);
+    }
+
+    /**
+     * Drops the clean cached data: afterwards reads of those bytes come from the backing device
+     * (and fill again, as the mode allows). Dirty data stays. Persisted: the next open leaves out
+     * the clean keys logged before. Returns the bytes of extents dropped.
+     */
+    public long invalidate() throws IOException {
+        long[] dropped = {0};
+        run(true, () -> {
+            e.info.setCleanUntrustedBefore(CacheInfo.CLEAN_UNTRUSTED_ALL); // before: a crash must not bring them back
+            for (int r = 0; r < e.index.rangeCount(); r++) {
+                io.pmcache.index.ExtentMap map = e.index.rangeIfPresent(r);
+                if (map == null) {
+                    continue;
+                }
+                map.lock().lock();
+                try {
+                    boolean allClean = direct.durablyClean(map);
+                    // The dirty flag of an extent written back stays set; a range whose newest dirty
+                    // key is behind the persisted dirty tail holds no dirty data at all.
+                    map.removeIf(x -> {
+                        boolean drop = x.kind() != io.pmcache.index.Extent.Kind.PLACEHOLDER && (allClean || !x.dirty());
+                        if (drop) {
+                            dropped[0] += x.length();
+                        }
+                        return drop;
+                    }, Integer.MAX_VALUE);
+                } finally {
+                    map.lock().unlock();
+                }
+            }
+            e.stats.invalidatedBytes.add(dropped[0]);
+        });
+        log.info("invalidated {} bytes of clean cached data", dropped[0]);
+        return dropped[0];
+    }
+
     /** The writeback pacing knobs in force. */
     public WritebackSettings writebackSettings() {
         return pacing.settings();
@@ -475,7 +594,11 @@ public final class Cache implements BlockDevice {
                 100.0 * s.dirtyBytes.get() / ((double) e.segments.count() * e.superblock.segmentSize()),
                 pacing.settings().targetPercent(), writebackOn ? pacing.last().rate() == WritebackPolicy.FULL_SPEED
                         ? -1 : pacing.last().rate() : 0,
-                writebackOn ? pacing.last().reason().label() : "off");
+                writebackOn ? pacing.last().reason().label() : "off",
+                e.policy.mode().label(), e.policy.cutoff(), direct.directWrites.sum(), direct.directWriteBytes.sum(),
+                direct.throughWrites.sum(), direct.dirtyRangeFallbacks.sum(), e.policy.sequentialWrites.sum(),
+                e.policy.sequentialWriteBytes.sum(), e.policy.sequentialReads.sum(), e.stats.fillsBypassed.sum(),
+                e.direct.waits.sum(), s.invalidatedBytes.sum());
     }
 
     /**
@@ -600,6 +723,7 @@ public final class Cache implements BlockDevice {
         } catch (EngineAbort ex) {
             throw ex.io();
         }
+        direct.flushBacking(); // what was written to the backing device directly is durable after a clean stop
         log.info("closed {}: {} dirty bytes not yet written back", e.medium.describe(), e.stats.dirtyBytes.get());
         if (drainFailure != null) {
             throw drainFailure;

@@ -21,19 +21,40 @@ final class CacheInfoStore {
     }
 
     synchronized void setKeyTail(LogPosition p) {
-        write(new CacheInfo(current.sequence() + 1, p, current.dirtyTail(), current.gcPercent()));
+        CacheInfo c = current;
+        write(new CacheInfo(c.sequence() + 1, p, c.dirtyTail(), c.gcPercent(), c.cacheMode(), c.cleanUntrustedBefore()));
     }
 
     synchronized void setDirtyTail(LogPosition p) {
-        write(new CacheInfo(current.sequence() + 1, current.keyTail(), p, current.gcPercent()));
+        CacheInfo c = current;
+        write(new CacheInfo(c.sequence() + 1, c.keyTail(), p, c.gcPercent(), c.cacheMode(), c.cleanUntrustedBefore()));
     }
 
     synchronized void setTails(LogPosition key, LogPosition dirty) {
-        write(new CacheInfo(current.sequence() + 1, key, dirty, current.gcPercent()));
+        CacheInfo c = current;
+        write(new CacheInfo(c.sequence() + 1, key, dirty, c.gcPercent(), c.cacheMode(), c.cleanUntrustedBefore()));
     }
 
     synchronized void setGcPercent(int p) {
-        write(new CacheInfo(current.sequence() + 1, current.keyTail(), current.dirtyTail(), p));
+        CacheInfo c = current;
+        write(new CacheInfo(c.sequence() + 1, c.keyTail(), c.dirtyTail(), p, c.cacheMode(), c.cleanUntrustedBefore()));
+    }
+
+    /** Persists the cache mode (a {@link CacheMode} ordinal). */
+    synchronized void setCacheMode(int mode) {
+        CacheInfo c = current;
+        if (c.cacheMode() != mode) {
+            write(new CacheInfo(c.sequence() + 1, c.keyTail(), c.dirtyTail(), c.gcPercent(), mode,
+                    c.cleanUntrustedBefore()));
+        }
+    }
+
+    /** Persists that clean keys of ksets below {@code seq} must not be trusted at replay. */
+    synchronized void setCleanUntrustedBefore(long seq) {
+        CacheInfo c = current;
+        if (c.cleanUntrustedBefore() != seq) {
+            write(new CacheInfo(c.sequence() + 1, c.keyTail(), c.dirtyTail(), c.gcPercent(), c.cacheMode(), seq));
+        }
     }
 
     private void write(CacheInfo next) {

@@ -19,6 +19,10 @@ final class CacheStats {
     final LongAdder readMisses = new LongAdder();
     final LongAdder fillBytes = new LongAdder();
     final LongAdder fillsSkipped = new LongAdder();
+    /** Read misses not filled on purpose: cache mode none, or a sequential stream past the cutoff. */
+    final LongAdder fillsBypassed = new LongAdder();
+    /** Bytes of clean cached extents dropped by {@code Cache.invalidate} (also when switching to mode none). */
+    final LongAdder invalidatedBytes = new LongAdder();
     final LongAdder spaceWaits = new LongAdder();
     final LongAdder spaceWaitNanos = new LongAdder();
     final LongAdder ksetsSealed = new LongAdder();

@@ -18,6 +18,16 @@ package io.pmcache.cache;
  * {@code writebackRateLimit} the rate writeback was last allowed (bytes per second; -1 for full
  * speed, 0 with writeback off) and {@code writebackReason} why: {@code controller}, {@code idle},
  * {@code pressure}, {@code drain}, or {@code off} when the writeback worker does not run.
+ *
+ * <p>Cache modes ({@link CacheMode}, {@link CachePolicy}): {@code cacheMode} and
+ * {@code sequentialCutoff} (bytes, 0 = off) in force; {@code directWrites}/{@code directWriteBytes}
+ * the writes (and zeroings) that went to the backing device directly (writethrough, writearound,
+ * none, the cutoff), {@code writethroughWrites} those of them also cached; {@code dirtyRangeWrites}
+ * the pieces that went into the cache instead because their range held dirty data not yet written
+ * back; {@code sequentialBypassWrites}/{@code sequentialBypassWriteBytes} writes and
+ * {@code sequentialBypassReads} reads past the cutoff; {@code fillsBypassed} read misses not filled
+ * on purpose (mode none or the cutoff); {@code directWaits} cached writes and reads that waited for
+ * a direct write to the same bytes; {@code invalidatedBytes} clean data dropped by invalidate.
  */
 public record CacheStatus(
         long deviceSize, long segmentSize, int segmentsTotal, int segmentsUsed, int gcPercent, boolean dataCrc,
@@ -31,5 +41,8 @@ public record CacheStatus(
         long replayNanos, long replayKsets, long replayKeys,
         String keyTail, String dirtyTail, String keyHead, long writebackLagKsets,
         long ksetsDamaged, long backingStalledMillis, String failure, long writebackZeroBytes,
-        double dirtyPercent, int writebackTargetPercent, long writebackRateLimit, String writebackReason) {
+        double dirtyPercent, int writebackTargetPercent, long writebackRateLimit, String writebackReason,
+        String cacheMode, long sequentialCutoff, long directWrites, long directWriteBytes, long writethroughWrites,
+        long dirtyRangeWrites, long sequentialBypassWrites, long sequentialBypassWriteBytes,
+        long sequentialBypassReads, long fillsBypassed, long directWaits, long invalidatedBytes) {
 }

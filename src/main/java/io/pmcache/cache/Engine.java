@@ -22,6 +22,10 @@ final class Engine {
     final CacheStats stats;
     /** Whether the cache has failed (a persist failed); decides for every path. */
     final FailState failure;
+    /** The cache mode and the sequential cutoff: the one authority on how an I/O uses the cache. */
+    final CachePolicy policy = new CachePolicy(CacheMode.WRITEBACK, 0);
+    /** Direct writes in flight, which cached writes and reads of the same bytes wait for. */
+    final InFlightDirect direct = new InFlightDirect();
     /** Called at named points of writeback and gc steps; tests install one to cut power there. */
     volatile StepHook hook = StepHook.NONE;
 

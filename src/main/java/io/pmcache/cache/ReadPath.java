@@ -38,15 +38,21 @@ final class ReadPath {
         this.e = e;
     }
 
+    /** A fresh placeholder id (read fills and direct writes draw from one sequence: ids never collide). */
+    static long newFillId() {
+        return FILL_IDS.incrementAndGet();
+    }
+
     void read(long offset, MemorySegment dst) throws IOException {
         long len = dst.byteSize();
+        boolean fill = e.policy.fillRead(offset, len);
         long done = 0;
         int hit = 0;
         int miss = 0;
         while (done < len) {
             long pos = offset + done;
             int n = (int) Math.min(len - done, RangeIndex.roomInRange(pos));
-            int r = readRange(pos, n == len ? dst : dst.asSlice(done, n)); // within one range: no slice
+            int r = readRange(pos, n == len ? dst : dst.asSlice(done, n), fill); // within one range: no slice
             hit |= r & 1;
             miss |= r & 2;
             done += n;
@@ -71,10 +77,10 @@ final class ReadPath {
      * copy, which can then mix the two versions inside a sector (a file read racing a pwrite tears
      * at any byte): the read starts again, and finds the write in the index.
      */
-    private int readRange(long pos, MemorySegment dst) throws IOException {
+    private int readRange(long pos, MemorySegment dst, boolean fill) throws IOException {
         ExtentMap map = e.index.rangeFor(pos);
         while (true) {
-            int r = readRangeOnce(map, pos, dst);
+            int r = readRangeOnce(map, pos, dst, fill);
             if (r >= 0) {
                 return r;
             }
@@ -82,7 +88,7 @@ final class ReadPath {
     }
 
     /** One attempt of {@link #readRange}; -1 when a backing-device read may be torn (see there). */
-    private int readRangeOnce(ExtentMap map, long pos, MemorySegment dst) throws IOException {
+    private int readRangeOnce(ExtentMap map, long pos, MemorySegment dst, boolean fillMisses) throws IOException {
         long end = pos + dst.byteSize();
         // Fast path: one extent holds the whole request (a hit or zeros): no snapshot list, no object.
         boolean whole;
@@ -115,6 +121,7 @@ final class ReadPath {
         }
         List<Extent> parts = new ArrayList<>(4);
         long fillId = 0;
+        java.util.concurrent.CountDownLatch direct;
         map.lock().lock();
         try {
             map.forEachOverlapping(pos, end, x -> parts.add(x.slice(pos, end)));
@@ -138,8 +145,18 @@ final class ReadPath {
             if (gaps > 0) {
                 parts.sort((a, b) -> Long.compare(a.start(), b.start()));
             }
+            direct = e.direct.overlapping(map, pos, end);
         } finally {
             map.lock().unlock();
+        }
+        if (direct != null) {
+            // A direct write to these bytes is in flight (DirectPath): wait for it, so this read
+            // never reads a backing-device sector half written, then start over.
+            if (fillId != 0) {
+                removePlaceholders(map, pos, end, fillId);
+            }
+            e.direct.await(direct, e.failure);
+            return -1;
         }
         int result = 0;
         try {
@@ -170,7 +187,9 @@ final class ReadPath {
             if (!unchanged(map, fromBacking)) {
                 return -1; // before the fill: it would turn our surviving placeholders into data
             }
-            if (fillId != 0 && !e.failure.failed()) {
+            if (fillId != 0 && !fillMisses) {
+                e.stats.fillsBypassed.increment();
+            } else if (fillId != 0 && !e.failure.failed()) {
                 try {
                     fill(map, parts, fillId, pos, dst);
                 } catch (EngineAbort ex) {
@@ -241,8 +260,8 @@ final class ReadPath {
         return (int) ((long) e.segments.count() * e.info.current().gcPercent() / 100);
     }
 
-    /** Fills the cache with what was read for our own placeholders. */
-    private void fill(ExtentMap map, List<Extent> parts, long fillId, long pos, MemorySegment dst) {
+    /** Fills the cache with what was read for our own placeholders (also a writethrough's data). */
+    void fill(ExtentMap map, List<Extent> parts, long fillId, long pos, MemorySegment dst) {
         int limit = fillLimit();
         for (Extent gap : parts) {
             if (gap.kind() != Extent.Kind.PLACEHOLDER || gap.fillId() != fillId) {
@@ -291,7 +310,7 @@ final class ReadPath {
         }
     }
 
-    private static void removePlaceholders(ExtentMap map, long from, long to, long fillId) {
+    static void removePlaceholders(ExtentMap map, long from, long to, long fillId) {
         map.lock().lock();
         try {
             List<Extent> mine = new ArrayList<>(2);

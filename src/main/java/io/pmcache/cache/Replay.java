@@ -62,6 +62,10 @@ final class Replay {
     private final long[] maxKeyGeneration;
     private final KeyLiveness liveness;
     private final List<Unsealed> unsealed = new ArrayList<>();
+    /** Clean keys of ksets below this sequence are not put into the index (see {@link #apply}). */
+    private long cleanUntrustedBefore;
+    /** Clean keys left out of the index because they were untrusted. */
+    long untrustedCleanKeys;
     /** A key that may have been dirty was lost with its range (see {@link #dropCleanExtents}). */
     private boolean lostUnknownRange;
     private long ksets;
@@ -102,6 +106,7 @@ final class Replay {
 
     Result run(CacheInfo info) {
         long t0 = System.nanoTime();
+        cleanUntrustedBefore = info.cleanUntrustedBefore();
         LogPosition dirtyTail = info.dirtyTail();
         LogPosition keyTail = info.keyTail();
         restoreDamagedSlots(keyTail, dirtyTail);
@@ -330,7 +335,7 @@ final class Replay {
                     }
                     taken.set(slot);
                     accepted.add(key);
-                    apply(key, mayBeDirty);
+                    apply(key, mayBeDirty, seq);
                 }
             }
         }
@@ -410,9 +415,24 @@ final class Replay {
     }
 
     /** A live key: into the index (newest wins), with the reference gc drops when it passes the key. */
-    private void apply(KeyRecord key, boolean mayBeDirty) {
+    private void apply(KeyRecord key, boolean mayBeDirty, long seq) {
         boolean dirty = mayBeDirty && key.dirty();
         var map = index.rangeFor(key.offset());
+        if (dirty) {
+            map.noteDirtyKset(seq + 1); // DirectPath writes this range directly only once the tail passed it
+        }
+        if (!dirty && seq < cleanUntrustedBefore) {
+            // The backing device was written directly after this clean key was logged (DirectPath),
+            // so it may be older than what the backing device holds: not cached. Every older key of
+            // its range is clean too (older) and equally left out. The key still holds its
+            // reference, which gc drops when it passes the key, as for every live key.
+            if (!key.zero()) {
+                segments.ref(key.segment());
+            }
+            untrustedCleanKeys++;
+            keys++;
+            return;
+        }
         if (key.zero()) {
             map.insertZero(key.offset(), key.length(), dirty);
         } else {

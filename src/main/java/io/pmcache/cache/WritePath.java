@@ -22,7 +22,7 @@ final class WritePath {
         this.e = e;
     }
 
-    void write(long offset, MemorySegment src, boolean fua) {
+    void write(long offset, MemorySegment src, boolean fua) throws java.io.InterruptedIOException {
         long len = src.byteSize();
         long done = 0;
         while (done < len) {
@@ -51,7 +51,7 @@ final class WritePath {
     }
 
     /** Makes {@code [offset, offset+length)} read as zeros, without storing data. */
-    void zero(long offset, long length, boolean fua) {
+    void zero(long offset, long length, boolean fua) throws java.io.InterruptedIOException {
         long done = 0;
         while (done < length) {
             long pos = offset + done;
@@ -65,20 +65,37 @@ final class WritePath {
         }
     }
 
-    /** Under the range's lock: appends the (dirty) key to the log, then puts its extent into the index. */
-    private long insertAndAppend(KeyRecord key) {
+    /**
+     * Under the range's lock: appends the (dirty) key to the log, then puts its extent into the
+     * index. A direct write in flight over the key's bytes is waited for first (see
+     * {@link DirectPath}): its data must reach the backing device before this key's does.
+     */
+    private long insertAndAppend(KeyRecord key) throws java.io.InterruptedIOException {
         ExtentMap map = e.index.rangeFor(key.offset());
-        map.lock().lock();
-        try {
-            long slot = e.keyLog.append(key); // first: if it fails, the index never names the key
-            if (key.zero()) {
-                map.insertZero(key.offset(), key.length(), true);
-            } else {
-                map.insertData(key.offset(), key.length(), key.segment(), key.segmentOffset(), key.generation(), true);
+        while (true) {
+            java.util.concurrent.CountDownLatch direct;
+            map.lock().lock();
+            try {
+                direct = e.direct.overlapping(map, key.offset(), key.end());
+                if (direct == null) {
+                    return appendAndInsert(map, key);
+                }
+            } finally {
+                map.lock().unlock();
             }
-            return slot;
-        } finally {
-            map.lock().unlock();
+            e.direct.await(direct, e.failure);
         }
+    }
+
+    /** Caller holds the range's lock. */
+    private long appendAndInsert(ExtentMap map, KeyRecord key) {
+        long slot = e.keyLog.append(key); // first: if it fails, the index never names the key
+        map.noteDirtyKset(e.keyLog.nextSeq()); // the key's kset is below the head
+        if (key.zero()) {
+            map.insertZero(key.offset(), key.length(), true);
+        } else {
+            map.insertData(key.offset(), key.length(), key.segment(), key.segmentOffset(), key.generation(), true);
+        }
+        return slot;
     }
 }

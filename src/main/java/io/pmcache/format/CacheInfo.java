@@ -26,8 +26,9 @@ import java.lang.foreign.MemorySegment;
  * |            dirty tail: expected kset sequence (8)             | 32
  * +---------------------------------------------------------------+
  * |                      gc_percent (0..90)                       | 40
- * |                     flags (reserved, 0)                       | 44
- * |                     reserved (12 bytes)                       | 48
+ * |          flags: bits 0-1 cache mode (0 writeback), rest 0     | 44
+ * |        clean keys untrusted before kset sequence (8)          | 48
+ * |                     reserved (4 bytes)                        | 56
  * |         CRC32C of bytes [0, 60), salted with the cache id     | 60
  * +---------------------------------------------------------------+
  * </pre>
@@ -35,11 +36,28 @@ import java.lang.foreign.MemorySegment;
  * All integers little-endian. A tail is the position of the next kset to process and the
  * sequence that kset must carry. Invariants checked on decode: both tails lie within the segment
  * area, the dirty tail's kset sequence is not below the key tail's, gc_percent is 0..90, and the
- * sequence is one a two-slot record can carry ({@link Layout#isSlotSequence}).
+ * sequence is one a two-slot record can carry ({@link Layout#isSlotSequence}), no unknown flag is
+ * set and the untrusted-before sequence is not negative.
+ *
+ * <p>Cache mode and clean-untrusted position (both 0 on caches formatted before cache modes): the
+ * mode is the operator's last choice ({@code io.pmcache.cache.CacheMode} ordinal); clean keys in
+ * ksets with a sequence below {@code cleanUntrustedBefore} are not put into the index at replay,
+ * because the backing device was written directly (bypassing the cache) after they were logged.
  */
-public record CacheInfo(long sequence, LogPosition keyTail, LogPosition dirtyTail, int gcPercent) {
+public record CacheInfo(long sequence, LogPosition keyTail, LogPosition dirtyTail, int gcPercent, int cacheMode,
+                        long cleanUntrustedBefore) {
     public static final int SIZE = 64;
+    /** {@link #cacheMode} values 0..3 (writeback, writethrough, writearound, none); 0 on older caches. */
+    public static final int CACHE_MODE_MASK = 3;
+    /**
+     * {@link #cleanUntrustedBefore}: every clean key of the log is untrusted (the backing device was
+     * written directly while this cache was open, so a clean extent may be older than it).
+     */
+    public static final long CLEAN_UNTRUSTED_ALL = Long.MAX_VALUE;
+    private static final int OFF_FLAGS = 44;
+    private static final int OFF_CLEAN_UNTRUSTED = 48;
     private static final int OFF_SEQUENCE = 0;
+
     private static final int OFF_KEY_TAIL = 8;
     private static final int OFF_DIRTY_TAIL = 24;
     private static final int OFF_GC_PERCENT = 40;
@@ -49,6 +67,18 @@ public record CacheInfo(long sequence, LogPosition keyTail, LogPosition dirtyTai
     private static final int POS_OFFSET = 4;
     private static final int POS_KSET_SEQ = 8;
 
+    public CacheInfo {
+        if ((cacheMode & ~CACHE_MODE_MASK) != 0 || cleanUntrustedBefore < 0) {
+            throw new IllegalArgumentException("cache mode " + cacheMode + ", clean untrusted before "
+                    + cleanUntrustedBefore);
+        }
+    }
+
+    /** Writeback mode, every clean key trusted (a fresh cache, and caches written before modes existed). */
+    public CacheInfo(long sequence, LogPosition keyTail, LogPosition dirtyTail, int gcPercent) {
+        this(sequence, keyTail, dirtyTail, gcPercent, 0, 0);
+    }
+
     public void encode(MemorySegment medium, long slotOffset, long cacheId) {
         MemorySegment s = medium.asSlice(slotOffset, SIZE);
         s.fill((byte) 0);
@@ -56,6 +86,8 @@ public record CacheInfo(long sequence, LogPosition keyTail, LogPosition dirtyTai
         putPosition(s, OFF_KEY_TAIL, keyTail);
         putPosition(s, OFF_DIRTY_TAIL, dirtyTail);
         s.set(JAVA_INT_UNALIGNED, OFF_GC_PERCENT, gcPercent);
+        s.set(JAVA_INT_UNALIGNED, OFF_FLAGS, cacheMode);
+        s.set(JAVA_LONG_UNALIGNED, OFF_CLEAN_UNTRUSTED, cleanUntrustedBefore);
         s.set(JAVA_INT_UNALIGNED, OFF_CRC, Crc.of(cacheId, s, 0, OFF_CRC));
     }
 
@@ -69,11 +101,14 @@ public record CacheInfo(long sequence, LogPosition keyTail, LogPosition dirtyTai
         LogPosition dirty = getPosition(s, OFF_DIRTY_TAIL);
         int gc = s.get(JAVA_INT_UNALIGNED, OFF_GC_PERCENT);
         long sequence = s.get(JAVA_LONG_UNALIGNED, OFF_SEQUENCE);
+        int flags = s.get(JAVA_INT_UNALIGNED, OFF_FLAGS);
+        long untrusted = s.get(JAVA_LONG_UNALIGNED, OFF_CLEAN_UNTRUSTED);
         if (!key.isWithin(sb) || !dirty.isWithin(sb) || gc < 0 || gc > 90
-                || dirty.ksetSeq() < key.ksetSeq() || !Layout.isSlotSequence(sequence)) {
+                || dirty.ksetSeq() < key.ksetSeq() || !Layout.isSlotSequence(sequence)
+                || (flags & ~CACHE_MODE_MASK) != 0 || untrusted < 0) {
             return null;
         }
-        return new CacheInfo(sequence, key, dirty, gc);
+        return new CacheInfo(sequence, key, dirty, gc, flags, untrusted);
     }
 
     private static void putPosition(MemorySegment s, int at, LogPosition p) {

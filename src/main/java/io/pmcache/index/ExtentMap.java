@@ -93,6 +93,11 @@ public final class ExtentMap {
     private int[] counts = new int[1];
     private int nLeaves;
     private int size;
+    /**
+     * An upper bound on (1 + the kset sequence) of the newest dirty key logged for this range;
+     * 0 when none was. Guarded by the lock; kept by the engine (the map itself never reads it).
+     */
+    private long dirtyKsetBound;
     /** Extents that do not fit the packed words, by start; null until the first one. */
     private HashMap<Long, Extent> overflow;
 
@@ -106,6 +111,18 @@ public final class ExtentMap {
 
     public ReentrantLock lock() {
         return lock;
+    }
+
+    /** See {@link #dirtyKsetBound}. Caller holds the lock. */
+    public long dirtyKsetBound() {
+        return dirtyKsetBound;
+    }
+
+    /** Raises {@link #dirtyKsetBound} to {@code bound} (never lowers it). Caller holds the lock. */
+    public void noteDirtyKset(long bound) {
+        if (bound > dirtyKsetBound) {
+            dirtyKsetBound = bound;
+        }
     }
 
     public boolean isEmpty() {
