@@ -94,6 +94,18 @@ public final class AdminServer implements AutoCloseable {
         return s;
     }
 
+    /**
+     * Adds {@code /cache-mode}, {@code /sequential-cutoff} and {@code /invalidate} for {@code cache}
+     * (see {@link CacheModeEndpoint}).
+     */
+    public AdminServer withCacheModes(io.pmcache.cache.Cache cache) {
+        CacheModeEndpoint ep = new CacheModeEndpoint(cache, src::invalidate);
+        http.createContext("/cache-mode", ex -> handle(ex, ep::cacheMode));
+        http.createContext("/sequential-cutoff", ex -> handle(ex, ep::sequentialCutoff));
+        http.createContext("/invalidate", ex -> handle(ex, ep::invalidate));
+        return this;
+    }
+
     /** The bound address (the real port when 0 was asked for). */
     public InetSocketAddress address() {
         return http.getAddress();
@@ -162,7 +174,7 @@ public final class AdminServer implements AutoCloseable {
         }
     }
 
-    private static void reply(HttpExchange ex, int code, String type, String body) throws IOException {
+    static void reply(HttpExchange ex, int code, String type, String body) throws IOException {
         byte[] b = body.getBytes(StandardCharsets.UTF_8);
         ex.getResponseHeaders().set("Content-Type", type);
         boolean head = "HEAD".equals(ex.getRequestMethod());
@@ -174,11 +186,11 @@ public final class AdminServer implements AutoCloseable {
         }
     }
 
-    private static boolean isGet(HttpExchange ex) {
+    static boolean isGet(HttpExchange ex) {
         return "GET".equals(ex.getRequestMethod()) || "HEAD".equals(ex.getRequestMethod());
     }
 
-    private static void methodNotAllowed(HttpExchange ex, String allow) throws IOException {
+    static void methodNotAllowed(HttpExchange ex, String allow) throws IOException {
         ex.getResponseHeaders().set("Allow", allow);
         reply(ex, 405, "text/plain", "method " + ex.getRequestMethod() + " not allowed; use " + allow + "\n");
     }

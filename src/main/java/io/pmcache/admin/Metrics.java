@@ -139,6 +139,37 @@ public final class Metrics {
                 s -> s.cache().replayNanos() / 1e9);
         gauge("pmcache.replay.keys", null, "Keys replayed at the last open", s -> s.cache().replayKeys());
         gauge("pmcache.replay.ksets", null, "Key sets replayed at the last open", s -> s.cache().replayKsets());
+        cacheModes();
+    }
+
+    /** Cache modes and the sequential cutoff (see docs/architecture.md#cache-modes-and-the-sequential-cutoff). */
+    private void cacheModes() {
+        for (String mode : new String[] {"writeback", "writethrough", "writearound", "none"}) {
+            Gauge.builder("pmcache.cache.mode", src, s -> mode.equals(s.cache().cacheMode()) ? 1 : 0)
+                    .tag("mode", mode).description("1 for the cache mode in force").register(registry);
+        }
+        gauge("pmcache.sequential.cutoff", "bytes", "Sequential streams longer than this bypass the cache (0: off)",
+                s -> s.cache().sequentialCutoff());
+        counter("pmcache.direct.writes", null, "Writes and zeroings that went to the backing device directly "
+                + "(writethrough, writearound, none, sequential cutoff)", CacheStatus::directWrites);
+        counter("pmcache.direct.written", "bytes", "Bytes written to the backing device directly",
+                CacheStatus::directWriteBytes);
+        counter("pmcache.writethrough.writes", null, "Direct writes also cached as clean data (writethrough)",
+                CacheStatus::writethroughWrites);
+        counter("pmcache.dirty.range.writes", null, "Write pieces cached (write-back) instead of written directly: "
+                + "their range held dirty data not yet written back", CacheStatus::dirtyRangeWrites);
+        counter("pmcache.sequential.bypass.writes", null, "Writes past the sequential cutoff",
+                CacheStatus::sequentialBypassWrites);
+        counter("pmcache.sequential.bypass.written", "bytes", "Bytes of writes past the sequential cutoff",
+                CacheStatus::sequentialBypassWriteBytes);
+        counter("pmcache.sequential.bypass.reads", null, "Reads past the sequential cutoff (not filled)",
+                CacheStatus::sequentialBypassReads);
+        counter("pmcache.fills.bypassed", null, "Read misses not filled on purpose (mode none or the cutoff)",
+                CacheStatus::fillsBypassed);
+        counter("pmcache.direct.waits", null, "Cached writes and reads that waited for a direct write to the same "
+                + "bytes", CacheStatus::directWaits);
+        counter("pmcache.invalidated", "bytes", "Bytes of clean cached data dropped by invalidate",
+                CacheStatus::invalidatedBytes);
     }
 
     private void nbd() {

@@ -40,6 +40,30 @@ final class AdminClient {
         return send(HttpRequest.newBuilder(URI.create(base + path)).POST(HttpRequest.BodyPublishers.ofString(body)));
     }
 
+    /**
+     * Posts {@code body} and hands each line of the answer to {@code line} as it arrives (a long
+     * job's progress); no time limit once the answer has begun. Returns the status code.
+     */
+    int postLines(String path, String body, java.util.function.Consumer<String> line) throws IOException {
+        HttpRequest req = HttpRequest.newBuilder(URI.create(base + path))
+                .POST(HttpRequest.BodyPublishers.ofString(body)).build();
+        try {
+            HttpResponse<java.util.stream.Stream<String>> r = http.send(req, HttpResponse.BodyHandlers.ofLines());
+            try (java.util.stream.Stream<String> lines = r.body()) {
+                lines.forEach(line);
+            }
+            return r.statusCode();
+        } catch (ConnectException e) {
+            throw new IOException("cannot reach the admin endpoint at " + base + " (--admin " + spec
+                    + "): connection refused; is `pmcache serve --admin " + spec + "` running?");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while talking to " + base);
+        } catch (IOException | java.io.UncheckedIOException e) {
+            throw new IOException("cannot talk to the admin endpoint at " + base + ": " + e);
+        }
+    }
+
     private Response send(HttpRequest.Builder b) throws IOException {
         try {
             HttpResponse<String> r = http.send(b.timeout(Duration.ofSeconds(30)).build(),

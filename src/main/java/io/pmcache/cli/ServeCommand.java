@@ -4,6 +4,7 @@ import io.pmcache.admin.AdminServer;
 import io.pmcache.admin.StatusSource;
 import io.pmcache.backing.BackingDevice;
 import io.pmcache.cache.Cache;
+import io.pmcache.cache.CacheMode;
 import io.pmcache.cache.CacheOptions;
 import io.pmcache.cache.FormatOptions;
 import io.pmcache.cache.WritebackSettings;
@@ -102,6 +103,15 @@ public final class ServeCommand implements Callable<Integer> {
             description = "After MS ms without foreground I/O, write back at full speed. Default: 2000.")
     Long writebackIdleDelay;
 
+    @Option(names = "--cache-mode", paramLabel = "MODE",
+            description = "writeback, writethrough, writearound or none (default: as stored in the cache, writeback "
+                    + "when new). Persisted. Leaving writeback first writes back the dirty data.")
+    String cacheMode;
+
+    @Option(names = "--sequential-cutoff", paramLabel = "SIZE", converter = SizeConverter.class, defaultValue = "4M",
+            description = "Sequential streams longer than SIZE bypass the cache; 0: off. Default: 4M.")
+    long sequentialCutoff;
+
     @Option(names = "--read-only", description = "Serve read-only.")
     boolean readOnly;
 
@@ -165,6 +175,7 @@ public final class ServeCommand implements Callable<Integer> {
                 log.warn("background writeback is off (--no-writeback): dirty data stays in the cache");
             }
             try (Cache c = Cache.open(medium, disk, options)) {
+                CacheModeOptions.apply(c, cacheMode == null ? null : CacheMode.parse(cacheMode), sequentialCutoff, log);
                 serve(c, demo, adminAddress, created, tls, disk);
             }
         }
@@ -213,6 +224,12 @@ public final class ServeCommand implements Callable<Integer> {
         if (backingSize != null && backingSize <= 0) {
             throw Usage.error(spec, "invalid value for --backing-size: must be more than 0, got " + backingSize);
         }
+        if (cacheMode != null) {
+            Usage.check(spec, "--cache-mode", () -> CacheMode.parse(cacheMode));
+        }
+        if (sequentialCutoff < 0) {
+            throw Usage.error(spec, "invalid value for --sequential-cutoff: must be 0 (off) or more");
+        }
         if (maxConnections < 1) {
             throw Usage.error(spec, "invalid value for --max-connections: must be at least 1, got " + maxConnections);
         }
@@ -260,7 +277,7 @@ public final class ServeCommand implements Callable<Integer> {
         try {
             if (adminAddress != null) {
                 adminServer = AdminServer.start(adminAddress, StatusSource.of(c, server, disk), c::gcPercent,
-                        c::setGcPercent, c::writebackSettings, c::setWritebackSettings);
+                        c::setGcPercent, c::writebackSettings, c::setWritebackSettings).withCacheModes(c);
             }
             // Clients may write from the first listen on: the files are theirs from here.
             created.keep();

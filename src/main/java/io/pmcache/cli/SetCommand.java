@@ -15,7 +15,8 @@ import picocli.CommandLine.Model.CommandSpec;
 @Command(name = "set", mixinStandardHelpOptions = true,
         description = "Change a run-time knob of a running server through its admin endpoint.",
         subcommands = {SetCommand.GcPercent.class, SetCommand.WritebackTarget.class, SetCommand.WritebackMinRate.class,
-            SetCommand.WritebackMaxRate.class, SetCommand.WritebackIdleDelay.class, SetCommand.WritebackFullSpeed.class})
+            SetCommand.WritebackMaxRate.class, SetCommand.WritebackIdleDelay.class, SetCommand.WritebackFullSpeed.class,
+            SetCacheMode.class, SetCacheMode.SequentialCutoff.class})
 public final class SetCommand implements Runnable {
     @Spec
     CommandSpec spec;
@@ -23,7 +24,8 @@ public final class SetCommand implements Runnable {
     @Override
     public void run() {
         throw new picocli.CommandLine.ParameterException(spec.commandLine(), "name a knob: gc-percent, "
-                + "writeback-target, writeback-min-rate, writeback-max-rate, writeback-idle-delay, writeback-full-speed");
+                + "writeback-target, writeback-min-rate, writeback-max-rate, writeback-idle-delay, writeback-full-speed, "
+                + "cache-mode, sequential-cutoff");
     }
 
     @Command(name = "gc-percent", mixinStandardHelpOptions = true,

@@ -107,6 +107,10 @@ public final class StatusCommand implements Callable<Integer> {
             c.put("gc_percent", r.cacheInfo().gcPercent());
             c.put("key_tail", String.valueOf(r.keyTail()));
             c.put("dirty_tail", String.valueOf(r.dirtyTail()));
+            c.put("cache_mode", io.pmcache.cache.CacheMode.values()[r.cacheInfo().cacheMode()].label());
+            long untrusted = r.cacheInfo().cleanUntrustedBefore();
+            c.put("clean_keys_untrusted_before", untrusted == io.pmcache.format.CacheInfo.CLEAN_UNTRUSTED_ALL ? "all"
+                    : untrusted == 0 ? "none" : "kset #" + untrusted);
             doc.put("cache_info", c);
             Map<String, Object> seg = new LinkedHashMap<>();
             seg.put("total", r.segmentsTotal());
