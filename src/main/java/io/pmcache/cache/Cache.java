@@ -339,14 +339,16 @@ public final class Cache implements BlockDevice {
         Ranges.check(this, offset, src.byteSize());
         enter(true);
         try {
-            switch (e.policy.write(offset, src.byteSize())) {
+            CachePolicy.Route route = e.policy.write(offset, src.byteSize());
+            switch (route) {
                 case CACHE -> writes.write(offset, src, fua);
-                case THROUGH -> direct.write(offset, src.byteSize(), src,
-                        (pos, n, done) -> e.backing.write(pos, src.asSlice(done, n), fua),
-                        (pos, n, done) -> writes.write(pos, src.asSlice(done, n), fua));
-                case AROUND -> direct.write(offset, src.byteSize(), null,
-                        (pos, n, done) -> e.backing.write(pos, src.asSlice(done, n), fua),
-                        (pos, n, done) -> writes.write(pos, src.asSlice(done, n), fua));
+                case THROUGH, AROUND -> {
+                    direct.write(offset, src.byteSize(), route == CachePolicy.Route.THROUGH ? src : null,
+                            (pos, n, done) -> e.backing.write(pos, src.asSlice(done, n), fua),
+                            (pos, n, done) -> writes.writeData(pos, src.asSlice(done, n), fua));
+                    e.stats.writes.increment();
+                    e.stats.writeBytes.add(src.byteSize());
+                }
             }
         } catch (EngineAbort ex) {
             throw ex.io();
@@ -638,6 +640,7 @@ public final class Cache implements BlockDevice {
         } finally {
             pacing.endDrain();
         }
+        direct.flushBacking(); // and what was written to the backing device directly
     }
 
     /** Stops cleanly: every kset sealed and persisted. Does not wait for writeback. */

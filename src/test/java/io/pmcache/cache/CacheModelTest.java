@@ -33,7 +33,13 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * the range read reports ZERO or HOLE only where the model reads zeros); after a crash everything
  * acknowledged reads back; after a power cut (plain or mid-step) every flushed and FUA write reads
  * back and no sector holds anything never written there; after a final drain the backing disk
- * equals the model. Operation count: {@code -Dpmcache.model.ops} (CI runs 100,000 over the two
+ * equals the model.
+ *
+ * <p>Cache modes and the sequential cutoff are part of the random operations: each run starts in
+ * a random {@link CacheMode} with a random cutoff (0 = off, 64 KiB .. 1 MiB), and switches modes
+ * (leaving writeback drains first), changes the cutoff, invalidates the clean data, and issues
+ * sequential write and read streams that cross the cutoff, all along; the model stays the oracle
+ * (no mode changes what a read returns). Operation count: {@code -Dpmcache.model.ops} (CI runs 100,000 over the two
  * tests); {@code -Dpmcache.seed=N} repeats a seed (the background threads still make each run
  * differ in timing); {@code -Dpmcache.model.hunt=N} runs N short seeds.
  */
@@ -217,7 +223,10 @@ class CacheModelTest {
         PowerCutBackingDevice disk = new PowerCutBackingDevice(deviceSize);
         CacheOptions options = CacheOptions.defaults().withParallel(parallel).withGcPercent(r.nextInt(91));
         try (CacheHarness h = CacheHarness.create(segments, disk, options, r.nextBoolean())) {
+            h.cache().setCacheMode(MODES[r.nextInt(MODES.length)], left -> { });
+            h.cache().setSequentialCutoff(CUTOFFS[r.nextInt(CUTOFFS.length)]);
             long[] nanos = new long[12];
+            long cutoff = h.cache().sequentialCutoff();
             for (int op = 0; op < ops; op++) {
                 long t0 = System.nanoTime();
                 String where = seed + " op " + op;
@@ -230,7 +239,9 @@ class CacheModelTest {
                 boolean waitsForWorkers = p >= 0.905 && p < 0.917 + cutRate;
                 if (mid.fired(h, op) || (waitsForWorkers && mid.suspend(h, op))) {
                     Point at = h.hook().firedAt();
+                    tally(h);
                     h.powerCutMidStep(r.nextLong());
+                    h.cache().setSequentialCutoff(cutoff);
                     verifyAfterCut(h, model, where + " after a power cut at " + at);
                     nanos[11] += System.nanoTime() - t0;
                     continue;
@@ -266,20 +277,40 @@ class CacheModelTest {
                     }
                 } else if (p < 0.905) {
                     h.cache().setGcPercent(r.nextInt(91));
-                } else if (p < 0.907) {
+                } else if (p < 0.906) {
                     h.flushAll();
                     model.flush();
+                } else if (p < 0.907) {
+                    // leaving writeback drains (the hook stepped aside: this waits for the workers)
+                    h.cache().setCacheMode(MODES[r.nextInt(MODES.length)], left -> { });
+                    modeSwitches++;
                 } else if (p < 0.912) {
+                    tally(h);
                     h.reopen();
+                    h.cache().setSequentialCutoff(cutoff); // not persisted, unlike the mode
                     model.flush();
                 } else if (p < 0.917) {
+                    tally(h);
                     h.crash();
+                    h.cache().setSequentialCutoff(cutoff);
                     verifyEverything(h, model, where + " after crash");
                 } else if (p < 0.917 + cutRate) {
+                    tally(h);
                     h.powerCut(r.nextLong());
+                    h.cache().setSequentialCutoff(cutoff);
                     verifyAfterCut(h, model, where + " after power cut");
                 } else {
-                    write(h, model, r, false);
+                    double q = r.nextDouble();
+                    if (q < 0.02) {
+                        cutoff = CUTOFFS[r.nextInt(CUTOFFS.length)];
+                        h.cache().setSequentialCutoff(cutoff);
+                    } else if (q < 0.04) {
+                        h.cache().invalidate();
+                    } else if (q < 0.30) {
+                        stream(h, model, r, where);
+                    } else {
+                        write(h, model, r, false);
+                    }
                 }
                 mid.resume(h);
                 nanos[kind(p, cutRate)] += System.nanoTime() - t0;
@@ -289,6 +320,15 @@ class CacheModelTest {
             }
             mid.finish(h, ops);
             verifyEverything(h, model, seed + " at the end");
+            tally(h);
+            System.err.printf("%s: modes: %d switches, ending in %s; %d direct writes (%d bytes), %d of them "
+                    + "writethrough, %d pieces cached for their dirty range, %d sequential writes and %d reads past the "
+                    + "cutoff, %d bytes invalidated%n", seed, modeSwitches, h.cache().cacheMode().label(), totals[0],
+                    totals[1], totals[2], totals[3], totals[4], totals[5], totals[6]);
+            if (ops >= 5000) { // short runs (the hunt) may not get there
+                assertThat(totals[0]).as("%s: direct writes", seed).isPositive();
+                assertThat(totals[4] + totals[5]).as("%s: I/O past the sequential cutoff", seed).isPositive();
+            }
             h.flushAll();
             assertThat(h.cache().status().dirtyBytes()).as("%s dirty bytes after drain", seed).isZero();
             byte[] onDisk = new byte[deviceSize];
@@ -347,6 +387,46 @@ class CacheModelTest {
             start -= start % 4096; // aligned to 4 KiB
         }
         return new long[] {start, len};
+    }
+
+    private static final CacheMode[] MODES = CacheMode.values();
+    private static final long[] CUTOFFS = {0, 64 * 1024, 256 * 1024, MIB};
+    private int modeSwitches;
+    /** Over all opens of a run: direct writes, their bytes, writethrough, dirty-range pieces, sequential writes, reads, invalidated bytes. */
+    private final long[] totals = new long[7];
+
+    /** Adds the figures of the open about to end (a status counts since its open). */
+    private void tally(CacheHarness h) {
+        CacheStatus s = h.cache().status();
+        long[] now = {s.directWrites(), s.directWriteBytes(), s.writethroughWrites(), s.dirtyRangeWrites(),
+            s.sequentialBypassWrites(), s.sequentialBypassReads(), s.invalidatedBytes()};
+        for (int i = 0; i < now.length; i++) {
+            totals[i] += now[i];
+        }
+    }
+
+    /**
+     * A sequential stream: 4 to 24 writes or reads of 16 to 256 KiB, each starting where the last
+     * ended, from a random place (so it crosses the cutoff, and now and then a 4 MiB range
+     * boundary); a write stream is FUA now and then. Reads are checked against the model.
+     */
+    private static void stream(CacheHarness h, DiskModel model, SplittableRandom r, String where) throws IOException {
+        boolean writes = r.nextBoolean();
+        int piece = (16 + r.nextInt(241)) * 1024 / SECTOR * SECTOR;
+        int count = 4 + r.nextInt(21);
+        long at = r.nextLong(Math.max(1, model.size() - (long) piece * count)) / SECTOR * SECTOR;
+        for (int i = 0; i < count && at + piece <= model.size(); i++, at += piece) {
+            if (writes) {
+                boolean fua = r.nextInt(8) == 0;
+                byte[] data = model.write(at, piece, false, fua);
+                h.write(at, MemorySegment.ofArray(data), fua);
+            } else {
+                byte[] got = read(h, at, piece);
+                int bad = java.util.Arrays.mismatch(got, 0, piece, model.current, (int) at, (int) at + piece);
+                assertThat(bad).as("%s stream read [%d, +%d): first wrong byte at %d", where, at, piece,
+                        at + bad).isEqualTo(-1);
+            }
+        }
     }
 
     private static void write(CacheHarness h, DiskModel model, SplittableRandom r, boolean fua) throws IOException {
