@@ -343,11 +343,18 @@ public final class Cache implements BlockDevice {
             switch (route) {
                 case CACHE -> writes.write(offset, src, fua);
                 case THROUGH, AROUND -> {
+                    boolean[] cached = {false};
                     direct.write(offset, src.byteSize(), route == CachePolicy.Route.THROUGH ? src : null,
                             (pos, n, done) -> e.backing.write(pos, src.asSlice(done, n), fua),
-                            (pos, n, done) -> writes.writeData(pos, src.asSlice(done, n), fua));
+                            (pos, n, done) -> {
+                                writes.writeData(pos, src.asSlice(done, n), fua);
+                                cached[0] = true;
+                            });
                     e.stats.writes.increment();
                     e.stats.writeBytes.add(src.byteSize());
+                    if (cached[0]) {
+                        writtenThrough();
+                    }
                 }
             }
         } catch (EngineAbort ex) {
@@ -395,8 +402,27 @@ public final class Cache implements BlockDevice {
         if (e.policy.zero() == CachePolicy.Route.CACHE) {
             writes.zero(offset, length, fua);
         } else {
+            boolean[] cached = {false};
             direct.write(offset, length, null, (pos, n, done) -> e.backing.writeZeroes(pos, n, fua),
-                    (pos, n, done) -> writes.zero(pos, n, fua));
+                    (pos, n, done) -> {
+                        writes.zero(pos, n, fua);
+                        cached[0] = true;
+                    });
+            if (cached[0]) {
+                writtenThrough();
+            }
+        }
+    }
+
+    /**
+     * In writethrough mode, a piece that went into the cache (its range held dirty data not yet
+     * written back: the moments after a switch from writeback) is written back before the write
+     * is acknowledged, so writethrough's promise holds: on the backing device at the acknowledgement.
+     */
+    private void writtenThrough() throws IOException {
+        if (e.policy.mode() == CacheMode.WRITETHROUGH) {
+            e.keyLog.sealAll();
+            drain(left -> { });
         }
     }
 

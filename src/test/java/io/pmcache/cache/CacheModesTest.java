@@ -69,6 +69,29 @@ class CacheModesTest {
         }
     }
 
+    /**
+     * A writethrough write to a range that still holds dirty data (a write that came in while the
+     * switch from writeback drained) goes into the cache — written directly it could be overtaken
+     * by that older data's writeback — and is written back before it is acknowledged.
+     */
+    @Test
+    void writethroughOverDirtyDataIsWrittenBackBeforeTheAcknowledgement() throws IOException {
+        try (CacheHarness h = CacheHarness.create(32, DEVICE, NO_WRITEBACK, false)) {
+            Cache c = h.cache();
+            byte[] old = pattern(64 * 1024, 60);
+            c.write(4 * MIB, MemorySegment.ofArray(old), false);          // dirty, in range 1
+            c.engine().policy.setMode(CacheMode.WRITETHROUGH);             // as in the middle of a switch
+            byte[] data = pattern(16 * 1024, 61);
+            c.write(4 * MIB + 8192, MemorySegment.ofArray(data), false);
+            assertThat(c.status().dirtyRangeWrites()).isEqualTo(1);
+            assertThat(c.status().dirtyBytes()).isZero();
+            assertThat(backingRead(h.backing(), 4 * MIB + 8192, data.length)).isEqualTo(data);
+            byte[] want = old.clone();
+            System.arraycopy(data, 0, want, 8192, data.length);
+            assertThat(cacheRead(c, 4 * MIB, want.length)).isEqualTo(want);
+        }
+    }
+
     @Test
     void writearoundDropsTheCachedRangeSoNoReadIsStale() throws IOException {
         try (CacheHarness h = CacheHarness.create(32, DEVICE, NO_WRITEBACK, false)) {
