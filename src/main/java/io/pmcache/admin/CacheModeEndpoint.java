@@ -78,7 +78,7 @@ final class CacheModeEndpoint {
             } catch (IOException | RuntimeException e) {
                 log.warn("cache mode {} -> {} through the admin endpoint failed: {}", old.label(), mode.label(),
                         e.toString());
-                line(out, Map.of("error", "cache mode stays " + cache.cacheMode().label() + ": " + e.getMessage()));
+                line(out, Map.of("error", "the cache mode is " + cache.cacheMode().label() + ": " + e.getMessage()));
                 return;
             }
             changed.run();

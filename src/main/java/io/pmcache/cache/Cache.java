@@ -515,7 +515,9 @@ public final class Cache implements BlockDevice {
      * Leaving writeback (any mode but writeback) first writes back everything dirty, at full speed,
      * reporting the dirty bytes left to {@code progress}; only then does the mode change, and a
      * second drain writes back what was written meanwhile. To {@link CacheMode#NONE}, the clean
-     * cached data is then dropped ({@link #invalidate}). A failed drain leaves the mode as it was.
+     * cached data is then dropped ({@link #invalidate}). A failure of the first drain leaves the
+     * mode as it was; of the second, the mode is switched and the failure thrown (the data stays
+     * dirty and is written back as usual).
      */
     public void setCacheMode(CacheMode mode, LongConsumer progress) throws IOException {
         java.util.Objects.requireNonNull(mode, "mode");

@@ -45,8 +45,12 @@ import java.util.concurrent.atomic.LongAdder;
 final class DirectPath {
     private final Engine e;
     private final ReadPath reads;
-    /** Some direct write completed since the last backing-device flush (a FLUSH must flush it). */
-    private final AtomicBoolean unflushed = new AtomicBoolean();
+    /**
+     * Some direct write completed since the last backing-device flush (a FLUSH must flush it).
+     * True at open: a process that crashed may have left direct writes unflushed in the OS, which
+     * the first FLUSH after the restart must make durable.
+     */
+    private final AtomicBoolean unflushed = new AtomicBoolean(true);
     final LongAdder directWrites = new LongAdder();
     final LongAdder directWriteBytes = new LongAdder();
     final LongAdder throughWrites = new LongAdder();

@@ -316,6 +316,27 @@ class CacheModesTest {
         }
     }
 
+    /**
+     * A direct write acknowledged before a process crash is still unflushed in the OS (the backing
+     * disk): the first FLUSH after the restart must flush the backing device, or a power cut then
+     * loses a write the client was told is durable. (Found by CacheModelTest, seed
+     * 2207938069244598032.)
+     */
+    @Test
+    void aFlushAfterACrashFlushesDirectWritesOfTheCrashedProcess() throws IOException {
+        for (long cutSeed = 0; cutSeed < 8; cutSeed++) {
+            try (CacheHarness h = CacheHarness.create(32, new PowerCutBackingDevice(DEVICE), NO_WRITEBACK, false)) {
+                h.cache().setCacheMode(CacheMode.WRITEAROUND, left -> { });
+                byte[] data = pattern(64 * 1024, 70);
+                h.cache().write(2 * MIB, MemorySegment.ofArray(data), false);
+                h.crash();
+                h.cache().flush();
+                h.powerCut(cutSeed);
+                assertThat(cacheRead(h.cache(), 2 * MIB, data.length)).as("cut seed %d", cutSeed).isEqualTo(data);
+            }
+        }
+    }
+
     @Test
     void aFlushFlushesDirectWritesOnTheBackingDevice() throws IOException {
         try (CacheHarness h = CacheHarness.create(32, DEVICE, NO_WRITEBACK, false)) {
