@@ -293,7 +293,10 @@ public final class Cache implements BlockDevice {
         }
         if (info.cleanUntrustedBefore() == CacheInfo.CLEAN_UNTRUSTED_ALL) {
             // Replay left the clean keys of the log out; those written from now on are trusted
-            // until the next direct write of the backing device (DirectPath).
+            // until the next direct write of the backing device (DirectPath). First make durable
+            // what the last run wrote directly (a crashed process leaves it in the OS): a read-miss
+            // fill of such data must not outlive a power cut that loses it.
+            backing.flush();
             store.setCleanUntrustedBefore(replayed.head().ksetSeq());
         }
         Engine engine = new Engine(medium, backing, sb, segments, allocator, index, keyLog, reader, store, heads,
