@@ -47,10 +47,11 @@ final class DirectPath {
     private final ReadPath reads;
     /**
      * Some direct write completed since the last backing-device flush (a FLUSH must flush it).
-     * True at open: a process that crashed may have left direct writes unflushed in the OS, which
-     * the first FLUSH after the restart must make durable.
+     * False at open: direct writes a crashed process left unflushed in the OS were flushed by the
+     * open (Cache.open flushes the backing device when cache info says a direct write happened),
+     * and a cache that never wrote directly keeps its FLUSH free of the backing device.
      */
-    private final AtomicBoolean unflushed = new AtomicBoolean(true);
+    private final AtomicBoolean unflushed = new AtomicBoolean();
     final LongAdder directWrites = new LongAdder();
     final LongAdder directWriteBytes = new LongAdder();
     final LongAdder throughWrites = new LongAdder();
