@@ -22,8 +22,8 @@ import org.bouncycastle.tls.crypto.TlsCrypto;
  * cipher suites, and the key of the user the client names.
  *
  * <ul>
- *   <li>TLS 1.3 with an external PSK and (EC)DHE ({@code psk_dhe_ke}: forward secrecy), AES-GCM or
- *       ChaCha20-Poly1305: what GnuTLS ≥ 3.6.5 clients (libnbd, QEMU) negotiate;</li>
+ *   <li>TLS 1.3 with an external PSK and (EC)DHE ({@code psk_dhe_ke}: forward secrecy), AES-128-GCM:
+ *       what GnuTLS ≥ 3.6.5 clients (libnbd, QEMU) negotiate;</li>
  *   <li>TLS 1.2 ECDHE-PSK and DHE-PSK suites (again forward secret) for older clients. Plain PSK
  *       suites without (EC)DHE are not offered.</li>
  * </ul>
@@ -34,28 +34,24 @@ import org.bouncycastle.tls.crypto.TlsCrypto;
  */
 final class PskServer extends PSKTlsServer {
     /**
-     * TLS 1.3's, then TLS 1.2's (EC)DHE-PSK. No TLS 1.3 SHA-384 suite: an external PSK is bound to
+     * TLS 1.3's, then TLS 1.2's (EC)DHE-PSK. No ChaCha20-Poly1305: Bouncy Castle's JCA crypto does not
+     * find it among the JDK's ciphers (it would drop those suites itself; a client offering only them is
+     * refused with handshake_failure). No TLS 1.3 SHA-384 suite: an external PSK is bound to
      * SHA-256 (RFC 8446 4.2.11; GnuTLS's and {@link BasicTlsPSKExternal}'s default), and Bouncy Castle
      * 1.83 would pick TLS_AES_256_GCM_SHA384 when the client prefers it and then derive keys the
      * client cannot decrypt with.
      */
     private static final int[] SUITES = {
         CipherSuite.TLS_AES_128_GCM_SHA256,
-        CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
-        CipherSuite.TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256,
         CipherSuite.TLS_DHE_PSK_WITH_AES_128_GCM_SHA256,
         CipherSuite.TLS_DHE_PSK_WITH_AES_256_GCM_SHA384,
-        CipherSuite.TLS_DHE_PSK_WITH_CHACHA20_POLY1305_SHA256,
         CipherSuite.TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256,
         CipherSuite.TLS_ECDHE_PSK_WITH_AES_256_CBC_SHA384,
     };
     private static final Map<Integer, String> SUITE_NAMES = Map.ofEntries(
             Map.entry(CipherSuite.TLS_AES_128_GCM_SHA256, "TLS_AES_128_GCM_SHA256"),
-            Map.entry(CipherSuite.TLS_CHACHA20_POLY1305_SHA256, "TLS_CHACHA20_POLY1305_SHA256"),
-            Map.entry(CipherSuite.TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256, "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256"),
             Map.entry(CipherSuite.TLS_DHE_PSK_WITH_AES_128_GCM_SHA256, "TLS_DHE_PSK_WITH_AES_128_GCM_SHA256"),
             Map.entry(CipherSuite.TLS_DHE_PSK_WITH_AES_256_GCM_SHA384, "TLS_DHE_PSK_WITH_AES_256_GCM_SHA384"),
-            Map.entry(CipherSuite.TLS_DHE_PSK_WITH_CHACHA20_POLY1305_SHA256, "TLS_DHE_PSK_WITH_CHACHA20_POLY1305_SHA256"),
             Map.entry(CipherSuite.TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256, "TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256"),
             Map.entry(CipherSuite.TLS_ECDHE_PSK_WITH_AES_256_CBC_SHA384, "TLS_ECDHE_PSK_WITH_AES_256_CBC_SHA384"));
 
