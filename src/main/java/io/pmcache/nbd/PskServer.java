@@ -61,6 +61,23 @@ final class PskServer extends PSKTlsServer {
     /** Why the handshake failed, for the log: an unknown user, the key file, or the TLS alert. */
     private volatile String failure;
 
+    /** TLS 1.2's PSK key exchange asks here. */
+    private final TlsPSKIdentityManager keys = new TlsPSKIdentityManager() {
+        @Override
+        public byte[] getHint() {
+            return null;
+        }
+
+        @Override
+        public byte[] getPSK(byte[] identity) {
+            try {
+                return keyFor(identity);
+            } catch (IOException e) {
+                return null; // Bouncy Castle answers unknown_psk_identity; failure() says why
+            }
+        }
+    };
+
     PskServer(TlsCrypto crypto, PskKeyFile file) {
         super(crypto, null); // TLS 1.2 asks getPSKIdentityManager(), below
         this.file = file;
@@ -149,21 +166,4 @@ final class PskServer extends PSKTlsServer {
     String failure() {
         return failure;
     }
-
-    /** TLS 1.2's PSK key exchange asks here. */
-    private final TlsPSKIdentityManager keys = new TlsPSKIdentityManager() {
-        @Override
-        public byte[] getHint() {
-            return null;
-        }
-
-        @Override
-        public byte[] getPSK(byte[] identity) {
-            try {
-                return keyFor(identity);
-            } catch (IOException e) {
-                return null; // Bouncy Castle answers unknown_psk_identity; failure() says why
-            }
-        }
-    };
 }

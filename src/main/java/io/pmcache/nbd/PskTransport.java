@@ -68,8 +68,11 @@ final class PskTransport implements SecureTransport {
             flushOutput();
             while (true) {
                 synchronized (engine) {
-                    if (tls.isConnected() || tls.isClosed()) {
-                        break;
+                    if (tls.isClosed()) {
+                        throw new SSLHandshakeException("the client closed TLS during the handshake");
+                    }
+                    if (tls.isConnected()) {
+                        return;
                     }
                 }
                 if (!readNet()) {
@@ -77,9 +80,6 @@ final class PskTransport implements SecureTransport {
                             + (server.user() != null ? " (PSK user '" + server.user() + "')" : ""));
                 }
                 offer();
-            }
-            if (tls.isClosed()) {
-                throw new SSLHandshakeException("the client closed TLS during the handshake");
             }
         } catch (SSLException e) {
             throw e;
