@@ -207,7 +207,7 @@ final class Handshake {
             return;
         }
         reply(NBD_OPT_STARTTLS, NBD_REP_ACK, null);
-        TlsTransport secure = new TlsTransport(socket, tls.newEngine());
+        SecureTransport secure = tls.newTransport(socket);
         try {
             secure.handshake();
         } catch (javax.net.ssl.SSLException e) {

@@ -32,7 +32,7 @@ import javax.net.ssl.SSLException;
  * Invariants: {@link #netIn} and {@link #appIn} are in read mode and touched by the reader only;
  * {@link #netOut} is empty (write mode) whenever {@link #writeLock} is free.
  */
-final class TlsTransport implements Transport {
+final class TlsTransport implements SecureTransport {
     /** Records encrypted before one socket write (4 x ~16 KiB). */
     static final int NET_OUT_RECORDS = 4;
     private static final ByteBuffer[] NOTHING = {ByteBuffer.allocate(0)};
@@ -62,7 +62,8 @@ final class TlsTransport implements Transport {
      * closes the socket). A failed handshake (say, a client certificate from another CA) sends the
      * client TLS's alert when it can and throws {@link SSLException}.
      */
-    void handshake() throws IOException {
+    @Override
+    public void handshake() throws IOException {
         try {
             engine.beginHandshake();
             while (true) {
@@ -82,7 +83,8 @@ final class TlsTransport implements Transport {
     }
 
     /** What the handshake agreed on, for the log: protocol and cipher suite. */
-    String describe() {
+    @Override
+    public String describe() {
         return engine.getSession().getProtocol() + " " + engine.getSession().getCipherSuite();
     }
 
