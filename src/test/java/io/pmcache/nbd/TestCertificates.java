@@ -25,6 +25,7 @@ import javax.net.ssl.TrustManagerFactory;
  * @param client a client with a certificate from the same CA
  * @param anonymous a client that trusts the CA but has no certificate
  * @param stranger a client whose certificate comes from another CA
+ * @see #wrongCa()
  */
 public record TestCertificates(Path server, Path client, Path anonymous, Path stranger) {
 
@@ -53,7 +54,20 @@ public record TestCertificates(Path server, Path client, Path anonymous, Path st
                 """);
         leaf(work, ca, t.client, "client", "ecdsa", clientTemplate("client"));
         leaf(work, otherCa, t.stranger, "client", "ecdsa", clientTemplate("stranger"));
+        Path wrongCa = Files.createDirectories(t.wrongCa());
+        Files.copy(work.resolve("other-ca-cert.pem"), wrongCa.resolve("ca-cert.pem"));
+        for (String f : List.of("client-cert.pem", "client-key.pem")) {
+            Files.copy(t.client.resolve(f), wrongCa.resolve(f));
+        }
         return t;
+    }
+
+    /**
+     * A client with the good client certificate that trusts only the other CA, so it must refuse
+     * the server's certificate (made by {@link #make}).
+     */
+    public Path wrongCa() {
+        return server.resolveSibling("wrong-ca");
     }
 
     private static String clientTemplate(String cn) {
