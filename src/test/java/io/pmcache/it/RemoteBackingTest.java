@@ -215,6 +215,52 @@ class RemoteBackingTest {
         assertRemoteHolds(img, model, 0, seed);
     }
 
+    @Test
+    void nbdinfoMapThroughPmcacheShowsTheRemotesHoles() throws Exception {
+        Tools.require("nbdinfo");
+        // A sparse remote (nbdkit data: a 32 KiB page of data at 1 MiB and at 4 MiB, holes elsewhere).
+        Nbdkit remote = closeLater(Nbdkit.start(dir.resolve("remote.sock"), "data", "@1048576 1 2 3 @4194304 9",
+                "size=" + REMOTE_SIZE));
+        ServeProcess s = serve(remote.uri("disk"));
+        long mib = 1 << 20;
+        try (NbdBackingDevice client = NbdBackingDevice.open(NbdUri.parse(s.uri()),
+                NbdClientOptions.defaults().withConnections(1))) {
+            assertThat(map(s.uri())).as("the remote's map, through pmcache").containsExactly(
+                    new long[] {0, mib, 3}, new long[] {mib, 32 << 10, 0}, new long[] {mib + (32 << 10),
+                        3 * mib - (32 << 10), 3}, new long[] {4 * mib, 32 << 10, 0},
+                    new long[] {4 * mib + (32 << 10), REMOTE_SIZE - 4 * mib - (32 << 10), 3});
+            // What the cache holds hides the remote's map: written data at 6 MiB, the remote's data at
+            // 4 MiB trimmed (both dirty in the cache).
+            client.write(6 * mib, MemorySegment.ofArray(new byte[65536]).fill((byte) 5), false);
+            client.trim(4 * mib, 32 << 10);
+            client.flush();
+            assertThat(map(s.uri())).as("the cache's own extents over the remote's map").containsExactly(
+                    new long[] {0, mib, 3}, new long[] {mib, 32 << 10, 0},
+                    new long[] {mib + (32 << 10), 5 * mib - (32 << 10), 3}, new long[] {6 * mib, 65536, 0},
+                    new long[] {6 * mib + 65536, REMOTE_SIZE - 6 * mib - 65536, 3});
+        }
+        assertThat(s.stop()).as("exit status; log:%n%s", s.log()).isZero();
+    }
+
+    /** {@code nbdinfo --map}: (offset, length, type) per line, neighbours of the same type merged. */
+    private static List<long[]> map(String uri) throws IOException, InterruptedException {
+        List<long[]> out = new ArrayList<>();
+        for (String line : Tools.run("nbdinfo", "--map", uri).expectSuccess().split("\n")) {
+            String[] f = line.trim().split("\s+");
+            if (f.length < 3 || !f[0].matches("\\d+")) {
+                continue;
+            }
+            long[] e = {Long.parseLong(f[0]), Long.parseLong(f[1]), Long.parseLong(f[2])};
+            long[] last = out.isEmpty() ? null : out.getLast();
+            if (last != null && last[2] == e[2] && last[0] + last[1] == e[0]) {
+                last[1] += e[1];
+            } else {
+                out.add(e);
+            }
+        }
+        return out;
+    }
+
     private Nbdkit current;
 
     private void closeCurrent() throws InterruptedException {
