@@ -9,6 +9,7 @@ import io.pmcache.backing.NbdClientOptions;
 import io.pmcache.backing.NbdUri;
 import io.pmcache.backing.Nbdkit;
 import io.pmcache.cli.CliRun;
+import io.pmcache.nbd.TestCertificates;
 import io.pmcache.testing.RandomSeed;
 import io.pmcache.testing.RandomSeed.Seed;
 import java.io.IOException;
@@ -290,6 +291,39 @@ class RemoteBackingTest {
                     new long[] {6 * mib + 65536, REMOTE_SIZE - 6 * mib - 65536, 3});
         }
         assertThat(s.stop()).as("exit status; log:%n%s", s.log()).isZero();
+    }
+
+    @Test
+    void aTlsRemoteThroughServeAndDetachAndAnUntrustedOneRefused(@TempDir Path pki, Seed seed) throws Exception {
+        TestCertificates certs = TestCertificates.make(pki);
+        Path img = remoteImage();
+        Nbdkit remote = closeLater(Nbdkit.start(dir.resolve("remote.sock"), "--tls=require",
+                "--tls-certificates=" + certs.server(), "--tls-verify-peer", "file", img.toString()));
+        String base = "nbds+unix:///disk?socket=" + remote.socket() + "&tls-certificates=";
+
+        // A server certificate from a CA the client does not trust: format refuses, naming why.
+        String untrusted = base + certs.wrongCa();
+        CliRun.Result refused = CliRun.pm("format", "--cache", cacheDir.resolve("cache.img").toString(),
+                "--cache-size", "16M", "--backing", untrusted);
+        assertThat(refused.exit()).as("format against an untrusted server: %s%s", refused.out(), refused.err())
+                .isNotZero();
+        assertThat(refused.err()).contains(untrusted, "not signed by a CA in");
+
+        String backing = base + certs.client();
+        ServeProcess s = serve(backing);
+        byte[] data = new byte[4 << 20];
+        seed.random().nextBytes(data);
+        try (NbdBackingDevice client = NbdBackingDevice.open(NbdUri.parse(s.uri()),
+                NbdClientOptions.defaults().withConnections(1))) {
+            client.write(1 << 20, MemorySegment.ofArray(data), false);
+            client.flush();
+        }
+        assertThat(s.stop()).as("exit status; log:%n%s", s.log()).isZero();
+        CliRun.Result detach = CliRun.pm("detach", "--cache", cacheDir.resolve("cache.img").toString(),
+                "--backing", backing);
+        assertThat(detach.exit()).as("detach: %s%s", detach.out(), detach.err()).isZero();
+        remote.close();
+        assertRemoteHolds(img, data, 1 << 20, seed);
     }
 
     /** {@code nbdinfo --map}: (offset, length, type) per line, neighbours of the same type merged. */
