@@ -136,6 +136,14 @@ class NbdBackingDeviceTlsTest {
     }
 
     @Test
+    void aRevokedServerCertificateIsRefused() throws Exception {
+        server = tlsServer(false, "memory", "4M");
+        String uri = nbds(certs.revokingServer(), "");
+        assertThatThrownBy(() -> open(uri)).isInstanceOf(IOException.class).hasMessageContaining(uri)
+                .hasMessageContaining("is revoked by ca-crl.pem");
+    }
+
+    @Test
     void withoutVerificationAnyCertificateIsAccepted() throws Exception {
         server = tlsServer(false, "memory", "4M");
         NbdBackingDevice d = open(nbds(certs.wrongCa(), "&tls-verify-peer=false"));

@@ -70,6 +70,22 @@ public record TestCertificates(Path server, Path client, Path anonymous, Path st
         return server.resolveSibling("wrong-ca");
     }
 
+    /** A client trusting the test CA, with a {@code ca-crl.pem} (from certtool) that revokes the server's certificate. */
+    public Path revokingServer() throws IOException, InterruptedException {
+        Path work = server.resolveSibling("pki");
+        Path d = Files.createDirectories(server.resolveSibling("revoking"));
+        Files.copy(work.resolve("ca-cert.pem"), d.resolve("ca-cert.pem"),
+                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        Path template = work.resolve("crl.info");
+        Files.writeString(template, "crl_next_update = 2\ncrl_number = 1\n");
+        Files.deleteIfExists(d.resolve("ca-crl.pem"));
+        certtool("--generate-crl", "--load-ca-privkey", work.resolve("ca-key.pem").toString(),
+                "--load-ca-certificate", work.resolve("ca-cert.pem").toString(),
+                "--load-certificate", server.resolve("server-cert.pem").toString(),
+                "--template", template.toString(), "--outfile", d.resolve("ca-crl.pem").toString());
+        return d;
+    }
+
     private static String clientTemplate(String cn) {
         return "cn = " + cn + "\ntls_www_client\nencryption_key\nsigning_key\nexpiration_days = 2\n";
     }
