@@ -97,8 +97,8 @@ final class NbdClientHandshake {
      * can still be read, and what usually causes it.
      */
     private IOException explainAfterTls(IOException e) {
-        if (!ch.secure() || String.valueOf(e.getMessage()).startsWith(where)) {
-            return e;
+        if (!ch.secure() || (String.valueOf(e.getMessage()).startsWith(where) && !(e instanceof EOFException))) {
+            return e; // not over TLS, or this client's own finding (an EOF may be the refusal, though)
         }
         String cause = String.valueOf(e.getMessage());
         try {
