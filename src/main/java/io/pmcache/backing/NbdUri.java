@@ -133,7 +133,8 @@ public record NbdUri(String text, String exportName, String host, int port, Path
         }
         String host = u.getHost();
         if (host == null || host.isEmpty()) {
-            throw bad(text, scheme + ":// needs a host; for a unix socket write " + scheme + "+unix:///export?socket=PATH");
+            throw bad(text, scheme + ":// needs a host; for a unix socket write " + scheme
+                    + "+unix:///export?socket=PATH");
         }
         if (host.startsWith("[") && host.endsWith("]")) {
             host = host.substring(1, host.length() - 1);

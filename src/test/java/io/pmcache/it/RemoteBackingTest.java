@@ -232,7 +232,8 @@ class RemoteBackingTest {
                 rounds++;
                 long left = outageEnd - System.nanoTime();
                 if (left > 0) {
-                    Thread.sleep(Math.min(100, TimeUnit.NANOSECONDS.toMillis(left) + 1)); // pacing, not a wait for state
+                    // pacing (see above), not a wait for a state
+                    Thread.sleep(Math.min(100, TimeUnit.NANOSECONDS.toMillis(left) + 1));
                 }
             }
             client.flush();
