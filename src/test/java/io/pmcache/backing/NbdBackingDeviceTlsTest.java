@@ -161,6 +161,29 @@ class NbdBackingDeviceTlsTest {
     }
 
     @Test
+    void overTcpTheServersCertificateMustNameTheHost() throws Exception {
+        // The test server's certificate names localhost, 127.0.0.1 and ::1 (not 127.0.0.2).
+        String[] args = {"--tls=require", "--tls-certificates=" + certs.server(), "memory", "4M"};
+        int port = freePort();
+        cleanups.add(Nbdkit.startTcp(dir, "tcp1", "127.0.0.1", port, args));
+        open("nbds://127.0.0.1:" + port + "/disk?tls-certificates=" + certs.client())
+                .write(0, MemorySegment.ofArray(random(4096, 6)), true);
+        open("nbds://localhost:" + port + "/disk?tls-certificates=" + certs.client()).flush();
+        int other = freePort();
+        cleanups.add(Nbdkit.startTcp(dir, "tcp2", "127.0.0.2", other, args));
+        String unnamed = "nbds://127.0.0.2:" + other + "/disk?tls-certificates=" + certs.client();
+        assertThatThrownBy(() -> open(unnamed)).isInstanceOf(IOException.class).hasMessageContaining(unnamed)
+                .hasMessageContaining("127.0.0.2");
+        open(unnamed + "&tls-hostname=localhost").flush();
+    }
+
+    private static int freePort() throws IOException {
+        try (java.net.ServerSocket s = new java.net.ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    @Test
     void aServerThatWantsAClientCertificateRefusesAClientWithout() throws Exception {
         server = tlsServer(true, "memory", "4M");
         String uri = nbds(certs.anonymous(), "");
