@@ -58,9 +58,11 @@ final class TlsTransport implements SecureTransport {
     }
 
     /**
-     * Runs the server's side of the TLS handshake, blocking (bounded by the caller's deadline, which
-     * closes the socket). A failed handshake (say, a client certificate from another CA) sends the
-     * client TLS's alert when it can and throws {@link SSLException}.
+     * Runs the TLS handshake, blocking (bounded by the caller's deadline, which closes the socket):
+     * the server's side or the client's, as the engine's mode says (the NBD server after it
+     * acknowledged STARTTLS, the backing device's NBD client after the server did). A failed
+     * handshake (say, a certificate from another CA) sends the peer TLS's alert when it can and
+     * throws {@link SSLException}.
      */
     @Override
     public void handshake() throws IOException {
@@ -102,7 +104,7 @@ final class TlsTransport implements SecureTransport {
         switch (r.getStatus()) {
             case BUFFER_UNDERFLOW -> readNet("during the TLS handshake");
             case BUFFER_OVERFLOW -> appIn = grow(appIn, engine.getSession().getApplicationBufferSize());
-            case CLOSED -> throw new SSLException("the client closed TLS during the handshake");
+            case CLOSED -> throw new SSLException("the peer closed TLS during the handshake");
             case OK -> {
             }
         }
@@ -339,6 +341,22 @@ final class TlsTransport implements SecureTransport {
     @Override
     public boolean secure() {
         return true;
+    }
+
+    /** close_notify, if no writer is busy (one that is would be stuck on a full socket), then half-close. */
+    @Override
+    public void shutdownOutput() throws IOException {
+        if (writeLock.tryLock()) {
+            try {
+                engine.closeOutbound();
+                send(NOTHING, 0, 1);
+            } catch (IOException | RuntimeException ignored) {
+                // the socket's half-close below ends the stream either way
+            } finally {
+                writeLock.unlock();
+            }
+        }
+        ch.shutdownOutput();
     }
 
     /** close_notify, if no writer is busy (one that is would be stuck on a full socket), then close. */
