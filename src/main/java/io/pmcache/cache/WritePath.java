@@ -32,19 +32,17 @@ final class WritePath {
             int seg = DataHead.segmentOf(place);
             int segOff = DataHead.offsetOf(place);
             int n = (int) Math.min(want, e.segments.segmentSize() - segOff);
-            KeyRecord key;
             long slot;
             try {
                 long at = e.address(seg, segOff);
                 int crc = DataCopy.copy(src, done, e.medium.segment(), at, n);
                 // the allocation's reference keeps the generation from changing (see DataHead.allocate)
-                key = new KeyRecord(pos, n, KeyRecord.FLAG_DIRTY, seg, segOff, e.segments.generation(seg), crc);
-                slot = insertAndAppend(key);
+                slot = insertAndAppendData(pos, n, seg, segOff, e.segments.generation(seg), crc);
             } finally {
                 e.segments.unref(seg); // the allocation's reference; the key holds its own
             }
             if (fua) {
-                e.keyLog.persistKey(slot, key);
+                e.keyLog.persistKey(slot, seg, segOff, n);
             }
             done += n;
         }
@@ -64,6 +62,23 @@ final class WritePath {
                 e.keyLog.persistKey(slot, key);
             }
             done += n;
+        }
+    }
+
+    /**
+     * {@link #insertAndAppend} for a dirty data key given by its fields: the write path builds no
+     * {@link KeyRecord} per write.
+     */
+    private long insertAndAppendData(long offset, int length, int segment, int segmentOffset, long generation, int crc) {
+        ExtentMap map = e.index.rangeFor(offset);
+        map.lock().lock();
+        try {
+            // first: if it fails, the index never names the key
+            long slot = e.keyLog.append(offset, length, KeyRecord.FLAG_DIRTY, segment, segmentOffset, generation, crc);
+            map.insertData(offset, length, segment, segmentOffset, generation, true);
+            return slot;
+        } finally {
+            map.lock().unlock();
         }
     }
 
