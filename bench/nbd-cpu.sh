@@ -5,6 +5,7 @@
 # writes) before the rounds. "server cpu/op" is the server process's user+system CPU time
 # (/proc/PID/stat) during the fio run divided by the requests it completed: on a shared, loaded
 # machine it is steadier than IOPS, which depend on how much CPU the scheduler hands each process.
+# The builds' order rotates from round to round (see below); compare medians over rounds.
 #
 # Usage: bench/nbd-cpu.sh JAR[|JVM-OPTIONS]...
 #   e.g. bench/nbd-cpu.sh /tmp/main.jar target/pmcache.jar "target/pmcache.jar|-XX:TieredStopAtLevel=1"
@@ -50,8 +51,13 @@ sleep 2
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 tck=$(getconf CLK_TCK)
 echo "load $(cut -d' ' -f1-3 /proc/loadavg), $RW bs $BS QD $QD, ${RUNTIME}s x $ROUNDS rounds"
+nb=$#
 for r in $(seq "$ROUNDS"); do
-  for n in $names; do
+  # The builds' order rotates each round: a build measured right after another shares the CPUs
+  # with the other's writeback and gc of what it was just sent (a strong bias in a fixed order).
+  order=""
+  for k in $(seq 0 $((nb - 1))); do order="$order j$(( (r - 1 + k) % nb + 1 ))"; done
+  for n in $order mem; do
     perfpid=
     if [ "${PERF:-0}" = 1 ] && [ "$n" != mem ] && [ "$r" = "$ROUNDS" ]; then
       perf record -F 499 -g -p "${PID[$n]}" -o "$OUTDIR/perf-$n.data" -- sleep "$RUNTIME" >/dev/null 2>&1 & perfpid=$!
