@@ -33,20 +33,40 @@ public final class DetachCommand implements Callable<Integer> {
     @Option(names = "--cache", paramLabel = "FILE", required = true, description = "Cache file or device.")
     Path cache;
 
-    @Option(names = "--backing", paramLabel = "FILE|URI", required = true,
-            description = "The backing file, device or NBD URI the cache was formatted for.")
+    @Option(names = "--backing", paramLabel = "FILE|URI",
+            description = "The backing file, device or NBD URI the cache was formatted for (default: the one the "
+                    + "volume table records).")
     String backing;
+
+    @Option(names = "--volume", paramLabel = "NAME", description = "The volume to detach (default: the only one).")
+    String volume;
 
     @Override
     public Integer call() throws Exception {
         Preflight.file(cache, "cache file", true, false);
-        Preflight.file(backing, "backing file", true, false);
+        if (backing != null) {
+            Preflight.file(backing, "backing file", true, false);
+        }
         // The cache first: against a running serve, the error names the cache file.
-        try (MappedFileMedium medium = MappedFileMedium.open(cache);
-             BackingDevice disk = CacheFiles.openBacking(backing, false)) {
-            if (!Cache.looksFormatted(medium)) {
+        try (MappedFileMedium file = MappedFileMedium.open(cache)) {
+            if (!io.pmcache.volume.VolumeMedium.looksFormatted(file)) {
                 throw new IOException(cache + " is not a pmcache cache; nothing to detach");
             }
+            io.pmcache.volume.Volume v = io.pmcache.volume.VolumeMedium.open(file).volume(volume);
+            if (backing == null) {
+                backing = v.backing();
+                if (backing == null) {
+                    throw new IllegalArgumentException(cache + " records no backing device (a single-cache medium); "
+                            + "give --backing");
+                }
+            }
+            detach(v.medium());
+        }
+        return 0;
+    }
+
+    private void detach(io.pmcache.media.Medium medium) throws IOException {
+        try (BackingDevice disk = CacheFiles.openBacking(backing, false)) {
             long started = System.nanoTime();
             try (Cache c = Cache.open(medium, disk, CacheOptions.defaults().withParallel(1));
                  ProgressBar bar = new ProgressBar("writing back", log, SizeConverter::human)) {
@@ -70,6 +90,5 @@ public final class DetachCommand implements Callable<Integer> {
                     + "(the cache is empty and clean)%n", cache, backing);
             spec.commandLine().getOut().flush();
         }
-        return 0;
     }
 }

@@ -17,7 +17,6 @@ import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
-import java.util.NoSuchElementException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -85,11 +84,16 @@ public final class VolumeMedium {
 
     /** Reads the medium's volumes (validating header and table); a single-cache medium has one. */
     public static VolumeMedium open(Medium medium) throws IOException {
+        return open(medium, why -> log.error("{} (the other slot is used; the next volume change rewrites this one)",
+                why));
+    }
+
+    /** {@link #open(Medium)}, telling {@code damagedSlot} why a table slot is invalid when the other one is used. */
+    public static VolumeMedium open(Medium medium, java.util.function.Consumer<String> damagedSlot) throws IOException {
         MemorySegment m = medium.segment();
         if (MediumHeader.hasMagic(m)) {
             MediumHeader h = MediumHeader.decode(m, medium.describe());
-            VolumeTable t = VolumeTable.read(m, h.mediumId(), h.mediumSize(), medium.describe(),
-                    why -> log.error("{} (the other slot is used; the next volume change rewrites this one)", why));
+            VolumeTable t = VolumeTable.read(m, h.mediumId(), h.mediumSize(), medium.describe(), damagedSlot);
             return new VolumeMedium(medium, h, t);
         }
         if (Cache.looksFormatted(medium)) {
@@ -143,7 +147,7 @@ public final class VolumeMedium {
                 return v;
             }
         }
-        throw new NoSuchElementException(medium.describe() + " has no volume named '" + name + "'"
+        throw new IllegalArgumentException(medium.describe() + " has no volume named '" + name + "'"
                 + (all.isEmpty() ? " (it has none)" : " (it has: " + names(all) + ")"));
     }
 
@@ -255,7 +259,7 @@ public final class VolumeMedium {
             throw new IOException(medium.describe() + " is a single-cache medium: its one volume cannot be removed "
                     + "(detach it, then reformat the medium)");
         }
-        VolumeEntry e = table.find(name).orElseThrow(() -> new NoSuchElementException(medium.describe()
+        VolumeEntry e = table.find(name).orElseThrow(() -> new IllegalArgumentException(medium.describe()
                 + " has no volume named '" + name + "'"));
         List<VolumeEntry> next = new ArrayList<>(table.volumes());
         next.remove(e);

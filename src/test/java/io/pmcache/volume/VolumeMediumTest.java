@@ -16,7 +16,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.NoSuchElementException;
 import org.junit.jupiter.api.Test;
 
 /** Volumes on one medium: independent caches, crash-safe create and remove, single-cache media. */
@@ -89,7 +88,7 @@ class VolumeMediumTest {
                 .hasMessageContaining("volume name");
         assertThatThrownBy(() -> vm.create("b", diskB, "/disk/b", 40 * MIB, SMALL))
                 .hasMessageContaining("no free region of 40 MiB").hasMessageContaining("largest free region: 32 MiB");
-        assertThatThrownBy(() -> vm.volume("c")).isInstanceOf(NoSuchElementException.class).hasMessageContaining("it has: a");
+        assertThatThrownBy(() -> vm.volume("c")).isInstanceOf(IllegalArgumentException.class).hasMessageContaining("it has: a");
         assertThat(vm.volume(null).name()).isEqualTo("a");
         vm.create("b", diskB, "/disk/b", 8 * MIB, SMALL);
         assertThatThrownBy(() -> vm.volume(null)).hasMessageContaining("give --volume");
