@@ -16,6 +16,9 @@ public interface VolumeControl {
     /** The figures of a served volume, or null when no volume of that name is served. */
     StatusSource status(String name);
 
+    /** The cache of a served volume (for its knobs), or null when no volume of that name is served. */
+    io.pmcache.cache.Cache cache(String name);
+
     /** The names of the volumes served, in table order. */
     java.util.List<String> served();
 

@@ -21,6 +21,8 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code GET /status}: every served volume's figures under {@code volumes.NAME} (as
  *       {@link StatusSource#statusDocument()} has them for one cache), plus the NBD server's;
  *       {@code ?volume=NAME} for one;</li>
+ *   <li>{@code GET /metrics}: Prometheus text, every engine series labelled {@code volume="NAME"}
+ *       (the names of {@link Metrics}); no NBD series yet;</li>
  *   <li>{@code GET /volumes}: the volumes of the medium ({@link VolumeControl#volumes()});</li>
  *   <li>{@code POST /volumes/create}, {@code /volumes/remove}, {@code /volumes/detach} with a JSON
  *       body ({@code name}, and for create {@code backing}, {@code size}, ...): 200 with a message,
@@ -35,6 +37,11 @@ public final class VolumesAdminServer implements AutoCloseable {
     private final ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
     private final VolumeControl volumes;
     private final Supplier<Map<String, Object>> nbd;
+    private final io.micrometer.prometheusmetrics.PrometheusMeterRegistry registry =
+            new io.micrometer.prometheusmetrics.PrometheusMeterRegistry(
+                    io.micrometer.prometheusmetrics.PrometheusConfig.DEFAULT);
+    /** The volumes whose meters are on the registry, each with the figures it was registered with. */
+    private final Map<String, Map.Entry<StatusSource, Metrics>> onRegistry = new LinkedHashMap<>();
 
     private VolumesAdminServer(HttpServer http, VolumeControl volumes, Supplier<Map<String, Object>> nbd) {
         this.http = http;
@@ -42,6 +49,10 @@ public final class VolumesAdminServer implements AutoCloseable {
         this.nbd = nbd;
         http.setExecutor(executor);
         http.createContext("/status", ex -> handle(ex, this::status));
+        http.createContext("/metrics", ex -> handle(ex, this::metrics));
+        http.createContext("/gc-percent", ex -> handle(ex, this::gcPercent));
+        http.createContext("/writeback", ex -> handle(ex, this::writeback));
+        Metrics.serverMeters(registry);
         http.createContext("/volumes", ex -> handle(ex, this::volumesRoute));
         http.createContext("/", ex -> handle(ex, e -> reply(e, 404, Map.of("error",
                 "not found; try /status or /volumes"))));
@@ -74,15 +85,17 @@ public final class VolumesAdminServer implements AutoCloseable {
 
     private void handle(HttpExchange ex, Handler h) {
         try (ex) {
-            h.handle(ex);
-        } catch (IllegalArgumentException e) {
-            tryReply(ex, 400, e.getMessage());
-        } catch (IOException e) {
-            log.error("admin request {} {} failed: {}", ex.getRequestMethod(), ex.getRequestURI(), e.getMessage());
-            tryReply(ex, 500, e.getMessage());
-        } catch (RuntimeException e) {
-            log.warn("admin request {} {} failed: {}", ex.getRequestMethod(), ex.getRequestURI(), e.toString());
-            tryReply(ex, 500, "internal error: " + e);
+            try {
+                h.handle(ex);
+            } catch (IllegalArgumentException e) {
+                tryReply(ex, 400, e.getMessage());
+            } catch (IOException e) {
+                log.error("admin request {} {} failed: {}", ex.getRequestMethod(), ex.getRequestURI(), e.getMessage());
+                tryReply(ex, 500, e.getMessage());
+            } catch (RuntimeException e) {
+                log.warn("admin request {} {} failed: {}", ex.getRequestMethod(), ex.getRequestURI(), e.toString());
+                tryReply(ex, 500, "internal error: " + e);
+            }
         }
     }
 
@@ -136,6 +149,90 @@ public final class VolumesAdminServer implements AutoCloseable {
             doc.put("nbd", nbd.get());
         }
         reply(ex, 200, doc);
+    }
+
+    /** The cache {@code ?volume=NAME} names, or the only one served; refusals are 400s. */
+    private io.pmcache.cache.Cache knobsOf(HttpExchange ex) {
+        String name = query(ex, "volume");
+        if (name == null) {
+            java.util.List<String> all = volumes.served();
+            if (all.size() != 1) {
+                throw new IllegalArgumentException("this server serves " + all.size() + " volumes (" + String.join(", ",
+                        all) + "): name one with ?volume=NAME (pmcache set ... --volume NAME)");
+            }
+            name = all.getFirst();
+        }
+        io.pmcache.cache.Cache c = volumes.cache(name);
+        if (c == null) {
+            throw new IllegalArgumentException("no volume named '" + name + "' is served (served: "
+                    + String.join(", ", volumes.served()) + ")");
+        }
+        return c;
+    }
+
+    /** {@code /gc-percent?volume=NAME}: as {@link AdminServer}'s, for one volume. */
+    private void gcPercent(HttpExchange ex) throws IOException {
+        io.pmcache.cache.Cache c = knobsOf(ex);
+        if (!"GET".equals(ex.getRequestMethod())) {
+            String body = new String(ex.getRequestBody().readNBytes(4096), StandardCharsets.UTF_8).trim();
+            Integer value = AdminServer.parseGcPercent(body, ex.getRequestURI());
+            if (value == null) {
+                throw new IllegalArgumentException("give the new gc_percent as the body (e.g. 50)");
+            }
+            c.setGcPercent(value);
+            log.info("gc_percent of {} set to {} through the admin endpoint", query(ex, "volume"), value);
+        }
+        reply(ex, 200, Map.of("gc_percent", c.gcPercent()));
+    }
+
+    /** {@code /writeback?volume=NAME}: as {@link AdminServer}'s, for one volume. */
+    private void writeback(HttpExchange ex) throws IOException {
+        io.pmcache.cache.Cache c = knobsOf(ex);
+        if (!"GET".equals(ex.getRequestMethod())) {
+            String body = new String(ex.getRequestBody().readNBytes(4096), StandardCharsets.UTF_8).trim();
+            if (!(Json.parse(body) instanceof Map<?, ?> changes)) {
+                throw new IllegalArgumentException("give a JSON object, e.g. {\"" + WritebackKnobs.TARGET + "\": 20}");
+            }
+            try {
+                c.setWritebackSettings(WritebackKnobs.merge(c.writebackSettings(), changes));
+            } catch (ArithmeticException e) {
+                throw new IllegalArgumentException(e.getMessage());
+            }
+        }
+        reply(ex, 200, WritebackKnobs.toMap(c.writebackSettings()));
+    }
+
+    /** Prometheus text: every served volume's engine figures, labelled {@code volume}, and the JVM's. */
+    private synchronized void metrics(HttpExchange ex) throws IOException {
+        java.util.Set<String> served = new java.util.HashSet<>();
+        for (String name : volumes.served()) {
+            StatusSource s = volumes.status(name);
+            if (s == null) {
+                continue;
+            }
+            served.add(name);
+            var have = onRegistry.get(name);
+            if (have != null && have.getKey() != s) { // served again under the same name: new figures
+                have.getValue().remove();
+                have = null;
+            }
+            if (have == null) {
+                onRegistry.put(name, Map.entry(s, Metrics.forVolume(registry, s, name)));
+            }
+        }
+        onRegistry.entrySet().removeIf(e -> {
+            if (!served.contains(e.getKey())) {
+                e.getValue().getValue().remove();
+                return true;
+            }
+            return false;
+        });
+        byte[] b = registry.scrape().getBytes(StandardCharsets.UTF_8);
+        ex.getResponseHeaders().set("Content-Type", Metrics.contentType());
+        ex.sendResponseHeaders(200, b.length);
+        try (OutputStream out = ex.getResponseBody()) {
+            out.write(b);
+        }
     }
 
     private void volumesRoute(HttpExchange ex) throws IOException {

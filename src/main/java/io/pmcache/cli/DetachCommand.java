@@ -30,8 +30,13 @@ public final class DetachCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--cache", paramLabel = "FILE", required = true, description = "Cache file or device.")
+    @Option(names = "--cache", paramLabel = "FILE", description = "Cache file or device (offline).")
     Path cache;
+
+    @Option(names = "--admin", paramLabel = "HOST:PORT",
+            description = "Instead of --cache: ask a running `pmcache serve --admin` (serving volumes) to stop serving "
+                    + "--volume and write it back, while its other volumes keep serving.")
+    String admin;
 
     @Option(names = "--backing", paramLabel = "FILE|URI",
             description = "The backing file, device or NBD URI the cache was formatted for (default: the one the "
@@ -43,6 +48,18 @@ public final class DetachCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if ((cache == null) == (admin == null)) {
+            throw Usage.error(spec, "give --cache FILE (offline) or --admin HOST:PORT (a running server)");
+        }
+        if (admin != null) {
+            if (volume == null || backing != null) {
+                throw Usage.error(spec, "with --admin, give --volume NAME (and no --backing)");
+            }
+            spec.commandLine().getOut().println(VolumeCommand.adminCall(spec, admin, "/volumes/detach",
+                    java.util.Map.of("name", volume)));
+            spec.commandLine().getOut().flush();
+            return 0;
+        }
         Preflight.file(cache, "cache file", true, false);
         if (backing != null) {
             Preflight.file(backing, "backing file", true, false);

@@ -194,6 +194,12 @@ final class ServeVolumes implements VolumeControl {
     }
 
     @Override
+    public synchronized Cache cache(String name) {
+        Served s = served.get(name);
+        return s == null ? null : s.cache();
+    }
+
+    @Override
     public synchronized List<String> served() {
         return new ArrayList<>(served.keySet());
     }

@@ -282,9 +282,16 @@ public final class VolumeCommand {
     /** POSTs a JSON request to the admin endpoint; the answer's message, or an IOException with the server's. */
     static String adminCall(CommandSpec spec, String admin, String path, Map<String, Object> req) throws IOException {
         AdminClient.Response r = AdminClient.of(spec, admin).post(path, Json.write(req));
-        if (r.code() != 200) {
-            throw new IOException("admin endpoint answered " + r.code() + ": " + r.body().strip());
+        Object doc;
+        try {
+            doc = Json.parse(r.body());
+        } catch (IllegalArgumentException e) {
+            doc = null;
         }
-        return r.body().strip();
+        if (r.code() != 200) {
+            throw new IOException("admin endpoint answered " + r.code() + ": "
+                    + (doc instanceof Map<?, ?> m && m.get("error") != null ? m.get("error") : r.body().strip()));
+        }
+        return doc instanceof Map<?, ?> m && m.get("message") != null ? m.get("message").toString() : r.body().strip();
     }
 }

@@ -322,15 +322,15 @@ final class Connection implements Runnable {
         abort();
     }
 
-    /**
-     * The server is stopping: from now on no request starts; requests read are answered ESHUTDOWN,
-     * and so are handshake options. Safe from any thread.
-     */
     /** The export this connection serves; null until its handshake chose one. */
     Export export() {
         return export;
     }
 
+    /**
+     * The server is stopping: from now on no request starts; requests read are answered ESHUTDOWN,
+     * and so are handshake options. Safe from any thread.
+     */
     void stopServing() {
         stopping = true;
         limiter.cancel();

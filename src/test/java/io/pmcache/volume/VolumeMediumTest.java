@@ -205,4 +205,36 @@ class VolumeMediumTest {
         assertThatThrownBy(() -> VolumeMedium.checkIdentity(stale)).isInstanceOf(MediaCorruptException.class)
                 .hasMessageContaining("the volume table names");
     }
+
+    /**
+     * Corrupt-media campaign over the medium header and both table slots: any flipped byte gives
+     * the intact table (from either slot) or a clear MediaCorruptException, never another exception
+     * or a table that lists something else.
+     */
+    @Test
+    void flippedBytesInTheHeaderOrTableAreAClearErrorOrTheOtherSlot() throws IOException {
+        PowerCutMedium m = volumeMedium();
+        VolumeMedium vm = VolumeMedium.open(m);
+        vm.create("a", diskA, "/disk/a", 8 * MIB, SMALL);
+        vm.create("b", diskB, "/disk/b", 8 * MIB, SMALL); // slot 0 lists a and b, slot 1 lists a
+        java.util.SplittableRandom random = new java.util.SplittableRandom(42);
+        MemorySegment s = m.segment();
+        int errors = 0;
+        for (int i = 0; i < 3000; i++) {
+            long at = i < 64 ? i : random.nextLong(VolumeLayout.TABLE_SLOT1 + VolumeLayout.TABLE_SLOT_SIZE);
+            byte was = s.get(java.lang.foreign.ValueLayout.JAVA_BYTE, at);
+            s.set(java.lang.foreign.ValueLayout.JAVA_BYTE, at, (byte) (was ^ (1 << random.nextInt(8))));
+            try {
+                List<String> names = VolumeMedium.open(m, why -> { }).volumes().stream().map(Volume::name).toList();
+                assertThat(names).as("byte %d flipped", at).isIn(List.of("a", "b"), List.of("a"));
+            } catch (MediaCorruptException e) {
+                errors++;
+                assertThat(e.getMessage()).as("byte %d flipped", at).contains(m.describe());
+            } finally {
+                s.set(java.lang.foreign.ValueLayout.JAVA_BYTE, at, was);
+            }
+        }
+        assertThat(errors).as("header flips are errors").isGreaterThanOrEqualTo(60);
+        assertThat(VolumeMedium.open(m).volumes()).extracting(Volume::name).containsExactly("a", "b");
+    }
 }
