@@ -143,6 +143,10 @@ public final class ServeCommand implements Callable<Integer> {
                     : CacheOptions.PARALLEL_AUTO).withGcPercent(gcPercent != null ? gcPercent : -1)
                     .withWriteback(!noWriteback).withPacing(pacing)).run(adminAddress, tls);
         }
+        if (holdsVolumes(cache)) {
+            throw new IllegalArgumentException(cache + " holds volumes: serve them all without --backing (each is "
+                    + "an export named after it), or `pmcache volume list --cache " + cache + "`");
+        }
         // Before anything is created or replayed: each file usable as asked, or one line saying why.
         Preflight.file(backing, "backing file", true, backingSize != null);
         Preflight.file(cache, "cache file", true, true);
@@ -175,6 +179,19 @@ public final class ServeCommand implements Callable<Integer> {
         }
         log.info("stopped cleanly");
         return 0;
+    }
+
+    /** True when {@code file} starts with a volume medium's header magic (read without mapping or locking). */
+    private static boolean holdsVolumes(Path file) {
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file)) {
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            while (b.hasRemaining() && ch.read(b) >= 0) {
+                // read the first 8 bytes
+            }
+            return !b.hasRemaining() && b.flip().getLong() == io.pmcache.format.MediumHeader.MAGIC;
+        } catch (IOException e) {
+            return false; // missing or unreadable: the preflight checks below say why
+        }
     }
 
     /** The writeback pacing options over the defaults, validated. */

@@ -79,6 +79,15 @@ class VolumeCommandTest {
     }
 
     @Test
+    void serveWithBackingOfAVolumeMediumSaysToServeWithout() {
+        twoVolumes();
+        CliRun.Result r = pm("serve", "--cache", cache().toString(), "--backing", dir.resolve("a.img").toString(),
+                "--socket", dir.resolve("s").toString());
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.err()).contains("holds volumes: serve them all without --backing");
+    }
+
+    @Test
     void createRefusesWhatDoesNotFit() {
         twoVolumes();
         CliRun.Result full = pm("volume", "create", "--cache", cache().toString(), "--name", "vm-c", "--backing",
