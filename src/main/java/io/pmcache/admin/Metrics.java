@@ -39,8 +39,13 @@ public final class Metrics {
         return new Metrics(registry, src, volume);
     }
 
-    /** The JVM and process meters, once per registry shared by volumes. */
-    public static void serverMeters(PrometheusMeterRegistry registry) {
+    /**
+     * The meters of a server of volumes that are not any one volume's, once per shared registry:
+     * the NBD server's ({@code nbd}: a source whose {@link StatusSource#nbd()} is set; its cache
+     * figures are not read) and the JVM's.
+     */
+    public static void serverMeters(PrometheusMeterRegistry registry, StatusSource nbd) {
+        new Metrics(registry, nbd, null, false).nbd();
         new JvmMemoryMetrics().bindTo(registry);
         new JvmThreadMetrics().bindTo(registry);
         new ProcessorMetrics().bindTo(registry);
@@ -56,10 +61,16 @@ public final class Metrics {
     }
 
     private Metrics(PrometheusMeterRegistry registry, StatusSource src, String volume) {
+        this(registry, src, volume, true);
+    }
+
+    private Metrics(PrometheusMeterRegistry registry, StatusSource src, String volume, boolean engine) {
         this.registry = registry;
         this.src = src;
         this.volume = volume;
-        engine();
+        if (engine) {
+            engine();
+        }
     }
 
     public Metrics(StatusSource src) {

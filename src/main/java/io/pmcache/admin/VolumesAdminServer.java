@@ -22,7 +22,7 @@ import org.slf4j.LoggerFactory;
  *       {@link StatusSource#statusDocument()} has them for one cache), plus the NBD server's;
  *       {@code ?volume=NAME} for one;</li>
  *   <li>{@code GET /metrics}: Prometheus text, every engine series labelled {@code volume="NAME"}
- *       (the names of {@link Metrics}); no NBD series yet;</li>
+ *       (the names of {@link Metrics}), and the NBD server's series (unlabelled: one server);</li>
  *   <li>{@code GET /volumes}: the volumes of the medium ({@link VolumeControl#volumes()});</li>
  *   <li>{@code POST /volumes/create}, {@code /volumes/remove}, {@code /volumes/detach} with a JSON
  *       body ({@code name}, and for create {@code backing}, {@code size}, ...): 200 with a message,
@@ -36,31 +36,34 @@ public final class VolumesAdminServer implements AutoCloseable {
     private final HttpServer http;
     private final ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
     private final VolumeControl volumes;
-    private final Supplier<Map<String, Object>> nbd;
+    private final Supplier<io.pmcache.nbd.NbdStats.Snapshot> nbd;
+    /** The NBD figures for the metrics (its cache side is never read). */
+    private final StatusSource nbdSource;
     private final io.micrometer.prometheusmetrics.PrometheusMeterRegistry registry =
             new io.micrometer.prometheusmetrics.PrometheusMeterRegistry(
                     io.micrometer.prometheusmetrics.PrometheusConfig.DEFAULT);
     /** The volumes whose meters are on the registry, each with the figures it was registered with. */
     private final Map<String, Map.Entry<StatusSource, Metrics>> onRegistry = new LinkedHashMap<>();
 
-    private VolumesAdminServer(HttpServer http, VolumeControl volumes, Supplier<Map<String, Object>> nbd) {
+    private VolumesAdminServer(HttpServer http, VolumeControl volumes, Supplier<io.pmcache.nbd.NbdStats.Snapshot> nbd) {
         this.http = http;
         this.volumes = volumes;
         this.nbd = nbd;
+        this.nbdSource = new StatusSource(() -> null, nbd);
         http.setExecutor(executor);
         http.createContext("/status", ex -> handle(ex, this::status));
         http.createContext("/metrics", ex -> handle(ex, this::metrics));
         http.createContext("/gc-percent", ex -> handle(ex, this::gcPercent));
         http.createContext("/writeback", ex -> handle(ex, this::writeback));
-        Metrics.serverMeters(registry);
+        Metrics.serverMeters(registry, nbdSource);
         http.createContext("/volumes", ex -> handle(ex, this::volumesRoute));
         http.createContext("/", ex -> handle(ex, e -> reply(e, 404, Map.of("error",
                 "not found; try /status or /volumes"))));
     }
 
-    /** Binds {@code address} and serves; {@code nbd} gives the NBD server's figures (may be null). */
+    /** Binds {@code address} and serves; {@code nbd} gives the NBD server's figures. */
     public static VolumesAdminServer start(InetSocketAddress address, VolumeControl volumes,
-                                           Supplier<Map<String, Object>> nbd) throws IOException {
+                                           Supplier<io.pmcache.nbd.NbdStats.Snapshot> nbd) throws IOException {
         HttpServer http;
         try {
             http = HttpServer.create(address, 16);
@@ -145,9 +148,9 @@ public final class VolumesAdminServer implements AutoCloseable {
             each.put(name, d);
         }
         doc.put("volumes", each);
-        if (nbd != null) {
-            doc.put("nbd", nbd.get());
-        }
+        Map<String, Object> n = Json.recordToMap(nbd.get());
+        n.replaceAll((k, v) -> v instanceof Map<?, ?> sub ? new java.util.TreeMap<>(sub) : v);
+        doc.put("nbd", n);
         reply(ex, 200, doc);
     }
 
@@ -262,5 +265,6 @@ public final class VolumesAdminServer implements AutoCloseable {
     public void close() {
         http.stop(0);
         executor.shutdownNow();
+        nbdSource.close();
     }
 }

@@ -66,8 +66,7 @@ final class ServeVolumes implements VolumeControl {
                             adminAddress != null ? " until one is created through the admin endpoint" : "");
                 }
                 if (adminAddress != null) {
-                    admin = VolumesAdminServer.start(adminAddress, this, () -> io.pmcache.admin.Json.recordToMap(
-                            server.stats().snapshot()));
+                    admin = VolumesAdminServer.start(adminAddress, this, () -> server.stats().snapshot());
                 }
                 if (cmd.socket != null) {
                     server.listenUnix(cmd.socket.toAbsolutePath());

@@ -222,7 +222,8 @@ class VolumesProcessTest {
                 java.net.http.HttpResponse.BodyHandlers.ofString());
         assertThat(metrics.statusCode()).isEqualTo(200);
         assertThat(metrics.body()).contains("pmcache_dirty_bytes{volume=\"vol-b\"}")
-                .contains("pmcache_dirty_bytes{volume=\"vol-c\"}").doesNotContain("volume=\"vol-a\"");
+                .contains("pmcache_dirty_bytes{volume=\"vol-c\"}").doesNotContain("volume=\"vol-a\"")
+                .contains("pmcache_nbd_connections ");
         ok(CliRun.pm("set", "gc-percent", "40", "--admin", admin, "--volume", "vol-b"));
         CliRun.Result which = CliRun.pm("set", "gc-percent", "40", "--admin", admin);
         assertThat(which.exit()).isEqualTo(1);
