@@ -237,4 +237,28 @@ class VolumeMediumTest {
         assertThat(errors).as("header flips are errors").isGreaterThanOrEqualTo(60);
         assertThat(VolumeMedium.open(m).volumes()).extracting(Volume::name).containsExactly("a", "b");
     }
+
+    /** A persist that fails (msync EIO) at any point of a create: an error, no volume listed, and a retry works. */
+    @Test
+    void aFailedPersistDuringCreateListsNoVolume() throws IOException {
+        PowerCutMedium base = volumeMedium();
+        io.pmcache.media.FaultyMedium m = new io.pmcache.media.FaultyMedium(base);
+        VolumeMedium vm = VolumeMedium.open(m);
+        vm.create("a", diskA, "/disk/a", 8 * MIB, SMALL);
+        long before = m.persists();
+        vm.create("probe", diskB, "/disk/b", 8 * MIB, SMALL);
+        long persistsPerCreate = m.persists() - before;
+        vm.remove("probe");
+        for (long n = 1; n <= persistsPerCreate; n++) {
+            m.failNthPersist(n);
+            long failedAt = n;
+            assertThatThrownBy(() -> vm.create("b", diskB, "/disk/b", 8 * MIB, SMALL)).as("persist %d fails", failedAt)
+                    .isInstanceOf(java.io.UncheckedIOException.class).hasMessageContaining("injected EIO");
+            m.heal();
+            assertThat(vm.volumes()).extracting(Volume::name).as("persist %d fails", n).containsExactly("a");
+            assertThat(VolumeMedium.open(base.cut(n)).volumes()).extracting(Volume::name).containsExactly("a");
+        }
+        vm.create("b", diskB, "/disk/b", 8 * MIB, SMALL);
+        assertThat(VolumeMedium.open(base.cut(1)).volumes()).extracting(Volume::name).containsExactly("a", "b");
+    }
 }
