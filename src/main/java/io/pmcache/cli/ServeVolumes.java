@@ -35,8 +35,13 @@ final class ServeVolumes implements VolumeControl {
     private final CacheOptions options;
     private VolumeMedium medium;
     private NbdServer server;
-    /** The volumes served now, in table order. */
+    /** The volumes served now, in table order; changed under this object's lock. */
     private final Map<String, Served> served = new LinkedHashMap<>();
+    /**
+     * A copy of {@link #served} after each change, for readers (/status, /metrics, knobs) that must
+     * not wait behind a long change such as a detach's writeback.
+     */
+    private volatile Map<String, Served> view = Map.of();
 
     private record Served(Volume volume, BackingDevice disk, Cache cache, StatusSource status) {
     }
@@ -114,6 +119,7 @@ final class ServeVolumes implements VolumeControl {
             throw new IOException("volume " + v.name() + ": " + Errors.describe(e), e);
         }
         served.put(v.name(), new Served(v, disk, c, StatusSource.of(c, server, disk)));
+        view = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(served));
         log.info("serving volume {} ({} in front of {})", v.name(), io.pmcache.cli.SizeConverter.human(
                 v.medium().size()), v.backing());
     }
@@ -121,6 +127,7 @@ final class ServeVolumes implements VolumeControl {
     /** Stops offering a volume: its clients are answered ESHUTDOWN and disconnected; the others go on. */
     private synchronized Served stop(String name) {
         Served s = served.remove(name);
+        view = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(served));
         if (s != null) {
             server.removeExport(name);
             s.status().close();
@@ -150,6 +157,7 @@ final class ServeVolumes implements VolumeControl {
             }
         }
         served.clear();
+        view = Map.of();
         server.close();
         if (first != null) {
             throw first;
@@ -187,20 +195,20 @@ final class ServeVolumes implements VolumeControl {
     }
 
     @Override
-    public synchronized StatusSource status(String name) {
-        Served s = served.get(name);
+    public StatusSource status(String name) {
+        Served s = view.get(name);
         return s == null ? null : s.status();
     }
 
     @Override
-    public synchronized Cache cache(String name) {
-        Served s = served.get(name);
+    public Cache cache(String name) {
+        Served s = view.get(name);
         return s == null ? null : s.cache();
     }
 
     @Override
-    public synchronized List<String> served() {
-        return new ArrayList<>(served.keySet());
+    public List<String> served() {
+        return new ArrayList<>(view.keySet());
     }
 
     @Override
