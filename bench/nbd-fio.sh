@@ -37,48 +37,19 @@ RAMP="${RAMP:-2}"
 REPEATS="${REPEATS:-3}"
 ALL_WORKLOADS="randwrite-qd1 randwrite-qd32 randread-qd1 randread-qd32 seqwrite-128k randwrite-flush"
 WORKLOADS="${WORKLOADS:-$ALL_WORKLOADS}"
-own_work=0
-if [ -z "${WORK:-}" ]; then WORK="$(mktemp -d /tmp/pmcache-bench.XXXXXX)"; own_work=1; fi
-export WORK
+BENCH=nbd-fio.sh
+. bench/lib.sh
+bench_dirs pmcache-bench
 export PMCACHE_SOCK="$WORK/pmcache.sock"
-own_cache_dir=0
-if [ -z "${CACHE_DIR:-}" ]; then
-  if [ -d /dev/shm ] && [ -w /dev/shm ]; then CACHE_DIR="$(mktemp -d /dev/shm/pmcache-bench.XXXXXX)"; own_cache_dir=1
-  else CACHE_DIR="$WORK"; fi
-fi
-export CACHE_DIR
 CACHE_SIZE="${CACHE_SIZE:-1G}"
 SETTLE="${SETTLE:-5}"
 PMCACHE_CMD="${PMCACHE_CMD:-bin/pmcache serve --cache \$CACHE_DIR/cache.img --cache-size $CACHE_SIZE --backing \$WORK/backing.img --backing-size $SIZE --socket \$PMCACHE_SOCK}"
 
-for tool in fio nbdkit nbdinfo python3; do
-  command -v "$tool" >/dev/null || { echo "nbd-fio.sh: $tool is not installed" >&2; exit 1; }
-done
-
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ "$own_work" = 1 ]; then rm -rf "$WORK"; fi
-  if [ "$own_cache_dir" = 1 ]; then rm -rf "$CACHE_DIR"; fi
-}
-trap cleanup EXIT
-
-wait_ready() { # uri
-  for _ in $(seq 1 600); do
-    if nbdinfo "$1" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  echo "nbd-fio.sh: nothing answers on $1" >&2; exit 1
-}
-
-size_bytes() { python3 -c "import sys;s=sys.argv[1];m={'K':1<<10,'M':1<<20,'G':1<<30}.get(s[-1].upper());print(int(s[:-1])*m if m else int(s))" "$1"; }
+bench_need fio nbdkit nbdinfo python3
 
 # ---- the machine
 {
-  echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')," \
-       "$(free -g | awk '/Mem:/{print $2}') GiB RAM, Linux $(uname -r)"
-  echo "tools: $(fio --version), nbdkit $(nbdkit --version | awk '{print $2}'), $(. bin/jdk25-env && java -version 2>&1 | head -1)"
+  bench_banner
   echo "pmcache: $PMCACHE_CMD"
   echo "size $SIZE, runtime ${RUNTIME}s (+${RAMP}s ramp), $REPEATS rounds"
 } >&2
@@ -112,18 +83,6 @@ declare -A URI=(
 TARGETS="pmcache memory file"
 for t in $TARGETS; do wait_ready "${URI[$t]}"; done
 
-fio_args() { # workload -> fio options
-  case "$1" in
-    randwrite-qd1)   echo "--rw=randwrite --bs=4k --iodepth=1" ;;
-    randwrite-qd32)  echo "--rw=randwrite --bs=4k --iodepth=32" ;;
-    randread-qd1)    echo "--rw=randread --bs=4k --iodepth=1" ;;
-    randread-qd32)   echo "--rw=randread --bs=4k --iodepth=32" ;;
-    seqwrite-128k)   echo "--rw=write --bs=128k --iodepth=8" ;;
-    randwrite-flush) echo "--rw=randwrite --bs=4k --iodepth=1 --fsync=1" ;;
-    *) echo "nbd-fio.sh: unknown workload $1" >&2; exit 1 ;;
-  esac
-}
-
 # Fill a target so reads hit written data (for pmcache: the cache, which random writes and gc may
 # have changed since), then let its writeback settle.
 fill() { # target
@@ -139,17 +98,7 @@ for rep in $(seq 1 "$REPEATS"); do
     for t in $TARGETS; do
       out="$WORK/$w-$t-$rep.json"
       case "$w" in randread-*) fill "$t"; sleep "$SETTLE" ;; esac
-      # shellcheck disable=SC2046
-      fio --name="$w" --ioengine=nbd --uri="${URI[$t]}" $(fio_args "$w") --size="$SIZE" \
-          --time_based --runtime="$RUNTIME" --ramp_time="$RAMP" --output-format=json --output="$out" >/dev/null
-      python3 - "$out" "$w" "$t" >>"$results" <<'PY'
-import json, sys
-job = json.load(open(sys.argv[1]))["jobs"][0]
-side = "read" if job["read"]["io_bytes"] > job["write"]["io_bytes"] else "write"
-s = job[side]
-p99 = s["clat_ns"].get("percentile", {}).get("99.000000", 0) / 1000.0
-print(f"{sys.argv[2]}\t{sys.argv[3]}\t{s['iops']:.0f}\t{p99:.1f}")
-PY
+      fio_row "$w" "$t" "${URI[$t]}" "$out" >>"$results"
       echo "round $rep: $(tail -1 "$results")" >&2
     done
   done
@@ -159,10 +108,10 @@ python3 - "$results" "$REPEATS" <<'PY'
 import statistics, sys
 rows = [l.split("\t") for l in open(sys.argv[1]).read().split("\n") if l]
 med = {}
-for w, t, iops, p99 in rows:
+for w, t, iops, _mib, p99 in rows:
     med.setdefault((w, t), []).append((float(iops), float(p99)))
 order = []
-for w, _, _, _ in rows:
+for w, *_ in rows:
     if w not in order:
         order.append(w)
 print(f"median of {sys.argv[2]} runs; IOPS and p99 completion latency (us); ratios are pmcache / reference")

@@ -23,11 +23,60 @@ import java.util.function.ToDoubleFunction;
  * {@code docs/cli.md}.
  */
 public final class Metrics {
-    private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    private final PrometheusMeterRegistry registry;
     private final StatusSource src;
+    /** The label {@code volume} every engine meter carries, or null for a single cache (no label). */
+    private final String volume;
+    /** The meters this instance registered (to take them off a shared registry again). */
+    private final java.util.List<io.micrometer.core.instrument.Meter> meters = new java.util.ArrayList<>();
+
+    /**
+     * A volume's engine figures on a registry shared by every volume of a server, each series
+     * labelled {@code volume=NAME}; the NBD and JVM meters are the caller's ({@link #serverMeters}).
+     * {@link #remove()} takes them off again when the volume stops being served.
+     */
+    public static Metrics forVolume(PrometheusMeterRegistry registry, StatusSource src, String volume) {
+        return new Metrics(registry, src, volume);
+    }
+
+    /**
+     * The meters of a server of volumes that are not any one volume's, once per shared registry:
+     * the NBD server's ({@code nbd}: a source whose {@link StatusSource#nbd()} is set; its cache
+     * figures are not read) and the JVM's.
+     */
+    public static void serverMeters(PrometheusMeterRegistry registry, StatusSource nbd) {
+        new Metrics(registry, nbd, null, false).nbd();
+        new JvmMemoryMetrics().bindTo(registry);
+        new JvmThreadMetrics().bindTo(registry);
+        new ProcessorMetrics().bindTo(registry);
+        new UptimeMetrics().bindTo(registry);
+    }
+
+    /** Takes this volume's meters off the shared registry. */
+    public void remove() {
+        for (io.micrometer.core.instrument.Meter m : meters) {
+            registry.remove(m);
+        }
+        meters.clear();
+    }
+
+    private Metrics(PrometheusMeterRegistry registry, StatusSource src, String volume) {
+        this(registry, src, volume, true);
+    }
+
+    private Metrics(PrometheusMeterRegistry registry, StatusSource src, String volume, boolean engine) {
+        this.registry = registry;
+        this.src = src;
+        this.volume = volume;
+        if (engine) {
+            engine();
+        }
+    }
 
     public Metrics(StatusSource src) {
+        this.registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
         this.src = src;
+        this.volume = null;
         engine();
         if (src.hasNbd()) {
             nbd();
@@ -59,12 +108,13 @@ public final class Metrics {
     }
 
     private void counter(String name, String unit, String help, ToDoubleFunction<CacheStatus> f) {
-        FunctionCounter.builder(name, src, s -> f.applyAsDouble(s.cache())).baseUnit(unit).description(help)
-                .register(registry);
+        var b = FunctionCounter.builder(name, src, s -> f.applyAsDouble(s.cache())).baseUnit(unit).description(help);
+        meters.add((volume != null ? b.tag("volume", volume) : b).register(registry));
     }
 
     private void gauge(String name, String unit, String help, ToDoubleFunction<StatusSource> f) {
-        Gauge.builder(name, src, f).baseUnit(unit).description(help).register(registry);
+        var b = Gauge.builder(name, src, f).baseUnit(unit).description(help);
+        meters.add((volume != null ? b.tag("volume", volume) : b).register(registry));
     }
 
     private void engine() {
@@ -123,9 +173,10 @@ public final class Metrics {
                 + "speed, 0: writeback off)", s -> s.cache().writebackRateLimit() < 0 ? Double.POSITIVE_INFINITY
                         : s.cache().writebackRateLimit());
         for (String reason : new String[] {"controller", "idle", "pressure", "drain", "off"}) {
-            Gauge.builder("pmcache.writeback.reason", src, s -> reason.equals(s.cache().writebackReason()) ? 1 : 0)
+            var b = Gauge.builder("pmcache.writeback.reason", src, s -> reason.equals(s.cache().writebackReason()) ? 1 : 0)
                     .tag("reason", reason).description("1 for why writeback runs at its rate now: controller (paced), "
-                            + "idle, pressure or drain (full speed), off").register(registry);
+                            + "idle, pressure or drain (full speed), off");
+            meters.add((volume != null ? b.tag("volume", volume) : b).register(registry));
         }
         gauge("pmcache.writeback.lag", "seconds", "Dirty bytes divided by the writeback rate (+Inf when stalled)",
                 StatusSource::writebackLagSeconds);

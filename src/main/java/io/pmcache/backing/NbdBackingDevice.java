@@ -1,12 +1,17 @@
 package io.pmcache.backing;
 
+import static io.pmcache.nbd.NbdConstants.NBD_CMD_BLOCK_STATUS;
 import static io.pmcache.nbd.NbdConstants.NBD_CMD_FLAG_FUA;
 import static io.pmcache.nbd.NbdConstants.NBD_CMD_FLUSH;
 import static io.pmcache.nbd.NbdConstants.NBD_CMD_READ;
 import static io.pmcache.nbd.NbdConstants.NBD_CMD_WRITE;
 import static io.pmcache.nbd.NbdConstants.NBD_CMD_WRITE_ZEROES;
+import static io.pmcache.nbd.NbdConstants.NBD_STATE_HOLE;
+import static io.pmcache.nbd.NbdConstants.NBD_STATE_ZERO;
 
+import io.pmcache.device.BlockStatus;
 import io.pmcache.device.Ranges;
+import io.pmcache.nbd.TlsClientConfig;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
@@ -50,6 +55,17 @@ import org.slf4j.LoggerFactory;
  *       and this interface promises zeros.</li>
  * </ul>
  *
+ *   <li>{@code blockStatus}: {@code NBD_CMD_BLOCK_STATUS} on the {@code base:allocation} meta
+ *       context when the server offers it (see {@link #blockStatus}); otherwise, and while the
+ *       remote is down, every byte is DATA (not known), which is always a correct answer.</li>
+ * </ul>
+ *
+ * <h2>TLS</h2>
+ * With {@code nbds://} or {@code nbds+unix://} every connection, and every reconnection, runs
+ * STARTTLS and the TLS handshake before anything else ({@link TlsClientConfig}, read once at
+ * open); a server that does not offer TLS, or whose certificate does not verify, is refused,
+ * never used in plain text. While reconnecting, such a refusal is the reason status shows.
+ *
  * <h2>Failure handling</h2>
  * The set of connections is a <em>link</em>. The link is lost when a connection breaks (the server
  * closed it, a send or receive failed, a reply broke the protocol) or stalls (requests outstanding
@@ -72,6 +88,8 @@ public final class NbdBackingDevice implements BackingDevice {
     private static final Logger log = LoggerFactory.getLogger(NbdBackingDevice.class);
     /** Longest WRITE_ZEROES request (the length field is 32 bits). */
     private static final long MAX_ZERO_REQUEST = 1L << 30;
+    /** Longest range one BLOCK_STATUS request asks about (the length field is 32 bits). */
+    private static final long MAX_STATUS_REQUEST = 1L << 30;
 
     /** One generation of connections; replaced as a whole when lost. */
     private static final class Link {
@@ -97,6 +115,8 @@ public final class NbdBackingDevice implements BackingDevice {
 
     private final NbdUri uri;
     private final NbdClientOptions options;
+    /** TLS for every connection, null without ({@code nbd://}). */
+    private final TlsClientConfig tls;
     private final long size;
     private final long fingerprint;
     /** Writes that need a read-modify-write take the write lock, all other writes the read lock. */
@@ -118,9 +138,10 @@ public final class NbdBackingDevice implements BackingDevice {
     private final java.util.concurrent.atomic.AtomicBoolean lostUnflushed =
             new java.util.concurrent.atomic.AtomicBoolean();
 
-    private NbdBackingDevice(NbdUri uri, NbdClientOptions options, Link first) {
+    private NbdBackingDevice(NbdUri uri, NbdClientOptions options, TlsClientConfig tls, Link first) {
         this.uri = uri;
         this.options = options;
+        this.tls = tls;
         this.link = first;
         this.size = first.info.size();
         this.fingerprint = fingerprintOf(uri.exportName());
@@ -129,7 +150,19 @@ public final class NbdBackingDevice implements BackingDevice {
 
     /** Connects to the export; fails (naming the URI and the reason) when it cannot. */
     public static NbdBackingDevice open(NbdUri uri, NbdClientOptions options) throws IOException {
-        NbdBackingDevice d = new NbdBackingDevice(uri, options, connect(uri, options, 1));
+        TlsClientConfig tls = null;
+        if (uri.tls()) {
+            try {
+                tls = TlsClientConfig.x509(uri.tlsCertificates(), uri.tlsVerifyPeer());
+            } catch (IOException e) {
+                throw new IOException(uri + ": " + e.getMessage(), e);
+            }
+            if (!uri.tlsVerifyPeer()) {
+                log.warn("{}: tls-verify-peer=false: the server's certificate is not verified (encrypted, but "
+                        + "anyone in the middle can pose as the server)", uri);
+            }
+        }
+        NbdBackingDevice d = new NbdBackingDevice(uri, options, tls, connect(uri, options, tls, 1));
         d.generations = 1;
         d.supervisor.start();
         log.info("connected to {}", d.describe());
@@ -196,6 +229,7 @@ public final class NbdBackingDevice implements BackingDevice {
         m.put("export", uri.exportName());
         m.put("state", closed ? "closed" : l != null ? "up" : "down");
         m.put("connections", l != null ? l.conns.size() : 0);
+        m.put("tls", uri.tls());
         NbdExportInfo info = info();
         if (info != null) {
             m.put("flags", info.describeFlags());
@@ -358,6 +392,67 @@ public final class NbdBackingDevice implements BackingDevice {
         if (fua && !nativeFua) {
             flush();
         }
+    }
+
+    /**
+     * The remote's allocation, from {@code NBD_CMD_BLOCK_STATUS} on {@code base:allocation}:
+     * HOLE|ZERO is HOLE, ZERO alone is ZERO, anything else DATA (a hole the server does not say
+     * reads as zeros is not one for this interface). The request is widened to the server's
+     * minimum block size and the answer clipped back; it covers a prefix when the server answers
+     * for less (the caller asks again). Writes still in flight on the range land first. Every
+     * byte is DATA when the server offers no such context, while the remote is down, and when the
+     * server answers the request with an error: always correct, only less precise.
+     */
+    @Override
+    public List<BlockStatus> blockStatus(long offset, long length, int maxExtents) throws IOException {
+        Ranges.check(this, offset, length);
+        ensureOpen();
+        Link l = link;
+        if (l == null || !l.info.hasAllocation()) {
+            return BackingDevice.super.blockStatus(offset, length, maxExtents);
+        }
+        NbdConnection c = l.pick();
+        int min = l.info.minBlock();
+        long end = offset + length;
+        long from = alignDown(offset, min);
+        long to = alignUp(Math.min(end, from + MAX_STATUS_REQUEST), min);
+        behind.awaitOverlapping(from, to);
+        NbdConnection.Pending p;
+        try {
+            p = c.submit(NBD_CMD_BLOCK_STATUS, 0, from, (int) (to - from), null, null);
+            NbdConnection.await(p);
+        } catch (NbdConnection.Broken e) {
+            lose(l, e.getMessage());
+            return BackingDevice.super.blockStatus(offset, length, maxExtents);
+        } catch (IOException e) {
+            log.debug("{}: block status of [{}, +{}) failed, reporting data: {}", uri, from, to - from, e.getMessage());
+            return BackingDevice.super.blockStatus(offset, length, maxExtents);
+        }
+        BlockStatus.Builder out = new BlockStatus.Builder(offset, length, maxExtents);
+        long pos = from;
+        int[] s = p.status;
+        for (int i = 0; i + 1 < s.length && pos < end && !out.full(); i += 2) {
+            long n = Integer.toUnsignedLong(s[i]);
+            if (n == 0) {
+                break; // the spec forbids it; what came before stands
+            }
+            long stop = Math.min(pos + n, end);
+            if (stop > offset) {
+                out.add(stop - Math.max(pos, offset), kindOf(s[i + 1]));
+            }
+            pos += n;
+        }
+        if (out.size() == 0) { // an answer that ends before offset: nothing learnt
+            return BackingDevice.super.blockStatus(offset, length, maxExtents);
+        }
+        return out.build();
+    }
+
+    private static BlockStatus.Kind kindOf(int flags) {
+        if ((flags & NBD_STATE_ZERO) == 0) {
+            return BlockStatus.Kind.DATA;
+        }
+        return (flags & NBD_STATE_HOLE) != 0 ? BlockStatus.Kind.HOLE : BlockStatus.Kind.ZERO;
     }
 
     @Override
@@ -613,7 +708,7 @@ public final class NbdBackingDevice implements BackingDevice {
                     synchronized (stateLock) {
                         generations++;
                     }
-                    n = connect(uri, options, generations);
+                    n = connect(uri, options, tls, generations);
                     if (n.info.size() != size) {
                         for (NbdConnection c : n.conns) {
                             c.close();
@@ -715,17 +810,19 @@ public final class NbdBackingDevice implements BackingDevice {
     }
 
     /** Opens one connection, and when the server offers CAN_MULTI_CONN, the others. */
-    private static Link connect(NbdUri uri, NbdClientOptions options, int generation) throws IOException {
+    private static Link connect(NbdUri uri, NbdClientOptions options, TlsClientConfig tls, int generation)
+            throws IOException {
         List<NbdConnection> conns = new ArrayList<>();
         try {
-            NbdConnection first = NbdConnection.open(uri, options);
+            NbdConnection first = NbdConnection.open(uri, options, tls);
             conns.add(first);
             int n = first.info.canMultiConn() ? options.connections() : 1;
             for (int i = 1; i < n; i++) {
-                NbdConnection c = NbdConnection.open(uri, options);
+                NbdConnection c = NbdConnection.open(uri, options, tls);
                 conns.add(c);
                 if (c.info.size() != first.info.size() || c.info.flags() != first.info.flags()
-                        || c.info.minBlock() != first.info.minBlock()) {
+                        || c.info.minBlock() != first.info.minBlock()
+                        || c.info.hasAllocation() != first.info.hasAllocation()) {
                     throw new IOException(uri + ": connection " + (i + 1) + " saw another export (size "
                             + c.info.size() + ", flags " + c.info.flags() + ") than the first (size "
                             + first.info.size() + ", flags " + first.info.flags() + ")");

@@ -1,8 +1,10 @@
 package io.pmcache.backing;
 
+import static io.pmcache.nbd.NbdConstants.NBD_CMD_BLOCK_STATUS;
 import static io.pmcache.nbd.NbdConstants.NBD_CMD_DISC;
 import static io.pmcache.nbd.NbdConstants.NBD_CMD_READ;
 import static io.pmcache.nbd.NbdConstants.NBD_REPLY_FLAG_DONE;
+import static io.pmcache.nbd.NbdConstants.NBD_REPLY_TYPE_BLOCK_STATUS;
 import static io.pmcache.nbd.NbdConstants.NBD_REPLY_TYPE_ERROR;
 import static io.pmcache.nbd.NbdConstants.NBD_REPLY_TYPE_ERROR_OFFSET;
 import static io.pmcache.nbd.NbdConstants.NBD_REPLY_TYPE_NONE;
@@ -13,6 +15,8 @@ import static io.pmcache.nbd.NbdConstants.NBD_SIMPLE_REPLY_MAGIC;
 import static io.pmcache.nbd.NbdConstants.NBD_STRUCTURED_REPLY_MAGIC;
 
 import io.pmcache.nbd.NbdConstants;
+import io.pmcache.nbd.TlsClientConfig;
+import io.pmcache.nbd.Transport;
 import java.io.EOFException;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -53,6 +57,9 @@ import java.util.concurrent.locks.ReentrantLock;
  * </ul>
  * A reply the protocol does not allow here (unknown handle, data outside the request, a bad magic)
  * leaves the byte stream's position unknown, so it breaks the connection.
+ *
+ * <p>The byte stream is a {@link Transport}: the socket, or TLS over it when the URI asked for TLS
+ * (the handshake switched after STARTTLS); every reconnect runs the whole handshake, TLS included.
  */
 final class NbdConnection {
 
@@ -85,6 +92,8 @@ final class NbdConnection {
         int errno;
         String message;
         volatile IOException failure;
+        /** A BLOCK_STATUS reply's descriptors: length, flags, length, flags, ... (unsigned); null before it. */
+        int[] status;
         /** Run by the reader once the outcome is known, before waiters wake; null for none. */
         java.util.function.Consumer<Pending> onDone;
         final CountDownLatch done = new CountDownLatch(1);
@@ -99,8 +108,11 @@ final class NbdConnection {
     }
 
     private static final int SCRATCH = 64 << 10;
+    /** Most BLOCK_STATUS descriptors kept of one reply (512 KiB); the rest are read and dropped. */
+    static final int MAX_STATUS_DESCRIPTORS = 1 << 16;
 
-    private final SocketChannel ch;
+    private final SocketChannel socket;
+    private final Transport ch;
     final NbdExportInfo info;
     private final String where;
     private final ReentrantLock sendLock = new ReentrantLock();
@@ -113,15 +125,19 @@ final class NbdConnection {
     private final CountDownLatch readerDone = new CountDownLatch(1);
     private final Thread reader;
 
-    private NbdConnection(SocketChannel ch, NbdExportInfo info, String where) {
+    private NbdConnection(SocketChannel socket, Transport ch, NbdExportInfo info, String where) {
+        this.socket = socket;
         this.ch = ch;
         this.info = info;
         this.where = where;
         this.reader = Thread.ofPlatform().daemon().name("pmcache-nbd-client-reader").start(this::readLoop);
     }
 
-    /** Connects and shakes hands, all within {@code options.connectTimeout()}. */
-    static NbdConnection open(NbdUri uri, NbdClientOptions options) throws IOException {
+    /**
+     * Connects and shakes hands (TLS too, when {@code tls} is not null), all within
+     * {@code options.connectTimeout()}.
+     */
+    static NbdConnection open(NbdUri uri, NbdClientOptions options, TlsClientConfig tls) throws IOException {
         var address = uri.address();
         SocketChannel ch = uri.isUnix() ? SocketChannel.open(StandardProtocolFamily.UNIX) : SocketChannel.open();
         AtomicBoolean settled = new AtomicBoolean();
@@ -145,11 +161,13 @@ final class NbdConnection {
                 }
             }
             ch.connect(address);
-            NbdExportInfo info = NbdClientHandshake.negotiate(ch, uri.exportName(), uri.toString());
+            NbdClientHandshake.TlsStart startTls = tls == null ? null
+                    : () -> tls.handshake(ch, uri.certificateHost(), uri.port(), uri.toString());
+            var agreed = NbdClientHandshake.negotiate(Transport.plain(ch), startTls, uri.exportName(), uri.toString());
             if (!settled.compareAndSet(false, true)) {
                 throw new IOException("timed out");
             }
-            return new NbdConnection(ch, info, uri.toString());
+            return new NbdConnection(ch, agreed.transport(), agreed.info(), uri.toString());
         } catch (IOException | RuntimeException e) {
             boolean timedOut = !settled.compareAndSet(false, true);
             closeQuietly(ch);
@@ -298,7 +316,7 @@ final class NbdConnection {
         if (broken == null) {
             broken = reason;
         }
-        closeQuietly(ch);
+        closeQuietly(socket);
     }
 
     /**
@@ -314,7 +332,7 @@ final class NbdConnection {
         try {
             ch.shutdownOutput();
         } catch (IOException e) {
-            closeQuietly(ch);
+            closeQuietly(socket);
         }
     }
 
@@ -338,6 +356,10 @@ final class NbdConnection {
             } finally {
                 sendLock.unlock();
             }
+            if (broken == null) {
+                broken = "closed";
+            }
+            ch.closeGracefully(); // TLS: close_notify after NBD_CMD_DISC, as the spec asks
         }
         breakNow("closed");
         try {
@@ -376,7 +398,7 @@ final class NbdConnection {
             if (broken == null) {
                 broken = reason;
             }
-            closeQuietly(ch);
+            closeQuietly(socket);
             Broken failure = brokenException();
             failure = new Broken(failure.getMessage() + "; the request may or may not have been carried out");
             for (Long h : pending.keySet()) {
@@ -454,6 +476,7 @@ final class NbdConnection {
                 p.dst.asSlice(at - p.offset, n).fill((byte) 0);
                 p.covered += n;
             }
+            case NBD_REPLY_TYPE_BLOCK_STATUS -> blockStatusChunk(p, length);
             default -> {
                 if ((type & 0x8000) == 0) {
                     skip(length); // an informational chunk this client did not ask for
@@ -481,6 +504,33 @@ final class NbdConnection {
         }
     }
 
+    /**
+     * A BLOCK_STATUS chunk: the context id (the one base:allocation got at the handshake, the only
+     * one asked for), then (length, flags) descriptors. One chunk per request; the first
+     * {@link #MAX_STATUS_DESCRIPTORS} descriptors are kept, the rest dropped (the caller asks again).
+     */
+    private void blockStatusChunk(Pending p, long length) throws IOException {
+        if (p.type != NBD_CMD_BLOCK_STATUS || length < 12 || (length - 4) % 8 != 0) {
+            throw new IOException("a BLOCK_STATUS chunk of " + length + " bytes to a "
+                    + NbdConstants.commandName(p.type));
+        }
+        fill(4);
+        long id = Integer.toUnsignedLong(in.getInt());
+        if (id != info.allocationContext() || p.status != null) {
+            throw new IOException((p.status != null ? "a second BLOCK_STATUS chunk" : "a BLOCK_STATUS chunk for meta "
+                    + "context " + id + ", which was not asked for (base:allocation is " + info.allocationContext()
+                    + ")") + " to the request of [" + p.offset + ", +" + p.length + ")");
+        }
+        long descriptors = (length - 4) / 8;
+        int kept = (int) Math.min(descriptors, MAX_STATUS_DESCRIPTORS);
+        byte[] raw = new byte[kept * 8];
+        readInto(MemorySegment.ofArray(raw), 0, raw.length);
+        skip((descriptors - kept) * 8);
+        int[] words = new int[kept * 2];
+        ByteBuffer.wrap(raw).asIntBuffer().get(words);
+        p.status = words;
+    }
+
     private void complete(long handle, Pending p) {
         pending.remove(handle);
         String lostFor = broken;
@@ -493,6 +543,9 @@ final class NbdConnection {
             p.failure = new ServerError(where + ": the server answered " + NbdConstants.errorName(p.errno) + " to "
                     + NbdConstants.commandName(p.type) + " of [" + p.offset + ", +" + p.length + ")"
                     + (p.message != null && !p.message.isEmpty() ? ": " + p.message : ""), p.errno);
+        } else if (p.type == NBD_CMD_BLOCK_STATUS && p.status == null) {
+            p.failure = new IOException(where + ": the server answered block status of [" + p.offset + ", +"
+                    + p.length + ") without a status chunk");
         } else if (p.type == NBD_CMD_READ && p.covered != p.length) {
             p.failure = new IOException(where + ": the server's reply to read of [" + p.offset + ", +" + p.length
                     + ") covered " + p.covered + " bytes");

@@ -24,12 +24,17 @@ final class DataHead {
      * Up to {@code want} bytes (fewer at a segment's end) for a write; waits while the cache is
      * full, without holding the head's lock: fills and other writers of this head are never held
      * up behind a wait for space (a fill finds the head without room and is skipped).
+     *
+     * <p>Returns the place packed in a long, no object per write: {@link #segmentOf},
+     * {@link #offsetOf}; the length is {@code min(want, segment size - offset)} and the generation
+     * the segment's current one (it cannot change while the allocation's reference is held). The
+     * caller drops that reference ({@link SegmentTable#unref}) as for an {@link Allocation}.
      */
-    Allocation allocate(int want) {
+    long allocate(int want) {
         lock.lock();
         try {
             if (hasRoom()) {
-                return carve(want);
+                return carvePlace(want);
             }
         } finally {
             lock.unlock();
@@ -42,7 +47,7 @@ final class DataHead {
             } else {
                 install(fresh);
             }
-            return carve(want);
+            return carvePlace(want);
         } finally {
             lock.unlock();
         }
@@ -83,11 +88,26 @@ final class DataHead {
 
     /** Caller holds the lock and the head has room. The allocation holds a reference. */
     private Allocation carve(int want) {
+        int at = offset;
+        carvePlace(want);
+        return new Allocation(segment, at, offset - at, segments.generation(segment));
+    }
+
+    /** As {@link #carve}, the place packed as {@link #allocate} returns it. */
+    private long carvePlace(int want) {
         int n = (int) Math.min(want, segments.segmentSize() - offset);
-        Allocation a = new Allocation(segment, offset, n, segments.generation(segment));
+        long place = (long) segment << 32 | offset;
         segments.ref(segment);
         offset += n;
-        return a;
+        return place;
+    }
+
+    static int segmentOf(long place) {
+        return (int) (place >>> 32);
+    }
+
+    static int offsetOf(long place) {
+        return (int) place;
     }
 
     /** Drops the head's reference on its segment, if any. */

@@ -114,23 +114,31 @@ final class KeyLog {
      * Takes the key's reference on its data segment. The caller holds the range's lock.
      */
     long append(KeyRecord key) {
-        Stream st = streams[streamFor(key.offset())];
+        return append(key.offset(), key.length(), key.flags(), key.segment(), key.segmentOffset(), key.generation(),
+                key.dataCrc());
+    }
+
+    /** {@link #append(KeyRecord)} of the key with these fields, without the record (the write path's). */
+    long append(long offset, int length, int flags, int segment, int segmentOffset, long generation, int dataCrc) {
+        boolean zero = (flags & KeyRecord.FLAG_ZERO) != 0;
+        Stream st = streams[streamFor(offset)];
         st.lock.lock();
         try {
             OpenKset k = st.open;
             if (k == null) {
-                k = reserve(st.nextCapacity, streamFor(key.offset()));
+                k = reserve(st.nextCapacity, streamFor(offset));
                 st.open = k;
             }
             int slot = k.count;
             long at = segments.address(k.segment, k.offset + Kset.slotOffset(slot));
-            key.encode(medium.segment(), at, cacheId, k.seq, slot);
-            k.recordData(key.segment(), key.segmentOffset(), key.zero() ? 0 : key.length());
-            if (!key.zero()) {
-                segments.ref(key.segment());
+            KeyRecord.encode(medium.segment(), at, cacheId, k.seq, slot, offset, length, flags, segment, segmentOffset,
+                    generation, dataCrc);
+            k.recordData(segment, segmentOffset, zero ? 0 : length);
+            if (!zero) {
+                segments.ref(segment);
             }
-            if (key.dirty()) {
-                stats.dirtyBytes.addAndGet(key.length());
+            if ((flags & KeyRecord.FLAG_DIRTY) != 0) {
+                stats.dirtyBytes.addAndGet(length);
             }
             k.count++;
             if (k.full()) {
@@ -175,9 +183,16 @@ final class KeyLog {
 
     /** Persists one key slot and its data (FUA). */
     void persistKey(long slotAddress, KeyRecord key) {
-        if (!key.zero()) {
-            medium.persist(segments.address(key.segment(), key.segmentOffset()), key.length());
+        if (key.zero()) {
+            medium.persist(slotAddress, KeyRecord.SIZE);
+        } else {
+            persistKey(slotAddress, key.segment(), key.segmentOffset(), key.length());
         }
+    }
+
+    /** Persists one data key's slot and its {@code length} bytes of data at {@code segment}/{@code segmentOffset} (FUA). */
+    void persistKey(long slotAddress, int segment, int segmentOffset, int length) {
+        medium.persist(segments.address(segment, segmentOffset), length);
         medium.persist(slotAddress, KeyRecord.SIZE);
     }
 

@@ -27,29 +27,29 @@ final class PersistBatch {
         n++;
     }
 
-    /** Persists everything added, then empties the batch. */
+    /**
+     * Persists everything added, then empties the batch.
+     *
+     * <p>Runs are found from the starts and the ends sorted separately (primitive sorts, no
+     * index boxing): with both sorted, the first {@code k} intervals by start have all ended
+     * before the {@code k}-th start exactly when {@code ends[k-1] < starts[k]} (ends never
+     * precede their starts), so a run closes there, at {@code ends[k-1]}, the largest end so far.
+     * Merging across gaps up to {@link #GAP} is the same test with every end moved up by GAP.
+     */
     void persist(Medium medium) {
         if (n == 0) {
             return;
         }
-        Integer[] order = new Integer[n];
-        for (int i = 0; i < n; i++) {
-            order[i] = i;
-        }
-        Arrays.sort(order, (a, b) -> Long.compare(starts[a], starts[b]));
-        long runStart = starts[order[0]];
-        long runEnd = ends[order[0]];
+        Arrays.sort(starts, 0, n);
+        Arrays.sort(ends, 0, n);
+        long runStart = starts[0];
         for (int k = 1; k < n; k++) {
-            int i = order[k];
-            if (starts[i] <= runEnd + GAP) {
-                runEnd = Math.max(runEnd, ends[i]);
-            } else {
-                medium.persist(runStart, runEnd - runStart);
-                runStart = starts[i];
-                runEnd = ends[i];
+            if (starts[k] > ends[k - 1] + GAP) {
+                medium.persist(runStart, ends[k - 1] - runStart);
+                runStart = starts[k];
             }
         }
-        medium.persist(runStart, runEnd - runStart);
+        medium.persist(runStart, ends[n - 1] - runStart);
         n = 0;
     }
 }

@@ -1,6 +1,5 @@
 package io.pmcache.cache;
 
-import io.pmcache.format.Crc;
 import io.pmcache.format.KeyRecord;
 import io.pmcache.index.ExtentMap;
 import io.pmcache.index.RangeIndex;
@@ -10,7 +9,8 @@ import java.lang.foreign.MemorySegment;
  * Writes, trims and zeroes.
  *
  * <p>A write is cut at 4 MiB range boundaries and at segment ends; each piece: allocate space on
- * a data head (waiting while the cache is full) → copy the data once into the medium → under the
+ * a data head (waiting while the cache is full) → copy the data once into the medium, its CRC taken
+ * chunk by chunk as it is copied ({@link DataCopy}) → under the
  * range's lock, insert the extent into the index and append its key to the range's kset stream →
  * with FUA, persist the data and the key. When the call returns, data and key are in the mapped
  * medium, so a process crash loses nothing.
@@ -35,23 +35,23 @@ final class WritePath {
         while (done < len) {
             long pos = offset + done;
             int want = (int) Math.min(len - done, RangeIndex.roomInRange(pos));
-            Allocation a = e.head().allocate(want);
-            KeyRecord key;
+            long place = e.head().allocate(want);
+            int seg = DataHead.segmentOf(place);
+            int segOff = DataHead.offsetOf(place);
+            int n = (int) Math.min(want, e.segments.segmentSize() - segOff);
             long slot;
             try {
-                long at = e.address(a.segment(), a.offset());
-                MemorySegment.copy(src, done, e.medium.segment(), at, a.length());
-                int crc = Crc.ofData(e.medium.segment(), at, a.length());
-                key = new KeyRecord(pos, a.length(), KeyRecord.FLAG_DIRTY, a.segment(), a.offset(),
-                        a.generation(), crc);
-                slot = insertAndAppend(key);
+                long at = e.address(seg, segOff);
+                int crc = DataCopy.copy(src, done, e.medium.segment(), at, n);
+                // the allocation's reference keeps the generation from changing (see DataHead.allocate)
+                slot = insertAndAppendData(pos, n, seg, segOff, e.segments.generation(seg), crc);
             } finally {
-                e.segments.unref(a.segment()); // the allocation's reference; the key holds its own
+                e.segments.unref(seg); // the allocation's reference; the key holds its own
             }
             if (fua) {
-                e.keyLog.persistKey(slot, key);
+                e.keyLog.persistKey(slot, seg, segOff, n);
             }
-            done += a.length();
+            done += n;
         }
     }
 
@@ -67,6 +67,34 @@ final class WritePath {
                 e.keyLog.persistKey(slot, key);
             }
             done += n;
+        }
+    }
+
+    /**
+     * {@link #insertAndAppend} for a dirty data key given by its fields: the write path builds no
+     * {@link KeyRecord} per write. A direct write in flight over its bytes is waited for first (see
+     * {@link DirectPath}): its data must reach the backing device before this key's does.
+     */
+    private long insertAndAppendData(long offset, int length, int segment, int segmentOffset, long generation, int crc)
+            throws java.io.InterruptedIOException {
+        ExtentMap map = e.index.rangeFor(offset);
+        while (true) {
+            java.util.concurrent.CountDownLatch direct;
+            map.lock().lock();
+            try {
+                direct = e.direct.overlapping(map, offset, offset + length);
+                if (direct == null) {
+                    // first: if it fails, the index never names the key
+                    long slot = e.keyLog.append(offset, length, KeyRecord.FLAG_DIRTY, segment, segmentOffset,
+                            generation, crc);
+                    map.noteDirtyKset(e.keyLog.nextSeq()); // the key's kset is below the head
+                    map.insertData(offset, length, segment, segmentOffset, generation, true);
+                    return slot;
+                }
+            } finally {
+                map.lock().unlock();
+            }
+            e.direct.await(direct, e.failure);
         }
     }
 

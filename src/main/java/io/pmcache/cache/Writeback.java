@@ -43,6 +43,8 @@ import org.slf4j.LoggerFactory;
  */
 final class Writeback {
     private static final Logger log = LoggerFactory.getLogger(Writeback.class);
+    /** Failed steps are retried forever: one WARN per interval, not per retry. */
+    private final RecurringFailureLog failureLog = new RecurringFailureLog(log);
     private final int maxKeys;
     private final long maxBytes;
 
@@ -195,12 +197,12 @@ final class Writeback {
             writtenZeroBytes = 0;
             e.stats.backingErrors.increment();
             e.stats.lastBackingError = String.valueOf(ex.getMessage());
-            log.warn("writeback of {} keys from {} failed, will retry: {}", batch.size(), tail, ex.toString());
+            failureLog.failed(batch.isEmpty() ? "writeback's flush of the backing device"
+                    : "writeback of " + batch.size() + " keys from " + tail, ex);
             return Step.FAILED;
         }
+        failureLog.succeeded("writeback");
         if (!e.stats.lastBackingError.isEmpty()) {
-            log.info("writeback works again after {} backing-device errors (last: {})", e.stats.backingErrors.sum(),
-                    e.stats.lastBackingError);
             e.stats.lastBackingError = "";
         }
         if (newBatch) {

@@ -7,6 +7,7 @@ import io.pmcache.cache.WrongBackingDeviceException;
 import io.pmcache.media.MappedFileMedium;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -53,6 +54,10 @@ public final class CheckCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print the report as JSON.")
     boolean json;
 
+    @Option(names = "--volume", paramLabel = "NAME",
+            description = "Check only this volume (default: the volume table and every volume).")
+    String volume;
+
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
@@ -61,6 +66,9 @@ public final class CheckCommand implements Callable<Integer> {
         Preflight.file(cache, "cache file", false, false);
         if (backing != null) {
             Preflight.file(backing, "backing file", false, false);
+        }
+        if (volume != null || isVolumeMedium()) {
+            return checkVolumes(out);
         }
         try (MappedFileMedium m = MappedFileMedium.openReadOnly(cache);
              BackingDevice disk = backing != null ? CacheFiles.openBacking(backing, true) : null;
@@ -94,5 +102,74 @@ public final class CheckCommand implements Callable<Integer> {
             return EXIT_CORRUPT;
         }
         return r.wrongBacking() != null ? EXIT_WRONG_BACKING : 0;
+    }
+
+    private boolean isVolumeMedium() throws java.io.IOException {
+        try (MappedFileMedium m = MappedFileMedium.openReadOnly(cache)) {
+            return io.pmcache.volume.VolumeMedium.isVolumeMedium(m);
+        }
+    }
+
+    /**
+     * A volume medium: the medium header and volume table (damage there is corruption, exit 3),
+     * then each volume's cache as a cache of its own; the exit status is the worst.
+     */
+    private int checkVolumes(PrintWriter out) throws Exception {
+        int exit = 0;
+        Map<String, Object> docs = new java.util.LinkedHashMap<>();
+        try (MappedFileMedium m = MappedFileMedium.openReadOnly(cache)) {
+            io.pmcache.volume.VolumeMedium vm;
+            java.util.List<String> tableDamage = new java.util.ArrayList<>();
+            try {
+                vm = io.pmcache.volume.VolumeMedium.open(m, tableDamage::add);
+            } catch (io.pmcache.format.MediaCorruptException e) {
+                out.println("ERROR " + e.getMessage());
+                out.printf("%s: CORRUPT (the volume table cannot be read)%n", cache);
+                out.flush();
+                return EXIT_CORRUPT;
+            }
+            for (String d : tableDamage) {
+                out.println("WARNING " + d + " (the other slot is valid; the next volume change rewrites it)");
+            }
+            java.util.List<io.pmcache.volume.Volume> chosen = volume == null ? vm.volumes() : java.util.List.of(vm.volume(volume));
+            if (backing != null && chosen.size() != 1) {
+                throw new IllegalArgumentException("--backing checks one volume: give --volume NAME");
+            }
+            for (io.pmcache.volume.Volume v : chosen) {
+                Checker.Report r;
+                try (BackingDevice disk = backing != null ? CacheFiles.openBacking(backing, true) : null) {
+                    r = Checker.check(v.medium(), disk, verifyData, null);
+                }
+                String who = cache + " volume " + v.name();
+                try {
+                    io.pmcache.volume.VolumeMedium.checkIdentity(v);
+                } catch (io.pmcache.format.MediaCorruptException e) {
+                    out.println("ERROR " + e.getMessage());
+                    exit = EXIT_CORRUPT;
+                }
+                if (json) {
+                    docs.put(v.name(), StatusCommand.offline(cache, r));
+                    continue;
+                }
+                for (Checker.Finding f : r.findings()) {
+                    out.println(v.name() + ": " + f);
+                }
+                out.printf("%s: %s (%d errors, %d warnings); up to %s dirty%n", who, r.clean() ? "clean" : "CORRUPT",
+                        r.errors(), r.warnings(), SizeConverter.human(r.dirtyBytes()));
+                if (!r.clean()) {
+                    exit = EXIT_CORRUPT;
+                } else if (r.wrongBacking() != null) {
+                    out.printf("%s: wrong backing device: %s%n", who, r.wrongBacking());
+                    if (exit == 0) {
+                        exit = EXIT_WRONG_BACKING;
+                    }
+                }
+            }
+        }
+        if (json) {
+            out.print(io.pmcache.admin.Json.write(Map.of("volumes", docs)));
+        }
+        out.flush();
+        return exit;
     }
 }

@@ -30,23 +30,60 @@ public final class DetachCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--cache", paramLabel = "FILE", required = true, description = "Cache file or device.")
+    @Option(names = "--cache", paramLabel = "FILE", description = "Cache file or device (offline).")
     Path cache;
 
-    @Option(names = "--backing", paramLabel = "FILE|URI", required = true,
-            description = "The backing file, device or NBD URI the cache was formatted for.")
+    @Option(names = "--admin", paramLabel = "HOST:PORT",
+            description = "Instead of --cache: ask a running `pmcache serve --admin` (serving volumes) to stop serving "
+                    + "--volume and write it back, while its other volumes keep serving.")
+    String admin;
+
+    @Option(names = "--backing", paramLabel = "FILE|URI",
+            description = "The backing file, device or NBD URI the cache was formatted for (default: the one the "
+                    + "volume table records).")
     String backing;
+
+    @Option(names = "--volume", paramLabel = "NAME", description = "The volume to detach (default: the only one).")
+    String volume;
 
     @Override
     public Integer call() throws Exception {
+        if ((cache == null) == (admin == null)) {
+            throw Usage.error(spec, "give --cache FILE (offline) or --admin HOST:PORT (a running server)");
+        }
+        if (admin != null) {
+            if (volume == null || backing != null) {
+                throw Usage.error(spec, "with --admin, give --volume NAME (and no --backing)");
+            }
+            spec.commandLine().getOut().println(VolumeCommand.adminCall(spec, admin, "/volumes/detach",
+                    java.util.Map.of("name", volume)));
+            spec.commandLine().getOut().flush();
+            return 0;
+        }
         Preflight.file(cache, "cache file", true, false);
-        Preflight.file(backing, "backing file", true, false);
+        if (backing != null) {
+            Preflight.file(backing, "backing file", true, false);
+        }
         // The cache first: against a running serve, the error names the cache file.
-        try (MappedFileMedium medium = MappedFileMedium.open(cache);
-             BackingDevice disk = CacheFiles.openBacking(backing, false)) {
-            if (!Cache.looksFormatted(medium)) {
+        try (MappedFileMedium file = MappedFileMedium.open(cache)) {
+            if (!io.pmcache.volume.VolumeMedium.looksFormatted(file)) {
                 throw new IOException(cache + " is not a pmcache cache; nothing to detach");
             }
+            io.pmcache.volume.Volume v = io.pmcache.volume.VolumeMedium.open(file).volume(volume);
+            if (backing == null) {
+                backing = v.backing();
+                if (backing == null) {
+                    throw new IllegalArgumentException(cache + " records no backing device (a single-cache medium); "
+                            + "give --backing");
+                }
+            }
+            detach(v.medium());
+        }
+        return 0;
+    }
+
+    private void detach(io.pmcache.media.Medium medium) throws IOException {
+        try (BackingDevice disk = CacheFiles.openBacking(backing, false)) {
             long started = System.nanoTime();
             try (Cache c = Cache.open(medium, disk, CacheOptions.defaults().withParallel(1));
                  ProgressBar bar = new ProgressBar("writing back", log, SizeConverter::human)) {
@@ -70,6 +107,5 @@ public final class DetachCommand implements Callable<Integer> {
                     + "(the cache is empty and clean)%n", cache, backing);
             spec.commandLine().getOut().flush();
         }
-        return 0;
     }
 }

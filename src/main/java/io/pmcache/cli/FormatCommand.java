@@ -24,7 +24,8 @@ import picocli.CommandLine.Model.CommandSpec;
  * Never overwrites a pmcache cache or a non-empty foreign file unless told to with {@code --force}.
  */
 @Command(name = "format", mixinStandardHelpOptions = true,
-        description = {"Format a cache medium as an empty cache for a backing device.",
+        description = {"Format a cache medium as an empty cache for a backing device; without --backing, as an "
+                + "empty medium for volumes (add them with `pmcache volume create`).",
             "Refuses to overwrite an existing pmcache cache or a non-empty file that is not one, "
                 + "unless --force is given (which discards everything the cache held, dirty data too)."})
 public final class FormatCommand implements Callable<Integer> {
@@ -42,9 +43,10 @@ public final class FormatCommand implements Callable<Integer> {
                     + "with --force, resizes an existing regular file.")
     Long cacheSize;
 
-    @Option(names = "--backing", paramLabel = "FILE|URI", required = true,
+    @Option(names = "--backing", paramLabel = "FILE|URI",
             description = "Backing file or block device the cache will front, or a remote NBD export "
-                    + "(nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH).")
+                    + "(nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH). Without it, the medium is "
+                    + "formatted for volumes.")
     String backing;
 
     @Option(names = "--backing-size", paramLabel = "SIZE", converter = SizeConverter.class,
@@ -74,7 +76,13 @@ public final class FormatCommand implements Callable<Integer> {
         }
         FormatOptions options = new FormatOptions(segmentSize != null ? segmentSize : FormatOptions.SEGMENT_SIZE_AUTO,
                 dataCrc);
-        Preflight.file(backing, "backing file", true, backingSize != null);
+        if (backing == null && (backingSize != null || segmentSize != null || dataCrc)) {
+            throw Usage.error(spec, "--backing-size, --segment-size and --data-crc need --backing (without it the "
+                    + "medium is formatted for volumes: give them to `pmcache volume create`)");
+        }
+        if (backing != null) {
+            Preflight.file(backing, "backing file", true, backingSize != null);
+        }
         Preflight.file(cache, "cache file", true, true);
         // An existing file is locked before it is looked at, resized or overwritten, and stays
         // locked until it is formatted: a cache that a serve or detach is using is never touched.
@@ -95,6 +103,9 @@ public final class FormatCommand implements Callable<Integer> {
             throw new IllegalArgumentException("cache file " + cache + " is " + (exists ? "empty" : "missing")
                     + "; give --cache-size SIZE to create it (e.g. --cache-size 1G)");
         }
+        if (backing == null) {
+            return formatForVolumes(exists, regular, empty, held);
+        }
         try (CacheFiles.Created created = new CacheFiles.Created();
              BackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false, created);
              MappedFileMedium medium = mapForFormat(exists, regular, empty, held)) {
@@ -112,13 +123,30 @@ public final class FormatCommand implements Callable<Integer> {
         return 0;
     }
 
+    /** An empty medium for volumes: a medium header and an empty volume table. */
+    private int formatForVolumes(boolean exists, boolean regular, boolean empty, FileUseLock held) throws Exception {
+        try (CacheFiles.Created created = new CacheFiles.Created();
+             MappedFileMedium medium = mapForFormat(exists, regular, empty, held)) {
+            if (!exists) {
+                created.add(cache);
+            }
+            io.pmcache.volume.VolumeMedium.format(medium);
+            created.keep();
+            spec.commandLine().getOut().printf("formatted %s (%s) for volumes: none yet; add one with `pmcache volume "
+                    + "create --cache %s --name NAME --backing PATH --size SIZE`%n", cache,
+                    SizeConverter.human(medium.size()), cache);
+            spec.commandLine().getOut().flush();
+        }
+        return 0;
+    }
+
     private void refuseUnlessForced(FileUseLock held) throws IOException {
         boolean ours;
         long dirty = 0;
         try (MappedFileMedium m = MappedFileMedium.openReadOnly(cache, held)) {
-            ours = Cache.looksFormatted(m);
+            ours = io.pmcache.volume.VolumeMedium.looksFormatted(m);
             if (ours) {
-                dirty = Checker.check(m, null, false, null).dirtyBytes();
+                dirty = VolumeCommand.dirtyUpperBound(m);
             }
         }
         if (!force) {

@@ -15,7 +15,8 @@ import picocli.CommandLine.Command;
 @Command(name = "pmcache", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "A persistent-memory write-back cache for block devices, served over NBD.",
         subcommands = {FormatCommand.class, ServeCommand.class, StatusCommand.class, CheckCommand.class,
-            DetachCommand.class, SetCommand.class, InvalidateCommand.class, CommandLine.HelpCommand.class})
+            DetachCommand.class, SetCommand.class, VolumeCommand.class, InvalidateCommand.class,
+            CommandLine.HelpCommand.class})
 public final class Main {
     static final int EXIT_FAILED = 1;
 

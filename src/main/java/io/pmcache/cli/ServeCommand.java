@@ -148,6 +148,15 @@ public final class ServeCommand implements Callable<Integer> {
         WritebackSettings[] checked = {null};
         Usage.check(spec, "--writeback-*", () -> checked[0] = pacing());
         WritebackSettings pacing = checked[0];
+        if (backing == null) { // every volume of the medium, each its own export
+            return new ServeVolumes(this, CacheOptions.defaults().withParallel(parallel != null ? parallel
+                    : CacheOptions.PARALLEL_AUTO).withGcPercent(gcPercent != null ? gcPercent : -1)
+                    .withWriteback(!noWriteback).withPacing(pacing)).run(adminAddress, tls);
+        }
+        if (holdsVolumes(cache)) {
+            throw new IllegalArgumentException(cache + " holds volumes: serve them all without --backing (each is "
+                    + "an export named after it), or `pmcache volume list --cache " + cache + "`");
+        }
         // Before anything is created or replayed: each file usable as asked, or one line saying why.
         Preflight.file(backing, "backing file", true, backingSize != null);
         Preflight.file(cache, "cache file", true, true);
@@ -183,6 +192,19 @@ public final class ServeCommand implements Callable<Integer> {
         return 0;
     }
 
+    /** True when {@code file} starts with a volume medium's header magic (read without mapping or locking). */
+    private static boolean holdsVolumes(Path file) {
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file)) {
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            while (b.hasRemaining() && ch.read(b) >= 0) {
+                // read the first 8 bytes
+            }
+            return !b.hasRemaining() && b.flip().getLong() == io.pmcache.format.MediumHeader.MAGIC;
+        } catch (IOException e) {
+            return false; // missing or unreadable: the preflight checks below say why
+        }
+    }
+
     /** The writeback pacing options over the defaults, validated. */
     private WritebackSettings pacing() {
         WritebackSettings p = WritebackSettings.DEFAULTS;
@@ -203,8 +225,13 @@ public final class ServeCommand implements Callable<Integer> {
 
     /** What the command line alone shows to be wrong: exit 2 with the usage. Returns the admin address. */
     private InetSocketAddress checkUsage() {
-        if (cache == null || backing == null) {
-            throw Usage.error(spec, "give both --cache FILE and --backing FILE (or no options for the demo)");
+        if (cache == null) {
+            throw Usage.error(spec, "give --cache FILE: with --backing FILE it serves one cache, without it every "
+                    + "volume of the medium (or give no options for the demo)");
+        }
+        if (backing == null && (cacheSize != null || backingSize != null || segmentSize != null || dataCrc)) {
+            throw Usage.error(spec, "--cache-size, --backing-size, --segment-size and --data-crc need --backing "
+                    + "(to add a volume: `pmcache volume create`)");
         }
         if (socket == null && listen == null) {
             throw Usage.error(spec, "give --socket PATH or --listen HOST:PORT (or both)");
@@ -244,12 +271,12 @@ public final class ServeCommand implements Callable<Integer> {
     }
 
     /** The host of {@code --listen HOST:PORT} (brackets of an IPv6 address removed). */
-    private String listenHost() {
+    String listenHost() {
         return listen.substring(0, listen.lastIndexOf(':')).replaceAll("^\\[|\\]$", "");
     }
 
     /** The port of {@code --listen HOST:PORT}; a usage error when it is not one. */
-    private int listenPort() {
+    int listenPort() {
         int colon = listen.lastIndexOf(':');
         try {
             int port = colon < 0 ? -1 : Integer.parseInt(listen.substring(colon + 1));

@@ -42,10 +42,15 @@ public final class SetCommand implements Runnable {
                 description = "Admin endpoint of a running `pmcache serve --admin` (a bare PORT means 127.0.0.1).")
         String admin;
 
+        @Option(names = "--volume", paramLabel = "NAME",
+                description = "The volume whose knob to set (a server of volumes; default: the only one served).")
+        String volume;
+
         @Override
         public Integer call() throws Exception {
             Usage.check(spec, "N", () -> CacheOptions.checkGcPercent(value));
-            AdminClient.Response r = AdminClient.of(spec, admin).post("/gc-percent", Integer.toString(value));
+            AdminClient.Response r = AdminClient.of(spec, admin).post("/gc-percent" + volumeQuery(volume),
+                    Integer.toString(value));
             if (r.code() != 200) {
                 String msg = r.body().strip();
                 try {
@@ -75,6 +80,10 @@ public final class SetCommand implements Runnable {
                 description = "Admin endpoint of a running `pmcache serve --admin` (a bare PORT means 127.0.0.1).")
         String admin;
 
+        @Option(names = "--volume", paramLabel = "NAME",
+                description = "The volume whose knob to set (a server of volumes; default: the only one served).")
+        String volume;
+
         abstract String knob();
 
         abstract Object value();
@@ -82,7 +91,7 @@ public final class SetCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             String body = Json.write(Map.of(knob(), value()));
-            AdminClient.Response r = new AdminClient(admin).post("/writeback", body);
+            AdminClient.Response r = new AdminClient(admin).post("/writeback" + volumeQuery(volume), body);
             if (r.code() != 200) {
                 String msg = r.body().strip();
                 try {
@@ -184,5 +193,10 @@ public final class SetCommand implements Runnable {
                         "writeback-full-speed wants on or off, got '" + value + "'");
             };
         }
+    }
+
+    /** {@code ?volume=NAME} for a knob's path, or nothing. */
+    static String volumeQuery(String volume) {
+        return volume == null ? "" : "?volume=" + java.net.URLEncoder.encode(volume, java.nio.charset.StandardCharsets.UTF_8);
     }
 }

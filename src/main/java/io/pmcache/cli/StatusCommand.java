@@ -47,11 +47,16 @@ public final class StatusCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print JSON instead of a table.")
     boolean json;
 
+    @Option(names = "--volume", paramLabel = "NAME",
+            description = "Only this volume (default: every volume of the medium).")
+    String volume;
+
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
         if (source.admin != null) {
-            AdminClient.Response r = AdminClient.of(spec, source.admin).get("/status");
+            AdminClient.Response r = AdminClient.of(spec, source.admin).get(volume == null ? "/status"
+                    : "/status?volume=" + java.net.URLEncoder.encode(volume, java.nio.charset.StandardCharsets.UTF_8));
             if (r.code() != 200) {
                 throw new IOException("admin endpoint answered " + r.code() + ": " + r.body().strip());
             }
@@ -70,7 +75,9 @@ public final class StatusCommand implements Callable<Integer> {
         Map<String, Object> doc;
         Preflight.file(source.cache, "cache file", false, false);
         try (MappedFileMedium m = MappedFileMedium.openReadOnly(source.cache)) {
-            doc = offline(source.cache, Checker.check(m, null, false, null));
+            doc = volume == null && !io.pmcache.volume.VolumeMedium.isVolumeMedium(m)
+                    ? offline(source.cache, Checker.check(m, null, false, null)) // a single-cache medium, as ever
+                    : offlineVolumes(source.cache, io.pmcache.volume.VolumeMedium.open(m), volume);
         }
         if (json) {
             out.print(Json.write(doc));
@@ -133,6 +140,28 @@ public final class StatusCommand implements Callable<Integer> {
         doc.put("clean", r.clean());
         if (r.wrongBacking() != null) {
             doc.put("wrong_backing", r.wrongBacking());
+        }
+        return doc;
+    }
+
+    /** The offline status of a volume medium: every volume (or the one named), each as {@link #offline}. */
+    static Map<String, Object> offlineVolumes(Path file, io.pmcache.volume.VolumeMedium vm, String only) {
+        Map<String, Object> doc = new LinkedHashMap<>();
+        doc.put("source", "offline");
+        doc.put("cache_file", file.toString());
+        Map<String, Object> volumes = new LinkedHashMap<>();
+        List<io.pmcache.volume.Volume> chosen = only == null ? vm.volumes() : List.of(vm.volume(only));
+        for (io.pmcache.volume.Volume v : chosen) {
+            Map<String, Object> one = VolumeCommand.describe(v);
+            Map<String, Object> cache = offline(file, Checker.check(v.medium(), null, false, null));
+            cache.remove("source");
+            cache.remove("cache_file");
+            one.putAll(cache);
+            volumes.put(v.name(), one);
+        }
+        doc.put("volumes", volumes);
+        if (only == null) {
+            doc.put("free_bytes", vm.freeBytes());
         }
         return doc;
     }

@@ -92,6 +92,12 @@ public record KeyRecord(long offset, int length, int flags, int segment, int seg
      * medium per key.
      */
     public void encode(MemorySegment medium, long at, long cacheId, long ksetSeq, int slot) {
+        encode(medium, at, cacheId, ksetSeq, slot, offset, length, flags, segment, segmentOffset, generation, dataCrc);
+    }
+
+    /** {@link #encode(MemorySegment, long, long, long, int)} of the key with these fields, without the record. */
+    public static void encode(MemorySegment medium, long at, long cacheId, long ksetSeq, int slot, long offset,
+                              int length, int flags, int segment, int segmentOffset, long generation, int dataCrc) {
         Scratch scratch = SCRATCH.get();
         byte[] buf = scratch.buf;
         MemorySegment k = scratch.segment;

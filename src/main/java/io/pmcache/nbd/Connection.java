@@ -120,6 +120,8 @@ final class Connection implements Runnable {
     private final AtomicBoolean ended = new AtomicBoolean();
     /** The server is stopping: no request starts any more (see class comment). */
     private volatile boolean stopping;
+    /** The export the handshake chose (for {@link NbdServer#removeExport}); null before. */
+    private volatile Export export;
     /** In the transmission phase and still reading. */
     private volatile boolean reading;
     /** The reader waits in a socket read at a request boundary: all it read is answered or in flight. */
@@ -164,6 +166,7 @@ final class Connection implements Runnable {
             Optional<Session> session = handshake();
             if (session.isPresent()) {
                 Session s = session.get();
+                export = s.export();
                 log.debug("{}: transmission (structured replies {}, base:allocation {})", peer,
                         s.structuredReplies(), s.baseAllocation());
                 validator = new RequestValidator(s);
@@ -319,6 +322,11 @@ final class Connection implements Runnable {
         abort();
     }
 
+    /** The export this connection serves; null until its handshake chose one. */
+    Export export() {
+        return export;
+    }
+
     /**
      * The server is stopping: from now on no request starts; requests read are answered ESHUTDOWN,
      * and so are handshake options. Safe from any thread.
@@ -366,7 +374,7 @@ final class Connection implements Runnable {
             abort();
         }, ctx.handshakeTimeout().toNanos(), TimeUnit.NANOSECONDS);
         try {
-            Handshake h = new Handshake(io, ch, ctx.tls(), ctx.export(), peer, () -> stopping);
+            Handshake h = new Handshake(io, ch, ctx.tls(), ctx.exports(), peer, () -> stopping);
             Optional<Session> session = h.run();
             io = h.transport();
             return session;

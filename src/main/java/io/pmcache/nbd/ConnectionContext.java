@@ -5,7 +5,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.ScheduledExecutorService;
 
 /**
- * What every connection of one server shares: the export, where readers and requests run, the
+ * What every connection of one server shares: the exports, where readers and requests run, the
  * buffer pool and the server-wide payload budget, the counters, a timer for handshake deadlines,
  * the per-connection limits, and the watch over requests running inline on a reader.
  *
@@ -14,7 +14,7 @@ import java.util.concurrent.ScheduledExecutorService;
  * @param requests virtual threads for requests handed off by readers
  * @param tls whether and how connections may or must switch to TLS (NBD_OPT_STARTTLS)
  */
-record ConnectionContext(Export export, ExecutorService readers, ExecutorService requests, BufferPool buffers,
+record ConnectionContext(Exports exports, ExecutorService readers, ExecutorService requests, BufferPool buffers,
                          PayloadBudget budget, NbdStats stats, ScheduledExecutorService timer,
                          int maxInFlightRequests, long maxInFlightBytes, Duration handshakeTimeout,
                          InlineWatch inlineWatch, TlsConfig tls) {

@@ -61,7 +61,9 @@ final class Handshake {
     private final SocketChannel socket;
     private final TlsConfig tls;
     private boolean fixedNewstyle;
-    private final Export export;
+    private final Exports exports;
+    /** The export NBD_OPT_GO described: the one the session serves. */
+    private Export export;
     private final String peer;
     private final BooleanSupplier stopping;
     private boolean noZeroes;
@@ -73,11 +75,11 @@ final class Handshake {
      * {@code ch}: the plain transport over {@code socket}; {@code stopping}: true once the server
      * stops; options are then refused (see {@link #run}).
      */
-    Handshake(Transport ch, SocketChannel socket, TlsConfig tls, Export export, String peer, BooleanSupplier stopping) {
+    Handshake(Transport ch, SocketChannel socket, TlsConfig tls, Exports exports, String peer, BooleanSupplier stopping) {
         this.ch = ch;
         this.socket = socket;
         this.tls = tls;
-        this.export = export;
+        this.exports = exports;
         this.peer = peer;
         this.stopping = stopping;
     }
@@ -207,7 +209,7 @@ final class Handshake {
             return;
         }
         reply(NBD_OPT_STARTTLS, NBD_REP_ACK, null);
-        TlsTransport secure = new TlsTransport(socket, tls.newEngine());
+        SecureTransport secure = tls.newTransport(socket);
         try {
             secure.handshake();
         } catch (javax.net.ssl.SSLException e) {
@@ -228,7 +230,8 @@ final class Handshake {
             throw new ProtocolException("NBD_OPT_EXPORT_NAME with a name of " + data.remaining() + " bytes");
         }
         String name = utf8(data, data.remaining());
-        if (!export.answersTo(name)) {
+        export = exports.find(name);
+        if (export == null) {
             throw new ProtocolException("NBD_OPT_EXPORT_NAME asks for unknown export '" + LogText.escape(name) + "'");
         }
         ByteBuffer out = ByteBuffer.allocate(noZeroes ? 10 : 134);
@@ -255,10 +258,12 @@ final class Handshake {
             error(option, NBD_REP_ERR_INVALID, "trailing bytes after the information requests");
             return false;
         }
-        if (!export.answersTo(name)) {
+        Export export = exports.find(name);
+        if (export == null) {
             error(option, NBD_REP_ERR_UNKNOWN, "no export named '" + LogText.escape(name) + "'");
             return false;
         }
+        this.export = export;
         infoReply(option, ByteBuffer.allocate(12).putShort((short) NBD_INFO_EXPORT)
                 .putLong(export.size()).putShort((short) export.transmissionFlags(structuredReplies)));
         if (requests.contains(NBD_INFO_NAME)) {
@@ -284,8 +289,10 @@ final class Handshake {
             error(NBD_OPT_LIST, NBD_REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
             return;
         }
-        byte[] n = export.name().getBytes(StandardCharsets.UTF_8);
-        reply(NBD_OPT_LIST, NBD_REP_SERVER, ByteBuffer.allocate(4 + n.length).putInt(n.length).put(n).flip());
+        for (Export e : exports.all()) {
+            byte[] n = e.name().getBytes(StandardCharsets.UTF_8);
+            reply(NBD_OPT_LIST, NBD_REP_SERVER, ByteBuffer.allocate(4 + n.length).putInt(n.length).put(n).flip());
+        }
         reply(NBD_OPT_LIST, NBD_REP_ACK, null);
     }
 
@@ -319,7 +326,7 @@ final class Handshake {
             error(option, NBD_REP_ERR_INVALID, "trailing bytes after the queries");
             return;
         }
-        if (!export.answersTo(name)) {
+        if (exports.find(name) == null) {
             error(option, NBD_REP_ERR_UNKNOWN, "no export named '" + LogText.escape(name) + "'");
             return;
         }

@@ -28,7 +28,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * An NBD server for one {@link BlockDevice}, on unix sockets and/or TCP.
+ * An NBD server for one {@link BlockDevice} or several (exports by name, added and removed while it
+ * runs: {@link #addExport}, {@link #removeExport}), on unix sockets and/or TCP.
  *
  * <pre>{@code
  * NbdServer server = NbdServer.builder().device(dev).exportName("pmcache").description("cache")
@@ -80,13 +81,19 @@ public final class NbdServer implements AutoCloseable {
     }
 
     private NbdServer(Builder b) {
-        Export export = new Export(b.exportName, b.description, b.device, b.readOnly);
+        Exports exports = new Exports();
+        if (b.device != null) {
+            exports.add(new Export(b.exportName, b.description, b.device, b.readOnly), true);
+        }
+        for (Export e : b.more) {
+            exports.add(e, false);
+        }
         ExecutorService readers = Executors.newCachedThreadPool(Thread.ofPlatform().daemon().name("nbd-reader-", 1).factory());
         ExecutorService requests = Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("nbd-request").factory());
         ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(
                 Thread.ofPlatform().daemon().name("nbd-timer").factory());
         long budget = b.maxBufferedBytes > 0 ? b.maxBufferedBytes : defaultMaxBufferedBytes();
-        this.ctx = new ConnectionContext(export, readers, requests, new BufferPool(b.bufferRetain, b.allocator),
+        this.ctx = new ConnectionContext(exports, readers, requests, new BufferPool(b.bufferRetain, b.allocator),
                 new PayloadBudget(budget), new NbdStats(), timer, b.maxInFlightRequests, b.maxInFlightBytes,
                 b.handshakeTimeout, new InlineWatch(timer, connections, Connection.INLINE_TAKEOVER_NANOS), b.tls);
         this.maxConnections = b.maxConnections;
@@ -151,6 +158,68 @@ public final class NbdServer implements AutoCloseable {
             out.add(l.uri());
         }
         return List.copyOf(out);
+    }
+
+    /**
+     * Starts offering {@code device} as export {@code name} to new connections; the connections
+     * already open are not touched. The server never closes the device.
+     *
+     * @throws IllegalArgumentException when an export of that name exists
+     */
+    public void addExport(String name, String description, BlockDevice device, boolean readOnly) {
+        ensureOpen();
+        ctx.exports().add(new Export(checkName(name), description, device, readOnly), false);
+        log.info("NBD export '{}' added", name);
+    }
+
+    /**
+     * Stops offering export {@code name}: new connections no longer find it; connections serving it
+     * get ESHUTDOWN for every request from now on, their requests in flight get the shutdown grace
+     * to finish, then they are closed. Connections to other exports are not touched. Returns false
+     * when there was no such export. Afterwards no request reaches its device (which the caller may
+     * then close), unless a device call outlived the grace (logged).
+     */
+    public boolean removeExport(String name) {
+        Export e = ctx.exports().remove(name);
+        if (e == null) {
+            return false;
+        }
+        List<Connection> serving = new ArrayList<>();
+        for (Connection c : connections) {
+            if (c.export() == e) {
+                serving.add(c);
+                c.stopServing();
+            }
+        }
+        long deadline = System.nanoTime() + shutdownGrace.toNanos();
+        boolean idle = true;
+        try {
+            for (Connection c : serving) {
+                idle &= c.awaitIdle(deadline);
+            }
+        } catch (InterruptedException ex) {
+            Thread.currentThread().interrupt();
+            idle = false;
+        }
+        serving.forEach(Connection::abort);
+        if (!idle) {
+            log.warn("export '{}' removed with a request still running in its device", name);
+        }
+        log.info("NBD export '{}' removed; {} connection(s) to it closed", name, serving.size());
+        return true;
+    }
+
+    /** The names of the exports offered now, in the order they were added. */
+    public List<String> exportNames() {
+        return ctx.exports().all().stream().map(Export::name).toList();
+    }
+
+    private static String checkName(String name) {
+        if (name.isEmpty() || name.length() > NbdConstants.MAX_STRING_LENGTH) {
+            throw new IllegalArgumentException("an export name is 1.." + NbdConstants.MAX_STRING_LENGTH
+                    + " characters, got " + name.length());
+        }
+        return name;
     }
 
     /** Live counters; call {@link NbdStats#snapshot()} to read them. */
@@ -433,6 +502,8 @@ public final class NbdServer implements AutoCloseable {
         private Duration handshakeTimeout = Duration.ofSeconds(30);
         private Duration shutdownGrace = Duration.ofSeconds(5);
         private TlsConfig tls = TlsConfig.off();
+        private final List<Export> more = new ArrayList<>();
+        private boolean startEmpty;
 
         private Builder() {
         }
@@ -449,6 +520,21 @@ public final class NbdServer implements AutoCloseable {
                 throw new IllegalArgumentException("export name longer than " + NbdConstants.MAX_STRING_LENGTH);
             }
             this.exportName = name;
+            return this;
+        }
+
+        /**
+         * One more export (any number): served under {@code name} only; the empty name finds it only
+         * when it is the server's only export. With exports added here, {@link #device} is optional.
+         */
+        public Builder export(String name, String description, BlockDevice device, boolean readOnly) {
+            more.add(new Export(checkName(name), description, device, readOnly));
+            return this;
+        }
+
+        /** Allows a server with no export yet (they come with {@link NbdServer#addExport}). */
+        public Builder startEmpty() {
+            this.startEmpty = true;
             return this;
         }
 
@@ -529,8 +615,8 @@ public final class NbdServer implements AutoCloseable {
         }
 
         public NbdServer build() {
-            if (device == null) {
-                throw new IllegalStateException("device is required");
+            if (device == null && more.isEmpty() && !startEmpty) {
+                throw new IllegalStateException("a device (or an export) is required");
             }
             return new NbdServer(this);
         }

@@ -47,6 +47,11 @@ final class PlainTransport implements Transport {
     }
 
     @Override
+    public void shutdownOutput() throws IOException {
+        ch.shutdownOutput();
+    }
+
+    @Override
     public void closeGracefully() {
         try {
             ch.close();

@@ -2,10 +2,12 @@ package io.pmcache.nbd;
 
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.channels.SocketChannel;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.security.KeyStore;
 import java.security.PrivateKey;
+import java.security.SecureRandom;
 import java.security.cert.X509Certificate;
 import java.util.List;
 import java.util.Objects;
@@ -14,6 +16,8 @@ import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLParameters;
 import javax.net.ssl.TrustManagerFactory;
+import org.bouncycastle.tls.crypto.TlsCrypto;
+import org.bouncycastle.tls.crypto.impl.jcajce.JcaTlsCryptoProvider;
 
 /**
  * A server's TLS setup, following nbdkit's options and files:
@@ -24,27 +28,37 @@ import javax.net.ssl.TrustManagerFactory;
  *       {@code DIR/ca-cert.pem} (the CA that signs client certificates; needed only with
  *       {@code --tls-verify-peer});</li>
  *   <li>{@code --tls-verify-peer}: a client must present a certificate signed by that CA.</li>
+ *   <li>{@code --tls-psk=FILE}: pre-shared keys instead of certificates ({@link PskKeyFile}), with
+ *       Bouncy Castle's TLS ({@link PskTransport}): the JDK's TLS has no external PSK.</li>
  * </ul>
  * TLS 1.3 and 1.2 (the NBD spec requires 1.2) with the JDK's {@link SSLEngine} and its default
- * cipher suites. The files are read once, by {@link #x509}, so a bad file fails at start with its
- * name, not at the first client.
+ * cipher suites. The files are read once, by {@link #x509} or {@link #psk}, so a bad file fails at
+ * start with its name, not at the first client (the PSK file is then looked at again per handshake,
+ * as nbdkit does).
  */
 public final class TlsConfig {
     static final String CA_CERT = "ca-cert.pem";
     static final String SERVER_CERT = "server-cert.pem";
     static final String SERVER_KEY = "server-key.pem";
     private static final String[] PROTOCOLS = {"TLSv1.3", "TLSv1.2"};
-    private static final TlsConfig OFF = new TlsConfig(TlsMode.OFF, null, false, "off");
+    private static final TlsConfig OFF = new TlsConfig(TlsMode.OFF, null, false, null, null, "off");
 
     private final TlsMode mode;
+    /** X.509: the JDK's TLS. Null with PSK. */
     private final SSLContext context;
     private final boolean verifyPeer;
+    /** PSK: the key file and Bouncy Castle's crypto (thread-safe, shared). Null with X.509. */
+    private final PskKeyFile pskFile;
+    private final TlsCrypto pskCrypto;
     private final String description;
 
-    private TlsConfig(TlsMode mode, SSLContext context, boolean verifyPeer, String description) {
+    private TlsConfig(TlsMode mode, SSLContext context, boolean verifyPeer, PskKeyFile pskFile, TlsCrypto pskCrypto,
+                      String description) {
         this.mode = mode;
         this.context = context;
         this.verifyPeer = verifyPeer;
+        this.pskFile = pskFile;
+        this.pskCrypto = pskCrypto;
         this.description = description;
     }
 
@@ -97,12 +111,28 @@ public final class TlsConfig {
             SSLContext context = SSLContext.getInstance("TLS");
             context.init(kmf.getKeyManagers(), tmf != null ? tmf.getTrustManagers() : null, null);
             String subject = chain.getFirst().getSubjectX500Principal().getName();
-            return new TlsConfig(mode, context, verifyPeer, mode.name().toLowerCase(java.util.Locale.ROOT)
+            return new TlsConfig(mode, context, verifyPeer, null, null, mode.name().toLowerCase(java.util.Locale.ROOT)
                     + ", X.509 certificate " + subject + (verifyPeer ? ", client certificates verified against "
                     + caFile : ""));
         } catch (GeneralSecurityException e) {
             throw new IOException(certFile + ", " + keyFile + ": cannot set up TLS: " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * TLS with the pre-shared keys of nbdkit's {@code username:hexkey} file (see {@link PskKeyFile}).
+     * {@code mode} must be ON or REQUIRE. IOException naming the file (and line) when it is unusable.
+     */
+    public static TlsConfig psk(TlsMode mode, Path file) throws IOException {
+        if (mode == TlsMode.OFF) {
+            throw new IllegalArgumentException("TLS mode is off: no pre-shared keys are used");
+        }
+        PskKeyFile keys = PskKeyFile.open(file);
+        // The JDK's crypto behind Bouncy Castle's TLS: AES-GCM with the CPU's AES instructions, and
+        // no security provider registered JVM-wide.
+        TlsCrypto crypto = new JcaTlsCryptoProvider().create(new SecureRandom());
+        return new TlsConfig(mode, null, false, keys, crypto, mode.name().toLowerCase(java.util.Locale.ROOT)
+                + ", pre-shared keys from " + file + " (" + keys.keys() + ")");
     }
 
     private static Path existing(Path file) throws IOException {
@@ -123,7 +153,13 @@ public final class TlsConfig {
         return description;
     }
 
-    /** A server-side engine for one connection. */
+    /** The TLS side of one connection over {@code socket}, before its handshake. */
+    SecureTransport newTransport(SocketChannel socket) {
+        return pskFile != null ? new PskTransport(socket, new PskServer(pskCrypto, pskFile))
+                : new TlsTransport(socket, newEngine());
+    }
+
+    /** A server-side engine for one connection (X.509 only). */
     SSLEngine newEngine() {
         SSLEngine engine = context.createSSLEngine();
         engine.setUseClientMode(false);

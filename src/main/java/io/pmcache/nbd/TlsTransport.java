@@ -32,7 +32,7 @@ import javax.net.ssl.SSLException;
  * Invariants: {@link #netIn} and {@link #appIn} are in read mode and touched by the reader only;
  * {@link #netOut} is empty (write mode) whenever {@link #writeLock} is free.
  */
-final class TlsTransport implements Transport {
+final class TlsTransport implements SecureTransport {
     /** Records encrypted before one socket write (4 x ~16 KiB). */
     static final int NET_OUT_RECORDS = 4;
     private static final ByteBuffer[] NOTHING = {ByteBuffer.allocate(0)};
@@ -58,11 +58,14 @@ final class TlsTransport implements Transport {
     }
 
     /**
-     * Runs the server's side of the TLS handshake, blocking (bounded by the caller's deadline, which
-     * closes the socket). A failed handshake (say, a client certificate from another CA) sends the
-     * client TLS's alert when it can and throws {@link SSLException}.
+     * Runs the TLS handshake, blocking (bounded by the caller's deadline, which closes the socket):
+     * the server's side or the client's, as the engine's mode says (the NBD server after it
+     * acknowledged STARTTLS, the backing device's NBD client after the server did). A failed
+     * handshake (say, a certificate from another CA) sends the peer TLS's alert when it can and
+     * throws {@link SSLException}.
      */
-    void handshake() throws IOException {
+    @Override
+    public void handshake() throws IOException {
         try {
             engine.beginHandshake();
             while (true) {
@@ -82,7 +85,8 @@ final class TlsTransport implements Transport {
     }
 
     /** What the handshake agreed on, for the log: protocol and cipher suite. */
-    String describe() {
+    @Override
+    public String describe() {
         return engine.getSession().getProtocol() + " " + engine.getSession().getCipherSuite();
     }
 
@@ -100,7 +104,7 @@ final class TlsTransport implements Transport {
         switch (r.getStatus()) {
             case BUFFER_UNDERFLOW -> readNet("during the TLS handshake");
             case BUFFER_OVERFLOW -> appIn = grow(appIn, engine.getSession().getApplicationBufferSize());
-            case CLOSED -> throw new SSLException("the client closed TLS during the handshake");
+            case CLOSED -> throw new SSLException("the peer closed TLS during the handshake");
             case OK -> {
             }
         }
@@ -337,6 +341,22 @@ final class TlsTransport implements Transport {
     @Override
     public boolean secure() {
         return true;
+    }
+
+    /** close_notify, if no writer is busy (one that is would be stuck on a full socket), then half-close. */
+    @Override
+    public void shutdownOutput() throws IOException {
+        if (writeLock.tryLock()) {
+            try {
+                engine.closeOutbound();
+                send(NOTHING, 0, 1);
+            } catch (IOException | RuntimeException ignored) {
+                // the socket's half-close below ends the stream either way
+            } finally {
+                writeLock.unlock();
+            }
+        }
+        ch.shutdownOutput();
     }
 
     /** close_notify, if no writer is busy (one that is would be stuck on a full socket), then close. */

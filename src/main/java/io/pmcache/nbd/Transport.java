@@ -7,7 +7,7 @@ import java.nio.channels.SocketChannel;
 
 /**
  * The byte stream of one connection, as the handshake and the transmission phase see it: the
- * socket itself ({@link PlainTransport}) or TLS over it ({@link TlsTransport}, after
+ * socket itself ({@link PlainTransport}) or TLS over it ({@link SecureTransport}, after
  * {@code NBD_OPT_STARTTLS}).
  *
  * <p>Contract (both implementations): reads block until at least one byte is available and return
@@ -16,7 +16,7 @@ import java.nio.channels.SocketChannel;
  * handshake, then {@link ReplyWriter} under its lock), but a read and a write may run concurrently.
  * {@link #close()} may be called from any thread and makes blocked reads and writes fail.
  */
-sealed interface Transport extends ByteChannel, GatheringByteChannel permits PlainTransport, TlsTransport {
+public sealed interface Transport extends ByteChannel, GatheringByteChannel permits PlainTransport, SecureTransport {
 
     static Transport plain(SocketChannel ch) {
         return new PlainTransport(ch);
@@ -31,6 +31,15 @@ sealed interface Transport extends ByteChannel, GatheringByteChannel permits Pla
      * transport. Never throws: the connection is over either way.
      */
     void closeGracefully();
+
+    /**
+     * Ends the sending side only (TLS sends its close_notify first): the peer reads the end of the
+     * stream, while its replies can still be read. Never blocks on a writer busy on a full socket
+     * (TLS then skips the close_notify). A transport that cannot half-close closes.
+     */
+    default void shutdownOutput() throws IOException {
+        close();
+    }
 
     /** Closes the socket at once (a hard disconnect). */
     @Override

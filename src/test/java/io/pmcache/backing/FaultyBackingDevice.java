@@ -11,7 +11,7 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * A decorator that injects faults into another {@link BackingDevice}, switchable at run time by
  * tests: failures ({@code IOException("injected EIO")}) per kind of operation, for the next
- * {@code n} calls or until healed, and a stall (sleep) before every call.
+ * {@code n} calls, every n-th call, or until healed, and a stall (sleep) before every call.
  *
  * <p>An injected failure happens before the call reaches the delegate, so the delegate is
  * unchanged by a failed call. Size, fingerprint and describe never fail.
@@ -27,6 +27,9 @@ public final class FaultyBackingDevice implements BackingDevice {
     /** Remaining failures to inject per op; {@link Long#MAX_VALUE} means until healed. */
     private final Map<Op, AtomicLong> failuresLeft = new EnumMap<>(Op.class);
     private final Map<Op, AtomicLong> injected = new EnumMap<>(Op.class);
+    /** Fail every n-th call per op (0 = off), counted by {@link #calls}. */
+    private final Map<Op, AtomicLong> failEvery = new EnumMap<>(Op.class);
+    private final Map<Op, AtomicLong> calls = new EnumMap<>(Op.class);
     private final BackingDevice delegate;
     private volatile long stallNanos;
 
@@ -35,6 +38,8 @@ public final class FaultyBackingDevice implements BackingDevice {
         for (Op op : Op.values()) {
             failuresLeft.put(op, new AtomicLong());
             injected.put(op, new AtomicLong());
+            failEvery.put(op, new AtomicLong());
+            calls.put(op, new AtomicLong());
         }
     }
 
@@ -58,9 +63,20 @@ public final class FaultyBackingDevice implements BackingDevice {
         return this;
     }
 
+    /** Fails every {@code n}-th {@code op} call from now on (an intermittent fault) until healed. */
+    public FaultyBackingDevice failEvery(Op op, long n) {
+        if (n < 1) {
+            throw new IllegalArgumentException("n must be >= 1, got " + n);
+        }
+        calls.get(op).set(0);
+        failEvery.get(op).set(n);
+        return this;
+    }
+
     /** Stops failing {@code op}. */
     public FaultyBackingDevice heal(Op op) {
         failuresLeft.get(op).set(0);
+        failEvery.get(op).set(0);
         return this;
     }
 
@@ -160,7 +176,9 @@ public final class FaultyBackingDevice implements BackingDevice {
                 throw new InterruptedIOException(describe() + ": interrupted while stalled");
             }
         }
-        if (takeFailure(failuresLeft.get(op))) {
+        long every = failEvery.get(op).get();
+        boolean intermittent = every > 0 && calls.get(op).incrementAndGet() % every == 0;
+        if (intermittent || takeFailure(failuresLeft.get(op))) {
             injected.get(op).incrementAndGet();
             throw new IOException("injected EIO (" + op + " on " + delegate.describe() + ")");
         }

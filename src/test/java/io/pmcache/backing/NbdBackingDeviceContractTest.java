@@ -33,6 +33,11 @@ class NbdBackingDeviceContractTest extends BlockDeviceContractTest {
         return new String[] {"memory", String.valueOf(size)};
     }
 
+    /** The URI the client opens for server {@code k}. */
+    protected String uri(Nbdkit k) {
+        return k.uri("disk");
+    }
+
     protected NbdClientOptions options() {
         return NbdClientOptions.defaults();
     }
@@ -42,7 +47,7 @@ class NbdBackingDeviceContractTest extends BlockDeviceContractTest {
         try {
             Nbdkit k = Nbdkit.start(dir.resolve("nbd-" + servers.incrementAndGet() + ".sock"), server(size));
             started.add(k);
-            return track(NbdBackingDevice.open(NbdUri.parse(k.uri("disk")), options()));
+            return track(NbdBackingDevice.open(NbdUri.parse(uri(k)), options()));
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IOException(e);

@@ -265,11 +265,25 @@ class NbdBackingDeviceTest {
         assertThat(NbdUri.isUri("nbd://h/x")).isTrue();
         assertThat(NbdUri.isUri("/var/lib/disk.img")).isFalse();
         assertThat(NbdUri.isUri("relative/nbd:thing")).isFalse();
+        assertThat(tcp.tls()).isFalse();
+        NbdUri tls = NbdUri.parse("nbds://example.com/vol?tls-certificates=/etc/pki/x&tls-hostname=nbd.example");
+        assertThat(tls.tls()).isTrue();
+        assertThat(tls.tlsCertificates()).isEqualTo(Path.of("/etc/pki/x"));
+        assertThat(tls.tlsVerifyPeer()).isTrue();
+        assertThat(tls.certificateHost()).isEqualTo("nbd.example");
+        NbdUri tlsUnix = NbdUri.parse("nbds+unix:///vol?socket=/s&tls-verify-peer=false");
+        assertThat(tlsUnix.tls()).isTrue();
+        assertThat(tlsUnix.tlsVerifyPeer()).isFalse();
+        assertThat(tlsUnix.tlsCertificates()).isNull();
+        assertThat(tlsUnix.certificateHost()).as("a unix socket has no host name to check").isNull();
+        assertThat(NbdUri.parse("nbds://h/x").certificateHost()).isEqualTo("h");
 
         for (String[] bad : new String[][] {
-            {"nbds://h/x", "TLS"}, {"nbds+unix:///x?socket=/s", "TLS"}, {"nbd+vsock://1:2/x", "vsock"},
+            {"nbds://h/x?tls-psk-file=/k", "pre-shared keys"}, {"nbds://alice@h/x", "pre-shared key"},
+            {"nbds://h/x?tls-verify-peer=maybe", "true or false"}, {"nbds+unix:///x", "socket=PATH"},
+            {"nbd://h/x?tls-verify-peer=false", "does not use TLS"}, {"nbd+vsock://1:2/x", "vsock"},
             {"nbd+unix://host/x?socket=/s", "no host"}, {"nbd+unix:///x", "socket=PATH"},
-            {"nbd://h/x?socket=/s", "only meaningful"}, {"nbd://h/x?tls-certificates=/d", "TLS"},
+            {"nbd://h/x?socket=/s", "only meaningful"}, {"nbd://h/x?tls-certificates=/d", "nbds://"},
             {"nbd://h/x?foo=1", "unsupported parameter"}, {"nbd:///x", "needs a host"},
             {"http://h/x", "unknown scheme"}, {"nbd://user@h/x", "user name"}}) {
             assertThatThrownBy(() -> NbdUri.parse(bad[0])).as(bad[0]).isInstanceOf(IllegalArgumentException.class)

@@ -48,14 +48,31 @@ public final class Nbdkit implements AutoCloseable {
      * {@code "--filter=delay", "memory", "4M", "delay-write=2ms"}); its log goes next to the socket.
      */
     public static Nbdkit start(Path socket, String... args) throws IOException, InterruptedException {
+        Files.deleteIfExists(socket);
+        return launch(socket, List.of("-U", socket.toString()), args);
+    }
+
+    /**
+     * Starts {@code nbdkit [args]} listening on TCP {@code address:port} (pid and log files named
+     * after {@code name} in {@code dir}); {@link #socket()} is then null, and {@link #restart()}
+     * is for unix sockets only.
+     */
+    public static Nbdkit startTcp(Path dir, String name, String address, int port, String... args)
+            throws IOException, InterruptedException {
+        return launch(dir.resolve(name), List.of("-i", address, "-p", String.valueOf(port)), args);
+    }
+
+    private static Nbdkit launch(Path socketOrName, List<String> listen, String... args)
+            throws IOException, InterruptedException {
         require();
+        Path socket = socketOrName;
         Path dir = socket.toAbsolutePath().getParent();
         Path pid = dir.resolve(socket.getFileName() + ".pid");
         Path log = dir.resolve(socket.getFileName() + ".log");
         Files.deleteIfExists(pid);
-        Files.deleteIfExists(socket);
-        List<String> cmd = new ArrayList<>(List.of("nbdkit", "--foreground", "-U", socket.toString(), "-P",
-                pid.toString()));
+        List<String> cmd = new ArrayList<>(List.of("nbdkit", "--foreground"));
+        cmd.addAll(listen);
+        cmd.addAll(List.of("-P", pid.toString()));
         cmd.addAll(List.of(args));
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile())).start();
@@ -71,7 +88,7 @@ public final class Nbdkit implements AutoCloseable {
             }
             Thread.sleep(10);
         }
-        return new Nbdkit(p, socket, log, List.of(args));
+        return new Nbdkit(p, listen.getFirst().equals("-U") ? socket : null, log, List.of(args));
     }
 
     public Path socket() {

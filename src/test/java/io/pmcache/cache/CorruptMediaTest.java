@@ -476,6 +476,57 @@ class CorruptMediaTest {
         assertThat(opened + refused).isEqualTo(40);
     }
 
+    // ------------------------------------------------------------------ volume table
+
+    /**
+     * A medium of volumes with a damaged header or table: a clear error naming the medium, or
+     * (one slot damaged) the other slot, through which each volume's cache still opens and reads
+     * back exactly what it held.
+     */
+    @Test
+    void aDamagedVolumeTableIsAClearErrorOrTheOtherSlot() throws IOException {
+        PowerCutMedium m = PowerCutMedium.create(64 * MIB);
+        io.pmcache.volume.VolumeMedium.format(m);
+        io.pmcache.backing.MemoryBackingDevice disk = new io.pmcache.backing.MemoryBackingDevice(DEVICE, 5);
+        io.pmcache.volume.VolumeMedium vm = io.pmcache.volume.VolumeMedium.open(m);
+        io.pmcache.volume.Volume v = vm.create("v", disk, "/disk/v", 24 * MIB, new FormatOptions(MIB, false));
+        MemorySegment data = MemorySegment.ofArray(new byte[64 << 10]).fill((byte) 0x5a);
+        try (Cache c = Cache.open(v.medium(), disk, QUIET)) {
+            c.write(0, data, true);
+        }
+        // slot 1 holds the newest copy (sequence 1); damage it: slot 0 (no volume yet) is used
+        long slot1 = io.pmcache.format.VolumeLayout.TABLE_SLOT1;
+        byte was = m.segment().get(JAVA_BYTE, slot1 + 64);
+        m.segment().set(JAVA_BYTE, slot1 + 64, (byte) (was ^ 1));
+        List<String> damaged = new ArrayList<>();
+        assertThat(io.pmcache.volume.VolumeMedium.open(m, damaged::add).volumes()).isEmpty();
+        assertThat(damaged).singleElement().asString().contains("volume table slot 1").contains("CRC mismatch");
+        m.segment().set(JAVA_BYTE, slot1 + 64, was);
+        // slot 0 damaged instead: slot 1 lists the volume, whose cache holds the data
+        long slot0 = io.pmcache.format.VolumeLayout.TABLE_SLOT0;
+        m.segment().set(JAVA_BYTE, slot0 + 8, (byte) 0x77);
+        io.pmcache.volume.Volume again = io.pmcache.volume.VolumeMedium.open(m, s -> { }).volume("v");
+        try (Cache c = Cache.open(again.medium(), disk, QUIET)) {
+            MemorySegment back = MemorySegment.ofArray(new byte[64 << 10]);
+            c.read(0, back);
+            assertThat(back.mismatch(data)).isEqualTo(-1);
+        }
+        // both damaged: a clear error naming both slots
+        m.segment().set(JAVA_BYTE, slot1 + 64, (byte) (was ^ 1));
+        assertThatThrownBy(() -> io.pmcache.volume.VolumeMedium.open(m)).isInstanceOf(MediaCorruptException.class)
+                .hasMessageContaining(m.describe()).hasMessageContaining("no valid volume table");
+        // every flipped byte of the medium header: a corrupt header, named
+        for (int at = 0; at < io.pmcache.format.MediumHeader.SIZE; at++) {
+            byte b = m.segment().get(JAVA_BYTE, at);
+            m.segment().set(JAVA_BYTE, at, (byte) (b ^ (1 << (at % 8))));
+            int flipped = at;
+            assertThatThrownBy(() -> io.pmcache.volume.VolumeMedium.open(m)).as("byte %d flipped", flipped)
+                    .isInstanceOf(MediaCorruptException.class).hasMessageContaining("medium")
+                    .hasMessageContaining(at < 8 ? "not a pmcache cache medium" : "medium header");
+            m.segment().set(JAVA_BYTE, at, b);
+        }
+    }
+
     // ------------------------------------------------------------------ helpers
 
     private static Rig filledRig(SplittableRandom r, boolean dataCrc) throws IOException {

@@ -122,6 +122,59 @@ class WritebackFailureTest {
         }
     }
 
+    /**
+     * A backing device failing every other flush while writes keep coming: writeback alternates
+     * between failure and progress hundreds of times. Every failure counts in the status, but the
+     * log gets one WARN per episode and then at most one summary per interval, not a line per retry.
+     */
+    @Test
+    void anIntermittentlyFailingBackingDeviceDoesNotFloodTheLog(Seed seed) throws Exception {
+        SplittableRandom r = seed.random();
+        WriteHistory model = new WriteHistory(DEVICE);
+        MemoryBackingDevice disk = new MemoryBackingDevice(DEVICE, 7);
+        FaultyBackingDevice faulty = new FaultyBackingDevice(disk);
+        ch.qos.logback.classic.Logger wbLog =
+                (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(Writeback.class);
+        ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> events =
+                new ch.qos.logback.core.read.ListAppender<>();
+        events.start();
+        ch.qos.logback.classic.Level level = wbLog.getLevel();
+        wbLog.setLevel(ch.qos.logback.classic.Level.INFO); // the recovery lines are INFO
+        wbLog.addAppender(events);
+        try (Rig rig = Rig.format(24, faulty, false)) {
+            rig.open(new CacheOptions(2, 50, true, true));
+            long started = System.nanoTime();
+            faulty.failEvery(Op.FLUSH, 2);
+            long deadline = started + TimeUnit.SECONDS.toNanos(60);
+            while (rig.cache.status().backingErrors() < 20 && System.nanoTime() < deadline) {
+                smallWrites(rig, model, r, 8);
+            }
+            assertThat(rig.cache.status().backingErrors()).as("%s: failures within 60 s; %s", seed,
+                    rig.cache.status()).isGreaterThanOrEqualTo(20);
+            long elapsedNanos = System.nanoTime() - started;
+            faulty.heal();
+            rig.cache.flushAll(left -> { });
+            assertThat(disk.toByteArray()).as("%s: nothing lost", seed).isEqualTo(model.current);
+
+            long errors = rig.cache.status().backingErrors();
+            long warns = events.list.stream().filter(ev -> ev.getLevel() == ch.qos.logback.classic.Level.WARN)
+                    .count();
+            long recoveries = events.list.stream().filter(ev -> ev.getFormattedMessage().contains("works again"))
+                    .count();
+            long intervals = 1 + elapsedNanos / TimeUnit.MILLISECONDS.toNanos(RecurringFailureLog.INTERVAL_MILLIS);
+            assertThat(errors).as("every failure is counted").isGreaterThanOrEqualTo(20);
+            assertThat(warns).as("%s: WARN lines for %d failures in %d ms", seed, errors, elapsedNanos / 1_000_000)
+                    .isPositive().isLessThanOrEqualTo(intervals);
+            assertThat(recoveries).as("recovery lines").isPositive().isLessThanOrEqualTo(warns);
+            assertThat(events.list.stream().filter(ev -> ev.getLevel() == ch.qos.logback.classic.Level.WARN)
+                    .skip(1).allMatch(ev -> ev.getFormattedMessage().contains("not logged")))
+                    .as("later WARN lines say how many failures they stand for").isTrue();
+        } finally {
+            wbLog.detachAppender(events);
+            wbLog.setLevel(level);
+        }
+    }
+
     private static void smallWrites(Rig rig, WriteHistory model, SplittableRandom r, int n) throws IOException {
         for (int i = 0; i < n; i++) {
             int len = 4096 * (1 + r.nextInt(8));

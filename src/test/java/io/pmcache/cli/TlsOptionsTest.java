@@ -26,13 +26,10 @@ class TlsOptionsTest {
     @Test
     void badOptionsAreRefusedBeforeTheCacheIsTouched() throws Exception {
         assertThat(serve("--tls=maybe").err()).contains("--tls wants off, on or require, got 'maybe'");
-        assertThat(serve("--tls=require").err()).contains("--tls=require needs --tls-certificates DIR");
+        assertThat(serve("--tls=require").err()).contains("--tls=require needs --tls-certificates DIR or --tls-psk FILE");
         assertThat(serve("--tls-certificates", dir.toString()).err())
                 .contains("--tls-certificates needs --tls=on or --tls=require");
         assertThat(serve("--tls=on", "--tls-verify-peer").err()).contains("needs --tls-certificates");
-        Path psk = Files.writeString(dir.resolve("keys.psk"), "alice:0123456789abcdef\n");
-        assertThat(serve("--tls=require", "--tls-psk", psk.toString()).err())
-                .contains("--tls-psk " + psk + ": TLS with pre-shared keys is not supported yet");
         Result missing = serve("--tls=on", "--tls-certificates", dir.resolve("nope").toString());
         assertThat(missing.exit()).isEqualTo(1);
         assertThat(missing.err()).contains(dir.resolve("nope") + ": the TLS certificates directory does not exist");
@@ -41,6 +38,35 @@ class TlsOptionsTest {
         Files.writeString(dir.resolve("server-cert.pem"), "not a certificate");
         assertThat(serve("--tls=on", "--tls-certificates", dir.toString()).err())
                 .contains(dir.resolve("server-cert.pem") + ": no PEM certificate");
+        assertThat(dir.resolve("cache.img")).doesNotExist();
+        assertThat(dir.resolve("backing.img")).doesNotExist();
+    }
+
+    @Test
+    void optionsThatDoNotGoTogetherAreUsageErrors() {
+        Result both = serve("--tls=require", "--tls-psk", "keys.psk", "--tls-certificates", dir.toString());
+        assertThat(both.exit()).isEqualTo(2);
+        assertThat(both.err()).contains("--tls-psk cannot be combined with --tls-certificates: a server "
+                + "authenticates with pre-shared keys or with X.509 certificates, not both", "Usage:");
+        Result verify = serve("--tls=require", "--tls-psk", "keys.psk", "--tls-verify-peer");
+        assertThat(verify.exit()).isEqualTo(2);
+        assertThat(verify.err()).contains("--tls-psk cannot be combined with --tls-verify-peer");
+        Result off = serve("--tls-psk", "keys.psk");
+        assertThat(off.exit()).isEqualTo(2);
+        assertThat(off.err()).contains("--tls-psk needs --tls=on or --tls=require");
+        assertThat(serve("--tls=maybe").exit()).isEqualTo(2);
+        assertThat(dir.resolve("cache.img")).doesNotExist();
+    }
+
+    @Test
+    void aBadPskFileIsNamedWithItsLineBeforeTheCacheIsTouched() throws Exception {
+        Path psk = Files.writeString(dir.resolve("keys.psk"), "alice:0123456789abcdef0123456789abcdef\nbob\n");
+        Result bad = serve("--tls=require", "--tls-psk", psk.toString());
+        assertThat(bad.exit()).isEqualTo(1);
+        assertThat(bad.err()).contains(psk + ":2: no ':' (expected username:hexkey)");
+        Result missing = serve("--tls=on", "--tls-psk", dir.resolve("nope.psk").toString());
+        assertThat(missing.exit()).isEqualTo(1);
+        assertThat(missing.err()).contains(dir.resolve("nope.psk") + ": the PSK file does not exist");
         assertThat(dir.resolve("cache.img")).doesNotExist();
         assertThat(dir.resolve("backing.img")).doesNotExist();
     }

@@ -162,6 +162,42 @@ final class NbdTestClient implements AutoCloseable {
         out = new DataOutputStream(new java.io.BufferedOutputStream(tls.getOutputStream()));
     }
 
+    /**
+     * As {@link #startTls} with a pre-shared key (Bouncy Castle's blocking TLS client): TLS 1.3 with
+     * an external PSK (AES-128-GCM), or TLS 1.2 ECDHE-PSK (AES-128-CBC-SHA256) when {@code tls12}. Throws if the server refuses it.
+     */
+    void startTlsPsk(String user, byte[] key, boolean tls12) throws IOException {
+        org.bouncycastle.tls.crypto.TlsCrypto crypto = new org.bouncycastle.tls.crypto.impl.jcajce.JcaTlsCryptoProvider()
+                .create(new java.security.SecureRandom());
+        byte[] identity = user.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        org.bouncycastle.tls.PSKTlsClient client = new org.bouncycastle.tls.PSKTlsClient(crypto,
+                new org.bouncycastle.tls.BasicTlsPSKIdentity(identity, key)) {
+            @Override
+            protected org.bouncycastle.tls.ProtocolVersion[] getSupportedVersions() {
+                return (tls12 ? org.bouncycastle.tls.ProtocolVersion.TLSv12
+                        : org.bouncycastle.tls.ProtocolVersion.TLSv13).only();
+            }
+
+            @Override
+            protected int[] getSupportedCipherSuites() {
+                return new int[] {tls12 ? org.bouncycastle.tls.CipherSuite.TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256
+                        : org.bouncycastle.tls.CipherSuite.TLS_AES_128_GCM_SHA256};
+            }
+
+            @Override
+            public java.util.Vector<org.bouncycastle.tls.TlsPSKExternal> getExternalPSKs() {
+                java.util.Vector<org.bouncycastle.tls.TlsPSKExternal> v = new java.util.Vector<>();
+                v.add(new org.bouncycastle.tls.BasicTlsPSKExternal(identity, crypto.createSecret(key)));
+                return tls12 ? null : v;
+            }
+        };
+        org.bouncycastle.tls.TlsClientProtocol protocol = new org.bouncycastle.tls.TlsClientProtocol(
+                Channels.newInputStream(ch), Channels.newOutputStream(ch));
+        protocol.connect(client);
+        in = new DataInputStream(new java.io.BufferedInputStream(protocol.getInputStream()));
+        out = new DataOutputStream(new java.io.BufferedOutputStream(protocol.getOutputStream()));
+    }
+
     /** TLS 1.3: asks the server to update its keys (the JDK's client sends a KeyUpdate, update_requested). */
     void keyUpdate() throws IOException {
         tls.startHandshake();

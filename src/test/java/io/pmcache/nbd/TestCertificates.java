@@ -25,6 +25,7 @@ import javax.net.ssl.TrustManagerFactory;
  * @param client a client with a certificate from the same CA
  * @param anonymous a client that trusts the CA but has no certificate
  * @param stranger a client whose certificate comes from another CA
+ * @see #wrongCa()
  */
 public record TestCertificates(Path server, Path client, Path anonymous, Path stranger) {
 
@@ -53,7 +54,36 @@ public record TestCertificates(Path server, Path client, Path anonymous, Path st
                 """);
         leaf(work, ca, t.client, "client", "ecdsa", clientTemplate("client"));
         leaf(work, otherCa, t.stranger, "client", "ecdsa", clientTemplate("stranger"));
+        Path wrongCa = Files.createDirectories(t.wrongCa());
+        Files.copy(work.resolve("other-ca-cert.pem"), wrongCa.resolve("ca-cert.pem"));
+        for (String f : List.of("client-cert.pem", "client-key.pem")) {
+            Files.copy(t.client.resolve(f), wrongCa.resolve(f));
+        }
         return t;
+    }
+
+    /**
+     * A client with the good client certificate that trusts only the other CA, so it must refuse
+     * the server's certificate (made by {@link #make}).
+     */
+    public Path wrongCa() {
+        return server.resolveSibling("wrong-ca");
+    }
+
+    /** A client trusting the test CA, with a {@code ca-crl.pem} (from certtool) that revokes the server's certificate. */
+    public Path revokingServer() throws IOException, InterruptedException {
+        Path work = server.resolveSibling("pki");
+        Path d = Files.createDirectories(server.resolveSibling("revoking"));
+        Files.copy(work.resolve("ca-cert.pem"), d.resolve("ca-cert.pem"),
+                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        Path template = work.resolve("crl.info");
+        Files.writeString(template, "crl_next_update = 2\ncrl_number = 1\n");
+        Files.deleteIfExists(d.resolve("ca-crl.pem"));
+        certtool("--generate-crl", "--load-ca-privkey", work.resolve("ca-key.pem").toString(),
+                "--load-ca-certificate", work.resolve("ca-cert.pem").toString(),
+                "--load-certificate", server.resolve("server-cert.pem").toString(),
+                "--template", template.toString(), "--outfile", d.resolve("ca-crl.pem").toString());
+        return d;
     }
 
     private static String clientTemplate(String cn) {

@@ -1,0 +1,236 @@
+package io.pmcache.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.pmcache.cli.CliRun;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtensionContext;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.extension.TestWatcher;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Two volumes on one medium, served by the real {@code pmcache serve --cache FILE} process (no
+ * --backing: every volume is an export named after it) to real clients (nbdcopy, nbdinfo, nbdsh).
+ * The medium is 64 MiB (on /dev/shm when present), each volume a 24 MiB share of 1 MiB segments.
+ */
+@Timeout(300)
+class VolumesProcessTest {
+    private static final long MIB = 1L << 20;
+
+    @TempDir
+    Path dir;
+    Path shm;
+    final List<ServeProcess> servers = new ArrayList<>();
+
+    @RegisterExtension
+    final TestWatcher printLogsOnFailure = new TestWatcher() {
+        @Override
+        public void testFailed(ExtensionContext context, Throwable cause) {
+            try (Stream<Path> logs = Files.list(dir)) {
+                for (Path p : logs.filter(p -> p.getFileName().toString().startsWith("serve-")).sorted().toList()) {
+                    System.err.println("===== " + p.getFileName() + " =====\n" + Files.readString(p));
+                }
+            } catch (IOException e) {
+                System.err.println("cannot print server logs: " + e);
+            }
+        }
+    };
+
+    @BeforeEach
+    void makeCacheDir() throws IOException {
+        Path base = Path.of("/dev/shm");
+        shm = Files.isDirectory(base) && Files.isWritable(base)
+                ? Files.createTempDirectory(base, "pmcache-vol-it") : Files.createDirectory(dir.resolve("cache"));
+    }
+
+    @AfterEach
+    void cleanUp() throws Exception {
+        for (ServeProcess s : servers) {
+            s.close();
+        }
+        try (Stream<Path> files = Files.walk(shm)) {
+            for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+
+    private Path cache() {
+        return shm.resolve("cache.img");
+    }
+
+    private Path socket() {
+        return dir.resolve("pm.sock");
+    }
+
+    private String uri(String export) {
+        return "nbd+unix:///" + export + "?socket=" + socket();
+    }
+
+    private static void ok(CliRun.Result r) {
+        assertThat(r.exit()).as("exit; out: %s err: %s", r.out(), r.err()).isZero();
+    }
+
+    private void twoVolumes() {
+        ok(CliRun.pm("format", "--cache", cache().toString(), "--cache-size", "64M"));
+        ok(CliRun.pm("volume", "create", "--cache", cache().toString(), "--name", "vol-a", "--backing",
+                dir.resolve("a.img").toString(), "--backing-size", "48M", "--size", "24M", "--segment-size", "1M"));
+        ok(CliRun.pm("volume", "create", "--cache", cache().toString(), "--name", "vol-b", "--backing",
+                dir.resolve("b.img").toString(), "--backing-size", "40M", "--size", "24M", "--segment-size", "1M"));
+    }
+
+    private ServeProcess serve(String... extra) throws IOException, InterruptedException {
+        List<String> args = new ArrayList<>(List.of("--cache", cache().toString(), "--socket", socket().toString(),
+                "--parallel", "1"));
+        args.addAll(List.of(extra));
+        ServeProcess s = ServeProcess.start(dir, args);
+        servers.add(s);
+        return s;
+    }
+
+    private Path randomImage(String name, long size, long seed) throws IOException {
+        byte[] b = new byte[(int) size];
+        new Random(seed).nextBytes(b);
+        Path p = dir.resolve(name);
+        Files.write(p, b);
+        return p;
+    }
+
+    private void assertExportHolds(String export, Path expected) throws Exception {
+        Path back = dir.resolve(export + ".back");
+        Files.deleteIfExists(back);
+        Tools.run("nbdcopy", uri(export), back.toString()).expectSuccess();
+        assertThat(Files.mismatch(back, expected)).as("export %s differs from what was written", export)
+                .isEqualTo(-1);
+    }
+
+    /** Data larger than each volume's share, written by nbdcopy into both, survives kill -9 of the server. */
+    @Test
+    void twoVolumesWrittenByNbdcopySurviveKill9() throws Exception {
+        Tools.require("nbdcopy", "nbdinfo");
+        twoVolumes();
+        Path a = randomImage("a.src", 48 * MIB, 1);
+        Path b = randomImage("b.src", 40 * MIB, 2);
+        ServeProcess s = serve();
+        assertThat(Tools.run("nbdinfo", "--list", "nbd+unix:///?socket=" + socket()).expectSuccess())
+                .contains("vol-a").contains("vol-b");
+        String info = Tools.run("nbdinfo", "--json", uri("vol-b")).expectSuccess().replaceAll("\\s", "");
+        assertThat(info).contains("\"export-size\":" + 40 * MIB).contains("\"export-name\":\"vol-b\"")
+                .contains("pmcachevolumevol-b");
+        Tools.run("nbdcopy", "--connections=2", a.toString(), uri("vol-a")).expectSuccess();
+        Tools.run("nbdcopy", "--connections=2", b.toString(), uri("vol-b")).expectSuccess();
+        s.kill9();
+        serve();
+        assertExportHolds("vol-a", a);
+        assertExportHolds("vol-b", b);
+    }
+
+    /**
+     * Through --admin while serving: a dirty volume's removal is refused; a volume added while a
+     * client works on another does not disturb it; one volume is detached while the other serves.
+     */
+    @Test
+    void adminAddsDetachesAndRefusesRemovalWhileOthersServe() throws Exception {
+        Tools.require("nbdcopy", "nbdinfo");
+        // the client is python3-libnbd (nbdsh's module), which is /usr/bin/python3's, not a pyenv's
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/python3"))
+                && Tools.run("/usr/bin/python3", "-c", "import nbd").exit() == 0, "python3-libnbd is not installed");
+        twoVolumes();
+        int port;
+        try (ServerSocket free = new ServerSocket(0)) {
+            port = free.getLocalPort();
+        }
+        String admin = "127.0.0.1:" + port;
+        serve("--no-writeback", "--admin", admin);
+        Path a = randomImage("a.src", 8 * MIB, 3);
+        Path b = randomImage("b.src", 8 * MIB, 4);
+        Tools.run("nbdcopy", a.toString(), uri("vol-a")).expectSuccess();
+        Tools.run("nbdcopy", b.toString(), uri("vol-b")).expectSuccess();
+
+        CliRun.Result refused = CliRun.pm("volume", "remove", "--admin", admin, "--name", "vol-a");
+        assertThat(refused.exit()).isEqualTo(1);
+        assertThat(refused.err()).contains("volume vol-a holds up to").contains("not yet written back");
+
+        // a client keeps writing and verifying vol-b until told to stop; a volume is added meanwhile
+        Path started = dir.resolve("client.started");
+        Path stop = dir.resolve("client.stop");
+        String script = String.join("\n",
+                "import os, time",
+                "buf = bytes([7]) * 65536",
+                "open('" + started + "', 'w').close()",
+                "deadline = time.time() + 120",
+                "n = 0",
+                "while not os.path.exists('" + stop + "') and time.time() < deadline:",
+                "    off = (n % 32) * 65536",
+                "    if n < 32:",  // this server does not write back: write 2 MiB once, then read it over and over
+                "        h.pwrite(buf, off)",
+                "    assert h.pread(65536, off) == buf",
+                "    h.flush()",
+                "    n += 1",
+                "assert os.path.exists('" + stop + "'), 'never told to stop'",
+                "print('ok', n)");
+        Process client = new ProcessBuilder("/usr/bin/python3", "-m", "nbd", "-u", uri("vol-b"), "-c", script).redirectErrorStream(true)
+                .redirectOutput(dir.resolve("client.out").toFile()).start();
+        try {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (!Files.exists(started) && client.isAlive() && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            assertThat(Files.exists(started)).as("client started: %s", Files.readString(dir.resolve("client.out")))
+                    .isTrue();
+            ok(CliRun.pm("volume", "create", "--admin", admin, "--name", "vol-c", "--backing",
+                    dir.resolve("c.img").toString(), "--backing-size", "4M", "--size", "12M", "--segment-size", "1M"));
+            assertThat(Tools.run("nbdinfo", "--list", "nbd+unix:///?socket=" + socket()).expectSuccess())
+                    .contains("vol-c");
+            Path c = randomImage("c.src", 4 * MIB, 5); // fits: this server does not write back
+            Tools.run("nbdcopy", c.toString(), uri("vol-c")).expectSuccess();
+            assertExportHolds("vol-c", c);
+            Files.createFile(stop);
+            assertThat(client.waitFor(120, TimeUnit.SECONDS)).isTrue();
+            assertThat(client.exitValue()).as("client: %s", Files.readString(dir.resolve("client.out"))).isZero();
+        } finally {
+            client.destroyForcibly();
+        }
+
+        // detach vol-a: written back to a.img, no longer served; vol-b keeps serving
+        ok(CliRun.pm("detach", "--admin", admin, "--volume", "vol-a"));
+        byte[] onDisk = Files.readAllBytes(dir.resolve("a.img"));
+        assertThat(java.util.Arrays.mismatch(java.util.Arrays.copyOf(onDisk, (int) (8 * MIB)), Files.readAllBytes(a)))
+                .isEqualTo(-1);
+        String list = Tools.run("nbdinfo", "--list", "nbd+unix:///?socket=" + socket()).expectSuccess();
+        assertThat(list).doesNotContain("vol-a").contains("vol-b");
+        Tools.run("nbdcopy", uri("vol-b"), dir.resolve("b.now").toString()).expectSuccess();
+        ok(CliRun.pm("volume", "remove", "--admin", admin, "--name", "vol-a"));
+        CliRun.Result status = CliRun.pm("status", "--admin", admin, "--json");
+        ok(status);
+        assertThat(status.out()).contains("\"vol-b\"").contains("\"vol-c\"").doesNotContain("\"vol-a\"");
+        java.net.http.HttpResponse<String> metrics = java.net.http.HttpClient.newHttpClient().send(
+                java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://" + admin + "/metrics")).build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString());
+        assertThat(metrics.statusCode()).isEqualTo(200);
+        assertThat(metrics.body()).contains("pmcache_dirty_bytes{volume=\"vol-b\"}")
+                .contains("pmcache_dirty_bytes{volume=\"vol-c\"}").doesNotContain("volume=\"vol-a\"")
+                .contains("pmcache_nbd_connections ");
+        ok(CliRun.pm("set", "gc-percent", "40", "--admin", admin, "--volume", "vol-b"));
+        CliRun.Result which = CliRun.pm("set", "gc-percent", "40", "--admin", admin);
+        assertThat(which.exit()).isEqualTo(1);
+        assertThat(which.err()).contains("--volume NAME");
+        ok(CliRun.pm("set", "writeback-target", "20", "--admin", admin, "--volume", "vol-c"));
+        CliRun.Result volumes = CliRun.pm("volume", "list", "--admin", admin, "--json");
+        ok(volumes);
+        assertThat(volumes.out()).doesNotContain("vol-a").contains("vol-b").contains("vol-c");
+    }
+}
