@@ -52,6 +52,8 @@ final class Replay {
     private final SegmentTable segments;
     private final LogReader reader;
     private final RangeIndex index;
+    /** The index changes of the walk, applied range by range (see {@link ReplayBatch}). */
+    private final ReplayBatch batch;
     private final CacheStats stats;
     private final long cacheId;
     private final boolean verifyAllData;
@@ -86,10 +88,18 @@ final class Replay {
 
     Replay(Medium medium, SegmentTable segments, LogReader reader, RangeIndex index, CacheStats stats,
            long cacheId, boolean verifyAllData, BitSet unknownGeneration, BitSet oneSlotDamaged) {
+        this(medium, segments, reader, index, stats, cacheId, verifyAllData, unknownGeneration, oneSlotDamaged,
+                ReplayBatch.DEFAULT_CAPACITY);
+    }
+
+    /** {@code batchCapacity} 1 applies each index change when the walk makes it (tests: the sequential replay). */
+    Replay(Medium medium, SegmentTable segments, LogReader reader, RangeIndex index, CacheStats stats,
+           long cacheId, boolean verifyAllData, BitSet unknownGeneration, BitSet oneSlotDamaged, int batchCapacity) {
         this.medium = medium;
         this.segments = segments;
         this.reader = reader;
         this.index = index;
+        this.batch = new ReplayBatch(index, batchCapacity);
         this.stats = stats;
         this.cacheId = cacheId;
         this.verifyAllData = verifyAllData;
@@ -116,6 +126,7 @@ final class Replay {
         keyTail = tails.walkFrom();
         dirtyTail = tails.dirtyFrom();
         LogPosition end = walk(keyTail, dirtyTail.ksetSeq());
+        batch.flush();
         if (lostUnknownRange) {
             dropCleanExtents();
         }
@@ -375,20 +386,7 @@ final class Replay {
             return;
         }
         boolean writtenBack = !(mayBeDirty && key.dirty());
-        io.pmcache.index.ExtentMap map = index.rangeFor(key.offset());
-        List<Extent> doomed = new ArrayList<>();
-        map.forEachOverlapping(key.offset(), key.end(), x -> {
-            if (writtenBack || !x.dirty()) {
-                doomed.add(x);
-            }
-        });
-        for (Extent x : doomed) {
-            long from = Math.max(x.start(), key.offset());
-            long to = Math.min(x.end(), key.end());
-            Extent hole = Extent.placeholder(from, (int) (to - from), 0);
-            map.insert(hole, null);
-            map.removeExact(hole);
-        }
+        batch.forget(key.offset(), key.length(), writtenBack);
     }
 
     /**
@@ -412,11 +410,10 @@ final class Replay {
     /** A live key: into the index (newest wins), with the reference gc drops when it passes the key. */
     private void apply(KeyRecord key, boolean mayBeDirty) {
         boolean dirty = mayBeDirty && key.dirty();
-        var map = index.rangeFor(key.offset());
         if (key.zero()) {
-            map.insertZero(key.offset(), key.length(), dirty);
+            batch.zero(key.offset(), key.length(), dirty);
         } else {
-            map.insertData(key.offset(), key.length(), key.segment(), key.segmentOffset(), key.generation(), dirty);
+            batch.data(key.offset(), key.length(), key.segment(), key.segmentOffset(), key.generation(), dirty);
             segments.ref(key.segment());
         }
         if (dirty) {
