@@ -89,17 +89,21 @@ final class Replay {
     Replay(Medium medium, SegmentTable segments, LogReader reader, RangeIndex index, CacheStats stats,
            long cacheId, boolean verifyAllData, BitSet unknownGeneration, BitSet oneSlotDamaged) {
         this(medium, segments, reader, index, stats, cacheId, verifyAllData, unknownGeneration, oneSlotDamaged,
-                ReplayBatch.DEFAULT_CAPACITY);
+                ReplayBatch.DEFAULT_CAPACITY, Runtime.getRuntime().availableProcessors() > 1);
     }
 
-    /** {@code batchCapacity} 1 applies each index change when the walk makes it (tests: the sequential replay). */
+    /**
+     * {@code batchCapacity} 1 without {@code background} applies each index change when the walk
+     * makes it (tests: the sequential replay); see {@link ReplayBatch}.
+     */
     Replay(Medium medium, SegmentTable segments, LogReader reader, RangeIndex index, CacheStats stats,
-           long cacheId, boolean verifyAllData, BitSet unknownGeneration, BitSet oneSlotDamaged, int batchCapacity) {
+           long cacheId, boolean verifyAllData, BitSet unknownGeneration, BitSet oneSlotDamaged, int batchCapacity,
+           boolean background) {
         this.medium = medium;
         this.segments = segments;
         this.reader = reader;
         this.index = index;
-        this.batch = new ReplayBatch(index, batchCapacity);
+        this.batch = new ReplayBatch(index, batchCapacity, background);
         this.stats = stats;
         this.cacheId = cacheId;
         this.verifyAllData = verifyAllData;
@@ -111,6 +115,12 @@ final class Replay {
     }
 
     Result run(CacheInfo info) {
+        try (batch) {
+            return replay(info);
+        }
+    }
+
+    private Result replay(CacheInfo info) {
         long t0 = System.nanoTime();
         LogPosition dirtyTail = info.dirtyTail();
         LogPosition keyTail = info.keyTail();

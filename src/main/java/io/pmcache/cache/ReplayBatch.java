@@ -7,6 +7,10 @@ import io.pmcache.index.RangeIndex;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 
 /**
  * Replay's changes to the index, recorded in log order and applied range by range: the same
@@ -30,15 +34,18 @@ import java.util.List;
  *   <li>Otherwise (overlaps, or a {@link #forget}, whose effect depends on what is there) the
  *       run is applied in log order, as recorded.</li>
  * </ol>
- * Batches are applied in log order, and {@link #flush} must run before anything reads the index.
- * A batch of capacity 1 applies each change when it is recorded: the plain sequential replay.
+ * Batches are applied in log order, one at a time, and {@link #flush} must run before anything
+ * reads the index. With a background thread, a full batch is applied there while the walk fills
+ * the next (walk and index building overlap: the walk never reads the index). A batch of
+ * capacity 1 without a background thread applies each change when it is recorded: the plain
+ * sequential replay.
  *
  * <h2>Cost</h2>
  * 64 bytes of heap per change the batch can hold (32 in log order, 32 grouped; the arrays grow
  * to {@code capacity}), plus one int per range of the device for the grouping. Grouping copies
  * each change once, so that a range's run is read sequentially, not scattered over the batch.
  */
-final class ReplayBatch {
+final class ReplayBatch implements AutoCloseable {
     /** Changes per batch by default: 512 Ki, 32 MiB of heap at most. */
     static final int DEFAULT_CAPACITY = 1 << 19;
     /** Bits of a change's index in a sort key (below its offset in the range: 22 bits). */
@@ -59,8 +66,13 @@ final class ReplayBatch {
     private int n;
     /** The changes in log order, {@value #WORDS} longs each (see {@link #put}). */
     private long[] log = new long[0];
+    /** The log array of the batch in the background, reused once it is applied. */
+    private long[] spare = new long[0];
+    /** Applies batches while the walk goes on; null: here, at each hand-off. */
+    private final ExecutorService applier;
+    private Future<?> pending;
     /** The same, grouped by range in {@link #flush}. */
-    private long[] grouped = new long[0];
+    private long[] grouped = new long[0];  // this and the fields below: the applying thread's
     /** Per range: changes counted, then where its run goes; all zero between flushes. */
     private int[] rangeSlots;
     private int[] touched = new int[0];
@@ -69,12 +81,21 @@ final class ReplayBatch {
     private long flushedRuns;
     private long fastRuns;
 
-    ReplayBatch(RangeIndex index, int capacity) {
+    /**
+     * With {@code background}, a thread of its own applies each full batch while the walk fills the
+     * next (the walk never reads the index, and batches are still applied in order, one at a time).
+     */
+    ReplayBatch(RangeIndex index, int capacity, boolean background) {
         if (capacity < 1 || capacity > MAX_CAPACITY) {
             throw new IllegalArgumentException("batch capacity " + capacity);
         }
         this.index = index;
         this.capacity = capacity;
+        this.applier = background ? Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "pmcache-replay-index");
+            t.setDaemon(true);
+            return t;
+        }) : null;
     }
 
     /** {@link ExtentMap#insertData} of this extent into its range. */
@@ -101,11 +122,7 @@ final class ReplayBatch {
      */
     private void put(long start, int length, int segment, int segmentOffset, long generation, byte op) {
         if (n * WORDS == log.length) {
-            int cap = Math.min(capacity, Math.max(INITIAL, 2 * n));
-            log = Arrays.copyOf(log, cap * WORDS);
-            grouped = new long[cap * WORDS];
-            touched = new int[cap];
-            sortKeys = new long[cap];
+            log = Arrays.copyOf(log, Math.min(capacity, Math.max(INITIAL, 2 * n)) * WORDS);
         }
         int w = n * WORDS;
         log[w] = start;
@@ -113,7 +130,7 @@ final class ReplayBatch {
         log[w + 2] = (long) length << 32 | (segment & 0xffffffffL);
         log[w + 3] = (segmentOffset & 0xffffffffL) << 8 | (op & 0xff);
         if (++n == capacity) {
-            flush();
+            handOff();
         }
     }
 
@@ -129,15 +146,77 @@ final class ReplayBatch {
         return (int) (a[i * WORDS + 3] & 0xff);
     }
 
-    /** Applies every change recorded so far; the batch is then empty. */
+    /**
+     * Applies every change recorded so far (waiting for the batch in the background, if any);
+     * the index is then complete and the batch empty.
+     */
     void flush() {
+        handOff();
+        awaitApplied();
+    }
+
+    /**
+     * Starts applying the changes recorded so far, in the background when there is a background
+     * thread (after the batch before has been applied: at most one is in flight), else here.
+     */
+    private void handOff() {
         if (n == 0) {
             return;
         }
-        if (n == 1) {
-            apply(index.rangeFor(log[0]), log, 0);
+        if (applier == null) {
+            applyBatch(log, n);
             n = 0;
             return;
+        }
+        awaitApplied();
+        long[] full = log;
+        int count = n;
+        log = spare;
+        spare = full;                                       // free again once this batch is applied
+        n = 0;
+        pending = applier.submit(() -> applyBatch(full, count));
+    }
+
+    private void awaitApplied() {
+        if (pending == null) {
+            return;
+        }
+        Future<?> p = pending;
+        pending = null;
+        try {
+            p.get();
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException re) {
+                throw re;
+            }
+            if (e.getCause() instanceof Error err) {
+                throw err;
+            }
+            throw new IllegalStateException(e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while replay built the index", e);
+        }
+    }
+
+    /** Stops the background thread (after {@link #flush}, or when replay failed). */
+    @Override
+    public void close() {
+        if (applier != null) {
+            applier.shutdownNow();
+        }
+    }
+
+    /** Applies {@code log[0, n)}: grouped by range, each range's run as the class comment says. */
+    private void applyBatch(long[] log, int n) {
+        if (n == 1) {
+            apply(index.rangeFor(log[0]), log, 0);
+            return;
+        }
+        if (grouped.length < n * WORDS) {
+            grouped = new long[n * WORDS];
+            touched = new int[n];
+            sortKeys = new long[n];
         }
         if (rangeSlots == null) {
             rangeSlots = new int[index.rangeCount()];
@@ -170,7 +249,6 @@ final class ReplayBatch {
             begin = end;
         }
         flushedRuns += nt;
-        n = 0;
     }
 
     /** Applies the changes {@code grouped[begin, end)} of one range. */

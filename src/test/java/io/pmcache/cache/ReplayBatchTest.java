@@ -70,20 +70,27 @@ class ReplayBatchTest {
     }
 
     @Property(tries = 400)
-    void batchedIsTheLogOrderIndex(@ForAll("logs") List<Change> log, @ForAll @IntRange(min = 1, max = 64) int capacity) {
-        assertSame(log, capacity);
+    void batchedIsTheLogOrderIndex(@ForAll("logs") List<Change> log, @ForAll @IntRange(min = 1, max = 64) int capacity,
+                                   @ForAll boolean background) {
+        assertSame(log, capacity, background);
     }
 
     @Property(tries = 100)
-    void batchedAtTheDefaultCapacityIsTheLogOrderIndex(@ForAll("logs") List<Change> log) {
-        assertSame(log, ReplayBatch.DEFAULT_CAPACITY);
+    void batchedAtTheDefaultCapacityIsTheLogOrderIndex(@ForAll("logs") List<Change> log, @ForAll boolean background) {
+        assertSame(log, ReplayBatch.DEFAULT_CAPACITY, background);
     }
 
-    private static void assertSame(List<Change> log, int capacity) {
+    private static void assertSame(List<Change> log, int capacity, boolean background) {
         long device = 3 * RANGE;
         RangeIndex oracle = new RangeIndex(device);
         RangeIndex batched = new RangeIndex(device);
-        ReplayBatch batch = new ReplayBatch(batched, capacity);
+        try (ReplayBatch batch = new ReplayBatch(batched, capacity, background)) {
+            apply(log, oracle, batch);
+        }
+        compare(oracle, batched, capacity);
+    }
+
+    private static void apply(List<Change> log, RangeIndex oracle, ReplayBatch batch) {
         for (Change c : log) {
             ExtentMap map = oracle.rangeFor(c.start());
             switch (c.kind()) {
@@ -102,6 +109,9 @@ class ReplayBatchTest {
             }
         }
         batch.flush();
+    }
+
+    private static void compare(RangeIndex oracle, RangeIndex batched, int capacity) {
         for (int r = 0; r < oracle.rangeCount(); r++) {
             ExtentMap want = oracle.rangeIfPresent(r);
             ExtentMap got = batched.rangeIfPresent(r);

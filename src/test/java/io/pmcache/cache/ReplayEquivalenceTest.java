@@ -41,9 +41,15 @@ class ReplayEquivalenceTest {
             throws IOException {
         SplittableRandom r = new SplittableRandom(seed);
         PowerCutMedium image = damagedImage(r, flips);
-        Replayed sequential = replay(image.copy(), 1);
-        for (int capacity : new int[] {ReplayBatch.DEFAULT_CAPACITY, 2, 1 + r.nextInt(40)}) {
-            Replayed batched = replay(image.copy(), capacity);
+        Replayed sequential = replay(image.copy(), 1, false);
+        net.jqwik.api.statistics.Statistics.label("damage reported").collect(
+                sequential.counters.get(1) + sequential.counters.get(2) + sequential.counters.get(3) > 0);
+        net.jqwik.api.statistics.Statistics.label("keys replayed").collect(
+                sequential.counters.get(5) == 0 ? "0" : sequential.counters.get(5) < 50 ? "1-49" : "50+");
+        int[] capacities = {ReplayBatch.DEFAULT_CAPACITY, 2, 1 + r.nextInt(40), 1 + r.nextInt(40)};
+        for (int i = 0; i < capacities.length; i++) {
+            int capacity = capacities[i];
+            Replayed batched = replay(image.copy(), capacity, i != 2);   // with and without the background thread
             assertThat(batched.extents).as("index, capacity %d", capacity).isEqualTo(sequential.extents);
             assertThat(batched.segments).as("refs and generations, capacity %d", capacity)
                     .isEqualTo(sequential.segments);
@@ -135,7 +141,7 @@ class ReplayEquivalenceTest {
     }
 
     /** Replays {@code medium} as {@link Cache#open} does, with the given batch capacity. */
-    private static Replayed replay(PowerCutMedium medium, int capacity) throws IOException {
+    private static Replayed replay(PowerCutMedium medium, int capacity, boolean background) throws IOException {
         try (medium) {
             Superblock sb = Cache.superblock(medium);
             int count = sb.segmentCount();
@@ -159,7 +165,7 @@ class ReplayEquivalenceTest {
             RangeIndex index = new RangeIndex(DEVICE);
             LogReader reader = new LogReader(medium, segments, sb.cacheId(), DEVICE);
             Replay.Result result = new Replay(medium, segments, reader, index, stats, sb.cacheId(), sb.dataCrc(),
-                    unknown, oneSlotDamaged, capacity).run(info);
+                    unknown, oneSlotDamaged, capacity, background).run(info);
             List<String> extents = new ArrayList<>();
             for (int i = 0; i < index.rangeCount(); i++) {
                 ExtentMap map = index.rangeIfPresent(i);
