@@ -137,6 +137,8 @@ final class Replay {
         dirtyTail = tails.dirtyFrom();
         LogPosition end = walk(keyTail, dirtyTail.ksetSeq());
         batch.flush();
+        log.info("index built from {} batches of changes: {} range runs, {} of them merged in one pass; {} ms of CPU",
+                batch.batches(), batch.runs(), batch.fastRuns(), batch.applyCpuNanos() / 1_000_000);
         if (lostUnknownRange) {
             dropCleanExtents();
         }

@@ -79,6 +79,8 @@ final class ReplayBatch implements AutoCloseable {
     private long[] sortKeys = new long[0];
     private final ExtentMap.SortedRun sorted = new ExtentMap.SortedRun();
     private long flushedRuns;
+    private long batches;
+    private long applyCpuNanos;
     private long fastRuns;
 
     /**
@@ -209,6 +211,16 @@ final class ReplayBatch implements AutoCloseable {
 
     /** Applies {@code log[0, n)}: grouped by range, each range's run as the class comment says. */
     private void applyBatch(long[] log, int n) {
+        long cpu0 = THREADS.getCurrentThreadCpuTime();
+        applyGrouped(log, n);
+        applyCpuNanos += THREADS.getCurrentThreadCpuTime() - cpu0;
+        batches++;
+    }
+
+    private static final java.lang.management.ThreadMXBean THREADS =
+            java.lang.management.ManagementFactory.getThreadMXBean();
+
+    private void applyGrouped(long[] log, int n) {
         if (n == 1) {
             apply(index.rangeFor(log[0]), log, 0);
             return;
@@ -337,6 +349,15 @@ final class ReplayBatch implements AutoCloseable {
             map.insert(hole, null);
             map.removeExact(hole);
         }
+    }
+
+    /** Batches applied so far, and the CPU time their application took (logs; -1 where unsupported). */
+    long batches() {
+        return batches;
+    }
+
+    long applyCpuNanos() {
+        return applyCpuNanos;
     }
 
     /** Runs applied so far, and how many of them took the sorted fast path (tests, logs). */
