@@ -6,15 +6,13 @@ import io.pmcache.format.Layout;
 import io.pmcache.index.Extent;
 import io.pmcache.index.ExtentMap;
 import io.pmcache.index.RangeIndex;
+import io.pmcache.testing.RandomSeed;
+import io.pmcache.testing.RandomSeed.Seed;
 import java.util.ArrayList;
 import java.util.List;
-import net.jqwik.api.Arbitraries;
-import net.jqwik.api.Arbitrary;
-import net.jqwik.api.Combinators;
-import net.jqwik.api.ForAll;
-import net.jqwik.api.Property;
-import net.jqwik.api.Provide;
-import net.jqwik.api.constraints.IntRange;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * {@link ReplayBatch} builds exactly the index that applying each change in log order builds (the
@@ -22,11 +20,14 @@ import net.jqwik.api.constraints.IntRange;
  * inserts of data and zero extents, clean and dirty, that overlap, repeat exactly, run ascending,
  * and cross batch boundaries, mixed with the punches replay makes for dropped keys (clean
  * extents only, or every extent; some from tombstones that cross a range end), at every batch
- * capacity from 1 to 64 and the default. jqwik shrinks a failing log and prints its seed.
+ * capacity from 1 to 64 and the default, with and without the background thread. Seeded
+ * randomized tests: a failure names the seed and the case (repeat with {@code -Dpmcache.seed=}).
  */
+@ExtendWith(RandomSeed.class)
 class ReplayBatchTest {
     private static final long RANGE = Layout.RANGE_SIZE;
     private static final int SECTOR = 512;
+    private static final int SECTORS_PER_RANGE = (int) (RANGE / SECTOR);
 
     /** kind: 0 data, 1 zero, 2 forget clean extents, 3 forget every extent. */
     record Change(int kind, int range, int sector, int sectors, boolean dirty, int segment, int generation) {
@@ -40,54 +41,76 @@ class ReplayBatchTest {
         }
     }
 
-    @Provide
-    Arbitrary<List<Change>> logs() {
-        Arbitrary<Integer> kind = Arbitraries.frequencyOf(net.jqwik.api.Tuple.of(14, Arbitraries.just(0)),
-                net.jqwik.api.Tuple.of(3, Arbitraries.just(1)), net.jqwik.api.Tuple.of(2, Arbitraries.just(2)),
-                net.jqwik.api.Tuple.of(1, Arbitraries.just(3)));
-        // mostly low sectors (overlaps), some at the end of the range
-        Arbitrary<Integer> sector = Arbitraries.oneOf(Arbitraries.integers().between(0, 200),
-                Arbitraries.integers().between((int) (RANGE / SECTOR) - 40, (int) (RANGE / SECTOR) - 1));
-        Arbitrary<Integer> sectors = Arbitraries.oneOf(Arbitraries.just(8), Arbitraries.integers().between(1, 64));
-        Arbitrary<List<Change>> random = Combinators.combine(kind, Arbitraries.integers().between(0, 2), sector,
-                        sectors, Arbitraries.of(true, false), Arbitraries.integers().between(0, 9),
-                        Arbitraries.integers().between(0, 3))
-                .as(Change::new).list().ofMaxSize(300);
-        // ascending 4 KiB writes, as a sequential writer leaves them (the sorted fast path)
-        Arbitrary<List<Change>> ascending = Arbitraries.integers().between(1, 200).flatMap(n ->
-                Arbitraries.integers().between(0, 2).map(r -> {
-                    List<Change> l = new ArrayList<>();
-                    for (int i = 0; i < n; i++) {
-                        l.add(new Change(0, r, i * 8, 8, i % 3 != 0, i % 10, 1));
-                    }
-                    return l;
-                }));
-        return Arbitraries.oneOf(random, random, ascending.flatMap(a -> random.map(b -> {
-            List<Change> l = new ArrayList<>(a);
-            l.addAll(b);
-            return l;
-        })));
+    @Test
+    void batchedIsTheLogOrderIndex(Seed seed) {
+        SplittableRandom r = seed.random();
+        for (int i = 0; i < 400; i++) {
+            List<Change> log = log(r);
+            int capacity = switch (r.nextInt(8)) {          // the ends of 1..64 often, the rest evenly
+                case 0 -> 1;
+                case 1 -> 64;
+                default -> 1 + r.nextInt(64);
+            };
+            assertSame(log, capacity, r.nextBoolean(), seed, i);
+        }
     }
 
-    @Property(tries = 400)
-    void batchedIsTheLogOrderIndex(@ForAll("logs") List<Change> log, @ForAll @IntRange(min = 1, max = 64) int capacity,
-                                   @ForAll boolean background) {
-        assertSame(log, capacity, background);
+    @Test
+    void batchedAtTheDefaultCapacityIsTheLogOrderIndex(Seed seed) {
+        SplittableRandom r = seed.random();
+        for (int i = 0; i < 100; i++) {
+            assertSame(log(r), ReplayBatch.DEFAULT_CAPACITY, r.nextBoolean(), seed, i);
+        }
     }
 
-    @Property(tries = 100)
-    void batchedAtTheDefaultCapacityIsTheLogOrderIndex(@ForAll("logs") List<Change> log, @ForAll boolean background) {
-        assertSame(log, ReplayBatch.DEFAULT_CAPACITY, background);
+    /**
+     * A random log: two times in three random changes, else ascending 4 KiB writes (as a
+     * sequential writer leaves them: the sorted fast path) followed by random changes.
+     */
+    static List<Change> log(SplittableRandom r) {
+        if (r.nextInt(3) < 2) {
+            return randomChanges(r);
+        }
+        int n = 1 + r.nextInt(200);
+        int range = r.nextInt(3);
+        List<Change> l = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            l.add(new Change(0, range, i * 8, 8, i % 3 != 0, i % 10, 1));
+        }
+        l.addAll(randomChanges(r));
+        return l;
     }
 
-    private static void assertSame(List<Change> log, int capacity, boolean background) {
+    /** Up to 300 changes (empty and tiny logs included); mostly data, then zero, then punches. */
+    private static List<Change> randomChanges(SplittableRandom r) {
+        int size = r.nextInt(8) == 0 ? r.nextInt(4) : r.nextInt(301);
+        List<Change> l = new ArrayList<>(size);
+        for (int i = 0; i < size; i++) {
+            int w = r.nextInt(20);                          // weights 14 : 3 : 2 : 1
+            int kind = w < 14 ? 0 : w < 17 ? 1 : w < 19 ? 2 : 3;
+            int range = r.nextInt(3);
+            int sector = r.nextBoolean() ? r.nextInt(201)  // mostly low sectors (overlaps), some at the end
+                    : SECTORS_PER_RANGE - 40 + r.nextInt(40);
+            int sectors = r.nextBoolean() ? 8 : 1 + r.nextInt(64);
+            l.add(new Change(kind, range, sector, sectors, r.nextBoolean(), r.nextInt(10), r.nextInt(4)));
+        }
+        return l;
+    }
+
+    private static void assertSame(List<Change> log, int capacity, boolean background, Seed seed, int i) {
+        String context = String.format("%s case %d (capacity %d, background %s, %d changes)", seed, i, capacity,
+                background, log.size());
         long device = 3 * RANGE;
         RangeIndex oracle = new RangeIndex(device);
         RangeIndex batched = new RangeIndex(device);
-        try (ReplayBatch batch = new ReplayBatch(batched, capacity, background)) {
-            apply(log, oracle, batch);
+        try {
+            try (ReplayBatch batch = new ReplayBatch(batched, capacity, background)) {
+                apply(log, oracle, batch);
+            }
+        } catch (RuntimeException e) {
+            throw new AssertionError(context + ": " + e, e);
         }
-        compare(oracle, batched, capacity);
+        compare(oracle, batched, context);
     }
 
     private static void apply(List<Change> log, RangeIndex oracle, ReplayBatch batch) {
@@ -111,13 +134,13 @@ class ReplayBatchTest {
         batch.flush();
     }
 
-    private static void compare(RangeIndex oracle, RangeIndex batched, int capacity) {
+    private static void compare(RangeIndex oracle, RangeIndex batched, String context) {
         for (int r = 0; r < oracle.rangeCount(); r++) {
             ExtentMap want = oracle.rangeIfPresent(r);
             ExtentMap got = batched.rangeIfPresent(r);
-            assertThat(got == null).as("range %d present", r).isEqualTo(want == null);
+            assertThat(got == null).as("%s: range %d present", context, r).isEqualTo(want == null);
             if (want != null) {
-                assertThat(got.snapshot()).as("range %d, capacity %d", r, capacity).isEqualTo(want.snapshot());
+                assertThat(got.snapshot()).as("%s: range %d", context, r).isEqualTo(want.snapshot());
             }
         }
     }

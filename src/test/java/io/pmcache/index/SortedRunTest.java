@@ -3,24 +3,24 @@ package io.pmcache.index;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.pmcache.testing.RandomSeed;
+import io.pmcache.testing.RandomSeed.Seed;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Random;
-import net.jqwik.api.Arbitraries;
-import net.jqwik.api.Arbitrary;
-import net.jqwik.api.Combinators;
-import net.jqwik.api.ForAll;
-import net.jqwik.api.Property;
-import net.jqwik.api.Provide;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * {@link ExtentMap#insertSorted} (replay's bulk merge) gives the same map as inserting the run's
  * extents one by one, in a shuffled order, on top of any map: data, zero and placeholder extents
  * already there (some that do not pack), a run of any size beside the map (so that both the merge
- * and the one-by-one path run), and extents of the run that do not pack. jqwik shrinks a failure
- * to a small map and run and prints its seed.
+ * and the one-by-one path run), and extents of the run that do not pack. Seeded randomized tests:
+ * a failure names the seed and the case (repeat with {@code -Dpmcache.seed=}).
  */
+@ExtendWith(RandomSeed.class)
 class SortedRunTest {
     /** One extent to put in the map or the run. kind: 0 data, 1 zero, 2 placeholder, 3 data that does not pack. */
     record Ext(int start, int length, int kind, int segment, int offset, int generation, boolean dirty) {
@@ -34,23 +34,38 @@ class SortedRunTest {
         }
     }
 
-    @Provide
-    Arbitrary<List<Ext>> extents() {
-        Arbitrary<Integer> start = Arbitraries.integers().between(0, 3_000);
-        Arbitrary<Integer> length = Arbitraries.oneOf(Arbitraries.integers().between(1, 8),
-                Arbitraries.integers().between(1, 400));
-        Arbitrary<Integer> kind = Arbitraries.frequencyOf(
-                net.jqwik.api.Tuple.of(12, Arbitraries.just(0)), net.jqwik.api.Tuple.of(3, Arbitraries.just(1)),
-                net.jqwik.api.Tuple.of(2, Arbitraries.just(2)), net.jqwik.api.Tuple.of(1, Arbitraries.just(3)));
-        return Combinators.combine(start, length, kind, Arbitraries.integers().between(0, 50),
-                        Arbitraries.integers().between(0, 1 << 20), Arbitraries.integers().between(0, 4),
-                        Arbitraries.of(true, false))
-                .as(Ext::new).list().ofMaxSize(400);
+    /** Up to 400 extents (empty and tiny lists included) over [0, 3400), short and long, mostly data. */
+    static List<Ext> extents(SplittableRandom r) {
+        int size = r.nextInt(8) == 0 ? r.nextInt(4) : r.nextInt(401);
+        List<Ext> l = new ArrayList<>(size);
+        for (int i = 0; i < size; i++) {
+            int start = r.nextInt(3_001);
+            int length = r.nextBoolean() ? 1 + r.nextInt(8) : 1 + r.nextInt(400);
+            int w = r.nextInt(18);                          // weights 12 : 3 : 2 : 1
+            int kind = w < 12 ? 0 : w < 15 ? 1 : w < 17 ? 2 : 3;
+            l.add(new Ext(start, length, kind, r.nextInt(51), r.nextInt((1 << 20) + 1), r.nextInt(5), r.nextBoolean()));
+        }
+        return l;
     }
 
-    @Property(tries = 300)
-    void mergingARunIsInsertingItsExtentsOneByOne(@ForAll("extents") List<Ext> before,
-                                                  @ForAll("extents") List<Ext> candidates, @ForAll long shuffle) {
+    @Test
+    void mergingARunIsInsertingItsExtentsOneByOne(Seed seed) {
+        SplittableRandom r = seed.random();
+        for (int i = 0; i < 300; i++) {
+            List<Ext> before = extents(r);
+            List<Ext> candidates = extents(r);
+            long shuffle = r.nextLong();
+            String context = String.format("%s case %d (%d extents before, %d candidates)", seed, i, before.size(),
+                    candidates.size());
+            try {
+                mergeOneCase(before, candidates, shuffle, context);
+            } catch (RuntimeException e) {
+                throw new AssertionError(context + ": " + e, e);
+            }
+        }
+    }
+
+    private static void mergeOneCase(List<Ext> before, List<Ext> candidates, long shuffle, String context) {
         ExtentMap merged = new ExtentMap();
         ExtentMap oneByOne = new ExtentMap();
         long fillId = 0;
@@ -88,28 +103,37 @@ class SortedRunTest {
             oneByOne.insert(x, null);
         }
         merged.checkInvariants();
-        assertThat(merged.snapshot()).isEqualTo(oneByOne.snapshot());
-        assertThat(merged.size()).isEqualTo(oneByOne.size());
+        assertThat(merged.snapshot()).as("%s: merged", context).isEqualTo(oneByOne.snapshot());
+        assertThat(merged.size()).as("%s: size", context).isEqualTo(oneByOne.size());
         // and the merged map keeps working as a map
         Extent probe = Extent.data(1_500, 700, 1, 0, 1, true);
         merged.insert(probe, null);
         oneByOne.insert(probe, null);
         merged.checkInvariants();
-        assertThat(merged.snapshot()).isEqualTo(oneByOne.snapshot());
+        assertThat(merged.snapshot()).as("%s: after an insert on top", context).isEqualTo(oneByOne.snapshot());
     }
 
-    @Property(tries = 50)
-    void aRunOutOfOrderOrOverlappingIsRefused(@ForAll("extents") List<Ext> candidates) {
-        ExtentMap.SortedRun r = new ExtentMap.SortedRun();
-        long end = Long.MIN_VALUE;
-        for (Ext e : candidates) {
-            if (e.start() < end) {
-                int s = e.start();
-                assertThatThrownBy(() -> r.addData(s, 1, 0, 0, 0, false)).isInstanceOf(IllegalArgumentException.class);
-                return;
+    @Test
+    void aRunOutOfOrderOrOverlappingIsRefused(Seed seed) {
+        SplittableRandom rnd = seed.random();
+        for (int i = 0; i < 50; i++) {
+            List<Ext> candidates = extents(rnd);
+            ExtentMap.SortedRun r = new ExtentMap.SortedRun();
+            long end = Long.MIN_VALUE;
+            for (Ext e : candidates) {
+                if (e.start() < end) {
+                    int s = e.start();
+                    assertThatThrownBy(() -> r.addData(s, 1, 0, 0, 0, false)).as("%s case %d", seed, i)
+                            .isInstanceOf(IllegalArgumentException.class);
+                    break;
+                }
+                try {
+                    r.addData(e.start(), e.length(), 0, 0, 0, false);
+                } catch (RuntimeException x) {
+                    throw new AssertionError(seed + " case " + i + ": an extent in order refused: " + x, x);
+                }
+                end = e.start() + e.length();
             }
-            r.addData(e.start(), e.length(), 0, 0, 0, false);
-            end = e.start() + e.length();
         }
     }
 }
