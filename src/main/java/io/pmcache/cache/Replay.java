@@ -52,6 +52,8 @@ final class Replay {
     private final SegmentTable segments;
     private final LogReader reader;
     private final RangeIndex index;
+    /** The index changes of the walk, applied range by range (see {@link ReplayBatch}). */
+    private final ReplayBatch batch;
     private final CacheStats stats;
     private final long cacheId;
     private final boolean verifyAllData;
@@ -90,10 +92,22 @@ final class Replay {
 
     Replay(Medium medium, SegmentTable segments, LogReader reader, RangeIndex index, CacheStats stats,
            long cacheId, boolean verifyAllData, BitSet unknownGeneration, BitSet oneSlotDamaged) {
+        this(medium, segments, reader, index, stats, cacheId, verifyAllData, unknownGeneration, oneSlotDamaged,
+                ReplayBatch.DEFAULT_CAPACITY, Runtime.getRuntime().availableProcessors() > 1);
+    }
+
+    /**
+     * {@code batchCapacity} 1 without {@code background} applies each index change when the walk
+     * makes it (tests: the sequential replay); see {@link ReplayBatch}.
+     */
+    Replay(Medium medium, SegmentTable segments, LogReader reader, RangeIndex index, CacheStats stats,
+           long cacheId, boolean verifyAllData, BitSet unknownGeneration, BitSet oneSlotDamaged, int batchCapacity,
+           boolean background) {
         this.medium = medium;
         this.segments = segments;
         this.reader = reader;
         this.index = index;
+        this.batch = new ReplayBatch(index, batchCapacity, background);
         this.stats = stats;
         this.cacheId = cacheId;
         this.verifyAllData = verifyAllData;
@@ -105,6 +119,12 @@ final class Replay {
     }
 
     Result run(CacheInfo info) {
+        try (batch) {
+            return replay(info);
+        }
+    }
+
+    private Result replay(CacheInfo info) {
         long t0 = System.nanoTime();
         cleanUntrustedBefore = info.cleanUntrustedBefore();
         LogPosition dirtyTail = info.dirtyTail();
@@ -121,6 +141,9 @@ final class Replay {
         keyTail = tails.walkFrom();
         dirtyTail = tails.dirtyFrom();
         LogPosition end = walk(keyTail, dirtyTail.ksetSeq());
+        batch.flush();
+        log.info("index built from {} batches of changes: {} range runs, {} of them merged in one pass; {} ms of CPU",
+                batch.batches(), batch.runs(), batch.fastRuns(), batch.applyCpuNanos() / 1_000_000);
         if (lostUnknownRange) {
             dropCleanExtents();
         }
@@ -380,20 +403,7 @@ final class Replay {
             return;
         }
         boolean writtenBack = !(mayBeDirty && key.dirty());
-        io.pmcache.index.ExtentMap map = index.rangeFor(key.offset());
-        List<Extent> doomed = new ArrayList<>();
-        map.forEachOverlapping(key.offset(), key.end(), x -> {
-            if (writtenBack || !x.dirty()) {
-                doomed.add(x);
-            }
-        });
-        for (Extent x : doomed) {
-            long from = Math.max(x.start(), key.offset());
-            long to = Math.min(x.end(), key.end());
-            Extent hole = Extent.placeholder(from, (int) (to - from), 0);
-            map.insert(hole, null);
-            map.removeExact(hole);
-        }
+        batch.forget(key.offset(), key.length(), writtenBack);
     }
 
     /**
@@ -417,9 +427,10 @@ final class Replay {
     /** A live key: into the index (newest wins), with the reference gc drops when it passes the key. */
     private void apply(KeyRecord key, boolean mayBeDirty, long seq) {
         boolean dirty = mayBeDirty && key.dirty();
-        var map = index.rangeFor(key.offset());
         if (dirty) {
-            map.noteDirtyKset(seq + 1); // DirectPath writes this range directly only once the tail passed it
+            // DirectPath writes this range directly only once the dirty tail passed this kset. Only
+            // the walk thread touches the bound (the batch's thread never does).
+            index.rangeFor(key.offset()).noteDirtyKset(seq + 1);
         }
         if (!dirty && seq < cleanUntrustedBefore) {
             // The backing device was written directly after this clean key was logged (DirectPath),
@@ -434,9 +445,9 @@ final class Replay {
             return;
         }
         if (key.zero()) {
-            map.insertZero(key.offset(), key.length(), dirty);
+            batch.zero(key.offset(), key.length(), dirty);
         } else {
-            map.insertData(key.offset(), key.length(), key.segment(), key.segmentOffset(), key.generation(), dirty);
+            batch.data(key.offset(), key.length(), key.segment(), key.segmentOffset(), key.generation(), dirty);
             segments.ref(key.segment());
         }
         if (dirty) {

@@ -125,14 +125,11 @@ public record KeyRecord(long offset, int length, int flags, int segment, int seg
     }
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+    private static final ThreadLocal<Scratch> DECODE_SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     /** The CRC salt precedes the key in {@link #encode}'s buffer, little-endian as {@link Crc#of} feeds it. */
     private static final int SALT = 8;
     private static final ValueLayout.OfLong SALT_LAYOUT = JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-
-    private static int crc(MemorySegment k, long cacheId, long ksetSeq, int slot) {
-        return Crc.of(cacheId ^ (ksetSeq * 131 + slot), k, 0, OFF_CRC);
-    }
 
     /** True when the 64 bytes at {@code at} are all zero (a slot never written). */
     public static boolean isEmptySlot(MemorySegment medium, long at) {
@@ -150,14 +147,24 @@ public record KeyRecord(long offset, int length, int flags, int segment, int seg
      */
     public static KeyRecord decode(MemorySegment medium, long at, long cacheId, long ksetSeq, int slot,
                                    long deviceSize, int segmentCount, long segmentSize) {
-        MemorySegment k = medium.asSlice(at, SIZE);
-        if (k.get(JAVA_INT_UNALIGNED, OFF_CRC) != crc(k, cacheId, ksetSeq, slot)) {
+        // The key is copied behind its CRC salt into a per-thread buffer and checked there in one
+        // pass: the same bytes as Crc.of over the medium, without a slice, a buffer view and a
+        // CRC32C per key (replay decodes every key of the log). Not encode's buffer: that one
+        // relies on its reserved bytes staying zero.
+        Scratch scratch = DECODE_SCRATCH.get();
+        MemorySegment k = scratch.segment;
+        k.set(SALT_LAYOUT, 0, cacheId ^ (ksetSeq * 131 + slot));
+        MemorySegment.copy(medium, at, k, SALT, SIZE);
+        CRC32C crc = scratch.crc;
+        crc.reset();
+        crc.update(scratch.buf, 0, SALT + OFF_CRC);
+        if (k.get(JAVA_INT_UNALIGNED, SALT + OFF_CRC) != (int) crc.getValue()) {
             return null;
         }
-        KeyRecord r = new KeyRecord(k.get(JAVA_LONG_UNALIGNED, OFF_OFFSET), k.get(JAVA_INT_UNALIGNED, OFF_LENGTH),
-                k.get(JAVA_INT_UNALIGNED, OFF_FLAGS), k.get(JAVA_INT_UNALIGNED, OFF_SEGMENT),
-                k.get(JAVA_INT_UNALIGNED, OFF_SEGMENT_OFFSET), k.get(JAVA_LONG_UNALIGNED, OFF_GENERATION),
-                k.get(JAVA_INT_UNALIGNED, OFF_DATA_CRC));
+        KeyRecord r = new KeyRecord(k.get(JAVA_LONG_UNALIGNED, SALT + OFF_OFFSET),
+                k.get(JAVA_INT_UNALIGNED, SALT + OFF_LENGTH), k.get(JAVA_INT_UNALIGNED, SALT + OFF_FLAGS),
+                k.get(JAVA_INT_UNALIGNED, SALT + OFF_SEGMENT), k.get(JAVA_INT_UNALIGNED, SALT + OFF_SEGMENT_OFFSET),
+                k.get(JAVA_LONG_UNALIGNED, SALT + OFF_GENERATION), k.get(JAVA_INT_UNALIGNED, SALT + OFF_DATA_CRC));
         return r.inBounds(deviceSize, segmentCount, segmentSize) ? r : null;
     }
 

@@ -662,6 +662,174 @@ public final class ExtentMap {
     }
 
     /**
+     * Extents in ascending start order and pairwise disjoint, to merge into a map in one pass
+     * ({@link #insertSorted}): replay's bulk path. Reusable: {@link #clear()} between runs.
+     */
+    public static final class SortedRun {
+        private long[] starts = new long[64];
+        private long[] w1 = new long[64];
+        private long[] w2 = new long[64];
+        /** Extents that do not pack (as {@link ExtentMap#encode} says), else null; null when there is none. */
+        private Extent[] objs;
+        private int n;
+        private long end = Long.MIN_VALUE;
+
+        public void clear() {
+            if (objs != null) {
+                java.util.Arrays.fill(objs, 0, n, null);
+                objs = null;
+            }
+            n = 0;
+            end = Long.MIN_VALUE;
+        }
+
+        public int size() {
+            return n;
+        }
+
+        /** Adds {@code Extent.data(...)}; it must start at or after the end of the previous one. */
+        public void addData(long start, int length, int segment, int segmentOffset, long generation, boolean dirty) {
+            if (length > 0 && segment >= 0 && segmentOffset >= 0 && (long) segmentOffset + length <= 1L << 30
+                    && generation >= 0 && generation <= MASK33) {
+                add(start, length, (long) length << 30 | (dirty ? DIRTY : 0) | segmentOffset,
+                        (long) segment << 33 | generation, null);
+            } else {
+                Extent x = Extent.data(start, length, segment, segmentOffset, generation, dirty);
+                add(start, length, (long) OVERFLOW << 62 | (long) length << 30, 0, x);
+            }
+        }
+
+        /** Adds {@code Extent.zero(start, length, dirty)}; it must start at or after the end of the previous one. */
+        public void addZero(long start, int length, boolean dirty) {
+            if (length <= 0) {
+                throw new IllegalArgumentException("extent length " + length);
+            }
+            add(start, length, (long) ZERO << 62 | (long) length << 30 | (dirty ? DIRTY : 0), 0, null);
+        }
+
+        private void add(long start, int length, long a, long b, Extent obj) {
+            if (start < end) {
+                throw new IllegalArgumentException("extent at " + start + " overlaps or precedes the one ending at " + end);
+            }
+            if (n == starts.length) {
+                starts = java.util.Arrays.copyOf(starts, 2 * n);
+                w1 = java.util.Arrays.copyOf(w1, 2 * n);
+                w2 = java.util.Arrays.copyOf(w2, 2 * n);
+                if (objs != null) {
+                    objs = java.util.Arrays.copyOf(objs, 2 * n);
+                }
+            }
+            if (obj != null && objs == null) {
+                objs = new Extent[starts.length];
+            }
+            starts[n] = start;
+            w1[n] = a;
+            w2[n] = b;
+            if (objs != null) {
+                objs[n] = obj;
+            }
+            n++;
+            end = start + length;
+        }
+    }
+
+    /**
+     * Inserts every extent of {@code run}: the same map as {@link #insert}ing them one by one, in
+     * any order (they are disjoint, so each replaces exactly its own bytes and the inserts
+     * commute). When the run is not small beside the map, in one merge: the pieces of the
+     * extents already here that the run leaves uncovered, and the run, are laid out in start order
+     * into full leaves (O(size + run) moves); otherwise, and when an extent does not pack, one
+     * insert each.
+     */
+    public void insertSorted(SortedRun run) {
+        int n = run.n;
+        if (n == 0) {
+            return;
+        }
+        if (run.objs != null || overflow != null || (long) size > 16L * n) {
+            for (int j = 0; j < n; j++) {
+                insertWords(run.starts[j], run.w1[j], run.w2[j], run.objs == null ? null : run.objs[j], null);
+            }
+            return;
+        }
+        // The existing extents minus the run's bytes, as pieces in start order (at most size + n).
+        long[] ps = new long[size + n];
+        long[] p1 = new long[size + n];
+        long[] p2 = new long[size + n];
+        int np = 0;
+        long[] ns = run.starts;
+        long[] n1 = run.w1;
+        int p = 0;                                          // first run extent ending after the current K's start
+        for (int l = 0; l < nLeaves; l++) {
+            long[] leaf = leaves[l];
+            int cap = leaf.length / 3;
+            for (int i = 0, c = counts[l]; i < c; i++) {
+                long ks = leaf[i];
+                long kw1 = leaf[cap + i];
+                long kw2 = leaf[2 * cap + i];
+                long ke = ks + len(kw1);
+                while (p < n && ns[p] + len(n1[p]) <= ks) {
+                    p++;
+                }
+                long cs = ks;                               // start of K's part not yet decided
+                for (int q = p; q < n && ns[q] < ke && cs < ke; q++) {
+                    if (ns[q] > cs) {
+                        np = piece(ps, p1, p2, np, ks, kw1, kw2, cs, ns[q]);
+                    }
+                    cs = Math.max(cs, ns[q] + len(n1[q]));
+                }
+                if (cs < ke) {
+                    np = piece(ps, p1, p2, np, ks, kw1, kw2, cs, ke);
+                }
+            }
+        }
+        // Merge the pieces and the run by start into full leaves.
+        int total = np + n;
+        int nl = (total + LEAF_MAX - 1) / LEAF_MAX;
+        long[] newFirsts = new long[Math.max(1, nl)];
+        long[][] newLeaves = new long[Math.max(1, nl)][];
+        int[] newCounts = new int[Math.max(1, nl)];
+        int a = 0;
+        int b = 0;
+        for (int l = 0; l < nl; l++) {
+            int c = Math.min(LEAF_MAX, total - l * LEAF_MAX);
+            int cap = Math.max(LEAF_MIN, Integer.highestOneBit(c - 1) << 1);
+            long[] leaf = new long[3 * cap];
+            for (int i = 0; i < c; i++) {
+                if (b == n || a < np && ps[a] < ns[b]) {
+                    leaf[i] = ps[a];
+                    leaf[cap + i] = p1[a];
+                    leaf[2 * cap + i] = p2[a++];
+                } else {
+                    leaf[i] = ns[b];
+                    leaf[cap + i] = n1[b];
+                    leaf[2 * cap + i] = run.w2[b++];
+                }
+            }
+            newLeaves[l] = leaf;
+            newFirsts[l] = leaf[0];
+            newCounts[l] = c;
+        }
+        firsts = newFirsts;
+        leaves = newLeaves;
+        counts = newCounts;
+        nLeaves = nl;
+        size = total;
+    }
+
+    /** Appends the part {@code [from, to)} of the packed extent {@code (ks, kw1, kw2)}; returns the new count. */
+    private static int piece(long[] ps, long[] p1, long[] p2, int np, long ks, long kw1, long kw2, long from, long to) {
+        long w = withLen(kw1, (int) (to - from));
+        if (kind(kw1) == DATA) {
+            w += from - ks;                                 // segment offset + cut < 2^30: no carry
+        }
+        ps[np] = from;
+        p1[np] = w;
+        p2[np] = kw2;
+        return np + 1;
+    }
+
+    /**
      * The extent holding all of {@code [from, to)}, or null when no single extent does (a gap,
      * or several extents). Two binary searches: the read path's common case.
      */

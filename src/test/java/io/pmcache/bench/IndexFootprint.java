@@ -33,6 +33,13 @@ import java.util.SplittableRandom;
  *     4 KiB blocks in random order through {@link Cache#write} (writeback and gc off), closes it,
  *     and reopens it {@code rounds} times (default 3): prints each replay's keys/s (the cache's
  *     own replay timer) and the heap used after a full GC per extent of the open cache.
+ * java ... io.pmcache.bench.IndexFootprint fill N random|sequential DIR
+ *     formats a cache in DIR (kept) and fills its key log with N separate 4 KiB keys
+ *     ({@link io.pmcache.cache.KeyLogFill}: 16 MiB of real writes, the other keys name that data),
+ *     so that replay of millions of keys needs ~65 bytes of medium per key, not 4 KiB.
+ * java ... io.pmcache.bench.IndexFootprint reopen N DIR [rounds]
+ *     reopens the cache in DIR {@code rounds} times: replay keys/s, checking N keys were replayed.
+ *     Run by bench/replay-rate.sh with two builds, alternately, on the same files.
  * </pre>
  *
  * Heap is {@code MemoryMXBean.getHeapMemoryUsage().getUsed()} after {@code System.gc()} (run
@@ -53,6 +60,8 @@ public final class IndexFootprint {
         switch (args[0]) {
             case "heap" -> heap(n, args.length < 3 ? "random" : args[2]);
             case "replay" -> replay(n, args.length < 3 ? 3 : Integer.parseInt(args[2]));
+            case "fill" -> fill(n, args[2], Path.of(args[3]));
+            case "reopen" -> reopen(n, Path.of(args[2]), args.length < 4 ? 1 : Integer.parseInt(args[3]));
             default -> {
                 System.err.println("unknown mode " + args[0]);
                 System.exit(2);
@@ -171,6 +180,59 @@ public final class IndexFootprint {
         } finally {
             BenchFiles.deleteTree(dir);
         }
+    }
+
+    static void fill(long n, String order, Path dir) throws IOException {
+        long data = (long) POOL * BLOCK;
+        long mediumSize = data + n * 66 + (512L << 20);        // data pool, key log (64.5 B a key), slack
+        long[] blocks = blocks(n, !order.equals("sequential"), 2);
+        for (int i = 0; i < blocks.length; i++) {
+            blocks[i] *= BLOCK;
+        }
+        try (MappedFileMedium medium = MappedFileMedium.create(dir.resolve("cache.img"), mediumSize);
+             FileBackingDevice backing = FileBackingDevice.createSparse(dir.resolve("backing.img"), 2 * n * BLOCK)) {
+            Cache.format(medium, backing, FormatOptions.defaults());
+            long t0 = System.nanoTime();
+            try (Cache cache = Cache.open(medium, backing, CacheOptions.defaults().withWriteback(false).withGc(false))) {
+                io.pmcache.cache.KeyLogFill.fill(cache, blocks, BLOCK, POOL);
+            }
+            System.out.printf("fill: %,d keys of 4 KiB (%s order) in %.1f s%n", n, order, (System.nanoTime() - t0) / 1e9);
+        }
+    }
+
+    /** Real data blocks of {@link #fill}; the other keys name their data. */
+    static final int POOL = 4096;
+
+    static void reopen(long n, Path dir, int rounds) throws IOException {
+        CacheOptions options = CacheOptions.defaults().withWriteback(false).withGc(false);
+        var threads = ManagementFactory.getThreadMXBean();
+        for (int round = 1; round <= rounds; round++) {
+            try (MappedFileMedium medium = MappedFileMedium.open(dir.resolve("cache.img"));
+                 FileBackingDevice backing = FileBackingDevice.open(dir.resolve("backing.img"), false)) {
+                long cpu0 = threads.getCurrentThreadCpuTime();
+                long proc0 = processCpu();
+                long t0 = System.nanoTime();
+                Cache cache = Cache.open(medium, backing, options);
+                long wall = System.nanoTime() - t0;
+                long cpu = threads.getCurrentThreadCpuTime() - cpu0;
+                long proc = processCpu() - proc0;
+                CacheStatus s = cache.status();
+                cache.close();
+                if (s.replayKeys() != n) {
+                    throw new IllegalStateException("replayed " + s.replayKeys() + " keys, expected " + n);
+                }
+                System.out.printf("reopen round %d: %,d keys in %,d ksets in %.0f ms = %,.0f keys/s; whole open %.0f ms,"
+                                + " CPU %.0f ms on the opening thread, %.0f ms in the process (JIT and GC included)%n",
+                        round, s.replayKeys(), s.replayKsets(), s.replayNanos() / 1e6,
+                        s.replayKeys() * 1e9 / s.replayNanos(), wall / 1e6, cpu / 1e6, proc / 1e6);
+            }
+        }
+    }
+
+    /** CPU time of the whole process (every thread: replay's, the JIT's, the GC's). */
+    static long processCpu() {
+        return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
+                .getProcessCpuTime();
     }
 
     private static void reachabilityFence(Object o) {
