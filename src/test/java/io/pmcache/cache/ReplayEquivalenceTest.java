@@ -49,8 +49,7 @@ class ReplayEquivalenceTest {
             int flips = cases.nextInt(7);                   // 0 to 6 bit flips
             String context = String.format("%s case %d (image seed %d, %d flips)", seed, i, imageSeed, flips);
             SplittableRandom r = new SplittableRandom(imageSeed);
-            try {
-                PowerCutMedium image = damagedImage(r, flips);
+            try (PowerCutMedium image = damagedImage(r, flips)) { // closed: 50 MB of native memory each
                 Replayed sequential = replay(image.copy(), 1, false);
                 if (sequential.counters.get(1) + sequential.counters.get(2) + sequential.counters.get(3) > 0) {
                     damageReported++;

@@ -29,10 +29,54 @@ class VolumeMediumTest {
     private final MemoryBackingDevice diskA = new MemoryBackingDevice(DEVICE, 11);
     private final MemoryBackingDevice diskB = new MemoryBackingDevice(DEVICE, 22);
 
-    private static PowerCutMedium volumeMedium() throws IOException {
-        PowerCutMedium m = PowerCutMedium.create(MEDIUM);
+    /**
+     * Every medium a test makes, closed after it: a PowerCutMedium holds two images of native
+     * memory (128 MiB here) that only {@code close} frees. Unclosed, this class's power-cut
+     * sweeps leaked gigabytes per run and the test JVM was OOM-killed in CI.
+     */
+    private final List<PowerCutMedium> media = new ArrayList<>();
+
+    @org.junit.jupiter.api.AfterEach
+    void closeMedia() {
+        media.forEach(PowerCutMedium::close);
+        media.clear();
+    }
+
+    private PowerCutMedium track(PowerCutMedium m) {
+        media.add(m);
+        return m;
+    }
+
+    private PowerCutMedium volumeMedium() throws IOException {
+        PowerCutMedium m = track(PowerCutMedium.create(MEDIUM));
         VolumeMedium.format(m);
         return m;
+    }
+
+    /** Runs {@code check} on a cut of {@code medium} at this point and closes the cut at once (one at a time in memory). */
+    private static void checkCut(PowerCutMedium medium, long seed, List<Throwable> failures, CutCheck check) {
+        if (!failures.isEmpty()) {
+            return;
+        }
+        try (PowerCutMedium cut = medium.cut(seed)) {
+            check.on(cut);
+        } catch (Throwable t) {
+            failures.add(t);
+        }
+    }
+
+    private interface CutCheck {
+        void on(PowerCutMedium cut) throws IOException;
+    }
+
+    private static void rethrowFirst(List<Throwable> failures) {
+        if (!failures.isEmpty()) {
+            Throwable t = failures.get(0);
+            if (t instanceof Error e) {
+                throw e;
+            }
+            throw new AssertionError(t);
+        }
     }
 
     private static MemorySegment pattern(int seed, int size) {
@@ -69,7 +113,7 @@ class VolumeMediumTest {
         assertThat(((MediumRegion) b.medium()).offset()).isEqualTo(VolumeLayout.DATA_START + 20 * MIB);
         write(a, diskA, 1);
         write(b, diskB, 2);
-        PowerCutMedium after = m.cut(7); // writes were FUA: persisted
+        PowerCutMedium after = track(m.cut(7)); // writes were FUA: persisted
         VolumeMedium reopened = VolumeMedium.open(after);
         assertThat(reopened.volumes()).extracting(Volume::name).containsExactly("a", "b");
         assertThat(reopened.volume("b").backing()).isEqualTo("/disk/b");
@@ -101,7 +145,7 @@ class VolumeMediumTest {
 
     @Test
     void aSingleCacheMediumIsOneImplicitVolume() throws IOException {
-        PowerCutMedium m = PowerCutMedium.create(MEDIUM);
+        PowerCutMedium m = track(PowerCutMedium.create(MEDIUM));
         Cache.format(m, diskA, SMALL);
         write(new Volume("x", m, null), diskA, 3);
         VolumeMedium vm = VolumeMedium.open(m);
@@ -117,7 +161,7 @@ class VolumeMediumTest {
 
     @Test
     void aForeignMediumIsRefused() {
-        PowerCutMedium m = PowerCutMedium.create(MEDIUM);
+        PowerCutMedium m = track(PowerCutMedium.create(MEDIUM));
         assertThatThrownBy(() -> VolumeMedium.open(m)).isInstanceOf(MediaCorruptException.class)
                 .hasMessageContaining("not a pmcache cache medium");
     }
@@ -128,33 +172,37 @@ class VolumeMediumTest {
         PowerCutMedium m = volumeMedium();
         VolumeMedium vm = VolumeMedium.open(m);
         write(vm.create("a", diskA, "/disk/a", 20 * MIB, SMALL), diskA, 1);
-        List<PowerCutMedium> cuts = new ArrayList<>();
+        // Each cut is checked and closed inside the persist callback: kept until the end, the cuts
+        // (128 MiB of native memory each) added up to gigabytes.
+        List<Throwable> failures = new ArrayList<>();
+        int[] cuts = {0};
+        int[] listed = {0};
         m.observePersists((medium, index, offset, length) -> {
             for (long seed = 0; seed < 2; seed++) {
-                cuts.add(medium.cut(seed * 1000 + index));
+                cuts[0]++;
+                checkCut(medium, seed * 1000 + index, failures, cut -> {
+                    VolumeMedium after = VolumeMedium.open(cut);
+                    List<String> names = after.volumes().stream().map(Volume::name).toList();
+                    assertThat(names).isIn(List.of("a"), List.of("a", "b"));
+                    assertHolds(after.volume("a"), diskA, 1);
+                    if (names.contains("b")) {
+                        listed[0]++;
+                        try (Cache c = Cache.open(after.volume("b").medium(), diskB, QUIET)) {
+                            assertThat(c.status().dirtyBytes()).isZero();
+                        }
+                    } else {
+                        // the half-made region is free space: creating there works
+                        write(after.create("b", diskB, "/disk/b", 20 * MIB, SMALL), diskB, 2);
+                        assertHolds(VolumeMedium.open(cut).volume("b"), diskB, 2);
+                    }
+                });
             }
         });
         vm.create("b", diskB, "/disk/b", 20 * MIB, SMALL);
         m.observePersists(null);
-        assertThat(cuts).hasSizeGreaterThan(6);
-        int listed = 0;
-        for (PowerCutMedium cut : cuts) {
-            VolumeMedium after = VolumeMedium.open(cut);
-            List<String> names = after.volumes().stream().map(Volume::name).toList();
-            assertThat(names).isIn(List.of("a"), List.of("a", "b"));
-            assertHolds(after.volume("a"), diskA, 1);
-            if (names.contains("b")) {
-                listed++;
-                try (Cache c = Cache.open(after.volume("b").medium(), diskB, QUIET)) {
-                    assertThat(c.status().dirtyBytes()).isZero();
-                }
-            } else {
-                // the half-made region is free space: creating there works
-                write(after.create("b", diskB, "/disk/b", 20 * MIB, SMALL), diskB, 2);
-                assertHolds(VolumeMedium.open(cut).volume("b"), diskB, 2);
-            }
-        }
-        assertThat(listed).as("cuts during the table write itself may keep it").isLessThan(cuts.size());
+        rethrowFirst(failures);
+        assertThat(cuts[0]).isGreaterThan(6);
+        assertThat(listed[0]).as("cuts during the table write itself may keep it").isLessThan(cuts[0]);
     }
 
     /** A power cut at every persist of a remove: the volume is either still whole or gone. */
@@ -164,17 +212,9 @@ class VolumeMediumTest {
         VolumeMedium vm = VolumeMedium.open(m);
         write(vm.create("a", diskA, "/disk/a", 20 * MIB, SMALL), diskA, 1);
         write(vm.create("b", diskB, "/disk/b", 20 * MIB, SMALL), diskB, 2);
-        List<PowerCutMedium> cuts = new ArrayList<>();
-        m.observePersists((medium, index, offset, length) -> {
-            for (long seed = 0; seed < 2; seed++) {
-                cuts.add(medium.cut(seed * 1000 + index));
-            }
-        });
-        vm.remove("a");
-        m.observePersists(null);
-        cuts.add(m.cut(99));
-        boolean sawGone = false;
-        for (PowerCutMedium cut : cuts) {
+        List<Throwable> failures = new ArrayList<>();
+        boolean[] sawGone = {false};
+        CutCheck wholeOrGone = cut -> {
             VolumeMedium after = VolumeMedium.open(cut);
             List<String> names = after.volumes().stream().map(Volume::name).toList();
             assertThat(names).isIn(List.of("a", "b"), List.of("b"));
@@ -182,10 +222,19 @@ class VolumeMediumTest {
             if (names.contains("a")) {
                 assertHolds(after.volume("a"), diskA, 1);
             } else {
-                sawGone = true;
+                sawGone[0] = true;
             }
-        }
-        assertThat(sawGone).isTrue();
+        };
+        m.observePersists((medium, index, offset, length) -> {
+            for (long seed = 0; seed < 2; seed++) {
+                checkCut(medium, seed * 1000 + index, failures, wholeOrGone); // checked and closed at once
+            }
+        });
+        vm.remove("a");
+        m.observePersists(null);
+        checkCut(m, 99, failures, wholeOrGone);
+        rethrowFirst(failures);
+        assertThat(sawGone[0]).isTrue();
     }
 
     /** A table that went back to an older copy names a cache the region no longer holds: refused. */
@@ -194,7 +243,7 @@ class VolumeMediumTest {
         PowerCutMedium m = volumeMedium();
         VolumeMedium vm = VolumeMedium.open(m);
         vm.create("a", diskA, "/disk/a", 20 * MIB, SMALL);
-        PowerCutMedium old = m.copy();
+        PowerCutMedium old = track(m.copy());
         vm.remove("a");
         vm.create("b", diskB, "/disk/b", 20 * MIB, SMALL); // same region, another cache
         // put back the table of the time "a" existed, over both slots
@@ -256,9 +305,11 @@ class VolumeMediumTest {
                     .isInstanceOf(java.io.UncheckedIOException.class).hasMessageContaining("injected EIO");
             m.heal();
             assertThat(vm.volumes()).extracting(Volume::name).as("persist %d fails", n).containsExactly("a");
-            assertThat(VolumeMedium.open(base.cut(n)).volumes()).extracting(Volume::name).containsExactly("a");
+            try (PowerCutMedium cut = base.cut(n)) {
+                assertThat(VolumeMedium.open(cut).volumes()).extracting(Volume::name).containsExactly("a");
+            }
         }
         vm.create("b", diskB, "/disk/b", 8 * MIB, SMALL);
-        assertThat(VolumeMedium.open(base.cut(1)).volumes()).extracting(Volume::name).containsExactly("a", "b");
+        assertThat(VolumeMedium.open(track(base.cut(1))).volumes()).extracting(Volume::name).containsExactly("a", "b");
     }
 }
