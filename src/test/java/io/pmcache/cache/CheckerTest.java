@@ -32,40 +32,43 @@ class CheckerTest {
 
     @Test
     void aCrashLeavesUnsealedKsetsThatAreWarningsNotCorruption() throws Exception {
-        CacheHarness h = busyCache(1);
-        try (Arena a = Arena.ofConfined()) {
-            h.write(0, a.allocate(4096), false); // opens a kset the sealer will not close for a second
+        try (CacheHarness h = busyCache(1)) {
+            try (Arena a = Arena.ofConfined()) {
+                h.write(0, a.allocate(4096), false); // opens a kset the sealer will not close for a second
+            }
+            h.cache().abandonForTests(); // a consistent image: nothing stores into the medium while it is copied
+            try (PowerCutMedium image = h.medium().crash()) {
+                Checker.Report r = Checker.check(image, h.backing(), true, null);
+                assertThat(r.clean()).as("%s", r.findings()).isTrue();
+                assertThat(r.ksetsUnsealed()).isPositive();
+                assertThat(r.dirtyBytes()).isPositive();
+                assertThat(r.findings()).anyMatch(f -> f.message().contains("not sealed"));
+            }
         }
-        h.cache().abandonForTests(); // a consistent image: nothing stores into the medium while it is copied
-        PowerCutMedium image = h.medium().crash();
-        Checker.Report r = Checker.check(image, h.backing(), true, null);
-        assertThat(r.clean()).as("%s", r.findings()).isTrue();
-        assertThat(r.ksetsUnsealed()).isPositive();
-        assertThat(r.dirtyBytes()).isPositive();
-        assertThat(r.findings()).anyMatch(f -> f.message().contains("not sealed"));
-        h.cache().close();
     }
 
     @Test
     void powerCutsNeverLookLikeCorruption() throws Exception {
         for (long seed = 0; seed < 10; seed++) {
-            CacheHarness h = busyCache(seed);
-            h.cache().abandonForTests();
-            PowerCutMedium image = h.medium().cut(seed);
-            Checker.Report r = Checker.check(image, h.backing(), false, null);
-            assertThat(r.clean()).as("seed %d: %s", seed, r.findings()).isTrue();
-            h.cache().close();
+            try (CacheHarness h = busyCache(seed)) {
+                h.cache().abandonForTests();
+                try (PowerCutMedium image = h.medium().cut(seed)) {
+                    Checker.Report r = Checker.check(image, h.backing(), false, null);
+                    assertThat(r.clean()).as("seed %d: %s", seed, r.findings()).isTrue();
+                }
+            }
         }
     }
 
     @Test
     void aCleanCloseIsClean() throws Exception {
-        CacheHarness h = busyCache(7);
-        h.cache().close();
-        Checker.Report r = Checker.check(h.medium(), h.backing(), true, null);
-        assertThat(r.clean()).as("%s", r.findings()).isTrue();
-        assertThat(r.ksetsUnsealed()).isZero();
-        assertThat(r.warnings()).isZero();
-        assertThat(r.dataChecked()).isEqualTo(r.liveKeys());
+        try (CacheHarness h = busyCache(7)) {
+            h.cache().close();
+            Checker.Report r = Checker.check(h.medium(), h.backing(), true, null);
+            assertThat(r.clean()).as("%s", r.findings()).isTrue();
+            assertThat(r.ksetsUnsealed()).isZero();
+            assertThat(r.warnings()).isZero();
+            assertThat(r.dataChecked()).isEqualTo(r.liveKeys());
+        }
     }
 }
