@@ -493,7 +493,8 @@ class CacheModelTest {
             int n = Math.min(chunk, model.size() - off);
             byte[] got = read(h, off, n);
             int bad = java.util.Arrays.mismatch(got, 0, n, model.current, off, off + n);
-            assertThat(bad).as("%s: first wrong byte at %d", where, bad < 0 ? -1 : off + bad).isEqualTo(-1);
+            assertThat(bad).as("%s: first wrong byte at %d; %s", where, bad < 0 ? -1 : off + bad,
+                    bad < 0 ? "" : model.describe((off + bad) / SECTOR, got, bad - bad % SECTOR)).isEqualTo(-1);
         }
     }
 
