@@ -384,4 +384,32 @@ class VolumesProcessTest {
                 java.net.http.HttpResponse.BodyHandlers.ofString());
         assertThat(metrics.body()).contains("pmcache_dirty_bytes{volume=\"vol-a\"}");
     }
+
+    /** A volume over a remote (NBD) backing device has the remote-backing gauges, labelled with the volume. */
+    @Test
+    void remoteBackingGaugesAreLabelledWithTheVolume() throws Exception {
+        io.pmcache.backing.Nbdkit.require();
+        Path img = dir.resolve("remote.img");
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(32 * MIB);
+        }
+        try (io.pmcache.backing.Nbdkit remote = io.pmcache.backing.Nbdkit.start(dir.resolve("remote.sock"), "file",
+                img.toString())) {
+            ok(CliRun.pm("format", "--cache", cache().toString(), "--cache-size", "64M"));
+            ok(CliRun.pm("volume", "create", "--cache", cache().toString(), "--name", "far", "--backing",
+                    remote.uri("disk"), "--size", "24M", "--segment-size", "1M"));
+            ok(CliRun.pm("volume", "create", "--cache", cache().toString(), "--name", "near", "--backing",
+                    dir.resolve("n.img").toString(), "--backing-size", "16M", "--size", "24M", "--segment-size", "1M"));
+            String admin = freeAdminAddress();
+            ServeProcess s = serve("--admin", admin);
+            String metrics = java.net.http.HttpClient.newHttpClient().send(
+                    java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://" + admin + "/metrics")).build(),
+                    java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+            assertThat(metrics).containsPattern("(?m)^pmcache_backing_remote_up\\{volume=\"far\"\\} 1\\.0$")
+                    .containsPattern("(?m)^pmcache_backing_remote_links_lost\\{volume=\"far\"\\} 0\\.0$")
+                    .doesNotContain("pmcache_backing_remote_up{volume=\"near\"}")
+                    .contains("pmcache_dirty_bytes{volume=\"near\"}");
+            assertThat(s.stop()).isZero();
+        }
+    }
 }
