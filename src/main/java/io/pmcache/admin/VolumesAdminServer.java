@@ -57,6 +57,9 @@ public final class VolumesAdminServer implements AutoCloseable {
         http.createContext("/metrics", ex -> handle(ex, this::metrics));
         http.createContext("/gc-percent", ex -> handle(ex, this::gcPercent));
         http.createContext("/writeback", ex -> handle(ex, this::writeback));
+        http.createContext("/cache-mode", ex -> handle(ex, e -> cacheModes(e).cacheMode(e)));
+        http.createContext("/sequential-cutoff", ex -> handle(ex, e -> cacheModes(e).sequentialCutoff(e)));
+        http.createContext("/invalidate", ex -> handle(ex, e -> cacheModes(e).invalidate(e)));
         Metrics.serverMeters(registry, nbdSource);
         http.createContext("/volumes", ex -> handle(ex, this::volumesRoute));
         http.createContext("/", ex -> handle(ex, e -> reply(e, 404, Map.of("error",
@@ -182,6 +185,11 @@ public final class VolumesAdminServer implements AutoCloseable {
                     + String.join(", ", volumes.served()) + ")");
         }
         return c;
+    }
+
+    /** {@code /cache-mode}, {@code /sequential-cutoff}, {@code /invalidate} {@code ?volume=NAME}: for one volume. */
+    private CacheModeEndpoint cacheModes(HttpExchange ex) {
+        return new CacheModeEndpoint(knobsOf(ex), () -> { });
     }
 
     /** {@code /gc-percent?volume=NAME}: as {@link AdminServer}'s, for one volume. */

@@ -1,6 +1,7 @@
 package io.pmcache.cli;
 
 import io.pmcache.admin.AdminServer;
+import io.pmcache.admin.Json;
 import java.io.IOException;
 import java.net.ConnectException;
 import java.net.InetSocketAddress;
@@ -9,6 +10,7 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
+import java.util.Map;
 
 /** Talks to a running server's admin endpoint ({@code pmcache serve --admin}). */
 final class AdminClient {
@@ -30,6 +32,29 @@ final class AdminClient {
     }
 
     record Response(int code, String body) {
+        /** The server's reason for a refusal: the {@code error} of a JSON answer, else the whole body. */
+        String reason() {
+            try {
+                if (Json.parse(body) instanceof Map<?, ?> m && m.get("error") != null) {
+                    return String.valueOf(m.get("error"));
+                }
+            } catch (IllegalArgumentException notJson) {
+                // the raw body is the reason
+            }
+            return body.strip();
+        }
+    }
+
+    /**
+     * Posts {@code body} to {@code path} and returns the answer; a refusal throws an IOException
+     * "the server refused WHAT (HTTP code): reason".
+     */
+    Response postOrThrow(String path, String body, String what) throws IOException {
+        Response r = post(path, body);
+        if (r.code() != 200) {
+            throw new IOException("the server refused " + what + " (HTTP " + r.code() + "): " + r.reason());
+        }
+        return r;
     }
 
     Response get(String path) throws IOException {

@@ -30,6 +30,10 @@ public final class InvalidateCommand implements Callable<Integer> {
             description = "Admin endpoint of a running `pmcache serve --admin` (a bare PORT means 127.0.0.1).")
     String admin;
 
+    @Option(names = "--volume", paramLabel = "NAME",
+            description = "With --admin: the volume to invalidate (a server of volumes; default: the only one served).")
+    String volume;
+
     @Option(names = "--cache", paramLabel = "FILE", description = "Offline: the cache file or device.")
     Path cache;
 
@@ -44,10 +48,10 @@ public final class InvalidateCommand implements Callable<Integer> {
         }
         long dropped;
         if (admin != null) {
-            AdminClient.Response r = AdminClient.of(spec, admin).post("/invalidate", "");
+            AdminClient.Response r = AdminClient.of(spec, admin).post(KnobTarget.path("/invalidate", volume), "");
             if (r.code() != 200 || !(Json.parse(r.body()) instanceof Map<?, ?> m)
                     || !(m.get("invalidated_bytes") instanceof Long n)) {
-                throw new IOException("the server did not invalidate (HTTP " + r.code() + "): " + r.body().strip());
+                throw new IOException("the server did not invalidate (HTTP " + r.code() + "): " + r.reason());
             }
             dropped = n;
         } else {

@@ -9,7 +9,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.Option;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
@@ -30,9 +30,8 @@ final class SetCacheMode implements Callable<Integer> {
     @Parameters(paramLabel = "MODE", description = "writeback, writethrough, writearound or none.")
     String mode;
 
-    @Option(names = "--admin", paramLabel = "HOST:PORT", required = true,
-            description = "Admin endpoint of a running `pmcache serve --admin` (a bare PORT means 127.0.0.1).")
-    String admin;
+    @Mixin
+    KnobTarget target;
 
     @Override
     public Integer call() throws Exception {
@@ -41,8 +40,10 @@ final class SetCacheMode implements Callable<Integer> {
         String[] error = {null};
         try (ProgressBar bar = new ProgressBar("writing back", log, SizeConverter::human)) {
             long[] total = {0};
-            int code = AdminClient.of(spec, admin).postLines("/cache-mode",
+            StringBuilder answer = new StringBuilder();
+            int code = AdminClient.of(spec, target.admin).postLines(target.path("/cache-mode"),
                     Json.write(Map.of("cache_mode", CacheMode.parse(mode).label())), line -> {
+                        answer.append(line).append('\n');
                         if (line.isBlank()) {
                             return;
                         }
@@ -64,8 +65,8 @@ final class SetCacheMode implements Callable<Integer> {
                             }
                         }
                     });
-            if (code != 200 && error[0] == null) {
-                error[0] = "HTTP " + code;
+            if (code != 200) { // a refusal is one document, not progress lines
+                error[0] = new AdminClient.Response(code, answer.toString()).reason() + " (HTTP " + code + ")";
             }
         }
         if (error[0] != null || outcome[0] == null) {
@@ -88,21 +89,16 @@ final class SetCacheMode implements Callable<Integer> {
         @Parameters(paramLabel = "SIZE", converter = SizeConverter.class, description = "Bytes (K, M, G suffixes); 0: off.")
         long value;
 
-        @Option(names = "--admin", paramLabel = "HOST:PORT", required = true,
-                description = "Admin endpoint of a running `pmcache serve --admin` (a bare PORT means 127.0.0.1).")
-        String admin;
+        @Mixin
+        KnobTarget target;
 
         @Override
         public Integer call() throws Exception {
             if (value < 0) {
                 throw Usage.error(spec, "invalid value for SIZE: must be 0 (off) or more");
             }
-            AdminClient.Response r = AdminClient.of(spec, admin).post("/sequential-cutoff",
-                    Json.write(Map.of("sequential_cutoff", value)));
-            if (r.code() != 200) {
-                throw new IOException("the server refused sequential cutoff " + value + " (HTTP " + r.code() + "): "
-                        + r.body().strip());
-            }
+            AdminClient.of(spec, target.admin).postOrThrow(target.path("/sequential-cutoff"),
+                    Json.write(Map.of("sequential_cutoff", value)), "sequential cutoff " + value);
             spec.commandLine().getOut().println("sequential cutoff is now "
                     + (value == 0 ? "off" : SizeConverter.human(value) + " (" + value + " bytes)"));
             spec.commandLine().getOut().flush();

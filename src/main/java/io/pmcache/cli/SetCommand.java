@@ -2,11 +2,10 @@ package io.pmcache.cli;
 
 import io.pmcache.admin.Json;
 import io.pmcache.cache.CacheOptions;
-import java.io.IOException;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
@@ -38,30 +37,14 @@ public final class SetCommand implements Runnable {
         @Parameters(paramLabel = "N", description = "New gc_percent, 0..90.")
         int value;
 
-        @Option(names = "--admin", paramLabel = "HOST:PORT", required = true,
-                description = "Admin endpoint of a running `pmcache serve --admin` (a bare PORT means 127.0.0.1).")
-        String admin;
-
-        @Option(names = "--volume", paramLabel = "NAME",
-                description = "The volume whose knob to set (a server of volumes; default: the only one served).")
-        String volume;
+        @Mixin
+        KnobTarget target;
 
         @Override
         public Integer call() throws Exception {
             Usage.check(spec, "N", () -> CacheOptions.checkGcPercent(value));
-            AdminClient.Response r = AdminClient.of(spec, admin).post("/gc-percent" + volumeQuery(volume),
-                    Integer.toString(value));
-            if (r.code() != 200) {
-                String msg = r.body().strip();
-                try {
-                    if (Json.parse(msg) instanceof Map<?, ?> m && m.get("error") != null) {
-                        msg = String.valueOf(m.get("error"));
-                    }
-                } catch (IllegalArgumentException notJson) {
-                    // keep the raw body
-                }
-                throw new IOException("the server refused gc_percent " + value + " (HTTP " + r.code() + "): " + msg);
-            }
+            AdminClient.of(spec, target.admin).postOrThrow(target.path("/gc-percent"), Integer.toString(value),
+                    "gc_percent " + value);
             spec.commandLine().getOut().println("gc_percent is now " + value);
             spec.commandLine().getOut().flush();
             return 0;
@@ -76,13 +59,8 @@ public final class SetCommand implements Runnable {
         @Spec
         CommandSpec spec;
 
-        @Option(names = "--admin", paramLabel = "HOST:PORT", required = true,
-                description = "Admin endpoint of a running `pmcache serve --admin` (a bare PORT means 127.0.0.1).")
-        String admin;
-
-        @Option(names = "--volume", paramLabel = "NAME",
-                description = "The volume whose knob to set (a server of volumes; default: the only one served).")
-        String volume;
+        @Mixin
+        KnobTarget target;
 
         abstract String knob();
 
@@ -90,20 +68,8 @@ public final class SetCommand implements Runnable {
 
         @Override
         public Integer call() throws Exception {
-            String body = Json.write(Map.of(knob(), value()));
-            AdminClient.Response r = new AdminClient(admin).post("/writeback" + volumeQuery(volume), body);
-            if (r.code() != 200) {
-                String msg = r.body().strip();
-                try {
-                    if (Json.parse(msg) instanceof Map<?, ?> m && m.get("error") != null) {
-                        msg = String.valueOf(m.get("error"));
-                    }
-                } catch (IllegalArgumentException notJson) {
-                    // keep the raw body
-                }
-                throw new IOException("the server refused " + knob() + " " + value() + " (HTTP " + r.code() + "): "
-                        + msg);
-            }
+            AdminClient.Response r = AdminClient.of(spec, target.admin).postOrThrow(target.path("/writeback"),
+                    Json.write(Map.of(knob(), value())), knob() + " " + value());
             spec.commandLine().getOut().print("writeback pacing is now " + r.body());
             spec.commandLine().getOut().flush();
             return 0;
@@ -193,10 +159,5 @@ public final class SetCommand implements Runnable {
                         "writeback-full-speed wants on or off, got '" + value + "'");
             };
         }
-    }
-
-    /** {@code ?volume=NAME} for a knob's path, or nothing. */
-    static String volumeQuery(String volume) {
-        return volume == null ? "" : "?volume=" + java.net.URLEncoder.encode(volume, java.nio.charset.StandardCharsets.UTF_8);
     }
 }

@@ -243,24 +243,17 @@ final class PskTransport implements SecureTransport {
     /** close_notify, if no writer is busy (one that is would be stuck on a full socket), then close. */
     @Override
     public void closeGracefully() {
-        if (writeLock.tryLock()) {
-            try {
-                synchronized (engine) {
-                    tls.close();
-                    takeOutput();
-                }
-                sendNetOut();
-            } catch (IOException | RuntimeException ignored) {
-                // the connection is over either way
-            } finally {
-                writeLock.unlock();
-            }
+        SecureTransport.closeNotifyIfIdle(writeLock, this::closeNotify);
+        SecureTransport.closeQuietly(ch);
+    }
+
+    /** Called with {@link #writeLock} held. */
+    private void closeNotify() throws IOException {
+        synchronized (engine) {
+            tls.close();
+            takeOutput();
         }
-        try {
-            ch.close();
-        } catch (IOException ignored) {
-            // as above
-        }
+        sendNetOut();
     }
 
     @Override

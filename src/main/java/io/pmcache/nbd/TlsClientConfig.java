@@ -22,7 +22,6 @@ import javax.net.ssl.SSLParameters;
 import javax.net.ssl.TrustManager;
 import javax.net.ssl.TrustManagerFactory;
 import javax.net.ssl.X509ExtendedTrustManager;
-import javax.net.ssl.X509TrustManager;
 
 /**
  * An NBD client's TLS setup (X.509), as libnbd's URI parameters and GnuTLS's certificate
@@ -217,11 +216,31 @@ public final class TlsClientConfig {
         return List.copyOf(out);
     }
 
+    /** A client's trust manager: it checks servers only, and refuses any client check. */
+    private abstract static class ServerCertificateCheck extends X509ExtendedTrustManager {
+        @Override
+        public void checkClientTrusted(X509Certificate[] chain, String authType, Socket socket)
+                throws CertificateException {
+            throw new CertificateException("a client's trust manager checks no clients");
+        }
+
+        @Override
+        public void checkClientTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
+                throws CertificateException {
+            throw new CertificateException("a client's trust manager checks no clients");
+        }
+
+        @Override
+        public void checkClientTrusted(X509Certificate[] chain, String authType) throws CertificateException {
+            throw new CertificateException("a client's trust manager checks no clients");
+        }
+    }
+
     /**
      * The JDK's PKIX checks, with errors that say which certificate was refused and against what,
      * and the revocation list.
      */
-    private static final class Explained extends X509ExtendedTrustManager {
+    private static final class Explained extends ServerCertificateCheck {
         private final X509ExtendedTrustManager pkix;
         private final String trusted;
         private final List<X509CRL> crls;
@@ -296,30 +315,13 @@ public final class TlsClientConfig {
         }
 
         @Override
-        public void checkClientTrusted(X509Certificate[] chain, String authType, Socket socket)
-                throws CertificateException {
-            throw new CertificateException("a client's trust manager checks no clients");
-        }
-
-        @Override
-        public void checkClientTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
-                throws CertificateException {
-            throw new CertificateException("a client's trust manager checks no clients");
-        }
-
-        @Override
-        public void checkClientTrusted(X509Certificate[] chain, String authType) throws CertificateException {
-            throw new CertificateException("a client's trust manager checks no clients");
-        }
-
-        @Override
         public X509Certificate[] getAcceptedIssuers() {
             return pkix.getAcceptedIssuers();
         }
     }
 
     /** {@code tls-verify-peer=false}: every server certificate is accepted. */
-    private static final class TrustingAnyone extends X509ExtendedTrustManager implements X509TrustManager {
+    private static final class TrustingAnyone extends ServerCertificateCheck {
         @Override
         public void checkServerTrusted(X509Certificate[] chain, String authType, SSLEngine engine) {
         }
@@ -330,23 +332,6 @@ public final class TlsClientConfig {
 
         @Override
         public void checkServerTrusted(X509Certificate[] chain, String authType) {
-        }
-
-        @Override
-        public void checkClientTrusted(X509Certificate[] chain, String authType, Socket socket)
-                throws CertificateException {
-            throw new CertificateException("a client's trust manager checks no clients");
-        }
-
-        @Override
-        public void checkClientTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
-                throws CertificateException {
-            throw new CertificateException("a client's trust manager checks no clients");
-        }
-
-        @Override
-        public void checkClientTrusted(X509Certificate[] chain, String authType) throws CertificateException {
-            throw new CertificateException("a client's trust manager checks no clients");
         }
 
         @Override

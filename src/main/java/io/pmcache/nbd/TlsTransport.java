@@ -338,45 +338,24 @@ final class TlsTransport implements SecureTransport {
         return ch.isOpen();
     }
 
-    @Override
-    public boolean secure() {
-        return true;
-    }
-
     /** close_notify, if no writer is busy (one that is would be stuck on a full socket), then half-close. */
     @Override
     public void shutdownOutput() throws IOException {
-        if (writeLock.tryLock()) {
-            try {
-                engine.closeOutbound();
-                send(NOTHING, 0, 1);
-            } catch (IOException | RuntimeException ignored) {
-                // the socket's half-close below ends the stream either way
-            } finally {
-                writeLock.unlock();
-            }
-        }
+        SecureTransport.closeNotifyIfIdle(writeLock, this::closeNotify);
         ch.shutdownOutput();
     }
 
     /** close_notify, if no writer is busy (one that is would be stuck on a full socket), then close. */
     @Override
     public void closeGracefully() {
-        if (writeLock.tryLock()) {
-            try {
-                engine.closeOutbound();
-                send(NOTHING, 0, 1);
-            } catch (IOException | RuntimeException ignored) {
-                // the connection is over either way
-            } finally {
-                writeLock.unlock();
-            }
-        }
-        try {
-            ch.close();
-        } catch (IOException ignored) {
-            // as above
-        }
+        SecureTransport.closeNotifyIfIdle(writeLock, this::closeNotify);
+        SecureTransport.closeQuietly(ch);
+    }
+
+    /** Called with {@link #writeLock} held. */
+    private void closeNotify() throws IOException {
+        engine.closeOutbound();
+        send(NOTHING, 0, 1);
     }
 
     @Override

@@ -12,66 +12,15 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Random;
-import java.util.function.BooleanSupplier;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
 /** The NBD client's failure handling and identity, against nbdkit on a unix socket. */
 @Timeout(120)
-class NbdBackingDeviceTest {
-    @TempDir
-    Path dir;
-    private final List<AutoCloseable> cleanups = new ArrayList<>();
-    private Nbdkit server;
-
-    @AfterEach
-    void tearDown() throws Exception {
-        for (AutoCloseable c : cleanups.reversed()) {
-            c.close();
-        }
-        if (server != null) {
-            server.close();
-        }
-    }
-
+class NbdBackingDeviceTest extends RemoteDeviceTest {
     private NbdBackingDevice client(String export, NbdClientOptions options) throws IOException {
-        NbdBackingDevice d = NbdBackingDevice.open(NbdUri.parse(server.uri(export)), options);
-        cleanups.add(d);
-        return d;
-    }
-
-    private static NbdClientOptions fast() {
-        return NbdClientOptions.defaults().withReconnect(Duration.ofMillis(20), Duration.ofMillis(200));
-    }
-
-    private Path image(long size) throws IOException {
-        Path img = dir.resolve("remote.img");
-        try (var f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
-            f.setLength(size);
-        }
-        return img;
-    }
-
-    /** Waits (bounded) for a state of the device: not a sleep standing in for synchronisation. */
-    private static void await(String what, BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("not " + what + " within 60 s");
-            }
-            Thread.sleep(10);
-        }
-    }
-
-    private static byte[] random(int n, long seed) {
-        byte[] b = new byte[n];
-        new Random(seed).nextBytes(b);
-        return b;
+        return open(server.uri(export), options);
     }
 
     @Test

@@ -10,9 +10,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
-import java.util.function.BooleanSupplier;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -25,30 +22,15 @@ import org.junit.jupiter.api.io.TempDir;
  * with a message naming the server and the reason, never carried on in plain text.
  */
 @Timeout(120)
-class NbdBackingDeviceTlsTest {
+class NbdBackingDeviceTlsTest extends RemoteDeviceTest {
     @TempDir
     static Path pki;
     static TestCertificates certs;
-
-    @TempDir
-    Path dir;
-    private final List<AutoCloseable> cleanups = new ArrayList<>();
-    private Nbdkit server;
 
     @BeforeAll
     static void makeCertificates() throws Exception {
         Nbdkit.require();
         certs = TestCertificates.make(pki);
-    }
-
-    @AfterEach
-    void tearDown() throws Exception {
-        for (AutoCloseable c : cleanups.reversed()) {
-            c.close();
-        }
-        if (server != null) {
-            server.close();
-        }
     }
 
     /** nbdkit requiring TLS with the test server's certificate; {@code verifyPeer} wants client certificates. */
@@ -66,37 +48,7 @@ class NbdBackingDeviceTlsTest {
     }
 
     private NbdBackingDevice open(String uri) throws IOException {
-        NbdBackingDevice d = NbdBackingDevice.open(NbdUri.parse(uri), fast());
-        cleanups.add(d);
-        return d;
-    }
-
-    private static NbdClientOptions fast() {
-        return NbdClientOptions.defaults().withReconnect(Duration.ofMillis(20), Duration.ofMillis(200));
-    }
-
-    private Path image(long size) throws IOException {
-        Path img = dir.resolve("remote.img");
-        try (var f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
-            f.setLength(size);
-        }
-        return img;
-    }
-
-    private static void await(String what, BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("not " + what + " within 60 s");
-            }
-            Thread.sleep(10);
-        }
-    }
-
-    private static byte[] random(int n, long seed) {
-        byte[] b = new byte[n];
-        new Random(seed).nextBytes(b);
-        return b;
+        return open(uri, fast());
     }
 
     @Test

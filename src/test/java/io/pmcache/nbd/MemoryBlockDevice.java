@@ -18,7 +18,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * device that its close then fails).
  */
 public final class MemoryBlockDevice implements BlockDevice {
-    private final Arena arena = Arena.ofShared();
+    /** Freed by the GC once the device and its data are unreachable: tests need not close it. */
+    private final Arena arena = Arena.ofAuto();
     private final MemorySegment data;
     private final AtomicInteger flushes = new AtomicInteger();
     private volatile long failingOffset = -1;

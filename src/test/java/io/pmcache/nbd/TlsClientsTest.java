@@ -4,15 +4,10 @@ import static io.pmcache.nbd.RealClientsTest.requireTool;
 import static io.pmcache.nbd.RealClientsTest.run;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.io.IOException;
 import java.lang.foreign.MemorySegment;
-import java.net.InetSocketAddress;
 import java.nio.file.Path;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Real TLS clients against the server on TCP, with certificates made by the test
@@ -21,40 +16,9 @@ import org.junit.jupiter.api.io.TempDir;
  * libnbd-bin and qemu-utils).
  */
 @Timeout(120)
-class TlsClientsTest {
-    private static final long SIZE = 16 << 20;
-
-    @TempDir
-    static Path pki;
-    static TestCertificates certs;
-
-    @TempDir
-    Path dir;
-    MemoryBlockDevice device = new MemoryBlockDevice(SIZE);
-    NbdServer server;
-    int port;
-
-    @BeforeAll
-    static void makeCertificates() throws Exception {
-        certs = TestCertificates.make(pki);
-    }
-
-    private void start(TlsMode mode, boolean verifyPeer) throws IOException {
-        server = NbdServer.builder().device(device).exportName("disk")
-                .tls(TlsConfig.x509(mode, certs.server(), verifyPeer)).build();
-        InetSocketAddress a = server.listenTcp("127.0.0.1", 0);
-        port = a.getPort();
-    }
-
-    @AfterEach
-    void stop() {
-        if (server != null) {
-            server.close();
-        }
-    }
-
+class TlsClientsTest extends X509ServerTest {
     private String nbds(Path clientDir) {
-        return "nbds://127.0.0.1:" + port + "/disk?tls-certificates=" + clientDir;
+        return "nbds://127.0.0.1:" + address.getPort() + "/disk?tls-certificates=" + clientDir;
     }
 
     @Test
@@ -79,7 +43,7 @@ class TlsClientsTest {
         requireTool("qemu-io");
         start(TlsMode.REQUIRE, false);
         String out = run("qemu-io", "--object", "tls-creds-x509,id=tls0,dir=" + certs.client() + ",endpoint=client",
-                "--image-opts", "driver=nbd,server.type=inet,server.host=127.0.0.1,server.port=" + port
+                "--image-opts", "driver=nbd,server.type=inet,server.host=127.0.0.1,server.port=" + address.getPort()
                         + ",export=disk,tls-creds=tls0",
                 "-c", "write -P 0xab 0 1M", "-c", "read -P 0xab 0 1M",
                 "-c", "aio_write -P 0x11 2M 64k", "-c", "aio_write -P 0x22 3M 64k", "-c", "aio_flush",
@@ -95,7 +59,7 @@ class TlsClientsTest {
     void plainClientIsRefusedWhenTlsIsRequired() throws Exception {
         requireTool("nbdinfo");
         start(TlsMode.REQUIRE, false);
-        RealClientsTest.Result plain = run("nbdinfo", "nbd://127.0.0.1:" + port + "/disk");
+        RealClientsTest.Result plain = run("nbdinfo", "nbd://127.0.0.1:" + address.getPort() + "/disk");
         assertThat(plain.exit()).as(plain.output()).isNotZero();
         assertThat(plain.output()).containsIgnoringCase("tls");
     }
@@ -104,7 +68,7 @@ class TlsClientsTest {
     void tlsOnServesPlainAndTlsClients() throws Exception {
         requireTool("nbdinfo");
         start(TlsMode.ON, false);
-        assertThat(run("nbdinfo", "--json", "nbd://127.0.0.1:" + port + "/disk").expectSuccess()
+        assertThat(run("nbdinfo", "--json", "nbd://127.0.0.1:" + address.getPort() + "/disk").expectSuccess()
                 .replaceAll("\\s", "")).contains("\"TLS\":false");
         assertThat(run("nbdinfo", "--json", nbds(certs.client())).expectSuccess()
                 .replaceAll("\\s", "")).contains("\"TLS\":true");
@@ -126,14 +90,14 @@ class TlsClientsTest {
         requireTool("qemu-io");
         start(TlsMode.REQUIRE, true);
         run("qemu-io", "--object", "tls-creds-x509,id=tls0,dir=" + certs.client() + ",endpoint=client",
-                "--image-opts", "driver=nbd,server.type=inet,server.host=127.0.0.1,server.port=" + port
+                "--image-opts", "driver=nbd,server.type=inet,server.host=127.0.0.1,server.port=" + address.getPort()
                         + ",export=disk,tls-creds=tls0", "-c", "write -P 0x5a 0 64k").expectSuccess();
         byte[] stored = new byte[65536];
         device.read(0, MemorySegment.ofArray(stored));
         assertThat(stored).containsOnly(0x5a);
         RealClientsTest.Result r = run("qemu-io", "--object",
                 "tls-creds-x509,id=tls0,dir=" + certs.anonymous() + ",endpoint=client",
-                "--image-opts", "driver=nbd,server.type=inet,server.host=127.0.0.1,server.port=" + port
+                "--image-opts", "driver=nbd,server.type=inet,server.host=127.0.0.1,server.port=" + address.getPort()
                         + ",export=disk,tls-creds=tls0", "-c", "read 0 4k");
         assertThat(r.exit()).as(r.output()).isNotZero();
     }

@@ -5,15 +5,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.IOException;
-import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.Random;
 import javax.net.ssl.SSLContext;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * NBD_OPT_STARTTLS negotiation (the spec's TLS section) and transmission over TLS, with the JDK's
@@ -22,37 +18,7 @@ import org.junit.jupiter.api.io.TempDir;
  * and pipelined reads and writes larger than a TLS record come back intact.
  */
 @Timeout(60)
-class TlsHandshakeTest {
-    private static final long SIZE = 16 << 20;
-
-    @TempDir
-    static Path pki;
-    static TestCertificates certs;
-
-    @TempDir
-    Path dir;
-    MemoryBlockDevice device = new MemoryBlockDevice(SIZE);
-    NbdServer server;
-    InetSocketAddress address;
-
-    @BeforeAll
-    static void makeCertificates() throws Exception {
-        certs = TestCertificates.make(pki);
-    }
-
-    private void start(TlsMode mode, boolean verifyPeer) throws IOException {
-        TlsConfig tls = mode == TlsMode.OFF ? TlsConfig.off() : TlsConfig.x509(mode, certs.server(), verifyPeer);
-        server = NbdServer.builder().device(device).exportName("disk").tls(tls).build();
-        address = server.listenTcp("127.0.0.1", 0);
-    }
-
-    @AfterEach
-    void stop() {
-        if (server != null) {
-            server.close();
-        }
-    }
-
+class TlsHandshakeTest extends X509ServerTest {
     private NbdTestClient greeted() throws IOException {
         NbdTestClient c = NbdTestClient.connect(address);
         c.greet(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
