@@ -272,7 +272,12 @@ final class ServeVolumes implements VolumeControl {
             v = medium.create(name, disk, backing, size, format);
             created.keep();
         }
-        start(v);
+        try {
+            start(v);
+        } catch (IOException | RuntimeException e) { // in the table from here on: shown failed until attached
+            failed(v, e);
+            throw e;
+        }
         return "created volume " + name + " (" + SizeConverter.human(v.medium().size()) + " for " + backing
                 + ") and serving it as export " + name;
     }
