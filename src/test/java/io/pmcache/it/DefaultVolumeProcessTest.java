@@ -131,6 +131,9 @@ class DefaultVolumeProcessTest {
                 java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://" + admin + "/metrics")).build(),
                 java.net.http.HttpResponse.BodyHandlers.ofString());
         assertThat(metrics.body()).contains("pmcache_writes_total ").doesNotContain("volume=");
+        ok(CliRun.pm("set", "gc-percent", "40", "--admin", admin)); // no --volume: one cache
+        assertThat(CliRun.pm("status", "--admin", admin, "--json").out().replaceAll("\\s", ""))
+                .contains("\"gc_percent\":40");
         assertThat(one.stop()).isZero();
 
         // the wrong backing device is refused by the cache's own check
