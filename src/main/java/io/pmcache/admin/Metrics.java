@@ -70,6 +70,7 @@ public final class Metrics {
         this.volume = volume;
         if (engine) {
             engine();
+            remoteBacking();
         }
     }
 
@@ -81,12 +82,7 @@ public final class Metrics {
         if (src.hasNbd()) {
             nbd();
         }
-        if (src.backingState() != null) {
-            gauge("pmcache.backing.remote.up", null, "1 while the remote backing device (NBD) is connected",
-                    s -> "up".equals(s.backingState().get("state")) ? 1 : 0);
-            gauge("pmcache.backing.remote.links.lost", null, "Times the connection to the remote backing device "
-                    + "was lost", s -> ((Number) s.backingState().get("links_lost")).doubleValue());
-        }
+        remoteBacking();
         new JvmMemoryMetrics().bindTo(registry);
         new JvmThreadMetrics().bindTo(registry);
         new ProcessorMetrics().bindTo(registry);
@@ -115,6 +111,16 @@ public final class Metrics {
     private void gauge(String name, String unit, String help, ToDoubleFunction<StatusSource> f) {
         var b = Gauge.builder(name, src, f).baseUnit(unit).description(help);
         meters.add((volume != null ? b.tag("volume", volume) : b).register(registry));
+    }
+
+    /** The remote backing device's gauges (labelled with the volume on a volume server), when it is one. */
+    private void remoteBacking() {
+        if (src.backingState() != null) {
+            gauge("pmcache.backing.remote.up", null, "1 while the remote backing device (NBD) is connected",
+                    s -> "up".equals(s.backingState().get("state")) ? 1 : 0);
+            gauge("pmcache.backing.remote.links.lost", null, "Times the connection to the remote backing device "
+                    + "was lost", s -> ((Number) s.backingState().get("links_lost")).doubleValue());
+        }
     }
 
     private void engine() {

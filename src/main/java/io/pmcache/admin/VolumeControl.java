@@ -30,4 +30,17 @@ public interface VolumeControl {
 
     /** Stops serving a volume and writes everything it holds back; it stays in the table, unserved. */
     String detach(String name) throws IOException;
+
+    /** The volumes that failed to start and are not served, each with why (empty by default). */
+    default Map<String, String> failed() {
+        return Map.of();
+    }
+
+    /**
+     * Starts serving a volume of the table that is not served (detached, or failed to start):
+     * opens its backing device and cache and offers its export; the other volumes' clients go on.
+     */
+    default String attach(String name) throws IOException {
+        throw new IllegalArgumentException("this server cannot attach volumes");
+    }
 }

@@ -19,12 +19,14 @@ import org.slf4j.LoggerFactory;
  * The admin HTTP endpoint of {@code pmcache serve} for a medium of volumes:
  * <ul>
  *   <li>{@code GET /status}: every served volume's figures under {@code volumes.NAME} (as
- *       {@link StatusSource#statusDocument()} has them for one cache), plus the NBD server's;
+ *       {@link StatusSource#statusDocument()} has them for one cache; a volume that failed to start
+ *       as {@code {"state": "failed", "error": ...}}), plus the NBD server's;
  *       {@code ?volume=NAME} for one;</li>
  *   <li>{@code GET /metrics}: Prometheus text, every engine series labelled {@code volume="NAME"}
  *       (the names of {@link Metrics}), and the NBD server's series (unlabelled: one server);</li>
  *   <li>{@code GET /volumes}: the volumes of the medium ({@link VolumeControl#volumes()});</li>
- *   <li>{@code POST /volumes/create}, {@code /volumes/remove}, {@code /volumes/detach} with a JSON
+ *   <li>{@code POST /volumes/create}, {@code /volumes/remove}, {@code /volumes/detach},
+ *       {@code /volumes/attach} (serve a table volume that is not served) with a JSON
  *       body ({@code name}, and for create {@code backing}, {@code size}, ...): 200 with a message,
  *       400 for a refusal, 500 when the work failed.</li>
  * </ul>
@@ -141,6 +143,10 @@ public final class VolumesAdminServer implements AutoCloseable {
         Map<String, Object> each = new LinkedHashMap<>();
         for (String name : only != null ? java.util.List.of(only) : volumes.served()) {
             StatusSource s = volumes.status(name);
+            if (s == null && volumes.failed().containsKey(name)) {
+                each.put(name, Map.of("state", "failed", "error", volumes.failed().get(name)));
+                continue;
+            }
             if (s == null) {
                 throw new IllegalArgumentException("no volume named '" + name + "' is served (served: "
                         + String.join(", ", volumes.served()) + ")");
@@ -149,6 +155,11 @@ public final class VolumesAdminServer implements AutoCloseable {
             d.remove("source");
             d.remove("nbd");
             each.put(name, d);
+        }
+        if (only == null) {
+            for (Map.Entry<String, String> f : volumes.failed().entrySet()) {
+                each.put(f.getKey(), Map.of("state", "failed", "error", f.getValue()));
+            }
         }
         doc.put("volumes", each);
         Map<String, Object> n = Json.recordToMap(nbd.get());
@@ -263,8 +274,9 @@ public final class VolumesAdminServer implements AutoCloseable {
             case "/volumes/create" -> volumes.create(req);
             case "/volumes/remove" -> volumes.remove(name, Boolean.TRUE.equals(req.get("force")));
             case "/volumes/detach" -> volumes.detach(name);
+            case "/volumes/attach" -> volumes.attach(name);
             default -> throw new IllegalArgumentException("unknown " + path
-                    + "; try /volumes/create, /volumes/remove or /volumes/detach");
+                    + "; try /volumes/create, /volumes/remove, /volumes/detach or /volumes/attach");
         };
         reply(ex, 200, Map.of("message", message));
     }

@@ -8,6 +8,8 @@ import io.pmcache.backing.NbdUri;
 import io.pmcache.cache.Cache;
 import io.pmcache.cache.FormatOptions;
 import io.pmcache.media.MappedFileMedium;
+import io.pmcache.os.FileUseLock;
+import io.pmcache.volume.VolumeMedium;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -100,24 +102,55 @@ final class CacheFiles {
     }
 
     /**
-     * Opens the cache file ({@link Cache#openOrFormat}): a missing or empty file is created with
-     * {@code sizeIfNew} and formatted for {@code backing}; a non-empty file that is not a pmcache
-     * cache is refused, never overwritten.
+     * Opens the cache file: a missing or empty file is created with {@code sizeIfNew} and formatted
+     * as a volume medium holding one volume, {@value VolumeMedium#DEFAULT_NAME}, for {@code backing}
+     * (recorded as {@code backingSpec}; as {@code format --backing} does); a non-empty file that is
+     * not a pmcache medium is refused, never overwritten. A single-cache file opens as it is.
      */
-    static MappedFileMedium openOrFormat(Path path, Long sizeIfNew, BackingDevice backing, FormatOptions format,
-                                         Created created) throws IOException {
-        if (sizeIfNew == null && Cache.isNewFile(path)) {
+    static MappedFileMedium openOrFormat(Path path, Long sizeIfNew, BackingDevice backing, String backingSpec,
+                                         FormatOptions format, Created created) throws IOException {
+        if (!Cache.isNewFile(path)) {
+            MappedFileMedium m = MappedFileMedium.open(path);
+            if (!VolumeMedium.looksFormatted(m)) {
+                m.close();
+                throw new IOException(path + " is neither empty nor a pmcache cache; refusing to overwrite it "
+                        + "(format it explicitly, e.g. `pmcache format --force`, if it may be erased)");
+            }
+            return m;
+        }
+        if (sizeIfNew == null) {
             throw new IOException("cache file " + path + " is missing or empty; give --cache-size to create it");
         }
-        boolean existed = Files.exists(path);
-        Cache.OpenedMedium opened = Cache.openOrFormat(path, sizeIfNew != null ? sizeIfNew : 0, backing, format);
-        if (opened.formatted()) {
-            if (!existed) {
-                created.add(path);
+        if (Files.exists(path)) {
+            // An empty file: never delete one that another opener is about to format.
+            try (FileUseLock l = FileUseLock.acquire(path, FileUseLock.Mode.EXCLUSIVE, "cache file")) {
+                Files.delete(path);
             }
-            System.err.println("pmcache: formatted cache file " + path + " (" + SizeConverter.human(sizeIfNew)
-                    + ")");
         }
-        return opened.medium();
+        MappedFileMedium m = MappedFileMedium.create(path, sizeIfNew);
+        created.add(path);
+        try {
+            VolumeMedium.formatWithVolume(m, VolumeMedium.DEFAULT_NAME, backing, backingSpec, 0, format);
+        } catch (IOException | RuntimeException e) {
+            m.close();
+            throw e;
+        }
+        System.err.println("pmcache: formatted cache file " + path + " (" + SizeConverter.human(sizeIfNew) + ")");
+        return m;
+    }
+
+    /**
+     * The one cache a command given {@code --cache} and {@code --backing} works on: a single-cache
+     * medium is that cache; a volume medium's is its only volume, or the volume recorded for
+     * {@code backing} ({@link VolumeMedium#volumeFor}), checked against its table entry. Whether
+     * the cache belongs to {@code backing} is the cache's own check at open.
+     */
+    static io.pmcache.media.Medium cacheFor(MappedFileMedium medium, String backing) throws IOException {
+        if (!VolumeMedium.isVolumeMedium(medium)) {
+            return medium;
+        }
+        io.pmcache.volume.Volume v = VolumeMedium.open(medium).volumeFor(VolumeCommand.recordedBacking(backing));
+        VolumeMedium.checkIdentity(v);
+        return v.medium();
     }
 }

@@ -80,21 +80,7 @@ public final class CheckCommand implements Callable<Integer> {
         if (json) {
             out.print(Json.write(StatusCommand.offline(cache, r)));
         } else {
-            for (Checker.Finding f : r.findings()) {
-                out.println(f);
-            }
-            if (r.superblock() != null && r.cacheInfo() != null) {
-                out.printf("%s: %d of %d segments used; key log: %d ksets (%d unsealed), %d keys (%d live, %d stale), "
-                                + "%d data CRCs verified; up to %s dirty%n", cache, r.segmentsUsed(), r.segmentsTotal(),
-                        r.ksets(), r.ksetsUnsealed(), r.keys(), r.liveKeys(), r.staleKeys(), r.dataChecked(),
-                        SizeConverter.human(r.dirtyBytes()));
-            }
-            out.printf("%s: %s (%d errors, %d warnings, %d ms)%n", cache, r.clean() ? "clean" : "CORRUPT",
-                    r.errors(), r.warnings(), ms);
-            if (r.wrongBacking() != null) {
-                out.printf("%s: wrong backing device: %s%nnext: %s%n", cache, r.wrongBacking(),
-                        WrongBackingDeviceException.NEXT_STEP.replace("CACHE", cache.toString()));
-            }
+            print(out, cache.toString(), "", r, ms);
         }
         out.flush();
         if (!r.clean()) {
@@ -102,6 +88,25 @@ public final class CheckCommand implements Callable<Integer> {
             return EXIT_CORRUPT;
         }
         return r.wrongBacking() != null ? EXIT_WRONG_BACKING : 0;
+    }
+
+    /** The report of one cache: findings (each after {@code prefix}), figures, verdict, as {@code who}. */
+    private void print(PrintWriter out, String who, String prefix, Checker.Report r, long ms) {
+        for (Checker.Finding f : r.findings()) {
+            out.println(prefix + f);
+        }
+        if (r.superblock() != null && r.cacheInfo() != null) {
+            out.printf("%s: %d of %d segments used; key log: %d ksets (%d unsealed), %d keys (%d live, %d stale), "
+                            + "%d data CRCs verified; up to %s dirty%n", who, r.segmentsUsed(), r.segmentsTotal(),
+                    r.ksets(), r.ksetsUnsealed(), r.keys(), r.liveKeys(), r.staleKeys(), r.dataChecked(),
+                    SizeConverter.human(r.dirtyBytes()));
+        }
+        out.printf("%s: %s (%d errors, %d warnings, %d ms)%n", who, r.clean() ? "clean" : "CORRUPT",
+                r.errors(), r.warnings(), ms);
+        if (r.wrongBacking() != null) {
+            out.printf("%s: wrong backing device: %s%nnext: %s%n", who, r.wrongBacking(),
+                    WrongBackingDeviceException.NEXT_STEP.replace("CACHE", cache.toString()));
+        }
     }
 
     private boolean isVolumeMedium() throws java.io.IOException {
@@ -137,9 +142,11 @@ public final class CheckCommand implements Callable<Integer> {
             }
             for (io.pmcache.volume.Volume v : chosen) {
                 Checker.Report r;
+                long t0 = System.nanoTime();
                 try (BackingDevice disk = backing != null ? CacheFiles.openBacking(backing, true) : null) {
                     r = Checker.check(v.medium(), disk, verifyData, null);
                 }
+                long ms = (System.nanoTime() - t0) / 1_000_000;
                 String who = cache + " volume " + v.name();
                 try {
                     io.pmcache.volume.VolumeMedium.checkIdentity(v);
@@ -151,15 +158,10 @@ public final class CheckCommand implements Callable<Integer> {
                     docs.put(v.name(), StatusCommand.offline(cache, r));
                     continue;
                 }
-                for (Checker.Finding f : r.findings()) {
-                    out.println(v.name() + ": " + f);
-                }
-                out.printf("%s: %s (%d errors, %d warnings); up to %s dirty%n", who, r.clean() ? "clean" : "CORRUPT",
-                        r.errors(), r.warnings(), SizeConverter.human(r.dirtyBytes()));
+                print(out, who, v.name() + ": ", r, ms);
                 if (!r.clean()) {
                     exit = EXIT_CORRUPT;
                 } else if (r.wrongBacking() != null) {
-                    out.printf("%s: wrong backing device: %s%n", who, r.wrongBacking());
                     if (exit == 0) {
                         exit = EXIT_WRONG_BACKING;
                     }

@@ -7,6 +7,8 @@ import io.pmcache.cache.Checker;
 import io.pmcache.cache.FormatOptions;
 import io.pmcache.format.Superblock;
 import io.pmcache.media.MappedFileMedium;
+import io.pmcache.volume.Volume;
+import io.pmcache.volume.VolumeMedium;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
@@ -20,12 +22,14 @@ import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
 
 /**
- * {@code pmcache format}: makes a cache file (or device) an empty cache for one backing device.
+ * {@code pmcache format}: makes a cache file (or device) an empty volume medium; with
+ * {@code --backing}, one holding the volume {@value VolumeMedium#DEFAULT_NAME} for that backing device.
  * Never overwrites a pmcache cache or a non-empty foreign file unless told to with {@code --force}.
  */
 @Command(name = "format", mixinStandardHelpOptions = true,
-        description = {"Format a cache medium as an empty cache for a backing device; without --backing, as an "
-                + "empty medium for volumes (add them with `pmcache volume create`).",
+        description = {"Format a cache medium for volumes; with --backing, holding one volume named default, an "
+                + "empty cache for that backing device (all the medium, or --volume-size of it); without --backing, "
+                + "none (add them with `pmcache volume create`).",
             "Refuses to overwrite an existing pmcache cache or a non-empty file that is not one, "
                 + "unless --force is given (which discards everything the cache held, dirty data too)."})
 public final class FormatCommand implements Callable<Integer> {
@@ -60,6 +64,11 @@ public final class FormatCommand implements Callable<Integer> {
     @Option(names = "--data-crc", description = "Verify data CRCs at replay and before writeback.")
     boolean dataCrc;
 
+    @Option(names = "--volume-size", paramLabel = "SIZE", converter = SizeConverter.class,
+            description = "With --backing: the share of the medium the default volume takes (rounded up to 2 MiB); "
+                    + "the rest stays free for `pmcache volume create`. Default: all of it.")
+    Long volumeSize;
+
     @Option(names = "--force", description = "Overwrite an existing cache or a non-empty foreign file.")
     boolean force;
 
@@ -79,6 +88,11 @@ public final class FormatCommand implements Callable<Integer> {
         if (backing == null && (backingSize != null || segmentSize != null || dataCrc)) {
             throw Usage.error(spec, "--backing-size, --segment-size and --data-crc need --backing (without it the "
                     + "medium is formatted for volumes: give them to `pmcache volume create`)");
+        }
+        if (volumeSize != null && (backing == null || volumeSize <= 0)) {
+            throw Usage.error(spec, backing == null ? "--volume-size needs --backing (it sizes the default volume; "
+                    + "without --backing give sizes to `pmcache volume create --size`)"
+                    : "invalid value for --volume-size: must be more than 0, got " + volumeSize);
         }
         if (backing != null) {
             Preflight.file(backing, "backing file", true, backingSize != null);
@@ -112,12 +126,18 @@ public final class FormatCommand implements Callable<Integer> {
             if (!exists) {
                 created.add(cache);
             }
-            Cache.format(medium, disk, options);
+            VolumeMedium.formatWithVolume(medium, VolumeMedium.DEFAULT_NAME, disk,
+                    VolumeCommand.recordedBacking(backing), volumeSize != null ? volumeSize : 0, options);
             created.keep();
-            Superblock sb = Cache.superblock(medium);
-            spec.commandLine().getOut().printf("formatted %s: %d segments of %s (%s) for %s (%s)%s%n", cache,
-                    sb.segmentCount(), SizeConverter.human(sb.segmentSize()), SizeConverter.human(medium.size()),
-                    backing, SizeConverter.human(disk.size()), dataCrc ? ", data CRC verification on" : "");
+            VolumeMedium vm = VolumeMedium.open(medium);
+            Volume v = vm.volume(VolumeMedium.DEFAULT_NAME);
+            Superblock sb = Cache.superblock(v.medium());
+            long free = vm.freeBytes();
+            spec.commandLine().getOut().printf("formatted %s: %d segments of %s (%s) for %s (%s)%s; volume %s%s%n",
+                    cache, sb.segmentCount(), SizeConverter.human(sb.segmentSize()),
+                    SizeConverter.human(v.medium().size()), backing, SizeConverter.human(disk.size()),
+                    dataCrc ? ", data CRC verification on" : "", v.name(), free > 0 ? "; " + SizeConverter.human(free)
+                            + " free for `pmcache volume create`" : "");
             spec.commandLine().getOut().flush();
         }
         return 0;
@@ -130,7 +150,7 @@ public final class FormatCommand implements Callable<Integer> {
             if (!exists) {
                 created.add(cache);
             }
-            io.pmcache.volume.VolumeMedium.format(medium);
+            VolumeMedium.format(medium);
             created.keep();
             spec.commandLine().getOut().printf("formatted %s (%s) for volumes: none yet; add one with `pmcache volume "
                     + "create --cache %s --name NAME --backing PATH --size SIZE`%n", cache,

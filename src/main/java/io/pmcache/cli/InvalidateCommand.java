@@ -59,10 +59,11 @@ public final class InvalidateCommand implements Callable<Integer> {
             Preflight.file(backing, "backing file", true, false);
             try (MappedFileMedium medium = MappedFileMedium.open(cache);
                  BackingDevice disk = CacheFiles.openBacking(backing, false)) {
-                if (!Cache.looksFormatted(medium)) {
+                if (!io.pmcache.volume.VolumeMedium.looksFormatted(medium)) {
                     throw new IOException(cache + " is not a pmcache cache; nothing to invalidate");
                 }
-                try (Cache c = Cache.open(medium, disk, CacheOptions.defaults().withParallel(1))) {
+                try (Cache c = Cache.open(CacheFiles.cacheFor(medium, backing), disk,
+                        CacheOptions.defaults().withParallel(1))) {
                     dropped = c.invalidate();
                 }
             }

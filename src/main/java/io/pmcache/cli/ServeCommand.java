@@ -153,10 +153,6 @@ public final class ServeCommand implements Callable<Integer> {
                     : CacheOptions.PARALLEL_AUTO).withGcPercent(gcPercent != null ? gcPercent : -1)
                     .withWriteback(!noWriteback).withPacing(pacing)).run(adminAddress, tls);
         }
-        if (holdsVolumes(cache)) {
-            throw new IllegalArgumentException(cache + " holds volumes: serve them all without --backing (each is "
-                    + "an export named after it), or `pmcache volume list --cache " + cache + "`");
-        }
         // Before anything is created or replayed: each file usable as asked, or one line saying why.
         Preflight.file(backing, "backing file", true, backingSize != null);
         Preflight.file(cache, "cache file", true, true);
@@ -179,11 +175,12 @@ public final class ServeCommand implements Callable<Integer> {
                 .withWriteback(!noWriteback).withPacing(pacing);
         try (CacheFiles.Created created = new CacheFiles.Created();
              BackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false, created);
-             MappedFileMedium medium = CacheFiles.openOrFormat(cache, cacheSize, disk, format, created)) {
+             MappedFileMedium medium = CacheFiles.openOrFormat(cache, cacheSize, disk,
+                     VolumeCommand.recordedBacking(backing), format, created)) {
             if (noWriteback) {
                 log.warn("background writeback is off (--no-writeback): dirty data stays in the cache");
             }
-            try (Cache c = Cache.open(medium, disk, options)) {
+            try (Cache c = Cache.open(cacheOf(medium), disk, options)) {
                 CacheModeOptions.apply(c, cacheMode == null ? null : CacheMode.parse(cacheMode), sequentialCutoff, log);
                 serve(c, demo, adminAddress, created, tls, disk);
             }
@@ -192,17 +189,17 @@ public final class ServeCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** True when {@code file} starts with a volume medium's header magic (read without mapping or locking). */
-    private static boolean holdsVolumes(Path file) {
-        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file)) {
-            java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN);
-            while (b.hasRemaining() && ch.read(b) >= 0) {
-                // read the first 8 bytes
-            }
-            return !b.hasRemaining() && b.flip().getLong() == io.pmcache.format.MediumHeader.MAGIC;
-        } catch (IOException e) {
-            return false; // missing or unreadable: the preflight checks below say why
+    /**
+     * Where the one cache of {@code serve --backing} lives: a single-cache medium is that cache; a
+     * volume medium's is its only volume, or the volume recorded for {@code --backing} (whether the
+     * cache belongs to the backing device is checked by the cache's open, as for a single cache).
+     */
+    private io.pmcache.media.Medium cacheOf(MappedFileMedium medium) throws IOException {
+        io.pmcache.media.Medium m = CacheFiles.cacheFor(medium, backing);
+        if (m != medium) {
+            log.info("serving {} as export '{}'", m.describe(), export);
         }
+        return m;
     }
 
     /** The writeback pacing options over the defaults, validated. */

@@ -46,6 +46,13 @@ final class ServeVolumes implements VolumeControl {
     private record Served(Volume volume, BackingDevice disk, Cache cache, StatusSource status) {
     }
 
+    /**
+     * The volumes that failed to start (backing device missing or unreachable, cache refused), with
+     * why; not served until {@link #attach} starts them. Changed under this object's lock, read by
+     * /status through {@link #failed()}.
+     */
+    private final Map<String, String> failed = new java.util.concurrent.ConcurrentSkipListMap<>();
+
     ServeVolumes(ServeCommand cmd, CacheOptions options) {
         this.cmd = cmd;
         this.options = options;
@@ -64,9 +71,13 @@ final class ServeVolumes implements VolumeControl {
             VolumesAdminServer admin = null;
             try {
                 for (Volume v : medium.volumes()) {
-                    start(v);
+                    try {
+                        start(v);
+                    } catch (IOException | RuntimeException e) { // one volume's failure stops no other
+                        failed(v, e);
+                    }
                 }
-                if (served.isEmpty()) {
+                if (served.isEmpty() && failed.isEmpty()) {
                     log.warn("{} has no volume yet: serving no export{}", cmd.cache,
                             adminAddress != null ? " until one is created through the admin endpoint" : "");
                 }
@@ -119,9 +130,20 @@ final class ServeVolumes implements VolumeControl {
             throw new IOException("volume " + v.name() + ": " + Errors.describe(e), e);
         }
         served.put(v.name(), new Served(v, disk, c, StatusSource.of(c, server, disk)));
+        failed.remove(v.name());
         view = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(served));
         log.info("serving volume {} ({} in front of {})", v.name(), io.pmcache.cli.SizeConverter.human(
                 v.medium().size()), v.backing());
+    }
+
+    /** Records and logs a volume that could not start: the server goes on with the others. */
+    private synchronized void failed(Volume v, Exception e) {
+        String why = Errors.describe(e.getCause() != null && e.getMessage() != null
+                && e.getMessage().startsWith("volume " + v.name() + ": ") ? e.getCause() : e);
+        failed.put(v.name(), why);
+        log.error("volume {} is not served: it failed to start over its backing device {}: {}; the other volumes "
+                + "serve; once fixed, serve it with `pmcache volume attach --admin HOST:PORT --name {}`", v.name(),
+                v.backing(), why, v.name());
     }
 
     /** Stops offering a volume: its clients are answered ESHUTDOWN and disconnected; the others go on. */
@@ -183,6 +205,9 @@ final class ServeVolumes implements VolumeControl {
             Map<String, Object> one = VolumeCommand.describe(v);
             Served s = served.get(v.name());
             one.put("served", s != null);
+            if (failed.containsKey(v.name())) {
+                one.put("failed", failed.get(v.name()));
+            }
             if (s != null) {
                 one.put("dirty_bytes", s.cache().status().dirtyBytes());
             }
@@ -212,6 +237,27 @@ final class ServeVolumes implements VolumeControl {
     }
 
     @Override
+    public Map<String, String> failed() {
+        return Map.copyOf(failed);
+    }
+
+    @Override
+    public synchronized String attach(String name) throws IOException {
+        if (served.containsKey(name)) {
+            throw new IllegalArgumentException("volume " + name + " is served already");
+        }
+        Volume v = medium.volume(name); // refuses a name the table does not list
+        try {
+            start(v);
+        } catch (IOException | RuntimeException e) {
+            failed(v, e);
+            throw e;
+        }
+        return "attached volume " + name + ": serving it as export " + name + " (" + SizeConverter.human(
+                v.medium().size()) + " in front of " + v.backing() + ")";
+    }
+
+    @Override
     public synchronized String create(Map<?, ?> r) throws IOException {
         String name = (String) r.get("name");
         if (!(r.get("backing") instanceof String backing) || !(r.get("size") instanceof Long size)) {
@@ -226,7 +272,12 @@ final class ServeVolumes implements VolumeControl {
             v = medium.create(name, disk, backing, size, format);
             created.keep();
         }
-        start(v);
+        try {
+            start(v);
+        } catch (IOException | RuntimeException e) { // in the table from here on: shown failed until attached
+            failed(v, e);
+            throw e;
+        }
         return "created volume " + name + " (" + SizeConverter.human(v.medium().size()) + " for " + backing
                 + ") and serving it as export " + name;
     }
@@ -247,6 +298,7 @@ final class ServeVolumes implements VolumeControl {
             close(s);
         }
         medium.remove(name);
+        failed.remove(name);
         return "removed volume " + name + (s != null ? " (no longer served)" : "");
     }
 
@@ -265,6 +317,7 @@ final class ServeVolumes implements VolumeControl {
             close(s);
         }
         return "detached volume " + name + ": everything is written back to " + s.volume().backing()
-                + "; it is no longer served (serve it again by restarting, or remove it)";
+                + "; it is no longer served (serve it again with `pmcache volume attach --admin ... --name " + name
+                + "`, or remove it)";
     }
 }

@@ -31,11 +31,12 @@ import picocli.CommandLine.Model.CommandSpec;
  * ({@code --admin}: the server starts or stops serving the volume, the others' clients go on).
  */
 @Command(name = "volume", mixinStandardHelpOptions = true,
-        description = {"Create, list and remove the volumes of a cache medium (one cache per backing device, each "
+        description = {"Create, list, remove and (live) attach the volumes of a cache medium (one cache per backing device, each "
                 + "with its own share of the medium).",
             "Offline with --cache FILE (refused while a serve uses the file), or live with --admin HOST:PORT against "
                 + "`pmcache serve --admin` (which then starts or stops serving the volume)."},
-        subcommands = {VolumeCommand.Create.class, VolumeCommand.ListVolumes.class, VolumeCommand.Remove.class})
+        subcommands = {VolumeCommand.Create.class, VolumeCommand.ListVolumes.class, VolumeCommand.Remove.class,
+            VolumeCommand.Attach.class})
 public final class VolumeCommand {
     private static final Logger log = LoggerFactory.getLogger(VolumeCommand.class);
 
@@ -275,6 +276,31 @@ public final class VolumeCommand {
                 out.printf("removed volume %s from %s%n", name, target.cache);
                 out.flush();
             }
+            return 0;
+        }
+    }
+
+    @Command(name = "attach", mixinStandardHelpOptions = true,
+            description = {"Serve a volume of a running server that it does not serve: one detached with "
+                    + "`pmcache detach --admin`, or one whose backing device failed to open at start (once fixed).",
+                "The other volumes' clients are not disturbed. Offline there is nothing to attach: `pmcache serve` "
+                    + "serves every volume of the table."})
+    static final class Attach implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--admin", paramLabel = "HOST:PORT", required = true,
+                description = "Admin endpoint of a running `pmcache serve --admin` (a bare PORT means 127.0.0.1).")
+        String admin;
+
+        @Option(names = "--name", paramLabel = "NAME", required = true, description = "The volume to serve again.")
+        String name;
+
+        @Override
+        public Integer call() throws Exception {
+            PrintWriter out = spec.commandLine().getOut();
+            out.println(adminCall(spec, admin, "/volumes/attach", Map.of("name", name)));
+            out.flush();
             return 0;
         }
     }

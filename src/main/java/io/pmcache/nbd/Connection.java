@@ -167,6 +167,13 @@ final class Connection implements Runnable {
             if (session.isPresent()) {
                 Session s = session.get();
                 export = s.export();
+                // NbdServer.removeExport removes the export, then closes the connections whose export
+                // is it. One that chose it but had not published it yet (above) is missed there, so it
+                // looks again here, after publishing: one of the two always sees the other.
+                if (!ctx.exports().offers(export)) {
+                    log.info("{}: export '{}' was removed as the handshake ended; closing", peer, export.name());
+                    return;
+                }
                 log.debug("{}: transmission (structured replies {}, base:allocation {})", peer,
                         s.structuredReplies(), s.baseAllocation());
                 validator = new RequestValidator(s);

@@ -50,6 +50,11 @@ final class Exports {
         return byName.size() == 1 ? byName.values().iterator().next() : null;
     }
 
+    /** True while {@code e} itself is offered (not removed, nor replaced by another of its name). */
+    synchronized boolean offers(Export e) {
+        return byName.get(e.name()) == e;
+    }
+
     /** Every export, in the order they were added (NBD_OPT_LIST). */
     synchronized List<Export> all() {
         return new ArrayList<>(byName.values());

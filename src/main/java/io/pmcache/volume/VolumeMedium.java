@@ -28,9 +28,10 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Two kinds of media open here: a <em>volume medium</em> ({@link MediumHeader} and
  * {@link VolumeTable}; made by {@link #format}), and a <em>single-cache medium</em> (a
- * {@link Superblock} at offset 0, as every pmcache before volumes wrote, and as {@code format
- * --backing} still writes), read as it is: one implicit volume named {@value #IMPLICIT_NAME}
- * spanning the whole medium, to which no volume can be added.
+ * {@link Superblock} at offset 0, as every pmcache before this format version wrote), read as it
+ * is: one implicit volume named {@value #IMPLICIT_NAME} spanning the whole medium, to which no
+ * volume can be added. {@code format --backing} writes a volume medium holding one volume named
+ * {@value #DEFAULT_NAME} ({@link #formatWithVolume}).
  *
  * <p>Crash safety: {@link #create} formats the new volume's region (superblock last) and only then
  * writes and persists the table slot that lists it; {@link #remove} writes the table without it
@@ -42,6 +43,8 @@ public final class VolumeMedium {
     private static final Logger log = LoggerFactory.getLogger(VolumeMedium.class);
     /** The name of the one volume of a single-cache medium. */
     public static final String IMPLICIT_NAME = "default";
+    /** The name of the volume {@code format --backing} creates (the same as a single-cache medium's). */
+    public static final String DEFAULT_NAME = IMPLICIT_NAME;
 
     private final Medium medium;
     /** Null for a single-cache medium. */
@@ -66,20 +69,75 @@ public final class VolumeMedium {
 
     /** Formats {@code medium} as an empty volume medium. Overwrites whatever was there. */
     public static void format(Medium medium) throws IOException {
-        if (medium.size() < VolumeLayout.DATA_START + VolumeLayout.REGION_ALIGN) {
-            throw new IOException(medium.describe() + ": " + medium.size() + " bytes is too small for a volume medium"
-                    + " (the table takes the first " + (VolumeLayout.DATA_START >> 20) + " MiB)");
+        checkFits(medium, VolumeLayout.REGION_ALIGN);
+        write(medium, null);
+        log.info("formatted {} as a volume medium: {} MiB for volumes, no volume yet", medium.describe(),
+                space(medium) >> 20);
+    }
+
+    /**
+     * Formats {@code medium} as a volume medium holding one volume, {@code name}, for
+     * {@code backing} (recorded as {@code backingSpec}): {@code size} bytes (rounded up to 2 MiB)
+     * from the start of the data area, or, with {@code size} {@code <= 0}, all of it. What
+     * {@code format --backing} and an auto-formatting {@code serve --backing} write. The medium
+     * header is the last thing persisted: a crash before it leaves no pmcache medium (as a crash
+     * inside a single-cache format did), never a medium without its volume.
+     */
+    public static Volume formatWithVolume(Medium medium, String name, BackingDevice backing, String backingSpec,
+                                          long size, FormatOptions format) throws IOException {
+        String problem = VolumeEntry.nameProblem(name);
+        if (problem == null) {
+            problem = VolumeEntry.backingProblem(backingSpec);
         }
+        if (problem != null) {
+            throw new IllegalArgumentException(problem);
+        }
+        long want = size > 0 ? VolumeLayout.alignUp(size) : space(medium);
+        checkFits(medium, Math.max(want, VolumeLayout.REGION_ALIGN));
+        MediumRegion region = new MediumRegion(medium, VolumeLayout.DATA_START, want, name);
+        VolumeEntry[] entry = {null};
+        write(medium, () -> {
+            Cache.format(region, backing, format); // its superblock is the last thing it persists
+            entry[0] = new VolumeEntry(name, VolumeLayout.DATA_START, want, Cache.superblock(region).cacheId(),
+                    System.currentTimeMillis(), backingSpec);
+            return entry[0];
+        });
+        log.info("formatted {} as a volume medium with volume '{}' ({} MiB of {} MiB) for {}", medium.describe(),
+                name, want >> 20, space(medium) >> 20, backingSpec);
+        return new Volume(name, region, entry[0]);
+    }
+
+    /** Bytes a volume medium of this size offers its volumes. */
+    private static long space(Medium medium) {
+        return Math.max(0, VolumeLayout.alignDown(medium.size()) - VolumeLayout.DATA_START);
+    }
+
+    private static void checkFits(Medium medium, long volumeBytes) throws IOException {
+        if (space(medium) < volumeBytes) {
+            throw new IOException(medium.describe() + ": " + medium.size() + " bytes is too small: a volume medium "
+                    + "needs at least " + (VolumeLayout.DATA_START + volumeBytes) + " bytes for "
+                    + (volumeBytes >> 20) + " MiB of volume" + " (the table takes the first "
+                    + (VolumeLayout.DATA_START >> 20) + " MiB), and offers " + (space(medium) >> 20) + " MiB");
+        }
+    }
+
+    /** Makes the volume to list at format time (formatting its region); runs before the header is written. */
+    @FunctionalInterface
+    private interface FirstVolume {
+        VolumeEntry make() throws IOException;
+    }
+
+    /** Zeroes the table area, makes {@code first} (when given), writes the table, and the header last. */
+    private static void write(Medium medium, FirstVolume first) throws IOException {
         MemorySegment m = medium.segment();
         m.asSlice(0, VolumeLayout.DATA_START).fill((byte) 0);
         medium.persist(0, VolumeLayout.DATA_START);
         long id = new SecureRandom().nextLong();
-        new VolumeTable(0, List.of()).encode(m, id);
+        List<VolumeEntry> volumes = first == null ? List.of() : List.of(first.make());
+        new VolumeTable(0, volumes).encode(m, id);
         medium.persist(VolumeLayout.TABLE_SLOT0, 2L * VolumeLayout.TABLE_SLOT_SIZE);
         new MediumHeader(MediumHeader.VERSION, 0, id, medium.size(), System.currentTimeMillis()).encode(m);
         medium.persist(0, MediumHeader.SIZE);
-        log.info("formatted {} as a volume medium: {} MiB for volumes, no volume yet", medium.describe(),
-                (VolumeLayout.alignDown(medium.size()) - VolumeLayout.DATA_START) >> 20);
     }
 
     /** Reads the medium's volumes (validating header and table); a single-cache medium has one. */
@@ -151,6 +209,30 @@ public final class VolumeMedium {
                 + (all.isEmpty() ? " (it has none)" : " (it has: " + names(all) + ")"));
     }
 
+    /**
+     * The volume {@code serve --backing} serves: the only volume (whether it is {@code backingSpec}'s
+     * cache is the cache's own backing check, at open), else the one whose recorded backing is
+     * {@code backingSpec}. Errors name the medium and the volumes with their backing devices.
+     */
+    public synchronized Volume volumeFor(String backingSpec) {
+        List<Volume> all = volumes();
+        if (all.size() == 1) {
+            return all.getFirst();
+        }
+        if (all.isEmpty()) {
+            throw new IllegalArgumentException(medium.describe() + " holds no volume: add one with `pmcache volume "
+                    + "create`, or format it with --backing");
+        }
+        for (Volume v : all) {
+            if (backingSpec.equals(v.backing())) {
+                return v;
+            }
+        }
+        throw new IllegalArgumentException(medium.describe() + " holds " + all.size() + " volumes, none for "
+                + backingSpec + " (" + String.join(", ", all.stream().map(v -> v.name() + " for " + v.backing())
+                .toList()) + "): serve them all without --backing (each is an export named after it)");
+    }
+
     private static String names(List<Volume> all) {
         return String.join(", ", all.stream().map(Volume::name).toList());
     }
@@ -210,8 +292,8 @@ public final class VolumeMedium {
     public synchronized Volume create(String name, BackingDevice backing, String backingSpec, long size,
                                       FormatOptions format) throws IOException {
         if (header == null) {
-            throw new IOException(medium.describe() + " is a single-cache medium (formatted with --backing, or by a "
-                    + "pmcache before volumes): it holds one implicit volume and no other. To host several, detach it "
+            throw new IOException(medium.describe() + " is a single-cache medium (formatted by a pmcache before "
+                    + "volumes): it holds one implicit volume and no other. To host several, detach it "
                     + "and format the medium without --backing");
         }
         String problem = VolumeEntry.nameProblem(name);

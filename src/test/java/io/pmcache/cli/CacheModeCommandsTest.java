@@ -61,7 +61,7 @@ class CacheModeCommandsTest {
         java.util.Arrays.fill(dirty, (byte) 9);
         try (MappedFileMedium m = MappedFileMedium.open(cache());
              FileBackingDevice disk = FileBackingDevice.open(backing(), false);
-             Cache c = Cache.open(m, disk, CacheOptions.defaults())) {
+             Cache c = Cache.open(CliRun.cacheIn(m), disk, CacheOptions.defaults())) {
             c.write(0, MemorySegment.ofArray(clean), false);
             c.flushAll(left -> { });
             c.write(5L << 20, MemorySegment.ofArray(dirty), false);
@@ -78,7 +78,7 @@ class CacheModeCommandsTest {
                 "\"clean_keys_untrusted_before\":\"all\"");
         try (MappedFileMedium m = MappedFileMedium.open(cache());
              FileBackingDevice disk = FileBackingDevice.open(backing(), false);
-             Cache c = Cache.open(m, disk, CacheOptions.defaults())) {
+             Cache c = Cache.open(CliRun.cacheIn(m), disk, CacheOptions.defaults())) {
             assertThat(c.status().dirtyBytes()).isEqualTo(4096);
             byte[] got = new byte[4096];
             c.read(6L << 20, MemorySegment.ofArray(got));

@@ -21,4 +21,20 @@ public final class CliRun {
         int exit = cl.execute(args);
         return new Result(exit, out.toString(), err.toString());
     }
+
+    /**
+     * The cache a single-volume medium holds: the default volume of a medium {@code format --backing}
+     * made (a volume medium), or the whole of a single-cache medium an older pmcache made.
+     */
+    public static io.pmcache.media.Medium cacheIn(io.pmcache.media.Medium m) throws java.io.IOException {
+        return io.pmcache.volume.VolumeMedium.open(m).volume(null).medium();
+    }
+
+    /** Where in {@code file} the cache of {@link #cacheIn} starts (0 for a single-cache medium). */
+    public static long cacheOffset(java.nio.file.Path file) throws java.io.IOException {
+        try (io.pmcache.media.MappedFileMedium m = io.pmcache.media.MappedFileMedium.openReadOnly(file)) {
+            io.pmcache.volume.Volume v = io.pmcache.volume.VolumeMedium.open(m).volume(null);
+            return v.entry() == null ? 0 : v.entry().offset();
+        }
+    }
 }

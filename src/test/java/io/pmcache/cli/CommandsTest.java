@@ -205,7 +205,7 @@ class CommandsTest {
         assertThat(formatSmall().exit()).isZero();
         try (FileBackingDevice disk = FileBackingDevice.open(backing(), false);
              MappedFileMedium m = MappedFileMedium.open(cache());
-             Cache c = Cache.open(m, disk, CacheOptions.defaults().withParallel(1).withWriteback(false))) {
+             Cache c = Cache.open(CliRun.cacheIn(m), disk, CacheOptions.defaults().withParallel(1).withWriteback(false))) {
             try (Arena a = Arena.ofConfined()) {
                 MemorySegment buf = a.allocate(8192);
                 buf.fill((byte) 7);
@@ -221,12 +221,13 @@ class CommandsTest {
         assertThat(clean.out()).contains("clean").contains("2 data CRCs verified");
 
         Result status = pm("status", "--cache", cache().toString(), "--json");
-        Map<?, ?> log = (Map<?, ?>) ((Map<?, ?>) Json.parse(status.out())).get("key_log");
+        Map<?, ?> volumes = (Map<?, ?>) ((Map<?, ?>) Json.parse(status.out())).get("volumes");
+        Map<?, ?> log = (Map<?, ?>) ((Map<?, ?>) volumes.get("default")).get("key_log");
         assertThat(log.get("dirty_bytes_upper_bound")).isEqualTo(16384L);
 
         long area;
         try (MappedFileMedium m = MappedFileMedium.open(cache())) {
-            area = Cache.superblock(m).segmentAreaOffset();
+            area = Cache.superblock(CliRun.cacheIn(m)).segmentAreaOffset();
         }
         // The key log starts at segment 0: kset header (64 bytes), then key slot 0.
         flipByte(area + 64 + 1);
@@ -237,7 +238,8 @@ class CommandsTest {
 
         // Data corruption is found with --verify-data.
         try (MappedFileMedium m = MappedFileMedium.open(cache())) {
-            assertThat(m.segment().get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, area + 64 + 16)).isNotZero();
+            assertThat(CliRun.cacheIn(m).segment().get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED,
+                    area + 64 + 16)).isNotZero();
         }
 
         // One damaged cache-info slot is a warning, both an error.
@@ -262,17 +264,17 @@ class CommandsTest {
         long dataAt;
         try (FileBackingDevice disk = FileBackingDevice.open(backing(), false);
              MappedFileMedium m = MappedFileMedium.open(cache());
-             Cache c = Cache.open(m, disk, CacheOptions.defaults().withParallel(1).withWriteback(false))) {
+             Cache c = Cache.open(CliRun.cacheIn(m), disk, CacheOptions.defaults().withParallel(1).withWriteback(false))) {
             try (Arena a = Arena.ofConfined()) {
                 MemorySegment buf = a.allocate(4096);
                 buf.fill((byte) 9);
                 c.write(4096, buf, false);
                 c.flush();
             }
-            Superblock sb = Cache.superblock(m);
+            Superblock sb = Cache.superblock(CliRun.cacheIn(m));
             long keyAt = sb.segmentAreaOffset() + 64;
-            int seg = m.segment().get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, keyAt + 16);
-            int off = m.segment().get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, keyAt + 20);
+            int seg = CliRun.cacheIn(m).segment().get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, keyAt + 16);
+            int off = CliRun.cacheIn(m).segment().get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, keyAt + 20);
             dataAt = sb.segmentAreaOffset() + seg * sb.segmentSize() + off;
         }
         flipByte(dataAt + 100);
@@ -298,7 +300,7 @@ class CommandsTest {
         assertThat(formatSmall().exit()).isZero();
         try (FileBackingDevice disk = FileBackingDevice.open(backing(), false);
              MappedFileMedium m = MappedFileMedium.open(cache());
-             Cache c = Cache.open(m, disk, CacheOptions.defaults().withParallel(1).withWriteback(false));
+             Cache c = Cache.open(CliRun.cacheIn(m), disk, CacheOptions.defaults().withParallel(1).withWriteback(false));
              AdminServer admin = AdminServer.start(new InetSocketAddress("127.0.0.1", 0), StatusSource.of(c, null),
                      c::gcPercent, c::setGcPercent)) {
             try (Arena a = Arena.ofConfined()) {
@@ -354,7 +356,7 @@ class CommandsTest {
         assertThat(formatSmall().exit()).isZero();
         try (FileBackingDevice disk = FileBackingDevice.open(backing(), false);
              MappedFileMedium m = MappedFileMedium.open(cache());
-             Cache c = Cache.open(m, disk, CacheOptions.defaults().withParallel(1));
+             Cache c = Cache.open(CliRun.cacheIn(m), disk, CacheOptions.defaults().withParallel(1));
              AdminServer admin = AdminServer.start(new InetSocketAddress("127.0.0.1", 0), StatusSource.of(c, null),
                      c::gcPercent, c::setGcPercent, c::writebackSettings, c::setWritebackSettings)) {
             String at = String.valueOf(admin.address().getPort());
@@ -420,11 +422,13 @@ class CommandsTest {
         assertThat(Json.parse(Json.write(doc))).isEqualTo(doc);
     }
 
+    /** Flips a byte at {@code at} of the cache (of its default volume, on a volume medium). */
     private void flipByte(long at) throws Exception {
+        long base = CliRun.cacheOffset(cache());
         try (RandomAccessFile f = new RandomAccessFile(cache().toFile(), "rw")) {
-            f.seek(at);
+            f.seek(base + at);
             int b = f.read();
-            f.seek(at);
+            f.seek(base + at);
             f.write(b ^ 0x5a);
         }
     }

@@ -167,7 +167,8 @@ class OperatorPathIT {
 
         Run offline = run("status", "--cache", cache.toString(), "--json");
         assertThat(offline.exit).isZero();
-        Map<?, ?> off = (Map<?, ?>) Json.parse(offline.out);
+        // format --backing made a volume medium: its one volume, default, under "volumes"
+        Map<?, ?> off = (Map<?, ?>) ((Map<?, ?>) ((Map<?, ?>) Json.parse(offline.out)).get("volumes")).get("default");
         assertThat(((Map<?, ?>) off.get("cache_info")).get("gc_percent")).isEqualTo(33L);
         assertThat(((Number) ((Map<?, ?>) off.get("key_log")).get("dirty_bytes_upper_bound")).longValue())
                 .isEqualTo(written);
@@ -182,7 +183,8 @@ class OperatorPathIT {
         assertThat(Arrays.mismatch(onDisk, expected)).as("first differing byte of the backing file").isEqualTo(-1);
 
         Run after = run("status", "--cache", cache.toString(), "--json");
-        Map<?, ?> segs = (Map<?, ?>) ((Map<?, ?>) Json.parse(after.out)).get("segments");
+        Map<?, ?> segs = (Map<?, ?>) ((Map<?, ?>) ((Map<?, ?>) ((Map<?, ?>) Json.parse(after.out)).get("volumes"))
+                .get("default")).get("segments");
         assertThat(segs.get("used")).as("detach leaves the cache empty").isEqualTo(1L);
         assertThat(run("check", "--cache", cache.toString(), "--backing", backing.toString()).exit).isZero();
     }

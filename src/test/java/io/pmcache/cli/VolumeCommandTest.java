@@ -79,12 +79,14 @@ class VolumeCommandTest {
     }
 
     @Test
-    void serveWithBackingOfAVolumeMediumSaysToServeWithout() {
+    void serveWithABackingNoVolumeRecordsIsRefusedNamingTheVolumes() {
         twoVolumes();
-        CliRun.Result r = pm("serve", "--cache", cache().toString(), "--backing", dir.resolve("a.img").toString(),
-                "--socket", dir.resolve("s").toString());
+        CliRun.Result r = pm("serve", "--cache", cache().toString(), "--backing", dir.resolve("c.img").toString(),
+                "--backing-size", "8M", "--socket", dir.resolve("s").toString());
         assertThat(r.exit()).isEqualTo(1);
-        assertThat(r.err()).contains("holds volumes: serve them all without --backing");
+        assertThat(r.err()).contains("holds 2 volumes, none for " + dir.resolve("c.img"))
+                .contains("vm-a for " + dir.resolve("a.img")).contains("serve them all without --backing");
+        assertThat(dir.resolve("c.img")).as("the backing file it created is removed again").doesNotExist();
     }
 
     @Test
@@ -126,10 +128,17 @@ class VolumeCommandTest {
         assertThat(((Map<?, ?>) ((Map<?, ?>) Json.parse(list.out())).get("volumes"))).isEmpty();
     }
 
+    /** A cache file as pmcache wrote it before volumes (format version 1, a superblock at offset 0). */
+    private void singleCacheMedium(Path backing) throws Exception {
+        try (MappedFileMedium m = MappedFileMedium.create(cache(), 64L << 20);
+             FileBackingDevice disk = FileBackingDevice.createSparse(backing, 64L << 20)) {
+            Cache.format(m, disk, io.pmcache.cache.FormatOptions.defaults());
+        }
+    }
+
     @Test
-    void aMediumFormattedWithBackingIsOneImplicitVolume() {
-        ok(pm("format", "--cache", cache().toString(), "--cache-size", "64M", "--backing",
-                dir.resolve("a.img").toString(), "--backing-size", "64M"));
+    void aSingleCacheMediumIsOneImplicitVolume() throws Exception {
+        singleCacheMedium(dir.resolve("a.img"));
         CliRun.Result list = pm("volume", "list", "--cache", cache().toString());
         ok(list);
         assertThat(list.out()).contains("default").contains("single_cache_medium");
@@ -137,11 +146,97 @@ class VolumeCommandTest {
                 dir.resolve("b.img").toString(), "--backing-size", "32M", "--size", "8M");
         assertThat(add.exit()).isEqualTo(1);
         assertThat(add.err()).contains("single-cache medium");
+        CliRun.Result status = pm("status", "--cache", cache().toString(), "--json");
+        ok(status);
+        assertThat(keys(Json.parse(status.out()))).as("a single cache's status, as ever")
+                .contains("superblock", "key_log").doesNotContain("volumes");
         ok(pm("check", "--cache", cache().toString()));
         ok(pm("detach", "--cache", cache().toString(), "--backing", dir.resolve("a.img").toString()));
         CliRun.Result noBacking = pm("detach", "--cache", cache().toString());
         assertThat(noBacking.exit()).isEqualTo(1);
         assertThat(noBacking.err()).contains("give --backing");
+    }
+
+    @Test
+    void formatWithBackingMakesAVolumeMediumHoldingTheDefaultVolume() throws Exception {
+        Path a = dir.resolve("a.img");
+        CliRun.Result f = pm("format", "--cache", cache().toString(), "--cache-size", "64M", "--backing",
+                a.toString(), "--backing-size", "64M", "--volume-size", "30M", "--segment-size", "1M");
+        ok(f);
+        assertThat(f.out()).contains("volume default").contains("32 MiB free for `pmcache volume create`");
+        try (MappedFileMedium m = MappedFileMedium.openReadOnly(cache())) {
+            VolumeMedium vm = VolumeMedium.open(m);
+            assertThat(vm.singleCache()).isFalse();
+            assertThat(vm.volumes()).extracting(io.pmcache.volume.Volume::name).containsExactly("default");
+            assertThat(vm.volume("default").backing()).isEqualTo(a.toString());
+            assertThat(vm.volume("default").medium().size()).isEqualTo(30L << 20);
+        }
+        // one volume: status, check and detach need no --volume (nor, for detach, --backing)
+        CliRun.Result status = pm("status", "--cache", cache().toString(), "--json");
+        ok(status);
+        assertThat(keys(((Map<?, ?>) Json.parse(status.out())).get("volumes"))).containsExactly(
+                "default");
+        CliRun.Result check = pm("check", "--cache", cache().toString(), "--backing", a.toString());
+        ok(check);
+        assertThat(check.out()).contains("volume default: clean");
+        dirtyDefault(a);
+        ok(pm("detach", "--cache", cache().toString()));
+        CliRun.Result clean = pm("status", "--cache", cache().toString(), "--json");
+        assertThat(clean.out().replaceAll("\\s", "")).contains("\"dirty_bytes_upper_bound\":0");
+        // the rest of the medium takes a second volume
+        ok(pm("volume", "create", "--cache", cache().toString(), "--name", "vm-b", "--backing",
+                dir.resolve("b.img").toString(), "--backing-size", "32M", "--size", "32M", "--segment-size", "1M"));
+        CliRun.Result list = pm("volume", "list", "--cache", cache().toString(), "--json");
+        ok(list);
+        assertThat(keys(((Map<?, ?>) Json.parse(list.out())).get("volumes"))).containsExactly(
+                "default", "vm-b");
+        CliRun.Result two = pm("detach", "--cache", cache().toString());
+        assertThat(two.exit()).isEqualTo(1);
+        assertThat(two.err()).contains("give --volume NAME");
+        ok(pm("detach", "--cache", cache().toString(), "--volume", "default"));
+    }
+
+    @Test
+    void formatWithBackingGivesTheDefaultVolumeTheWholeMediumUnlessSized() {
+        ok(pm("format", "--cache", cache().toString(), "--cache-size", "64M", "--backing",
+                dir.resolve("a.img").toString(), "--backing-size", "64M"));
+        CliRun.Result list = pm("volume", "list", "--cache", cache().toString(), "--json");
+        Map<?, ?> doc = (Map<?, ?>) Json.parse(list.out());
+        assertThat(((Map<?, ?>) ((Map<?, ?>) doc.get("volumes")).get("default")).get("size")).as(
+                "all but the volume table's 2 MiB").isEqualTo(62L << 20);
+        assertThat(doc.get("free_bytes")).isEqualTo(0L);
+        CliRun.Result add = pm("volume", "create", "--cache", cache().toString(), "--name", "vm-b", "--backing",
+                dir.resolve("b.img").toString(), "--backing-size", "32M", "--size", "8M");
+        assertThat(add.exit()).isEqualTo(1);
+        assertThat(add.err()).contains("no free region of 8 MiB");
+        CliRun.Result noBacking = pm("format", "--cache", dir.resolve("x.img").toString(), "--cache-size", "64M",
+                "--volume-size", "8M");
+        assertThat(noBacking.exit()).as("bad usage").isEqualTo(2);
+        assertThat(noBacking.err()).contains("--volume-size needs --backing");
+        CliRun.Result tooBig = pm("format", "--cache", dir.resolve("x.img").toString(), "--cache-size", "64M",
+                "--backing", dir.resolve("a.img").toString(), "--volume-size", "63M");
+        assertThat(tooBig.exit()).isEqualTo(1);
+        assertThat(tooBig.err()).contains("too small").contains("needs at least");
+        assertThat(dir.resolve("x.img")).doesNotExist();
+    }
+
+    private static java.util.List<String> keys(Object map) {
+        return ((Map<?, ?>) map).keySet().stream().map(String::valueOf).toList();
+    }
+
+    /** Writes 1 MiB into the default volume and leaves it dirty. */
+    private void dirtyDefault(Path backing) throws Exception {
+        try (MappedFileMedium m = MappedFileMedium.open(cache());
+             FileBackingDevice disk = FileBackingDevice.open(backing, false);
+             Cache c = Cache.open(VolumeMedium.open(m).volume(null).medium(), disk,
+                     new CacheOptions(1, 90, false, false))) {
+            MemorySegment data = Arena.ofAuto().allocate(1 << 20);
+            data.fill((byte) 7);
+            c.write(0, data, true);
+            c.close(false);
+        }
+        CliRun.Result dirty = pm("status", "--cache", cache().toString(), "--json");
+        assertThat(dirty.out().replaceAll("\\s", "")).contains("\"dirty_bytes_upper_bound\":1048576");
     }
 
     @Test

@@ -9,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
@@ -232,5 +233,183 @@ class VolumesProcessTest {
         CliRun.Result volumes = CliRun.pm("volume", "list", "--admin", admin, "--json");
         ok(volumes);
         assertThat(volumes.out()).doesNotContain("vol-a").contains("vol-b").contains("vol-c");
+    }
+
+    /** The export's first bytes are {@code expected}'s (the export may be larger). */
+    private void assertExportStartsWith(String export, Path expected) throws Exception {
+        Path back = dir.resolve(export + ".back");
+        Files.deleteIfExists(back);
+        Tools.run("nbdcopy", uri(export), back.toString()).expectSuccess();
+        byte[] want = Files.readAllBytes(expected);
+        assertThat(java.util.Arrays.mismatch(java.util.Arrays.copyOf(Files.readAllBytes(back), want.length), want))
+                .as("export %s differs from what was written", export).isEqualTo(-1);
+    }
+
+    private static String freeAdminAddress() throws IOException {
+        try (ServerSocket free = new ServerSocket(0)) {
+            return "127.0.0.1:" + free.getLocalPort();
+        }
+    }
+
+    private static Map<?, ?> volumesOf(CliRun.Result r) {
+        ok(r);
+        return (Map<?, ?>) ((Map<?, ?>) io.pmcache.admin.Json.parse(r.out())).get("volumes");
+    }
+
+    /**
+     * A volume whose backing device is missing at start does not stop the server: the others serve,
+     * status and volume list show it failed with the path and the reason, the log names it; once the
+     * device is back, {@code volume attach} serves it with its data.
+     */
+    @Test
+    void aVolumeWhoseBackingFailsToOpenLeavesTheOthersServingAndAttachServesItOnceFixed() throws Exception {
+        Tools.require("nbdcopy", "nbdinfo");
+        twoVolumes();
+        Path b = randomImage("b.src", 8 * MIB, 21);
+        ServeProcess first = serve();
+        Tools.run("nbdcopy", b.toString(), uri("vol-b")).expectSuccess();
+        assertThat(first.stop()).isZero();
+        Path bImg = dir.resolve("b.img");
+        Path moved = dir.resolve("b.moved");
+        Files.move(bImg, moved); // the same file (inode) comes back later: the cache's identity check passes
+
+        String admin = freeAdminAddress();
+        ServeProcess s = serve("--admin", admin);
+        String list = Tools.run("nbdinfo", "--list", "nbd+unix:///?socket=" + socket()).expectSuccess();
+        assertThat(list).contains("vol-a").doesNotContain("vol-b");
+        Path a = randomImage("a.src", 8 * MIB, 22);
+        Tools.run("nbdcopy", a.toString(), uri("vol-a")).expectSuccess();
+        assertExportStartsWith("vol-a", a);
+        assertThat(s.log()).contains("volume vol-b is not served").contains(bImg.toString())
+                .contains("does not exist");
+
+        Map<?, ?> status = volumesOf(CliRun.pm("status", "--admin", admin, "--json"));
+        assertThat(((Map<?, ?>) status.get("vol-b")).get("state")).isEqualTo("failed");
+        assertThat((String) ((Map<?, ?>) status.get("vol-b")).get("error")).contains(bImg.toString())
+                .contains("does not exist");
+        assertThat(((Map<?, ?>) status.get("vol-a")).containsKey("cache")).isTrue();
+        Map<?, ?> listed = volumesOf(CliRun.pm("volume", "list", "--admin", admin, "--json"));
+        assertThat(((Map<?, ?>) listed.get("vol-b")).get("served")).isEqualTo(false);
+        assertThat((String) ((Map<?, ?>) listed.get("vol-b")).get("failed")).contains("does not exist");
+        CliRun.Result table = CliRun.pm("status", "--admin", admin);
+        ok(table);
+        assertThat(table.out()).contains("failed");
+
+        CliRun.Result stillMissing = CliRun.pm("volume", "attach", "--admin", admin, "--name", "vol-b");
+        assertThat(stillMissing.exit()).isEqualTo(1);
+        assertThat(stillMissing.err()).contains("does not exist");
+
+        Files.move(moved, bImg);
+        ok(CliRun.pm("volume", "attach", "--admin", admin, "--name", "vol-b"));
+        assertThat(Tools.run("nbdinfo", "--list", "nbd+unix:///?socket=" + socket()).expectSuccess())
+                .contains("vol-a").contains("vol-b");
+        assertExportStartsWith("vol-b", b);
+        assertExportStartsWith("vol-a", a);
+        Map<?, ?> after = volumesOf(CliRun.pm("status", "--admin", admin, "--json"));
+        assertThat(((Map<?, ?>) after.get("vol-b")).containsKey("cache")).isTrue();
+        assertThat(s.stop()).isZero();
+    }
+
+    /**
+     * A detached volume is served again by {@code volume attach} while a client keeps working on
+     * another volume, which sees no error.
+     */
+    @Test
+    void aDetachedVolumeIsAttachedAgainWhileAnotherVolumesClientWorks() throws Exception {
+        Tools.require("nbdcopy", "nbdinfo");
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/python3"))
+                && Tools.run("/usr/bin/python3", "-c", "import nbd").exit() == 0, "python3-libnbd is not installed");
+        twoVolumes();
+        String admin = freeAdminAddress();
+        serve("--admin", admin);
+        Path a = randomImage("a.src", 8 * MIB, 31);
+        Tools.run("nbdcopy", a.toString(), uri("vol-a")).expectSuccess();
+
+        Path started = dir.resolve("client.started");
+        Path stop = dir.resolve("client.stop");
+        String script = String.join("\n",
+                "import os, time",
+                "buf = bytes([9]) * 65536",
+                "open('" + started + "', 'w').close()",
+                "deadline = time.time() + 120",
+                "n = 0",
+                "while not os.path.exists('" + stop + "') and time.time() < deadline:",
+                "    off = (n % 32) * 65536",
+                "    h.pwrite(buf, off)",
+                "    assert h.pread(65536, off) == buf",
+                "    h.flush()",
+                "    n += 1",
+                "assert os.path.exists('" + stop + "'), 'never told to stop'",
+                "print('ok', n)");
+        Process client = new ProcessBuilder("/usr/bin/python3", "-m", "nbd", "-u", uri("vol-b"), "-c", script)
+                .redirectErrorStream(true).redirectOutput(dir.resolve("client.out").toFile()).start();
+        try {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (!Files.exists(started) && client.isAlive() && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            assertThat(Files.exists(started)).as("client started: %s", Files.readString(dir.resolve("client.out")))
+                    .isTrue();
+            ok(CliRun.pm("detach", "--admin", admin, "--volume", "vol-a"));
+            assertThat(Tools.run("nbdinfo", "--list", "nbd+unix:///?socket=" + socket()).expectSuccess())
+                    .doesNotContain("vol-a");
+            CliRun.Result attach = CliRun.pm("volume", "attach", "--admin", admin, "--name", "vol-a");
+            ok(attach);
+            assertThat(attach.out()).contains("attached volume vol-a");
+            assertThat(Tools.run("nbdinfo", "--list", "nbd+unix:///?socket=" + socket()).expectSuccess())
+                    .contains("vol-a").contains("vol-b");
+            assertExportStartsWith("vol-a", a);
+            Path a2 = randomImage("a2.src", 4 * MIB, 32);
+            Tools.run("nbdcopy", a2.toString(), uri("vol-a")).expectSuccess();
+            Path back = dir.resolve("a2.back");
+            Tools.run("nbdcopy", uri("vol-a"), back.toString()).expectSuccess();
+            assertThat(java.util.Arrays.mismatch(java.util.Arrays.copyOf(Files.readAllBytes(back), (int) (4 * MIB)),
+                    Files.readAllBytes(a2))).isEqualTo(-1);
+
+            CliRun.Result again = CliRun.pm("volume", "attach", "--admin", admin, "--name", "vol-a");
+            assertThat(again.exit()).isEqualTo(1);
+            assertThat(again.err()).contains("served already");
+            CliRun.Result unknown = CliRun.pm("volume", "attach", "--admin", admin, "--name", "vol-z");
+            assertThat(unknown.exit()).isEqualTo(1);
+            assertThat(unknown.err()).contains("no volume named 'vol-z'");
+
+            Files.createFile(stop);
+            assertThat(client.waitFor(120, TimeUnit.SECONDS)).isTrue();
+            assertThat(client.exitValue()).as("client: %s", Files.readString(dir.resolve("client.out"))).isZero();
+        } finally {
+            client.destroyForcibly();
+        }
+        java.net.http.HttpResponse<String> metrics = java.net.http.HttpClient.newHttpClient().send(
+                java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://" + admin + "/metrics")).build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString());
+        assertThat(metrics.body()).contains("pmcache_dirty_bytes{volume=\"vol-a\"}");
+    }
+
+    /** A volume over a remote (NBD) backing device has the remote-backing gauges, labelled with the volume. */
+    @Test
+    void remoteBackingGaugesAreLabelledWithTheVolume() throws Exception {
+        io.pmcache.backing.Nbdkit.require();
+        Path img = dir.resolve("remote.img");
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(32 * MIB);
+        }
+        try (io.pmcache.backing.Nbdkit remote = io.pmcache.backing.Nbdkit.start(dir.resolve("remote.sock"), "file",
+                img.toString())) {
+            ok(CliRun.pm("format", "--cache", cache().toString(), "--cache-size", "64M"));
+            ok(CliRun.pm("volume", "create", "--cache", cache().toString(), "--name", "far", "--backing",
+                    remote.uri("disk"), "--size", "24M", "--segment-size", "1M"));
+            ok(CliRun.pm("volume", "create", "--cache", cache().toString(), "--name", "near", "--backing",
+                    dir.resolve("n.img").toString(), "--backing-size", "16M", "--size", "24M", "--segment-size", "1M"));
+            String admin = freeAdminAddress();
+            ServeProcess s = serve("--admin", admin);
+            String metrics = java.net.http.HttpClient.newHttpClient().send(
+                    java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://" + admin + "/metrics")).build(),
+                    java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+            assertThat(metrics).containsPattern("(?m)^pmcache_backing_remote_up\\{volume=\"far\"\\} 1\\.0$")
+                    .containsPattern("(?m)^pmcache_backing_remote_links_lost\\{volume=\"far\"\\} 0\\.0$")
+                    .doesNotContain("pmcache_backing_remote_up{volume=\"near\"}")
+                    .contains("pmcache_dirty_bytes{volume=\"near\"}");
+            assertThat(s.stop()).isZero();
+        }
     }
 }

@@ -205,6 +205,56 @@ class VolumeMediumTest {
         assertThat(listed[0]).as("cuts during the table write itself may keep it").isLessThan(cuts[0]);
     }
 
+    /**
+     * {@code format --backing} (formatWithVolume) cut at every persist: the medium is either not a
+     * pmcache medium at all (no magic: as an interrupted format always was), a medium header torn
+     * by the cut of its own write (a clear error naming it, as a torn superblock is), or a volume
+     * medium holding the whole, empty volume {@code default}; never a medium without its volume.
+     */
+    @Test
+    void aPowerCutDuringFormatWithVolumeLeavesNothingOrTheWholeVolume() throws IOException {
+        PowerCutMedium m = track(PowerCutMedium.create(MEDIUM));
+        List<Throwable> failures = new ArrayList<>();
+        int[] cuts = {0};
+        int[] whole = {0};
+        m.observePersists((medium, index, offset, length) -> {
+            for (long seed = 0; seed < 2; seed++) {
+                cuts[0]++;
+                checkCut(medium, seed * 1000 + index, failures, cut -> {
+                    if (!VolumeMedium.looksFormatted(cut)) {
+                        return;
+                    }
+                    VolumeMedium after;
+                    try {
+                        after = VolumeMedium.open(cut);
+                    } catch (io.pmcache.format.MediaCorruptException torn) {
+                        // the header's own write torn by the cut: a clear error, as a torn superblock
+                        // of a single-cache format is (format again)
+                        assertThat(torn.getMessage()).contains("medium header");
+                        return;
+                    }
+                    whole[0]++;
+                    assertThat(after.volumes()).extracting(Volume::name).containsExactly(VolumeMedium.DEFAULT_NAME);
+                    Volume v = after.volume(null);
+                    VolumeMedium.checkIdentity(v);
+                    try (Cache c = Cache.open(v.medium(), diskA, QUIET)) {
+                        assertThat(c.status().dirtyBytes()).isZero();
+                    }
+                });
+            }
+        });
+        Volume made = VolumeMedium.formatWithVolume(m, VolumeMedium.DEFAULT_NAME, diskA, "/disk/a", 20 * MIB, SMALL);
+        m.observePersists(null);
+        rethrowFirst(failures);
+        assertThat(made.medium().size()).isEqualTo(20 * MIB);
+        assertThat(cuts[0]).isGreaterThan(4);
+        assertThat(whole[0]).as("only cuts after the header's persist hold a medium").isLessThan(cuts[0]);
+        VolumeMedium vm = VolumeMedium.open(m);
+        assertThat(vm.freeBytes()).isEqualTo(MEDIUM - 2 * MIB - 20 * MIB);
+        write(vm.create("b", diskB, "/disk/b", 20 * MIB, SMALL), diskB, 2); // the rest takes another volume
+        assertHolds(VolumeMedium.open(m).volume("b"), diskB, 2);
+    }
+
     /** A power cut at every persist of a remove: the volume is either still whole or gone. */
     @Test
     void aPowerCutDuringRemoveLeavesTheVolumeWholeOrGone() throws IOException {
