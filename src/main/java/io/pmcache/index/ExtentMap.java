@@ -673,6 +673,10 @@ public final class ExtentMap {
         private Extent[] objs;
         private int n;
         private long end = Long.MIN_VALUE;
+        /** {@link #insertSorted}'s pieces of the extents already there, reused from run to run. */
+        private long[] ps = new long[0];
+        private long[] p1 = new long[0];
+        private long[] p2 = new long[0];
 
         public void clear() {
             if (objs != null) {
@@ -753,9 +757,15 @@ public final class ExtentMap {
             return;
         }
         // The existing extents minus the run's bytes, as pieces in start order (at most size + n).
-        long[] ps = new long[size + n];
-        long[] p1 = new long[size + n];
-        long[] p2 = new long[size + n];
+        if (run.ps.length < size + n) {
+            int grow = Math.max(size + n, 2 * run.ps.length);
+            run.ps = new long[grow];
+            run.p1 = new long[grow];
+            run.p2 = new long[grow];
+        }
+        long[] ps = run.ps;
+        long[] p1 = run.p1;
+        long[] p2 = run.p2;
         int np = 0;
         long[] ns = run.starts;
         long[] n1 = run.w1;

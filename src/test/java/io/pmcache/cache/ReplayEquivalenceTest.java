@@ -189,7 +189,7 @@ class ReplayEquivalenceTest {
             List<String> extents = new ArrayList<>();
             for (int i = 0; i < index.rangeCount(); i++) {
                 ExtentMap map = index.rangeIfPresent(i);
-                extents.add(map == null ? "absent" : map.snapshot().toString());
+                extents.add(map == null ? "absent" : map.snapshot() + ", dirty kset bound " + map.dirtyKsetBound());
             }
             List<String> segs = new ArrayList<>();
             for (int s = 0; s < count; s++) {
