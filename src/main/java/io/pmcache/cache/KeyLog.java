@@ -138,7 +138,7 @@ final class KeyLog {
                 segments.ref(segment);
             }
             if ((flags & KeyRecord.FLAG_DIRTY) != 0) {
-                stats.dirtyBytes.addAndGet(length);
+                stats.dirtyBytes.add(length);
             }
             k.count++;
             if (k.full()) {

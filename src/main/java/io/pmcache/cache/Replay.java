@@ -181,7 +181,7 @@ final class Replay {
                 refsTaken[seg] = 0;
             }
         }
-        stats.dirtyBytes.addAndGet(dirtyBytes);
+        stats.dirtyBytes.add(dirtyBytes);
         dirtyBytes = 0;
     }
 

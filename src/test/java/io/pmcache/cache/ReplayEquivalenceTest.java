@@ -196,7 +196,7 @@ class ReplayEquivalenceTest {
                 segs.add(s + ": refs " + segments.refs(s) + ", generation " + segments.generation(s) + ", next "
                         + segments.next(s));
             }
-            List<Long> counters = List.of(stats.dirtyBytes.get(), stats.ksetsDamaged.sum(),
+            List<Long> counters = List.of(stats.dirtyBytes.sum(), stats.ksetsDamaged.sum(),
                     stats.corruptKeysSkipped.sum(), stats.dataCrcErrors.sum(), stats.replayKsets, stats.replayKeys);
             byte[] bytes = medium.segment().toArray(JAVA_BYTE);
             return new Replayed(extents, segs, counters, result,
