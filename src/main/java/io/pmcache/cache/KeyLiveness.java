@@ -78,7 +78,7 @@ final class KeyLiveness {
 
     Slot judge(LogReader.KsetAt k, int slot) {
         KeyRecord.Reader r = READERS.get();
-        State s = judge(k, slot, r);
+        State s = judge(k, slot, r, false);
         return switch (s) {
             case EMPTY -> EMPTY;
             case UNREADABLE -> UNREADABLE;
@@ -90,10 +90,13 @@ final class KeyLiveness {
 
     /**
      * {@link #judge(LogReader.KsetAt, int)} without allocating (replay judges every key of the log):
-     * the state, and for every state but EMPTY and UNREADABLE the key's fields in {@code r}.
+     * the state, and for every state but EMPTY and UNREADABLE the key's fields in {@code r}. With
+     * {@code window}, {@code r} copies each kset's slots from the medium at once (replay's walk:
+     * nothing writes a kset's slots while they are judged); the same bytes and rule either way.
      */
-    State judge(LogReader.KsetAt k, int slot, KeyRecord.Reader r) {
-        return switch (reader.read(k, slot, r)) {
+    State judge(LogReader.KsetAt k, int slot, KeyRecord.Reader r, boolean window) {
+        int read = window ? reader.readInWindow(k, slot, r) : reader.read(k, slot, r);
+        return switch (read) {
             case KeyRecord.Reader.EMPTY -> State.EMPTY;
             case KeyRecord.Reader.INVALID -> State.UNREADABLE;
             default -> stateOf(r.flags(), r.segment(), r.generation());

@@ -181,6 +181,20 @@ final class LogReader {
                 segments.count(), segments.segmentSize());
     }
 
+    /**
+     * {@link #read(KsetAt, int, KeyRecord.Reader)}, copying the kset's {@link KsetAt#slots()} slots
+     * into {@code r} at once on its first slot read (see {@link KeyRecord.Reader#readInWindow}): for
+     * replay, where nothing writes a kset's slots while the walk reads them.
+     */
+    int readInWindow(KsetAt k, int slot, KeyRecord.Reader r) {
+        int slots = k.slots();
+        if (slot >= slots) {
+            return read(k, slot, r);
+        }
+        return r.readInWindow(k, medium.segment(), slotAddress(k, 0), slots, slot, cacheId, k.at().ksetSeq(),
+                deviceSize, segments.count(), segments.segmentSize());
+    }
+
     /** True when the key's data on the medium matches its data CRC (always true for ZERO keys). */
     boolean dataMatches(KeyRecord key) {
         return dataMatches(key.flags(), key.segment(), key.segmentOffset(), key.length(), key.dataCrc());

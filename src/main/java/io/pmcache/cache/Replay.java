@@ -324,7 +324,7 @@ final class Replay {
         KeyRecord.Reader kv = this.kv;
         boolean fast = k.sealed() && !verifyAllData;
         for (int slot = 0; slot < k.slots(); slot++) {
-            KeyLiveness.State state = liveness.judge(k, slot, kv);
+            KeyLiveness.State state = liveness.judge(k, slot, kv, true);
             if (fast && state == KeyLiveness.State.LIVE) {
                 // The common case, as the LIVE case below without the data check: no record made
                 // (a sealed kset's taken slots and accepted keys are not used).

@@ -194,6 +194,36 @@ public record KeyRecord(long offset, int length, int flags, int segment, int seg
         public int read(MemorySegment medium, long at, long cacheId, long ksetSeq, int slot, long deviceSize,
                         int segmentCount, long segmentSize) {
             MemorySegment.copy(medium, at, k, SALT, SIZE);
+            return judgeCopy(cacheId, ksetSeq, slot, deviceSize, segmentCount, segmentSize);
+        }
+
+        /** The slots of the kset {@link #windowTag} names, copied from the medium at once; null: none yet. */
+        private byte[] window = new byte[0];
+        private Object windowTag;
+
+        /**
+         * {@link #read} of slot {@code slot} of the {@code slots} consecutive slots at {@code base},
+         * which are copied from the medium together on the first read for a new {@code tag} (one
+         * copy per kset instead of one per key). Only for a walk where nothing writes those slots
+         * until it reads another tag's (replay); the same bytes as {@link #read} then.
+         */
+        public int readInWindow(Object tag, MemorySegment medium, long base, int slots, int slot, long cacheId,
+                                long ksetSeq, long deviceSize, int segmentCount, long segmentSize) {
+            if (tag != windowTag || slot >= slots) {
+                if (window.length < slots * SIZE) {
+                    window = new byte[Math.max(slots * SIZE, 2 * window.length)];
+                }
+                windowTag = null;
+                MemorySegment.copy(medium, java.lang.foreign.ValueLayout.JAVA_BYTE, base, window, 0, slots * SIZE);
+                windowTag = tag;
+            }
+            System.arraycopy(window, slot * SIZE, buf, SALT, SIZE);
+            return judgeCopy(cacheId, ksetSeq, slot, deviceSize, segmentCount, segmentSize);
+        }
+
+        /** The slot is in {@link #buf} behind its salt: EMPTY, INVALID or VALID with its fields here. */
+        private int judgeCopy(long cacheId, long ksetSeq, int slot, long deviceSize, int segmentCount,
+                              long segmentSize) {
             byte[] b = buf;
             long any = 0;
             for (int i = SALT; i < SALT + SIZE; i += 8) {
