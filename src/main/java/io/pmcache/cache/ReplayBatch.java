@@ -26,8 +26,10 @@ import java.util.concurrent.Future;
  * <ol>
  *   <li>Group the changes by range, keeping log order within a range (a counting sort over the
  *       ranges touched).</li>
- *   <li>Per range, when its run holds only inserts and, in start order, no two of them overlap
- *       except exact duplicates (same start and length): drop every duplicate but the newest and
+ *   <li>Per range, when its run holds only inserts, sort it by start (a stable LSD radix sort
+ *       over the bits in which the starts differ: log order among equal starts); when, in start
+ *       order, no two of them overlap except exact duplicates (same start and length): drop
+ *       every duplicate but the newest and
  *       merge the rest into the map in one pass ({@link ExtentMap#insertSorted}). Inserts of
  *       pairwise disjoint extents commute (each replaces exactly its own bytes), so this is the
  *       log-order result.</li>
@@ -38,7 +40,9 @@ import java.util.concurrent.Future;
  * reads the index. With a background thread, a full batch is applied there while the walk fills
  * the next (walk and index building overlap: the walk never reads the index). A batch of
  * capacity 1 without a background thread applies each change when it is recorded: the plain
- * sequential replay.
+ * sequential replay. With more than one CPU, a large batch's range runs are split in two at the
+ * middle change and the second part applied by a helper thread meanwhile (different ranges:
+ * different maps, different parts of the scratch arrays); the batch is done when both are.
  *
  * <h2>Cost</h2>
  * 64 bytes of heap per change the batch can hold (32 in log order, 32 grouped; the arrays grow

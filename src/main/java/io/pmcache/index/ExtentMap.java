@@ -742,10 +742,11 @@ public final class ExtentMap {
     /**
      * Inserts every extent of {@code run}: the same map as {@link #insert}ing them one by one, in
      * any order (they are disjoint, so each replaces exactly its own bytes and the inserts
-     * commute). When the run is not small beside the map, in one merge: the pieces of the
-     * extents already here that the run leaves uncovered, and the run, are laid out in start order
-     * into full leaves (O(size + run) moves); otherwise, and when an extent does not pack, one
-     * insert each.
+     * commute). When the run is not small beside the map: when no extent of it overlaps one here,
+     * merged into the leaves in place ({@link #mergeInPlace}: untouched leaves stay as they are);
+     * otherwise in one merge: the pieces of the extents already here that the run leaves
+     * uncovered, and the run, are laid out in start order into full leaves (O(size + run) moves).
+     * A small run, or one with an extent that does not pack: one insert each.
      */
     public void insertSorted(SortedRun run) {
         int n = run.n;
