@@ -311,7 +311,7 @@ public final class Cache implements BlockDevice {
         log.info("opened {}: replayed {} keys in {} ksets in {} ms ({} keys/s); {} of {} segments used, {} dirty bytes",
                 medium.describe(), stats.replayKeys, stats.replayKsets, stats.replayNanos / 1_000_000,
                 stats.replayKeys * 1_000_000_000L / Math.max(1, stats.replayNanos), allocator.usedCount(), count,
-                stats.dirtyBytes.get());
+                stats.dirtyBytes.sum());
         return cache;
     }
 
@@ -614,7 +614,7 @@ public final class Cache implements BlockDevice {
                 info.gcPercent(), e.superblock.dataCrc(),
                 s.reads.sum(), s.readBytes.sum(), s.writes.sum(), s.writeBytes.sum(), s.flushes.sum(), s.trims.sum(),
                 s.readHits.sum(), s.readPartialHits.sum(), s.readMisses.sum(), s.fillBytes.sum(),
-                s.fillsSkipped.sum(), s.dirtyBytes.get(), s.spaceWaits.sum(),
+                s.fillsSkipped.sum(), s.dirtyBytes.sum(), s.spaceWaits.sum(),
                 s.spaceWaitNanos.sum() + e.allocator.waitingNanos(System.nanoTime()),
                 s.ksetsSealed.sum(), s.writebackBytes.sum(), s.writebackKeys.sum(), s.writebackBatches.sum(),
                 info.dirtyTail().toString(), s.backingErrors.sum(), s.backingRetries.sum(), s.lastBackingError,
@@ -624,7 +624,7 @@ public final class Cache implements BlockDevice {
                 Math.max(0, head.ksetSeq() - info.dirtyTail().ksetSeq()),
                 s.ksetsDamaged.sum(), writeback.stalledMillis(System.nanoTime()), e.failure.reason(),
                 s.writebackZeroBytes.sum(),
-                100.0 * s.dirtyBytes.get() / ((double) e.segments.count() * e.superblock.segmentSize()),
+                100.0 * s.dirtyBytes.sum() / ((double) e.segments.count() * e.superblock.segmentSize()),
                 pacing.settings().targetPercent(), writebackOn ? pacing.last().rate() == WritebackPolicy.FULL_SPEED
                         ? -1 : pacing.last().rate() : 0,
                 writebackOn ? pacing.last().reason().label() : "off",
@@ -697,7 +697,7 @@ public final class Cache implements BlockDevice {
             } catch (IOException ex) {
                 drainFailure = ex; // the dirty data stays in the cache; close anyway
                 log.error("stop: writeback could not drain ({}); {} dirty bytes stay in the cache", ex.getMessage(),
-                        e.stats.dirtyBytes.get());
+                        e.stats.dirtyBytes.sum());
             }
         }
         if (!gate.close()) {
@@ -758,7 +758,7 @@ public final class Cache implements BlockDevice {
             throw ex.io();
         }
         direct.flushBacking(); // what was written to the backing device directly is durable after a clean stop
-        log.info("closed {}: {} dirty bytes not yet written back", e.medium.describe(), e.stats.dirtyBytes.get());
+        log.info("closed {}: {} dirty bytes not yet written back", e.medium.describe(), e.stats.dirtyBytes.sum());
         if (drainFailure != null) {
             throw drainFailure;
         }

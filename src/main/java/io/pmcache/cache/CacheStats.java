@@ -3,7 +3,6 @@ package io.pmcache.cache;
 import io.pmcache.format.Kset;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 
 /** Counters kept by the engine. Cheap to bump from any thread; read through {@link CacheStatus}. */
@@ -41,8 +40,12 @@ final class CacheStats {
     final LongAdder dataCrcErrors = new LongAdder();
     /** Ksets of the key log found damaged (header, seal or slots), recovered in part or lost. */
     final LongAdder ksetsDamaged = new LongAdder();
-    /** Bytes of dirty keys appended to the log and not yet written back. */
-    final AtomicLong dirtyBytes = new AtomicLong();
+    /**
+     * Bytes of dirty keys appended to the log and not yet written back. Striped: every write adds
+     * to it, so one shared atomic would be a cache line all writing threads fight over; its
+     * {@code sum()} is exact whenever no write or writeback is changing it.
+     */
+    final LongAdder dirtyBytes = new LongAdder();
     volatile long replayNanos;
     volatile long replayKsets;
     volatile long replayKeys;

@@ -77,30 +77,46 @@ final class KeyLiveness {
     }
 
     Slot judge(LogReader.KsetAt k, int slot) {
-        if (reader.slotEmpty(k, slot)) {
-            return EMPTY;
-        }
-        KeyRecord key = reader.key(k, slot);
-        if (key == null) {
-            return UNREADABLE;
-        }
-        return new Slot(stateOf(key), key);
+        KeyRecord.Reader r = READERS.get();
+        State s = judge(k, slot, r, false);
+        return switch (s) {
+            case EMPTY -> EMPTY;
+            case UNREADABLE -> UNREADABLE;
+            default -> new Slot(s, r.toRecord());
+        };
     }
 
-    private State stateOf(KeyRecord key) {
-        if (key.tombstone()) {
+    private static final ThreadLocal<KeyRecord.Reader> READERS = ThreadLocal.withInitial(KeyRecord.Reader::new);
+
+    /**
+     * {@link #judge(LogReader.KsetAt, int)} without allocating (replay judges every key of the log):
+     * the state, and for every state but EMPTY and UNREADABLE the key's fields in {@code r}. With
+     * {@code window}, {@code r} copies each kset's slots from the medium at once (replay's walk:
+     * nothing writes a kset's slots while they are judged); the same bytes and rule either way.
+     */
+    State judge(LogReader.KsetAt k, int slot, KeyRecord.Reader r, boolean window) {
+        int read = window ? reader.readInWindow(k, slot, r) : reader.read(k, slot, r);
+        return switch (read) {
+            case KeyRecord.Reader.EMPTY -> State.EMPTY;
+            case KeyRecord.Reader.INVALID -> State.UNREADABLE;
+            default -> stateOf(r.flags(), r.segment(), r.generation());
+        };
+    }
+
+    private State stateOf(int flags, int segment, long generation) {
+        if ((flags & KeyRecord.FLAG_TOMBSTONE) != 0) {
             return State.TOMBSTONE;
         }
-        if (key.zero()) {
+        if ((flags & KeyRecord.FLAG_ZERO) != 0) {
             return State.LIVE;
         }
-        if (unknownGeneration.get(key.segment())) {
+        if (unknownGeneration.get(segment)) {
             return State.UNKNOWN_SEGMENT;
         }
-        long current = segments.generation(key.segment());
-        if (key.generation() > current) {
+        long current = segments.generation(segment);
+        if (generation > current) {
             return State.FUTURE;
         }
-        return key.generation() < current ? State.STALE : State.LIVE;
+        return generation < current ? State.STALE : State.LIVE;
     }
 }

@@ -138,7 +138,7 @@ final class KeyLog {
                 segments.ref(segment);
             }
             if ((flags & KeyRecord.FLAG_DIRTY) != 0) {
-                stats.dirtyBytes.addAndGet(length);
+                stats.dirtyBytes.add(length);
             }
             k.count++;
             if (k.full()) {
@@ -150,6 +150,22 @@ final class KeyLog {
         } finally {
             st.lock.unlock();
         }
+    }
+
+    /** Sealed ksets kept for reuse ({@link OpenKset#reset}); at most {@link #SPARE_KSETS}. */
+    private final java.util.ArrayDeque<OpenKset> spare = new java.util.ArrayDeque<>();
+    private static final int SPARE_KSETS = 64;
+
+    private OpenKset reuse(long seq, int segment, int offset, int capacity) {
+        OpenKset k;
+        synchronized (spare) {
+            k = spare.poll();
+        }
+        if (k == null) {
+            return new OpenKset(seq, segment, offset, capacity);
+        }
+        k.reset(seq, segment, offset, capacity);
+        return k;
     }
 
     /** Reserves a kset at the head, moving to a new log segment when too little room is left. */
@@ -170,7 +186,7 @@ final class KeyLog {
             long at = segments.address(headSegment, headOffset);
             Kset.writeHeader(medium.segment(), at, seq, cap, stream, cacheId);
             medium.persist(at, Kset.HEADER_SIZE);
-            OpenKset k = new OpenKset(seq, headSegment, headOffset, cap);
+            OpenKset k = reuse(seq, headSegment, headOffset, cap);
             unsealed.add(seq);
             headOffset += Kset.bytes(cap);
             nextSeq = seq + 1;
@@ -282,6 +298,13 @@ final class KeyLog {
             batch.persist(medium);
             for (OpenKset x : round) {
                 unsealed.remove(x.seq);
+            }
+            synchronized (spare) {                          // sealed: no one refers to them any more
+                for (OpenKset x : round) {
+                    if (spare.size() < SPARE_KSETS) {
+                        spare.push(x);
+                    }
+                }
             }
             stats.ksetsSealed.add(round.size());
             onSealed.run();

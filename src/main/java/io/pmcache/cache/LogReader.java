@@ -171,12 +171,41 @@ final class LogReader {
                 deviceSize, segments.count(), segments.segmentSize());
     }
 
+    /**
+     * Reads {@code slot} into {@code r} without allocating: {@link KeyRecord.Reader#EMPTY} (what
+     * {@link #slotEmpty} says), {@link KeyRecord.Reader#INVALID} ({@link #key} returns null) or
+     * {@link KeyRecord.Reader#VALID} with the key's fields in {@code r}.
+     */
+    int read(KsetAt k, int slot, KeyRecord.Reader r) {
+        return r.read(medium.segment(), slotAddress(k, slot), cacheId, k.at().ksetSeq(), slot, deviceSize,
+                segments.count(), segments.segmentSize());
+    }
+
+    /**
+     * {@link #read(KsetAt, int, KeyRecord.Reader)}, copying the kset's {@link KsetAt#slots()} slots
+     * into {@code r} at once on its first slot read (see {@link KeyRecord.Reader#readInWindow}): for
+     * replay, where nothing writes a kset's slots while the walk reads them.
+     */
+    int readInWindow(KsetAt k, int slot, KeyRecord.Reader r) {
+        int slots = k.slots();
+        if (slot >= slots) {
+            return read(k, slot, r);
+        }
+        return r.readInWindow(k, medium.segment(), slotAddress(k, 0), slots, slot, cacheId, k.at().ksetSeq(),
+                deviceSize, segments.count(), segments.segmentSize());
+    }
+
     /** True when the key's data on the medium matches its data CRC (always true for ZERO keys). */
     boolean dataMatches(KeyRecord key) {
-        if (key.zero()) {
+        return dataMatches(key.flags(), key.segment(), key.segmentOffset(), key.length(), key.dataCrc());
+    }
+
+    /** {@link #dataMatches(KeyRecord)} of the key with these fields. */
+    boolean dataMatches(int flags, int segment, int segmentOffset, int length, int dataCrc) {
+        if ((flags & KeyRecord.FLAG_ZERO) != 0) {
             return true;
         }
-        return io.pmcache.format.Crc.ofData(medium.segment(), segments.address(key.segment(), key.segmentOffset()),
-                key.length()) == key.dataCrc();
+        return io.pmcache.format.Crc.ofData(medium.segment(), segments.address(segment, segmentOffset), length)
+                == dataCrc;
     }
 }

@@ -72,6 +72,16 @@ final class Replay {
     private boolean lostUnknownRange;
     private long ksets;
     private long keys;
+    /** The walk's key reader: a live key of a sealed kset is replayed without allocating. */
+    private final KeyRecord.Reader kv = new KeyRecord.Reader();
+    /**
+     * What the walk adds up and hands over once it is done (nothing reads them before): the
+     * references per segment, the dirty bytes, and per range the bound {@link #apply} raises —
+     * kept here, not in the range's map, which the batch's thread writes meanwhile.
+     */
+    private final int[] refsTaken;
+    private long dirtyBytes;
+    private final long[] dirtyKsetBounds;
     /** A long replay says how far it got every few seconds. */
     private static final long PROGRESS_NANOS = 5_000_000_000L;
     private long lastProgress = System.nanoTime();
@@ -115,6 +125,8 @@ final class Replay {
         this.unknownGeneration = unknownGeneration;
         this.oneSlotDamaged = oneSlotDamaged;
         this.maxKeyGeneration = new long[segments.count()];
+        this.refsTaken = new int[segments.count()];
+        this.dirtyKsetBounds = new long[index.rangeCount()];
         this.liveness = new KeyLiveness(reader, segments, unknownGeneration);
     }
 
@@ -141,7 +153,13 @@ final class Replay {
         keyTail = tails.walkFrom();
         dirtyTail = tails.dirtyFrom();
         LogPosition end = walk(keyTail, dirtyTail.ksetSeq());
+        handOverTotals();
         batch.flush();
+        for (int r = 0; r < dirtyKsetBounds.length; r++) {
+            if (dirtyKsetBounds[r] != 0) {
+                index.range(r).noteDirtyKset(dirtyKsetBounds[r]);
+            }
+        }
         log.info("index built from {} batches of changes: {} range runs, {} of them merged in one pass; {} ms of CPU",
                 batch.batches(), batch.runs(), batch.fastRuns(), batch.applyCpuNanos() / 1_000_000);
         if (lostUnknownRange) {
@@ -153,6 +171,18 @@ final class Replay {
         stats.replayKsets = ksets;
         stats.replayKeys = keys;
         return new Result(end, logSegments, keyTail, dirtyTail);
+    }
+
+    /** The walk's references and dirty bytes, into the segment table and the stats. */
+    private void handOverTotals() {
+        for (int seg = 0; seg < refsTaken.length; seg++) {
+            if (refsTaken[seg] != 0) {
+                segments.ref(seg, refsTaken[seg]);
+                refsTaken[seg] = 0;
+            }
+        }
+        stats.dirtyBytes.add(dirtyBytes);
+        dirtyBytes = 0;
     }
 
     /**
@@ -291,14 +321,24 @@ final class Replay {
         BitSet taken = new BitSet(k.capacity());
         List<KeyRecord> accepted = new ArrayList<>();
         List<Tombstone> tombstones = new ArrayList<>();
+        KeyRecord.Reader kv = this.kv;
+        boolean fast = k.sealed() && !verifyAllData;
         for (int slot = 0; slot < k.slots(); slot++) {
-            KeyLiveness.Slot s = liveness.judge(k, slot);
-            KeyRecord key = s.key();
-            switch (s.state()) {
+            KeyLiveness.State state = liveness.judge(k, slot, kv, true);
+            if (fast && state == KeyLiveness.State.LIVE) {
+                // The common case, as the LIVE case below without the data check: no record made
+                // (a sealed kset's taken slots and accepted keys are not used).
+                apply(kv.offset(), kv.length(), kv.flags(), kv.segment(), kv.segmentOffset(), kv.generation(),
+                        mayBeDirty, seq);
+                continue;
+            }
+            KeyRecord key = state == KeyLiveness.State.EMPTY || state == KeyLiveness.State.UNREADABLE ? null
+                    : kv.toRecord();
+            switch (state) {
                 case EMPTY, UNREADABLE -> {
-                    if (k.keyFinal(slot) && (s.state() == KeyLiveness.State.UNREADABLE || k.sealCorrupt())) {
+                    if (k.keyFinal(slot) && (state == KeyLiveness.State.UNREADABLE || k.sealCorrupt())) {
                         // Final and empty under a seal that fails, or unreadable: a key was there.
-                        damaged(seq, slot, "key slot " + slot + (key == null && s.state() == KeyLiveness.State.EMPTY
+                        damaged(seq, slot, "key slot " + slot + (key == null && state == KeyLiveness.State.EMPTY
                                 ? " is empty below the sealed count" : " fails its CRC or bounds check")
                                 + "; the key is lost");
                         tombstones.add(new Tombstone(slot, KeyRecord.lostTombstone()));
@@ -319,12 +359,12 @@ final class Replay {
                     // generation) can make the key look live to gc or writeback.
                     taken.set(slot);
                     tombstones.add(new Tombstone(slot, key.asTombstone()));
-                    if (s.state() == KeyLiveness.State.UNKNOWN_SEGMENT) {
+                    if (state == KeyLiveness.State.UNKNOWN_SEGMENT) {
                         maxKeyGeneration[key.segment()] = Math.max(maxKeyGeneration[key.segment()], key.generation());
                     }
                     if (stats.firstDamageReport(seq, slot)) {
                         stats.corruptKeysSkipped.increment();
-                        if (s.state() == KeyLiveness.State.FUTURE) {
+                        if (state == KeyLiveness.State.FUTURE) {
                             log.warn("kset #{} slot {}: names generation {} of segment {}, which is at {}; skipped",
                                     seq, slot, key.generation(), key.segment(), segments.generation(key.segment()));
                         }
@@ -426,32 +466,41 @@ final class Replay {
 
     /** A live key: into the index (newest wins), with the reference gc drops when it passes the key. */
     private void apply(KeyRecord key, boolean mayBeDirty, long seq) {
-        boolean dirty = mayBeDirty && key.dirty();
+        apply(key.offset(), key.length(), key.flags(), key.segment(), key.segmentOffset(), key.generation(),
+                mayBeDirty, seq);
+    }
+
+    /** {@link #apply(KeyRecord, boolean, long)} of the key with these fields. */
+    private void apply(long offset, int length, int flags, int segment, int segmentOffset, long generation,
+                       boolean mayBeDirty, long seq) {
+        boolean dirty = mayBeDirty && (flags & KeyRecord.FLAG_DIRTY) != 0;
+        boolean zero = (flags & KeyRecord.FLAG_ZERO) != 0;
         if (dirty) {
-            // DirectPath writes this range directly only once the dirty tail passed this kset. Only
-            // the walk thread touches the bound (the batch's thread never does).
-            index.rangeFor(key.offset()).noteDirtyKset(seq + 1);
+            // DirectPath writes this range directly only once the dirty tail passed this kset. The
+            // bound goes into the range's map after the walk (see dirtyKsetBounds).
+            int r = RangeIndex.rangeOf(offset);
+            dirtyKsetBounds[r] = Math.max(dirtyKsetBounds[r], seq + 1);
         }
         if (!dirty && seq < cleanUntrustedBefore) {
             // The backing device was written directly after this clean key was logged (DirectPath),
             // so it may be older than what the backing device holds: not cached. Every older key of
             // its range is clean too (older) and equally left out. The key still holds its
             // reference, which gc drops when it passes the key, as for every live key.
-            if (!key.zero()) {
-                segments.ref(key.segment());
+            if (!zero) {
+                refsTaken[segment]++;
             }
             untrustedCleanKeys++;
             keys++;
             return;
         }
-        if (key.zero()) {
-            batch.zero(key.offset(), key.length(), dirty);
+        if (zero) {
+            batch.zero(offset, length, dirty);
         } else {
-            batch.data(key.offset(), key.length(), key.segment(), key.segmentOffset(), key.generation(), dirty);
-            segments.ref(key.segment());
+            batch.data(offset, length, segment, segmentOffset, generation, dirty);
+            refsTaken[segment]++;
         }
         if (dirty) {
-            stats.dirtyBytes.addAndGet(key.length());
+            dirtyBytes += length;
         }
         keys++;
     }

@@ -26,8 +26,10 @@ import java.util.concurrent.Future;
  * <ol>
  *   <li>Group the changes by range, keeping log order within a range (a counting sort over the
  *       ranges touched).</li>
- *   <li>Per range, when its run holds only inserts and, in start order, no two of them overlap
- *       except exact duplicates (same start and length): drop every duplicate but the newest and
+ *   <li>Per range, when its run holds only inserts, sort it by start (a stable LSD radix sort
+ *       over the bits in which the starts differ: log order among equal starts); when, in start
+ *       order, no two of them overlap except exact duplicates (same start and length): drop
+ *       every duplicate but the newest and
  *       merge the rest into the map in one pass ({@link ExtentMap#insertSorted}). Inserts of
  *       pairwise disjoint extents commute (each replaces exactly its own bytes), so this is the
  *       log-order result.</li>
@@ -38,7 +40,9 @@ import java.util.concurrent.Future;
  * reads the index. With a background thread, a full batch is applied there while the walk fills
  * the next (walk and index building overlap: the walk never reads the index). A batch of
  * capacity 1 without a background thread applies each change when it is recorded: the plain
- * sequential replay.
+ * sequential replay. With more than one CPU, a large batch's range runs are split in two at the
+ * middle change and the second part applied by a helper thread meanwhile (different ranges:
+ * different maps, different parts of the scratch arrays); the batch is done when both are.
  *
  * <h2>Cost</h2>
  * 64 bytes of heap per change the batch can hold (32 in log order, 32 grouped; the arrays grow
@@ -52,6 +56,12 @@ final class ReplayBatch implements AutoCloseable {
     private static final int IDX_BITS = 24;
     private static final int MAX_CAPACITY = 1 << IDX_BITS;
     private static final int INITIAL = 1024;
+    /**
+     * A batch of at least this many changes (or half the capacity, when that is less: small
+     * capacities are the tests') shares its ranges' runs with the helper thread.
+     */
+    private static final int HELPER_MIN = 1 << 14;
+    private final int helperMin;
     private static final long RANGE_MASK = Layout.RANGE_SIZE - 1;
 
     private static final int WORDS = 4;
@@ -77,11 +87,17 @@ final class ReplayBatch implements AutoCloseable {
     private int[] rangeSlots;
     private int[] touched = new int[0];
     private long[] sortKeys = new long[0];
-    private final ExtentMap.SortedRun sorted = new ExtentMap.SortedRun();
+    /** Where each touched range's run ends in {@code grouped}. */
+    private int[] runEnds = new int[0];
+    /** The applying thread's, and the helper's, which takes part of a large batch's runs. */
+    private final RunApplier mine = new RunApplier();
+    private final RunApplier helpers = new RunApplier();
+    /** Applies part of a large batch's runs beside the applying thread; null: none. */
+    private final ExecutorService helper;
     private long flushedRuns;
     private long batches;
     private long applyCpuNanos;
-    private long fastRuns;
+    private long helperCpuNanos;
 
     /**
      * With {@code background}, a thread of its own applies each full batch while the walk fills the
@@ -93,11 +109,18 @@ final class ReplayBatch implements AutoCloseable {
         }
         this.index = index;
         this.capacity = capacity;
+        this.helperMin = Math.min(HELPER_MIN, Math.max(2, capacity / 2));
         this.applier = background ? Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "pmcache-replay-index");
             t.setDaemon(true);
             return t;
         }) : null;
+        this.helper = background && Runtime.getRuntime().availableProcessors() > 1
+                ? Executors.newSingleThreadExecutor(r -> {
+                    Thread t = new Thread(r, "pmcache-replay-index-2");
+                    t.setDaemon(true);
+                    return t;
+                }) : null;
     }
 
     /** {@link ExtentMap#insertData} of this extent into its range. */
@@ -185,6 +208,10 @@ final class ReplayBatch implements AutoCloseable {
         }
         Future<?> p = pending;
         pending = null;
+        await(p);
+    }
+
+    private static void await(Future<?> p) {
         try {
             p.get();
         } catch (ExecutionException e) {
@@ -207,6 +234,9 @@ final class ReplayBatch implements AutoCloseable {
         if (applier != null) {
             applier.shutdownNow();
         }
+        if (helper != null) {
+            helper.shutdownNow();
+        }
     }
 
     /** Applies {@code log[0, n)}: grouped by range, each range's run as the class comment says. */
@@ -228,6 +258,7 @@ final class ReplayBatch implements AutoCloseable {
         if (grouped.length < n * WORDS) {
             grouped = new long[n * WORDS];
             touched = new int[n];
+            runEnds = new int[n];
             sortKeys = new long[n];
         }
         if (rangeSlots == null) {
@@ -248,77 +279,173 @@ final class ReplayBatch implements AutoCloseable {
             slots[r] = pos;
             pos += c;
         }
-        for (int i = 0; i < n; i++) {                       // stable: log order within a range
-            int to = slots[RangeIndex.rangeOf(start(log, i))]++;
-            System.arraycopy(log, i * WORDS, grouped, to * WORDS, WORDS);
+        long[] g = grouped;
+        for (int i = 0, w = 0; i < n; i++, w += WORDS) {   // stable: log order within a range
+            int to = slots[RangeIndex.rangeOf(log[w])]++ * WORDS;
+            g[to] = log[w];
+            g[to + 1] = log[w + 1];
+            g[to + 2] = log[w + 2];
+            g[to + 3] = log[w + 3];
         }
-        int begin = 0;
+        int split = nt;                                     // runs [split, nt) go to the helper
+        int splitBegin = n;
         for (int t = 0; t < nt; t++) {
             int r = touched[t];
-            int end = slots[r];
+            runEnds[t] = slots[r];
             slots[r] = 0;
-            applyRun(index.range(r), begin, end);
-            begin = end;
+            if (split == nt && helper != null && n >= helperMin && runEnds[t] >= n / 2 && t + 1 < nt) {
+                split = t + 1;
+                splitBegin = runEnds[t];
+            }
+        }
+        Future<?> helped = null;
+        if (split < nt) {
+            int from = split;
+            int to = nt;
+            int begin = splitBegin;
+            helped = helper.submit(() -> {
+                long cpu0 = THREADS.getCurrentThreadCpuTime();
+                helpers.applyRuns(from, to, begin);
+                helperCpuNanos += THREADS.getCurrentThreadCpuTime() - cpu0;  // read after the future's get
+            });
+        }
+        try {
+            mine.applyRuns(0, split, 0);
+        } finally {
+            if (helped != null) {
+                await(helped);
+            }
         }
         flushedRuns += nt;
     }
 
-    /** Applies the changes {@code grouped[begin, end)} of one range. */
-    private void applyRun(ExtentMap map, int begin, int end) {
-        long[] g = grouped;
-        boolean ascending = true;
-        long prev = Long.MIN_VALUE;
-        for (int k = begin; k < end; k++) {
-            if ((op(g, k) & ~FLAG) == FORGET) {
-                inLogOrder(map, begin, end);
-                return;
-            }
-            long s = start(g, k);
-            ascending &= s >= prev;
-            prev = s;
-        }
-        long[] keys = sortKeys;
-        for (int k = begin; k < end; k++) {
-            keys[k] = (start(g, k) & RANGE_MASK) << IDX_BITS | k;
-        }
-        if (!ascending) {
-            Arrays.sort(keys, begin, end);                   // by start, then log order
-        }
-        long idxMask = (1L << IDX_BITS) - 1;
-        for (int k = begin; k + 1 < end; k++) {
-            int i = (int) (keys[k] & idxMask);
-            int j = (int) (keys[k + 1] & idxMask);
-            boolean duplicate = start(g, i) == start(g, j) && length(g, i) == length(g, j);
-            if (!duplicate && start(g, i) + length(g, i) > start(g, j)) {
-                inLogOrder(map, begin, end);
-                return;
+    /**
+     * Applies range runs of the grouped batch; each applying thread has its own (scratch, counts).
+     * Different runs touch different ranges' maps and different parts of {@code sortKeys}.
+     */
+    private final class RunApplier {
+        private final ExtentMap.SortedRun sorted = new ExtentMap.SortedRun();
+        private long fastRuns;
+
+        /** Applies the runs of {@code touched[fromRun, toRun)}, the first starting at {@code begin}. */
+        private void applyRuns(int fromRun, int toRun, int begin) {
+            for (int t = fromRun; t < toRun; t++) {
+                int end = runEnds[t];
+                applyRun(index.range(touched[t]), begin, end);
+                begin = end;
             }
         }
-        ExtentMap.SortedRun sorted = this.sorted;
-        sorted.clear();
-        for (int k = begin; k < end; k++) {
-            int i = (int) (keys[k] & idxMask);
-            if (k + 1 < end) {
+
+        /** Applies the changes {@code grouped[begin, end)} of one range. */
+        private void applyRun(ExtentMap map, int begin, int end) {
+            long[] g = grouped;
+            boolean ascending = true;
+            long prev = Long.MIN_VALUE;
+            long bits = 0;
+            long[] keys = sortKeys;
+            for (int k = begin; k < end; k++) {
+                if ((op(g, k) & ~FLAG) == FORGET) {
+                    inLogOrder(map, begin, end);
+                    return;
+                }
+                long s = start(g, k);
+                ascending &= s >= prev;
+                prev = s;
+                bits |= s & RANGE_MASK;
+                keys[k] = (s & RANGE_MASK) << IDX_BITS | k;
+            }
+            if (!ascending) {
+                radixSort(keys, begin, end, bits);              // by start, then log order
+            }
+            long idxMask = (1L << IDX_BITS) - 1;
+            for (int k = begin; k + 1 < end; k++) {
+                int i = (int) (keys[k] & idxMask);
                 int j = (int) (keys[k + 1] & idxMask);
-                if (start(g, i) == start(g, j) && length(g, i) == length(g, j)) {
-                    continue;                               // a newer duplicate follows: it wins
+                boolean duplicate = start(g, i) == start(g, j) && length(g, i) == length(g, j);
+                if (!duplicate && start(g, i) + length(g, i) > start(g, j)) {
+                    inLogOrder(map, begin, end);
+                    return;
                 }
             }
-            int w = i * WORDS;
-            if ((op(g, i) & ~FLAG) == DATA) {
-                sorted.addData(g[w], length(g, i), (int) g[w + 2], (int) (g[w + 3] >>> 8), g[w + 1],
-                        (op(g, i) & FLAG) != 0);
-            } else {
-                sorted.addZero(g[w], length(g, i), (op(g, i) & FLAG) != 0);
+            ExtentMap.SortedRun sorted = this.sorted;
+            sorted.clear();
+            for (int k = begin; k < end; k++) {
+                int i = (int) (keys[k] & idxMask);
+                if (k + 1 < end) {
+                    int j = (int) (keys[k + 1] & idxMask);
+                    if (start(g, i) == start(g, j) && length(g, i) == length(g, j)) {
+                        continue;                               // a newer duplicate follows: it wins
+                    }
+                }
+                int w = i * WORDS;
+                if ((op(g, i) & ~FLAG) == DATA) {
+                    sorted.addData(g[w], length(g, i), (int) g[w + 2], (int) (g[w + 3] >>> 8), g[w + 1],
+                            (op(g, i) & FLAG) != 0);
+                } else {
+                    sorted.addZero(g[w], length(g, i), (op(g, i) & FLAG) != 0);
+                }
+            }
+            map.insertSorted(sorted);
+            fastRuns++;
+        }
+
+        /** Digit of {@link #radixSort}: at most this many bits of the start per pass. */
+        private static final int DIGIT_BITS = 8;
+        private final int[] digitCounts = new int[1 << DIGIT_BITS];
+        private long[] radixSpare = new long[0];
+
+        /**
+         * Sorts {@code keys[begin, end)} (start in the range above {@link #IDX_BITS} bits of log
+         * position) by start, stably, so equal starts keep log order: an LSD radix sort over the bits in
+         * which the starts differ ({@code bits}, their OR: 4 KiB-aligned starts sort in two passes).
+         * Used instead of {@code Arrays.sort}: no comparisons, and far less for the JIT to compile
+         * while a cold replay runs.
+         */
+        private void radixSort(long[] keys, int begin, int end, long bits) {
+            int n = end - begin;
+            if (radixSpare.length < n) {
+                radixSpare = new long[Math.max(n, 2 * radixSpare.length)];
+            }
+            long[] from = keys;
+            int fromOff = begin;
+            long[] to = radixSpare;
+            int toOff = 0;
+            int[] count = digitCounts;
+            int lo = Long.numberOfTrailingZeros(bits);
+            int hi = 64 - Long.numberOfLeadingZeros(bits);
+            for (int shift = lo; shift < hi; shift += DIGIT_BITS) {
+                int width = Math.min(DIGIT_BITS, hi - shift);
+                int mask = (1 << width) - 1;
+                int sh = shift + IDX_BITS;
+                Arrays.fill(count, 0, mask + 1, 0);
+                for (int i = 0; i < n; i++) {
+                    count[(int) (from[fromOff + i] >>> sh) & mask]++;
+                }
+                for (int d = 0, sum = 0; d <= mask; d++) {
+                    int c = count[d];
+                    count[d] = sum;
+                    sum += c;
+                }
+                for (int i = 0; i < n; i++) {
+                    long x = from[fromOff + i];
+                    to[toOff + count[(int) (x >>> sh) & mask]++] = x;
+                }
+                long[] t = from;
+                int tOff = fromOff;
+                from = to;
+                fromOff = toOff;
+                to = t;
+                toOff = tOff;
+            }
+            if (from != keys) {
+                System.arraycopy(from, fromOff, keys, begin, n);
             }
         }
-        map.insertSorted(sorted);
-        fastRuns++;
-    }
 
-    private void inLogOrder(ExtentMap map, int begin, int end) {
-        for (int k = begin; k < end; k++) {
-            apply(map, grouped, k);
+        private void inLogOrder(ExtentMap map, int begin, int end) {
+            for (int k = begin; k < end; k++) {
+                apply(map, grouped, k);
+            }
         }
     }
 
@@ -357,7 +484,7 @@ final class ReplayBatch implements AutoCloseable {
     }
 
     long applyCpuNanos() {
-        return applyCpuNanos;
+        return applyCpuNanos + helperCpuNanos;
     }
 
     /** Runs applied so far, and how many of them took the sorted fast path (tests, logs). */
@@ -366,6 +493,6 @@ final class ReplayBatch implements AutoCloseable {
     }
 
     long fastRuns() {
-        return fastRuns;
+        return mine.fastRuns + helpers.fastRuns;
     }
 }

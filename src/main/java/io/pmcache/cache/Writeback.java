@@ -140,7 +140,7 @@ final class Writeback {
                     // be written back.
                     if (e.stats.firstDamageReport(k.at().ksetSeq(), slot)) {
                         e.stats.dataCrcErrors.increment();
-                        e.stats.dirtyBytes.addAndGet(-key.length());
+                        e.stats.dirtyBytes.add(-key.length());
                         log.error("writeback: data CRC mismatch for [{}, +{}) in segment {}; not written back",
                                 key.offset(), key.length(), key.segment());
                     }
@@ -245,7 +245,7 @@ final class Writeback {
             e.stats.lastBackingError = "backing device stalled: a writeback call has not returned for "
                     + (now - since) / 1_000_000 + " ms";
             log.warn("{}; {} dirty bytes wait (they stay readable in the cache)", e.stats.lastBackingError,
-                    e.stats.dirtyBytes.get());
+                    e.stats.dirtyBytes.sum());
         }
     }
 
@@ -268,7 +268,7 @@ final class Writeback {
     private void advanceTail(LogPosition to, long bytes, long zeroBytes) {
         e.info.setDirtyTail(to);
         e.hook.at(StepHook.Point.WRITEBACK_AFTER_TAIL);
-        e.stats.dirtyBytes.addAndGet(-bytes);
+        e.stats.dirtyBytes.add(-bytes);
         e.stats.writebackBytes.add(bytes - zeroBytes);
         e.stats.writebackZeroBytes.add(zeroBytes);
     }
@@ -338,7 +338,7 @@ final class Writeback {
         while (e.info.current().dirtyTail().ksetSeq() < target) {
             e.keyLog.sealAll();
             Step s = step();
-            progress.accept(e.stats.dirtyBytes.get());
+            progress.accept(e.stats.dirtyBytes.sum());
             if (s == Step.FAILED || (s == Step.IDLE && e.info.current().dirtyTail().ksetSeq() < target)) {
                 if (++failures >= 20) {
                     throw new IOException("writeback keeps failing (" + e.stats.lastBackingError
@@ -352,7 +352,7 @@ final class Writeback {
                 backoff = 50;
             }
         }
-        progress.accept(e.stats.dirtyBytes.get());
+        progress.accept(e.stats.dirtyBytes.sum());
     }
 
     static void sleep(long ms) throws java.io.InterruptedIOException {

@@ -56,7 +56,7 @@ final class WritebackDriver {
     WritebackPolicy.Inputs inputs() {
         var info = e.info.current();
         CacheStats s = e.stats;
-        return new WritebackPolicy.Inputs(s.dirtyBytes.get(), e.segments.count(), e.segments.segmentSize(),
+        return new WritebackPolicy.Inputs(s.dirtyBytes.sum(), e.segments.count(), e.segments.segmentSize(),
                 e.allocator.usedCount(), gc.threshold(), e.allocator.hasWaiters(),
                 info.keyTail().ksetSeq() >= info.dirtyTail().ksetSeq(),
                 s.reads.sum() + s.writes.sum() + s.flushes.sum() + s.trims.sum());

@@ -5,6 +5,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
 import java.util.zip.CRC32C;
 
@@ -125,11 +127,12 @@ public record KeyRecord(long offset, int length, int flags, int segment, int seg
     }
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
-    private static final ThreadLocal<Scratch> DECODE_SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     /** The CRC salt precedes the key in {@link #encode}'s buffer, little-endian as {@link Crc#of} feeds it. */
     private static final int SALT = 8;
     private static final ValueLayout.OfLong SALT_LAYOUT = JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final VarHandle SALT_LONG = MethodHandles.byteArrayViewVarHandle(long[].class,
+            ByteOrder.LITTLE_ENDIAN);
 
     /** True when the 64 bytes at {@code at} are all zero (a slot never written). */
     public static boolean isEmptySlot(MemorySegment medium, long at) {
@@ -147,29 +150,166 @@ public record KeyRecord(long offset, int length, int flags, int segment, int seg
      */
     public static KeyRecord decode(MemorySegment medium, long at, long cacheId, long ksetSeq, int slot,
                                    long deviceSize, int segmentCount, long segmentSize) {
-        // The key is copied behind its CRC salt into a per-thread buffer and checked there in one
-        // pass: the same bytes as Crc.of over the medium, without a slice, a buffer view and a
-        // CRC32C per key (replay decodes every key of the log). Not encode's buffer: that one
-        // relies on its reserved bytes staying zero.
-        Scratch scratch = DECODE_SCRATCH.get();
-        MemorySegment k = scratch.segment;
-        k.set(SALT_LAYOUT, 0, cacheId ^ (ksetSeq * 131 + slot));
-        MemorySegment.copy(medium, at, k, SALT, SIZE);
-        CRC32C crc = scratch.crc;
-        crc.reset();
-        crc.update(scratch.buf, 0, SALT + OFF_CRC);
-        if (k.get(JAVA_INT_UNALIGNED, SALT + OFF_CRC) != (int) crc.getValue()) {
-            return null;
-        }
-        KeyRecord r = new KeyRecord(k.get(JAVA_LONG_UNALIGNED, SALT + OFF_OFFSET),
-                k.get(JAVA_INT_UNALIGNED, SALT + OFF_LENGTH), k.get(JAVA_INT_UNALIGNED, SALT + OFF_FLAGS),
-                k.get(JAVA_INT_UNALIGNED, SALT + OFF_SEGMENT), k.get(JAVA_INT_UNALIGNED, SALT + OFF_SEGMENT_OFFSET),
-                k.get(JAVA_LONG_UNALIGNED, SALT + OFF_GENERATION), k.get(JAVA_INT_UNALIGNED, SALT + OFF_DATA_CRC));
-        return r.inBounds(deviceSize, segmentCount, segmentSize) ? r : null;
+        Reader r = DECODE_READER.get();
+        return r.decode(medium, at, cacheId, ksetSeq, slot, deviceSize, segmentCount, segmentSize) ? r.toRecord()
+                : null;
     }
 
-    boolean inBounds(long deviceSize, int segmentCount, long segmentSize) {
-        if (tombstone()) {
+    private static final ThreadLocal<Reader> DECODE_READER = ThreadLocal.withInitial(Reader::new);
+
+    /**
+     * Reads keys without allocating: the slot's 64 bytes are copied once behind the CRC salt into
+     * this reader's buffer, checked there (all zeros; key CRC in one CRC32C pass; bounds) and the
+     * fields left here for the caller. The same bytes and the same result as {@link #isEmptySlot}
+     * followed by {@link #decode} (those use it). One reader per thread; the fields are valid until
+     * its next read.
+     */
+    public static final class Reader {
+        private final byte[] buf = new byte[SALT + SIZE];
+        private final MemorySegment k = MemorySegment.ofArray(buf);
+        private final CRC32C crc = new CRC32C();
+        /** The buffer's longs and ints in the byte order of {@code JAVA_LONG_UNALIGNED}/{@code JAVA_INT_UNALIGNED}. */
+        private static final VarHandle LONGS = MethodHandles.byteArrayViewVarHandle(long[].class,
+                ByteOrder.nativeOrder());
+        private static final VarHandle INTS = MethodHandles.byteArrayViewVarHandle(int[].class,
+                ByteOrder.nativeOrder());
+        private long offset;
+        private int length;
+        private int flags;
+        private int segment;
+        private int segmentOffset;
+        private long generation;
+        private int dataCrc;
+
+        /** What {@link #read} found in a slot. */
+        public static final int EMPTY = 0;
+        public static final int INVALID = 1;
+        public static final int VALID = 2;
+
+        /**
+         * Reads the slot at {@code at}: {@link #EMPTY} when its 64 bytes are all zero, {@link #INVALID}
+         * when it fails its CRC or a bounds check ({@link #decode} returns null), else {@link #VALID}
+         * with the key's fields here.
+         */
+        public int read(MemorySegment medium, long at, long cacheId, long ksetSeq, int slot, long deviceSize,
+                        int segmentCount, long segmentSize) {
+            MemorySegment.copy(medium, at, k, SALT, SIZE);
+            return judgeCopy(cacheId, ksetSeq, slot, deviceSize, segmentCount, segmentSize);
+        }
+
+        /** The slots of the kset {@link #windowTag} names, copied from the medium at once; null: none yet. */
+        private byte[] window = new byte[0];
+        private Object windowTag;
+
+        /**
+         * {@link #read} of slot {@code slot} of the {@code slots} consecutive slots at {@code base},
+         * which are copied from the medium together on the first read for a new {@code tag} (one
+         * copy per kset instead of one per key). Only for a walk where nothing writes those slots
+         * until it reads another tag's (replay); the same bytes as {@link #read} then.
+         */
+        public int readInWindow(Object tag, MemorySegment medium, long base, int slots, int slot, long cacheId,
+                                long ksetSeq, long deviceSize, int segmentCount, long segmentSize) {
+            if (tag != windowTag || slot >= slots) {
+                if (window.length < slots * SIZE) {
+                    window = new byte[Math.max(slots * SIZE, 2 * window.length)];
+                }
+                windowTag = null;
+                MemorySegment.copy(medium, java.lang.foreign.ValueLayout.JAVA_BYTE, base, window, 0, slots * SIZE);
+                windowTag = tag;
+            }
+            System.arraycopy(window, slot * SIZE, buf, SALT, SIZE);
+            return judgeCopy(cacheId, ksetSeq, slot, deviceSize, segmentCount, segmentSize);
+        }
+
+        /** The slot is in {@link #buf} behind its salt: EMPTY, INVALID or VALID with its fields here. */
+        private int judgeCopy(long cacheId, long ksetSeq, int slot, long deviceSize, int segmentCount,
+                              long segmentSize) {
+            byte[] b = buf;
+            long any = 0;
+            for (int i = SALT; i < SALT + SIZE; i += 8) {
+                any |= (long) LONGS.get(b, i);
+            }
+            if (any == 0) {
+                return EMPTY;
+            }
+            return check(cacheId, ksetSeq, slot, deviceSize, segmentCount, segmentSize) ? VALID : INVALID;
+        }
+
+        boolean decode(MemorySegment medium, long at, long cacheId, long ksetSeq, int slot, long deviceSize,
+                       int segmentCount, long segmentSize) {
+            MemorySegment.copy(medium, at, k, SALT, SIZE);
+            return check(cacheId, ksetSeq, slot, deviceSize, segmentCount, segmentSize);
+        }
+
+        private boolean check(long cacheId, long ksetSeq, int slot, long deviceSize, int segmentCount,
+                              long segmentSize) {
+            byte[] b = buf;
+            SALT_LONG.set(b, 0, cacheId ^ (ksetSeq * 131 + slot));
+            crc.reset();
+            crc.update(b, 0, SALT + OFF_CRC);
+            if ((int) INTS.get(b, SALT + OFF_CRC) != (int) crc.getValue()) {
+                return false;
+            }
+            offset = (long) LONGS.get(b, SALT + OFF_OFFSET);
+            length = (int) INTS.get(b, SALT + OFF_LENGTH);
+            flags = (int) INTS.get(b, SALT + OFF_FLAGS);
+            segment = (int) INTS.get(b, SALT + OFF_SEGMENT);
+            segmentOffset = (int) INTS.get(b, SALT + OFF_SEGMENT_OFFSET);
+            generation = (long) LONGS.get(b, SALT + OFF_GENERATION);
+            dataCrc = (int) INTS.get(b, SALT + OFF_DATA_CRC);
+            return inBounds(offset, length, flags, segment, segmentOffset, generation, deviceSize, segmentCount,
+                    segmentSize);
+        }
+
+        /** The key last read, as a record. */
+        public KeyRecord toRecord() {
+            return new KeyRecord(offset, length, flags, segment, segmentOffset, generation, dataCrc);
+        }
+
+        public long offset() {
+            return offset;
+        }
+
+        public int length() {
+            return length;
+        }
+
+        public int flags() {
+            return flags;
+        }
+
+        public int segment() {
+            return segment;
+        }
+
+        public int segmentOffset() {
+            return segmentOffset;
+        }
+
+        public long generation() {
+            return generation;
+        }
+
+        public int dataCrc() {
+            return dataCrc;
+        }
+
+        public boolean dirty() {
+            return (flags & FLAG_DIRTY) != 0;
+        }
+
+        public boolean zero() {
+            return (flags & FLAG_ZERO) != 0;
+        }
+
+        public boolean tombstone() {
+            return (flags & FLAG_TOMBSTONE) != 0;
+        }
+    }
+
+    private static boolean inBounds(long offset, int length, int flags, int segment, int segmentOffset,
+                                    long generation, long deviceSize, int segmentCount, long segmentSize) {
+        if ((flags & FLAG_TOMBSTONE) != 0) {
             return (flags & ~FLAGS_KNOWN) == 0 && length >= 0 && length <= Layout.RANGE_SIZE && offset >= 0
                     && offset <= deviceSize - length;
         }
@@ -182,7 +322,7 @@ public record KeyRecord(long offset, int length, int flags, int segment, int seg
         if ((flags & ~FLAGS_KNOWN) != 0) {
             return false;
         }
-        if (zero()) {
+        if ((flags & FLAG_ZERO) != 0) {
             return true;
         }
         return segment >= 0 && segment < segmentCount && segmentOffset >= 0

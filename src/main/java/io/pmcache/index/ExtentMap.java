@@ -673,6 +673,12 @@ public final class ExtentMap {
         private Extent[] objs;
         private int n;
         private long end = Long.MIN_VALUE;
+        /** {@link #mergeInPlace}'s count of run extents up to each leaf. */
+        private int[] perLeaf = new int[0];
+        /** {@link #insertSorted}'s pieces of the extents already there, reused from run to run. */
+        private long[] ps = new long[0];
+        private long[] p1 = new long[0];
+        private long[] p2 = new long[0];
 
         public void clear() {
             if (objs != null) {
@@ -736,10 +742,11 @@ public final class ExtentMap {
     /**
      * Inserts every extent of {@code run}: the same map as {@link #insert}ing them one by one, in
      * any order (they are disjoint, so each replaces exactly its own bytes and the inserts
-     * commute). When the run is not small beside the map, in one merge: the pieces of the
-     * extents already here that the run leaves uncovered, and the run, are laid out in start order
-     * into full leaves (O(size + run) moves); otherwise, and when an extent does not pack, one
-     * insert each.
+     * commute). When the run is not small beside the map: when no extent of it overlaps one here,
+     * merged into the leaves in place ({@link #mergeInPlace}: untouched leaves stay as they are);
+     * otherwise in one merge: the pieces of the extents already here that the run leaves
+     * uncovered, and the run, are laid out in start order into full leaves (O(size + run) moves).
+     * A small run, or one with an extent that does not pack: one insert each.
      */
     public void insertSorted(SortedRun run) {
         int n = run.n;
@@ -752,10 +759,19 @@ public final class ExtentMap {
             }
             return;
         }
+        if (nLeaves > 0 && mergeInPlace(run)) {
+            return;
+        }
         // The existing extents minus the run's bytes, as pieces in start order (at most size + n).
-        long[] ps = new long[size + n];
-        long[] p1 = new long[size + n];
-        long[] p2 = new long[size + n];
+        if (run.ps.length < size + n) {
+            int grow = Math.max(size + n, 2 * run.ps.length);
+            run.ps = new long[grow];
+            run.p1 = new long[grow];
+            run.p2 = new long[grow];
+        }
+        long[] ps = run.ps;
+        long[] p1 = run.p1;
+        long[] p2 = run.p2;
         int np = 0;
         long[] ns = run.starts;
         long[] n1 = run.w1;
@@ -815,6 +831,164 @@ public final class ExtentMap {
         counts = newCounts;
         nLeaves = nl;
         size = total;
+    }
+
+    /** Leaves {@link #mergeInPlace} splits are filled to this: room for the next batches' extents. */
+    private static final int SPLIT_FILL = LEAF_MAX * 3 / 4;
+
+    /**
+     * {@link #insertSorted} when no extent of the run overlaps one already here (replay's usual
+     * case: each batch adds keys between those of the batches before): each run extent goes into
+     * the leaf whose span holds its start, merged there in place when the leaf has room, into one
+     * bigger leaf when the two fit in {@value #LEAF_MAX}, else into new leaves filled to
+     * {@value #SPLIT_FILL}. Leaves the run does not touch are neither copied nor reallocated, so a
+     * map built batch by batch is not rebuilt whole for every batch. Returns false, having changed
+     * nothing, when an extent of the run overlaps one here (the caller then merges by pieces).
+     */
+    private boolean mergeInPlace(SortedRun run) {
+        int n = run.n;
+        long[] ns = run.starts;
+        long[] n1 = run.w1;
+        long[] n2 = run.w2;
+        if (run.perLeaf.length < nLeaves + 1) {
+            run.perLeaf = new int[Math.max(nLeaves + 1, 2 * run.perLeaf.length)];
+        }
+        int[] upTo = run.perLeaf;                           // upTo[l]: run extents before leaf l + 1's span
+        int l = 0;
+        int extra = 0;                                      // leaves added by splits
+        for (int j = 0; j < n; j++) {
+            long s = ns[j];
+            long e = s + len(n1[j]);
+            while (l + 1 < nLeaves && firsts[l + 1] <= s) {
+                upTo[l++] = j;
+            }
+            long[] leaf = leaves[l];
+            int c = counts[l];
+            int i = floorIn(leaf, c, s);
+            if (i >= 0 && leaf[i] + len(leaf[leaf.length / 3 + i]) > s) {
+                return false;                               // overlaps the extent before it
+            }
+            long next = i + 1 < c ? leaf[i + 1] : l + 1 < nLeaves ? firsts[l + 1] : Long.MAX_VALUE;
+            if (next < e) {
+                return false;                               // overlaps the extent after it
+            }
+        }
+        while (l < nLeaves) {
+            upTo[l++] = n;
+        }
+        for (int k = 0, j = 0; k < nLeaves; j = upTo[k++]) {
+            int total = counts[k] + upTo[k] - j;
+            if (total > LEAF_MAX) {
+                extra += (total + SPLIT_FILL - 1) / SPLIT_FILL - 1;
+            }
+        }
+        long[] newFirsts = firsts;
+        long[][] newLeaves = leaves;
+        int[] newCounts = counts;
+        if (nLeaves + extra > firsts.length) {              // else shifted within the arrays, back to front
+            int cap = Math.max(2 * firsts.length, nLeaves + extra);
+            newFirsts = new long[cap];
+            newLeaves = new long[cap][];
+            newCounts = new int[cap];
+        }
+        // Back to front, so that the directory can be shifted within its own arrays.
+        int to = nLeaves + extra;
+        for (int k = nLeaves - 1; k >= 0; k--) {
+            int from = k == 0 ? 0 : upTo[k - 1];
+            int add = upTo[k] - from;
+            long[] leaf = leaves[k];
+            int c = counts[k];
+            if (add == 0) {
+                to--;
+                newLeaves[to] = leaf;
+                newFirsts[to] = firsts[k];
+                newCounts[to] = c;
+                continue;
+            }
+            int total = c + add;
+            int cap = leaf.length / 3;
+            if (total <= cap) {
+                mergeInto(leaf, cap, c, leaf, cap, run, from, add);
+                to--;
+                newLeaves[to] = leaf;
+                newFirsts[to] = leaf[0];
+                newCounts[to] = total;
+                continue;
+            }
+            // Merge into scratch, then deal out into one or more leaves.
+            if (run.ps.length < total) {
+                int grow = Math.max(total, 2 * run.ps.length);
+                run.ps = new long[grow];
+                run.p1 = new long[grow];
+                run.p2 = new long[grow];
+            }
+            long[] ms = run.ps;
+            long[] m1 = run.p1;
+            long[] m2 = run.p2;
+            int a = 0;
+            int b = from;
+            int end = from + add;
+            for (int q = 0; q < total; q++) {
+                if (b == end || a < c && leaf[a] < ns[b]) {
+                    ms[q] = leaf[a];
+                    m1[q] = leaf[cap + a];
+                    m2[q] = leaf[2 * cap + a++];
+                } else {
+                    ms[q] = ns[b];
+                    m1[q] = n1[b];
+                    m2[q] = n2[b++];
+                }
+            }
+            int parts = total <= LEAF_MAX ? 1 : (total + SPLIT_FILL - 1) / SPLIT_FILL;
+            for (int part = parts - 1; part >= 0; part--) {
+                int lo = (int) ((long) total * part / parts);
+                int hi = (int) ((long) total * (part + 1) / parts);
+                int pc = hi - lo;
+                int pcap = Math.max(LEAF_MIN, Integer.highestOneBit(pc - 1) << 1);
+                if (parts > 1) {
+                    pcap = LEAF_MAX;                        // room for the next batches
+                }
+                long[] nl = new long[3 * pcap];
+                System.arraycopy(ms, lo, nl, 0, pc);
+                System.arraycopy(m1, lo, nl, pcap, pc);
+                System.arraycopy(m2, lo, nl, 2 * pcap, pc);
+                to--;
+                newLeaves[to] = nl;
+                newFirsts[to] = nl[0];
+                newCounts[to] = pc;
+            }
+        }
+        firsts = newFirsts;
+        leaves = newLeaves;
+        counts = newCounts;
+        nLeaves += extra;
+        size += n;
+        return true;
+    }
+
+    /**
+     * Merges leaf {@code src} ({@code c} extents, capacity {@code srcCap}) with the run's
+     * {@code [from, from + add)} into {@code dst} (capacity {@code dstCap}), back to front, so that
+     * {@code dst} may be {@code src}.
+     */
+    private static void mergeInto(long[] src, int srcCap, int c, long[] dst, int dstCap, SortedRun run, int from,
+                                  int add) {
+        long[] ns = run.starts;
+        long[] n1 = run.w1;
+        long[] n2 = run.w2;
+        int a = c - 1;
+        int b = from + add - 1;
+        for (int q = c + add - 1; q >= 0; q--) {
+            if (b < from || a >= 0 && src[a] > ns[b]) {
+                dst[q] = src[a];
+                dst[dstCap + q] = src[srcCap + a];
+                dst[2 * dstCap + q] = src[2 * srcCap + a--];
+            } else {
+                dst[q] = ns[b];
+                dst[dstCap + q] = n1[b];
+                dst[2 * dstCap + q] = n2[b--];
+            }
+        }
     }
 
     /** Appends the part {@code [from, to)} of the packed extent {@code (ks, kw1, kw2)}; returns the new count. */

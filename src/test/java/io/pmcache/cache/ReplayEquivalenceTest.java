@@ -189,14 +189,14 @@ class ReplayEquivalenceTest {
             List<String> extents = new ArrayList<>();
             for (int i = 0; i < index.rangeCount(); i++) {
                 ExtentMap map = index.rangeIfPresent(i);
-                extents.add(map == null ? "absent" : map.snapshot().toString());
+                extents.add(map == null ? "absent" : map.snapshot() + ", dirty kset bound " + map.dirtyKsetBound());
             }
             List<String> segs = new ArrayList<>();
             for (int s = 0; s < count; s++) {
                 segs.add(s + ": refs " + segments.refs(s) + ", generation " + segments.generation(s) + ", next "
                         + segments.next(s));
             }
-            List<Long> counters = List.of(stats.dirtyBytes.get(), stats.ksetsDamaged.sum(),
+            List<Long> counters = List.of(stats.dirtyBytes.sum(), stats.ksetsDamaged.sum(),
                     stats.corruptKeysSkipped.sum(), stats.dataCrcErrors.sum(), stats.replayKsets, stats.replayKeys);
             byte[] bytes = medium.segment().toArray(JAVA_BYTE);
             return new Replayed(extents, segs, counters, result,

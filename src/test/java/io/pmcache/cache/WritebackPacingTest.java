@@ -66,7 +66,7 @@ class WritebackPacingTest {
         }
 
         long dirty() {
-            return e.stats.dirtyBytes.get();
+            return e.stats.dirtyBytes.sum();
         }
 
         @Override

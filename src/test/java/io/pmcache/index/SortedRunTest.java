@@ -65,6 +65,66 @@ class SortedRunTest {
         }
     }
 
+    /**
+     * Replay's usual shape: batch after batch of extents that fall between those already there
+     * (the merge in place: leaves with room, leaves that grow, leaves that split), now and then
+     * one that overlaps (the merge by pieces), each batch's run against one insert at a time.
+     */
+    @Test
+    void batchesBetweenExistingExtentsAreInsertingThemOneByOne(Seed seed) {
+        SplittableRandom r = seed.random();
+        for (int i = 0; i < 60; i++) {
+            int slots = 20 + r.nextInt(3_000);
+            int batches = 1 + r.nextInt(12);
+            boolean unpacked = r.nextInt(5) == 0;           // sometimes extents that do not pack (one insert each)
+            int[] batchOf = new int[slots];
+            for (int k = 0; k < slots; k++) {
+                batchOf[k] = r.nextInt(4) == 0 ? -1 : r.nextInt(batches);
+            }
+            ExtentMap merged = new ExtentMap();
+            ExtentMap oneByOne = new ExtentMap();
+            for (int b = 0; b < batches; b++) {
+                String context = String.format("%s case %d (%d slots) batch %d of %d", seed, i, slots, b, batches);
+                List<Extent> run = new ArrayList<>();
+                for (int k = 0; k < slots; k++) {
+                    if (batchOf[k] != b) {
+                        continue;
+                    }
+                    int start = 8 * k + r.nextInt(2);
+                    int length = 1 + r.nextInt(r.nextInt(50) == 0 ? 14 : 6);   // now and then over the next slot
+                    if (!run.isEmpty() && run.getLast().end() > start) {
+                        continue;
+                    }
+                    int w = r.nextInt(40);
+                    run.add(w < 30 ? Extent.data(start, length, r.nextInt(51), r.nextInt(1 << 20), r.nextInt(5),
+                            r.nextBoolean()) : w < 39 || !unpacked ? Extent.zero(start, length, r.nextBoolean())
+                            : Extent.data(start, length, 1, 0, (1L << 40) + r.nextInt(5), true));
+                }
+                ExtentMap.SortedRun sr = new ExtentMap.SortedRun();
+                for (Extent x : run) {
+                    if (x.kind() == Extent.Kind.ZERO) {
+                        sr.addZero(x.start(), x.length(), x.dirty());
+                    } else {
+                        sr.addData(x.start(), x.length(), x.segment(), x.segmentOffset(), x.generation(), x.dirty());
+                    }
+                }
+                merged.insertSorted(sr);
+                List<Extent> shuffled = new ArrayList<>(run);
+                Collections.shuffle(shuffled, new Random(r.nextLong()));
+                for (Extent x : shuffled) {
+                    oneByOne.insert(x, null);
+                }
+                try {
+                    merged.checkInvariants();
+                } catch (IllegalStateException e) {
+                    throw new AssertionError(context + ": " + e, e);
+                }
+                assertThat(merged.snapshot()).as("%s: merged", context).isEqualTo(oneByOne.snapshot());
+                assertThat(merged.size()).as("%s: size", context).isEqualTo(oneByOne.size());
+            }
+        }
+    }
+
     private static void mergeOneCase(List<Ext> before, List<Ext> candidates, long shuffle, String context) {
         ExtentMap merged = new ExtentMap();
         ExtentMap oneByOne = new ExtentMap();
