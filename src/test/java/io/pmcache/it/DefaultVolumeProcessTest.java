@@ -16,12 +16,9 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtensionContext;
 import org.junit.jupiter.api.extension.RegisterExtension;
-import org.junit.jupiter.api.extension.TestWatcher;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -42,18 +39,7 @@ class DefaultVolumeProcessTest {
     final List<ServeProcess> servers = new ArrayList<>();
 
     @RegisterExtension
-    final TestWatcher printLogsOnFailure = new TestWatcher() {
-        @Override
-        public void testFailed(ExtensionContext context, Throwable cause) {
-            try (Stream<Path> logs = Files.list(dir)) {
-                for (Path p : logs.filter(p -> p.getFileName().toString().startsWith("serve-")).sorted().toList()) {
-                    System.err.println("===== " + p.getFileName() + " =====\n" + Files.readString(p));
-                }
-            } catch (IOException e) {
-                System.err.println("cannot print server logs: " + e);
-            }
-        }
-    };
+    final ServerLogsOnFailure printLogsOnFailure = new ServerLogsOnFailure(() -> dir);
 
     @AfterEach
     void cleanUp() throws Exception {

@@ -17,9 +17,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtensionContext;
 import org.junit.jupiter.api.extension.RegisterExtension;
-import org.junit.jupiter.api.extension.TestWatcher;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -37,18 +35,7 @@ class VolumesProcessTest {
     final List<ServeProcess> servers = new ArrayList<>();
 
     @RegisterExtension
-    final TestWatcher printLogsOnFailure = new TestWatcher() {
-        @Override
-        public void testFailed(ExtensionContext context, Throwable cause) {
-            try (Stream<Path> logs = Files.list(dir)) {
-                for (Path p : logs.filter(p -> p.getFileName().toString().startsWith("serve-")).sorted().toList()) {
-                    System.err.println("===== " + p.getFileName() + " =====\n" + Files.readString(p));
-                }
-            } catch (IOException e) {
-                System.err.println("cannot print server logs: " + e);
-            }
-        }
-    };
+    final ServerLogsOnFailure printLogsOnFailure = new ServerLogsOnFailure(() -> dir);
 
     @BeforeEach
     void makeCacheDir() throws IOException {
