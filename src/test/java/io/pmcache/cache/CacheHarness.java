@@ -188,6 +188,14 @@ public final class CacheHarness implements BlockDevice {
     private void freeze() {
         hook.cancel();
         cache.abandonForTests();
+        // A worker still running would go on storing into the medium while the crash or cut image
+        // is copied: an image no real crash can leave, and a test failure with a false cause.
+        for (Thread t : cache.workers().threadsForTests()) {
+            if (t.isAlive()) {
+                throw new AssertionError(t.getName() + " still runs after the cache was abandoned: "
+                        + java.util.Arrays.toString(t.getStackTrace()));
+            }
+        }
     }
 
     @Override
