@@ -78,6 +78,7 @@ public final class CacheHarness implements BlockDevice {
     public void reopen() throws IOException {
         hook.cancel();
         cache.close();
+        assertWorkersStopped(); // the next instance opens the same medium
         open();
     }
 
@@ -188,8 +189,15 @@ public final class CacheHarness implements BlockDevice {
     private void freeze() {
         hook.cancel();
         cache.abandonForTests();
-        // A worker still running would go on storing into the medium while the crash or cut image
-        // is copied: an image no real crash can leave, and a test failure with a false cause.
+        assertWorkersStopped();
+    }
+
+    /**
+     * A worker still running would go on storing into the medium while a crash or cut image is
+     * copied, or while the next instance uses it: a state no real crash or restart leaves, and a
+     * test failure with a false cause.
+     */
+    private void assertWorkersStopped() {
         for (Thread t : cache.workers().threadsForTests()) {
             if (t.isAlive()) {
                 throw new AssertionError(t.getName() + " still runs after the cache was abandoned: "
