@@ -116,20 +116,27 @@ final class LogReader {
     /**
      * A kset with no valid seal at its header's capacity {@code cap}: if slot {@code cap} (past the
      * end the header states) holds a key of this kset, the header is wrong (keys are written only
-     * below the capacity); the capacity whose seal validates is then the real one. {@code cap}
-     * when there is no such evidence (an unsealed kset, cut by a crash, looks like that too).
+     * below the capacity). The capacity whose seal validates is then the real one; with no seal (the
+     * kset was still open, or its seal is lost too), the real capacity reaches at least past the
+     * last slot holding a key of this kset, which is what is returned (a lower bound: the walk's gap
+     * search then finds where the next kset starts). {@code cap} when there is no such evidence (an
+     * unsealed kset, cut by a crash, looks like that too).
      */
     private int sealedCapacityBeyond(LogPosition q, long at, int cap) {
         long room = segments.segmentSize() - q.offset();
         if (cap >= Kset.MAX_KEYS || Kset.bytes(cap + 1) > room || keyAt(q, cap) == null) {
             return cap;
         }
+        int pastLastKey = cap + 1;
         for (int c = cap + 1; c <= Kset.MAX_KEYS && Kset.bytes(c) <= room; c++) {
             if (Kset.sealedCount(medium.segment(), at, q.ksetSeq(), c, cacheId) >= 0) {
                 return c;
             }
+            if (keyAt(q, c - 1) != null) {
+                pastLastKey = c;
+            }
         }
-        return cap;
+        return pastLastKey;
     }
 
     private KeyRecord keyAt(LogPosition q, int slot) {

@@ -138,6 +138,41 @@ class LogDamageTest {
     }
 
     /**
+     * The same forgery on a kset that was still open when the process died (found by the
+     * corrupt-media campaign, seed -3092424650083205811 round 9): no seal anywhere, so nothing
+     * but the keys past the stated capacity proves the header wrong; they were dropped silently
+     * and check said clean. They are now reported and kept.
+     */
+    @Test
+    void aForgedSmallerCapacityInAnUnsealedKsetHeaderIsReportedAndItsKeysKept() throws IOException {
+        try (Rig rig = Rig.format(24, 64 * MIB, false)) {
+            Cache c = rig.open(QUIET);
+            for (int i = 0; i < 3; i++) {
+                c.write(i * (64 << 10), MemorySegment.ofArray(pattern(64 << 10, i)), false);
+            }
+            // no flush (it would seal): a process crash keeps what is in the mapped medium
+            LogReader.KsetAt k = Rig.ksets(c).getFirst();
+            long at = base(c, k);
+            c.abandonForTests(); // kill -9: nothing sealed
+            org.junit.jupiter.api.Assumptions.assumeTrue(
+                    Kset.sealedCount(rig.bytes(), at, k.at().ksetSeq(), k.capacity(),
+                            Cache.superblock(rig.medium).cacheId()) < 0,
+                    "the sealer closed the kset before the test could stop it (a very slow machine)");
+            Kset.rewriteHeader(rig.bytes(), at, k.at().ksetSeq(), 1, Cache.superblock(rig.medium).cacheId());
+            assertThat(check(rig).clean()).as("check reports the forged header").isFalse();
+            Cache reopened = rig.open(QUIET);
+            assertThat(reopened.status().ksetsDamaged()).isEqualTo(1);
+            for (int i = 0; i < 3; i++) {
+                byte[] got = new byte[64 << 10];
+                reopened.read(i * (64 << 10), MemorySegment.ofArray(got));
+                assertThat(got).as("block %d", i).isEqualTo(pattern(64 << 10, i));
+            }
+            rig.closeCache();
+            assertThat(check(rig).clean()).as("the open rewrote the header and sealed the kset").isTrue();
+        }
+    }
+
+    /**
      * The last kset's header forged with a valid CRC and a smaller capacity (found by the
      * corrupt-media campaign, seed -4717635624509451884 round 1): no seal validates at that
      * capacity, so it looked like a kset cut by a crash and its later keys were dropped silently.
