@@ -327,11 +327,21 @@ public final class MappedFileMedium implements Medium {
                 + (locked ? ", locked" : "") + ")";
     }
 
-    /** Unmaps, then releases the file's lock if this medium took it. */
+    /**
+     * Unmaps, then releases the file's lock if this medium took it. A mapping another thread still
+     * holds (an NIO call on a view of it in progress, or an acquire left behind by a SIGBUS, which
+     * the JVM raises asynchronously and which can strike inside the JDK's acquire) cannot be
+     * unmapped: it is left to the process's exit, still valid for its holder, and said in a WARN.
+     */
     @Override
     public void close() {
         if (closed.compareAndSet(false, true)) {
-            arena.close();
+            try {
+                arena.close();
+            } catch (IllegalStateException held) {
+                LOG.warn("{}: not unmapped, it is still held ({}); the mapping stays until the process exits",
+                        describe(), held.getMessage());
+            }
             if (ownLock != null) {
                 try {
                     ownLock.close();
