@@ -484,6 +484,7 @@ class CacheModelTest {
         CacheStatus s = h.cache().status();
         assertThat(s.corruptKeysSkipped()).as("%s: keys skipped as corrupt", where).isZero();
         assertThat(s.dataCrcErrors()).as("%s: data CRC errors", where).isZero();
+        assertThat(s.ksetsDamaged()).as("%s: ksets found damaged", where).isZero();
     }
 
     private static void verifyEverything(CacheHarness h, DiskModel model, String where) throws IOException {
