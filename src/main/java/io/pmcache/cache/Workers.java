@@ -304,6 +304,14 @@ final class Workers {
         poke();
     }
 
+    /** How long {@link #stop} waits for each worker to finish the step it is in. */
+    static final long STOP_WAIT_MILLIS = 60_000;
+
+    /**
+     * Stops the workers: each finishes the step it is in. Bounded: a worker still running after
+     * {@link #STOP_WAIT_MILLIS} (a backing device that never answers) is left behind, and said at
+     * ERROR with where it is, since it may still store into the medium.
+     */
     void stop() {
         running = false;
         releaseForTests();
@@ -311,9 +319,13 @@ final class Workers {
         for (Thread t : new Thread[] {sealer, writebackThread, gcThread}) {
             if (t != null) {
                 try {
-                    t.join(60_000);
+                    t.join(STOP_WAIT_MILLIS);
                 } catch (InterruptedException ex) {
                     Thread.currentThread().interrupt();
+                }
+                if (t.isAlive()) {
+                    log.error("stop: {} did not finish its step within {} ms; left running at {}", t.getName(),
+                            STOP_WAIT_MILLIS, java.util.Arrays.toString(t.getStackTrace()));
                 }
             }
         }

@@ -364,7 +364,19 @@ final class Writeback {
         }
     }
 
+    /**
+     * Stops the syncer. A step always awaits the flush it submitted, so once the stepping thread
+     * stopped the syncer is idle and this returns at once; a flush still running means the stepping
+     * thread was left behind waiting for it (see {@link Workers#stop}), and is not waited for again.
+     */
     void close() {
         syncer.shutdown();
+        try {
+            if (!syncer.awaitTermination(1, java.util.concurrent.TimeUnit.SECONDS)) {
+                log.error("stop: a backing-device flush has not returned; left running");
+            }
+        } catch (InterruptedException ex) {
+            Thread.currentThread().interrupt();
+        }
     }
 }
