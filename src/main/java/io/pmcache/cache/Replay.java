@@ -229,6 +229,7 @@ final class Replay {
             }
         });
         if (r.why() == LogWalker.End.LOOP) {
+            stats.ksetsDamaged.increment(); // a link no write makes: every later kset is out of reach
             log.error("key log links back to segment {} (a loop); replay stops at {}", r.loopSegment(), r.end());
         }
         if (r.gap() != null) {

@@ -318,4 +318,36 @@ class LogDamageTest {
             assertThat(got).isEqualTo(b);
         }
     }
+
+    /**
+     * A segment's link (forged with a valid CRC) leads back into the chain already walked: the walk
+     * stops there and every later kset is out of reach. That is damage, counted in {@code status}
+     * as well as reported by check, never a quiet end of the log. (A link of a segment to itself
+     * is refused by the segment info's own validation: the other slot is used.)
+     */
+    @Test
+    void aLinkBackIntoTheChainIsCountedAsDamage() throws IOException {
+        try (Rig rig = Rig.format(64, 512 * MIB, false)) {
+            Cache c = rig.open(QUIET);
+            for (int i = 0; i < 40_000; i++) { // 64 B of log per key: the log spans three 1 MiB segments
+                c.writeZeroes(i * 8192L, 4096, false);
+            }
+            byte[] block = pattern(4096, 3);
+            for (int i = 0; i < 100; i++) {
+                c.write(i * 8192L + 4096, MemorySegment.ofArray(block), false);
+            }
+            c.flush();
+            List<Integer> chain = Rig.ksets(c).stream().map(k -> k.at().segment()).distinct().toList();
+            assertThat(chain).as("log segments in order").hasSize(3);
+            c.engine().segments.setNext(chain.get(1), chain.get(0)); // persisted with a valid CRC
+            rig.closeCache();
+
+            Checker.Report report = check(rig);
+            assertThat(report.clean()).isFalse();
+            assertThat(report.findings().toString()).contains("a loop");
+            Cache again = rig.open(QUIET);
+            assertThat(again.status().ksetsDamaged()).as("ksets counted damaged").isGreaterThanOrEqualTo(1);
+            rig.closeCache();
+        }
+    }
 }
