@@ -301,6 +301,7 @@ class CacheModelTest {
                 } else if (p < 0.912) {
                     tally(h);
                     h.reopen();
+                    assertNoDamageReported(h, where + " after reopen");
                     h.cache().setSequentialCutoff(cutoff); // not persisted, unlike the mode
                     model.flush();
                 } else if (p < 0.917) {
@@ -476,7 +477,7 @@ class CacheModelTest {
     }
 
     /**
-     * Crashes and power cuts never damage the medium: whatever replay and writeback found must
+     * Restarts, crashes and power cuts never damage the medium: whatever replay and writeback found must
      * have been whole. (A key counted as corrupt after a cut is a key the engine mistook, e.g. a
      * stale key whose segment was reused, checked as if it were live.)
      */
