@@ -9,7 +9,6 @@ import io.pmcache.cache.FormatOptions;
 import io.pmcache.cli.CliRun;
 import io.pmcache.media.MappedFileMedium;
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -19,7 +18,6 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.RegisterExtension;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -36,17 +34,9 @@ class DefaultVolumeProcessTest {
 
     @TempDir
     Path dir;
-    final List<ServeProcess> servers = new ArrayList<>();
 
     @RegisterExtension
-    final ServerLogsOnFailure printLogsOnFailure = new ServerLogsOnFailure(() -> dir);
-
-    @AfterEach
-    void cleanUp() throws Exception {
-        for (ServeProcess s : servers) {
-            s.close();
-        }
-    }
+    final ServeFixture fixture = new ServeFixture(() -> dir);
 
     private Path cache() {
         return dir.resolve("cache.img");
@@ -67,9 +57,7 @@ class DefaultVolumeProcessTest {
     private ServeProcess serve(String... args) throws IOException, InterruptedException {
         List<String> all = new ArrayList<>(List.of("--socket", socket().toString(), "--parallel", "1"));
         all.addAll(List.of(args));
-        ServeProcess s = ServeProcess.start(dir, all);
-        servers.add(s);
-        return s;
+        return fixture.serve(all);
     }
 
     private Path randomImage(String name, long size, long seed) throws IOException {
@@ -90,12 +78,6 @@ class DefaultVolumeProcessTest {
                 .as("export %s differs from what was written", export).isEqualTo(-1);
     }
 
-    private static String freeAdminAddress() throws IOException {
-        try (ServerSocket free = new ServerSocket(0)) {
-            return "127.0.0.1:" + free.getLocalPort();
-        }
-    }
-
     @Test
     void formatWithBackingServesAsASingleCacheThenNextToASecondVolume() throws Exception {
         Tools.require("nbdcopy", "nbdinfo");
@@ -103,7 +85,7 @@ class DefaultVolumeProcessTest {
         ok(CliRun.pm("format", "--cache", cache().toString(), "--cache-size", "64M", "--backing", a.toString(),
                 "--backing-size", "32M", "--volume-size", "30M", "--segment-size", "1M"));
         Path data = randomImage("a.src", 24 * MIB, 11);
-        String admin = freeAdminAddress();
+        String admin = ServeFixture.freeAdminAddress();
         ServeProcess one = serve("--cache", cache().toString(), "--backing", a.toString(), "--admin", admin);
         assertThat(Tools.run("nbdinfo", "--list", "nbd+unix:///?socket=" + socket()).expectSuccess())
                 .contains("pmcache").doesNotContain("export=\"default\"");
@@ -135,13 +117,13 @@ class DefaultVolumeProcessTest {
         ok(CliRun.pm("volume", "create", "--cache", cache().toString(), "--name", "vm-b", "--backing", b.toString(),
                 "--backing-size", "16M", "--size", "32M", "--segment-size", "1M"));
         Path bData = randomImage("b.src", 16 * MIB, 12);
-        serve("--cache", cache().toString());
+        ServeProcess both = serve("--cache", cache().toString());
         assertThat(Tools.run("nbdinfo", "--list", "nbd+unix:///?socket=" + socket()).expectSuccess())
                 .contains("default").contains("vm-b");
         assertExportHolds("default", data);
         Tools.run("nbdcopy", bData.toString(), uri("vm-b")).expectSuccess();
         assertExportHolds("vm-b", bData);
-        assertThat(servers.getLast().stop()).isZero();
+        assertThat(both.stop()).isZero();
 
         // and serve --backing b.img picks the volume recorded for it
         ServeProcess byBacking = serve("--cache", cache().toString(), "--backing", b.toString(), "--export", "bee");
@@ -183,9 +165,9 @@ class DefaultVolumeProcessTest {
         ServeProcess s = serve("--cache", cache().toString(), "--backing", a.toString());
         Tools.run("nbdcopy", data.toString(), uri("pmcache")).expectSuccess();
         s.kill9();
-        serve("--cache", cache().toString(), "--backing", a.toString());
+        ServeProcess again = serve("--cache", cache().toString(), "--backing", a.toString());
         assertExportHolds("pmcache", data);
-        assertThat(servers.getLast().stop()).isZero();
+        assertThat(again.stop()).isZero();
         try (MappedFileMedium m = MappedFileMedium.openReadOnly(cache())) {
             assertThat(io.pmcache.volume.VolumeMedium.isVolumeMedium(m)).as("not migrated").isFalse();
         }

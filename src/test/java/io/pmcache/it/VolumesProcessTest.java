@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.pmcache.cli.CliRun;
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -12,9 +11,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.RegisterExtension;
@@ -31,33 +27,12 @@ class VolumesProcessTest {
 
     @TempDir
     Path dir;
-    Path shm;
-    final List<ServeProcess> servers = new ArrayList<>();
 
     @RegisterExtension
-    final ServerLogsOnFailure printLogsOnFailure = new ServerLogsOnFailure(() -> dir);
+    final ServeFixture fixture = new ServeFixture(() -> dir);
 
-    @BeforeEach
-    void makeCacheDir() throws IOException {
-        Path base = Path.of("/dev/shm");
-        shm = Files.isDirectory(base) && Files.isWritable(base)
-                ? Files.createTempDirectory(base, "pmcache-vol-it") : Files.createDirectory(dir.resolve("cache"));
-    }
-
-    @AfterEach
-    void cleanUp() throws Exception {
-        for (ServeProcess s : servers) {
-            s.close();
-        }
-        try (Stream<Path> files = Files.walk(shm)) {
-            for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
-        }
-    }
-
-    private Path cache() {
-        return shm.resolve("cache.img");
+    private Path cache() throws IOException {
+        return fixture.scratch().resolve("cache.img");
     }
 
     private Path socket() {
@@ -72,7 +47,7 @@ class VolumesProcessTest {
         assertThat(r.exit()).as("exit; out: %s err: %s", r.out(), r.err()).isZero();
     }
 
-    private void twoVolumes() {
+    private void twoVolumes() throws IOException {
         ok(CliRun.pm("format", "--cache", cache().toString(), "--cache-size", "64M"));
         ok(CliRun.pm("volume", "create", "--cache", cache().toString(), "--name", "vol-a", "--backing",
                 dir.resolve("a.img").toString(), "--backing-size", "48M", "--size", "24M", "--segment-size", "1M"));
@@ -84,9 +59,7 @@ class VolumesProcessTest {
         List<String> args = new ArrayList<>(List.of("--cache", cache().toString(), "--socket", socket().toString(),
                 "--parallel", "1"));
         args.addAll(List.of(extra));
-        ServeProcess s = ServeProcess.start(dir, args);
-        servers.add(s);
-        return s;
+        return fixture.serve(args);
     }
 
     private Path randomImage(String name, long size, long seed) throws IOException {
@@ -137,11 +110,7 @@ class VolumesProcessTest {
         org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/python3"))
                 && Tools.run("/usr/bin/python3", "-c", "import nbd").exit() == 0, "python3-libnbd is not installed");
         twoVolumes();
-        int port;
-        try (ServerSocket free = new ServerSocket(0)) {
-            port = free.getLocalPort();
-        }
-        String admin = "127.0.0.1:" + port;
+        String admin = ServeFixture.freeAdminAddress();
         serve("--no-writeback", "--admin", admin);
         Path a = randomImage("a.src", 8 * MIB, 3);
         Path b = randomImage("b.src", 8 * MIB, 4);
@@ -232,12 +201,6 @@ class VolumesProcessTest {
                 .as("export %s differs from what was written", export).isEqualTo(-1);
     }
 
-    private static String freeAdminAddress() throws IOException {
-        try (ServerSocket free = new ServerSocket(0)) {
-            return "127.0.0.1:" + free.getLocalPort();
-        }
-    }
-
     private static Map<?, ?> volumesOf(CliRun.Result r) {
         ok(r);
         return (Map<?, ?>) ((Map<?, ?>) io.pmcache.admin.Json.parse(r.out())).get("volumes");
@@ -260,7 +223,7 @@ class VolumesProcessTest {
         Path moved = dir.resolve("b.moved");
         Files.move(bImg, moved); // the same file (inode) comes back later: the cache's identity check passes
 
-        String admin = freeAdminAddress();
+        String admin = ServeFixture.freeAdminAddress();
         ServeProcess s = serve("--admin", admin);
         String list = Tools.run("nbdinfo", "--list", "nbd+unix:///?socket=" + socket()).expectSuccess();
         assertThat(list).contains("vol-a").doesNotContain("vol-b");
@@ -307,7 +270,7 @@ class VolumesProcessTest {
         org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/python3"))
                 && Tools.run("/usr/bin/python3", "-c", "import nbd").exit() == 0, "python3-libnbd is not installed");
         twoVolumes();
-        String admin = freeAdminAddress();
+        String admin = ServeFixture.freeAdminAddress();
         serve("--admin", admin);
         Path a = randomImage("a.src", 8 * MIB, 31);
         Tools.run("nbdcopy", a.toString(), uri("vol-a")).expectSuccess();
@@ -387,7 +350,7 @@ class VolumesProcessTest {
                     remote.uri("disk"), "--size", "24M", "--segment-size", "1M"));
             ok(CliRun.pm("volume", "create", "--cache", cache().toString(), "--name", "near", "--backing",
                     dir.resolve("n.img").toString(), "--backing-size", "16M", "--size", "24M", "--segment-size", "1M"));
-            String admin = freeAdminAddress();
+            String admin = ServeFixture.freeAdminAddress();
             ServeProcess s = serve("--admin", admin);
             String metrics = java.net.http.HttpClient.newHttpClient().send(
                     java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://" + admin + "/metrics")).build(),
