@@ -12,7 +12,6 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.extension.AfterEachCallback;
 import org.junit.jupiter.api.extension.BeforeEachCallback;
 import org.junit.jupiter.api.extension.ExtensionContext;
-import org.junit.jupiter.api.extension.TestWatcher;
 
 /**
  * What a process test keeps around its {@code pmcache serve} processes, registered with
@@ -26,9 +25,10 @@ import org.junit.jupiter.api.extension.TestWatcher;
  * After each test (after its own {@code @AfterEach} methods) everything registered is closed, the last
  * registered first, so a client or mount goes before the server it uses; a failure of one close does not
  * keep the others from closing. When a test fails, the logs of the servers it started are printed
- * (the files {@code serve-*} of its directory), so that a failure in CI shows what they said.
+ * (the files {@code serve-*} of its directory), so that a failure in CI shows what they said: then,
+ * not in a {@code TestWatcher}, which JUnit calls after it deleted the test's {@code @TempDir}.
  */
-final class ServeFixture implements BeforeEachCallback, AfterEachCallback, TestWatcher {
+final class ServeFixture implements BeforeEachCallback, AfterEachCallback {
     private final Supplier<Path> dir;
     private String scratchPrefix;
     private final List<AutoCloseable> open = new ArrayList<>();
@@ -88,6 +88,9 @@ final class ServeFixture implements BeforeEachCallback, AfterEachCallback, TestW
             }
         }
         open.clear();
+        if (context.getExecutionException().isPresent()) {
+            printServerLogs();
+        }
         if (scratch != null) {
             try (Stream<Path> files = Files.walk(scratch)) {
                 for (Path p : files.sorted(Comparator.reverseOrder()).toList()) {
@@ -101,8 +104,7 @@ final class ServeFixture implements BeforeEachCallback, AfterEachCallback, TestW
         }
     }
 
-    @Override
-    public void testFailed(ExtensionContext context, Throwable cause) {
+    private void printServerLogs() {
         try (Stream<Path> logs = Files.list(dir.get())) {
             for (Path p : logs.filter(p -> p.getFileName().toString().startsWith("serve-")).sorted().toList()) {
                 System.err.println("===== " + p.getFileName() + " =====\n" + Files.readString(p));
