@@ -1,12 +1,16 @@
 package io.pmcache.it;
 
+import static org.assertj.core.api.Assertions.assertThat;
+
 import java.io.IOException;
 import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Random;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.extension.AfterEachCallback;
@@ -20,7 +24,8 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  * <li>{@link #scratch()}: a directory for cache media, on /dev/shm when it is writable (memory, as a
  * pmem medium would be), else under the test's directory; made on first use, deleted after the test;
  * <li>{@link #serve}: starts a server ({@link ServeProcess}, logs in the test's directory);
- * <li>{@link #closeLater}: what else the test must release (clients, mounts, remote servers).
+ * <li>{@link #closeLater}: what else the test must release (clients, mounts, remote servers);
+ * <li>{@link #randomFile} and {@link #assertExportStartsWith}: data for an export, and checking it.
  * </ul>
  * After each test (after its own {@code @AfterEach} methods) everything registered is closed, the last
  * registered first, so a client or mount goes before the server it uses; a failure of one close does not
@@ -58,6 +63,26 @@ final class ServeFixture implements BeforeEachCallback, AfterEachCallback {
     <T extends AutoCloseable> T closeLater(T c) {
         open.add(c);
         return c;
+    }
+
+    /** A file of {@code size} random bytes (from {@code seed}) named {@code name} in the test's directory. */
+    Path randomFile(String name, long size, long seed) throws IOException {
+        byte[] b = new byte[Math.toIntExact(size)];
+        new Random(seed).nextBytes(b);
+        return Files.write(dir.get().resolve(name), b);
+    }
+
+    /**
+     * The export at {@code uri} begins with {@code expected}'s bytes (it may be larger): read back with
+     * nbdcopy into {@code expected}'s name + ".back" in the test's directory.
+     */
+    void assertExportStartsWith(String uri, Path expected) throws IOException, InterruptedException {
+        Path back = dir.get().resolve(expected.getFileName() + ".back");
+        Files.deleteIfExists(back);
+        Tools.run("nbdcopy", uri, back.toString()).expectSuccess();
+        byte[] want = Files.readAllBytes(expected);
+        assertThat(Arrays.mismatch(Arrays.copyOf(Files.readAllBytes(back), want.length), want))
+                .as("%s differs from %s, which was written to it", uri, expected.getFileName()).isEqualTo(-1);
     }
 
     /** An address on loopback with a port that was free a moment ago, for {@code serve --admin}. */
