@@ -8,7 +8,6 @@ import io.pmcache.format.CacheInfo;
 import io.pmcache.format.Layout;
 import io.pmcache.format.LogPosition;
 import io.pmcache.format.MediaCorruptException;
-import io.pmcache.format.SegmentInfo;
 import io.pmcache.format.Superblock;
 import io.pmcache.index.RangeIndex;
 import io.pmcache.media.MappedFileMedium;
@@ -19,7 +18,6 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
-import java.util.BitSet;
 import java.util.function.LongConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -248,27 +246,13 @@ public final class Cache implements BlockDevice {
                     + " MiB of segments), but " + medium.describe() + " has " + count
                     + "; use a larger cache, smaller segments or a lower parallel");
         }
-        CacheInfo info = CacheInfo.read(medium.segment(), sb.cacheId(), sb, medium.describe());
         CacheStats stats = new CacheStats();
-        SegmentTable segments = new SegmentTable(medium, sb.cacheId(), count, sb.segmentSize(),
-                sb.segmentAreaOffset());
-        BitSet unknown = new BitSet(count);
-        BitSet oneSlotDamaged = new BitSet(count);
-        for (int s = 0; s < count; s++) {
-            SegmentInfo si = SegmentInfo.read(medium.segment(), s, sb.cacheId(), count);
-            if (si == null) {
-                unknown.set(s);
-                si = new SegmentInfo(0, 0, SegmentInfo.NO_NEXT);
-            } else if (SegmentInfo.slotDamaged(medium.segment(), s, 0, sb.cacheId(), count)
-                    || SegmentInfo.slotDamaged(medium.segment(), s, 1, sb.cacheId(), count)) {
-                oneSlotDamaged.set(s);
-            }
-            segments.load(s, si);
-        }
-        RangeIndex index = new RangeIndex(backing.size());
-        LogReader reader = new LogReader(medium, segments, sb.cacheId(), backing.size());
-        Replay.Result replayed = new Replay(medium, segments, reader, index, stats, sb.cacheId(), sb.dataCrc(),
-                unknown, oneSlotDamaged).run(info);
+        Replay.Prepared prepared = Replay.prepare(medium, sb, backing.size(), stats);
+        CacheInfo info = prepared.info();
+        SegmentTable segments = prepared.segments();
+        LogReader reader = prepared.reader();
+        RangeIndex index = prepared.index();
+        Replay.Result replayed = prepared.run();
 
         int reserve = Math.max(2, count / 64);
         SegmentAllocator allocator = new SegmentAllocator(count, reserve, stats);

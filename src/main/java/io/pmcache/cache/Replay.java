@@ -4,7 +4,9 @@ import io.pmcache.format.CacheInfo;
 import io.pmcache.format.KeyRecord;
 import io.pmcache.format.Kset;
 import io.pmcache.format.LogPosition;
+import io.pmcache.format.MediaCorruptException;
 import io.pmcache.format.SegmentInfo;
+import io.pmcache.format.Superblock;
 import io.pmcache.index.Extent;
 import io.pmcache.index.RangeIndex;
 import io.pmcache.media.Medium;
@@ -100,10 +102,53 @@ final class Replay {
     record Result(LogPosition head, BitSet logSegments, LogPosition keyTail, LogPosition dirtyTail) {
     }
 
-    Replay(Medium medium, SegmentTable segments, LogReader reader, RangeIndex index, CacheStats stats,
-           long cacheId, boolean verifyAllData, BitSet unknownGeneration, BitSet oneSlotDamaged) {
-        this(medium, segments, reader, index, stats, cacheId, verifyAllData, unknownGeneration, oneSlotDamaged,
-                ReplayBatch.DEFAULT_CAPACITY, Runtime.getRuntime().availableProcessors() > 1);
+    /**
+     * A replay as {@link Cache#open} sets it up, with what it reads and fills (the cache keeps them):
+     * the cache info, the segment table, the log's reader, the index.
+     */
+    record Prepared(Replay replay, CacheInfo info, SegmentTable segments, LogReader reader, RangeIndex index) {
+        Result run() {
+            return replay.run(info);
+        }
+    }
+
+    /** {@link #prepare(Medium, Superblock, long, CacheStats, int, boolean)} with the default batch. */
+    static Prepared prepare(Medium medium, Superblock sb, long deviceSize, CacheStats stats)
+            throws MediaCorruptException {
+        return prepare(medium, sb, deviceSize, stats, ReplayBatch.DEFAULT_CAPACITY,
+                Runtime.getRuntime().availableProcessors() > 1);
+    }
+
+    /**
+     * Reads the cache info and loads the segment table from the segment infos of {@code medium}
+     * ({@code sb}'s): a segment whose two info slots both fail has an unknown generation, one with a
+     * single failing slot may have what it held restored. The replay fills a new index of a device
+     * of {@code deviceSize} bytes and counts into {@code stats}; for the batch, see the constructor.
+     */
+    static Prepared prepare(Medium medium, Superblock sb, long deviceSize, CacheStats stats, int batchCapacity,
+            boolean background) throws MediaCorruptException {
+        int count = sb.segmentCount();
+        CacheInfo info = CacheInfo.read(medium.segment(), sb.cacheId(), sb, medium.describe());
+        SegmentTable segments = new SegmentTable(medium, sb.cacheId(), count, sb.segmentSize(),
+                sb.segmentAreaOffset());
+        BitSet unknown = new BitSet(count);
+        BitSet oneSlotDamaged = new BitSet(count);
+        for (int s = 0; s < count; s++) {
+            SegmentInfo si = SegmentInfo.read(medium.segment(), s, sb.cacheId(), count);
+            if (si == null) {
+                unknown.set(s);
+                si = new SegmentInfo(0, 0, SegmentInfo.NO_NEXT);
+            } else if (SegmentInfo.slotDamaged(medium.segment(), s, 0, sb.cacheId(), count)
+                    || SegmentInfo.slotDamaged(medium.segment(), s, 1, sb.cacheId(), count)) {
+                oneSlotDamaged.set(s);
+            }
+            segments.load(s, si);
+        }
+        RangeIndex index = new RangeIndex(deviceSize);
+        LogReader reader = new LogReader(medium, segments, sb.cacheId(), deviceSize);
+        Replay replay = new Replay(medium, segments, reader, index, stats, sb.cacheId(), sb.dataCrc(), unknown,
+                oneSlotDamaged, batchCapacity, background);
+        return new Prepared(replay, info, segments, reader, index);
     }
 
     /**

@@ -14,6 +14,9 @@ import java.util.Map;
 
 /** Talks to a running server's admin endpoint ({@code pmcache serve --admin}). */
 final class AdminClient {
+    /** The help of a command's {@code --admin HOST:PORT} (the endpoint it talks to). */
+    static final String OPTION_HELP = "Admin endpoint of a running `pmcache serve --admin` (a bare PORT means 127.0.0.1).";
+
     private final String base;
     private final String spec;
     private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();

@@ -26,8 +26,7 @@ public final class InvalidateCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--admin", paramLabel = "HOST:PORT",
-            description = "Admin endpoint of a running `pmcache serve --admin` (a bare PORT means 127.0.0.1).")
+    @Option(names = "--admin", paramLabel = "HOST:PORT", description = AdminClient.OPTION_HELP)
     String admin;
 
     @Option(names = "--volume", paramLabel = "NAME",

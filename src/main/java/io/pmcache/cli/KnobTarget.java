@@ -6,8 +6,7 @@ import picocli.CommandLine.Option;
 
 /** Where {@code pmcache set KNOB} sends its change: the running server, and which of its volumes. */
 final class KnobTarget {
-    @Option(names = "--admin", paramLabel = "HOST:PORT", required = true,
-            description = "Admin endpoint of a running `pmcache serve --admin` (a bare PORT means 127.0.0.1).")
+    @Option(names = "--admin", paramLabel = "HOST:PORT", required = true, description = AdminClient.OPTION_HELP)
     String admin;
 
     @Option(names = "--volume", paramLabel = "NAME",

@@ -32,8 +32,7 @@ public final class StatusCommand implements Callable<Integer> {
     CommandSpec spec;
 
     static final class Source {
-        @Option(names = "--admin", paramLabel = "HOST:PORT", required = true,
-                description = "Admin endpoint of a running `pmcache serve --admin` (a bare PORT means 127.0.0.1).")
+        @Option(names = "--admin", paramLabel = "HOST:PORT", required = true, description = AdminClient.OPTION_HELP)
         String admin;
 
         @Option(names = "--cache", paramLabel = "FILE", required = true,

@@ -21,6 +21,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
@@ -57,24 +58,41 @@ public final class VolumeCommand {
         return NbdUri.isUri(backing) ? backing : Path.of(backing).toAbsolutePath().normalize().toString();
     }
 
-    @Command(name = "create", mixinStandardHelpOptions = true,
-            description = "Create a volume: a cache of --size bytes of the medium for one backing device.")
-    static final class Create implements Callable<Integer> {
-        /** Where the volumes are: a medium offline, or a running server. */
-        static final class Target {
+    /**
+     * Where create, list and remove find the volumes: exactly one of a medium offline ({@code --cache}) or a
+     * running server ({@code --admin}). A mixin, so that the group's rule and help are stated once.
+     */
+    static final class Target {
+        static final class Where {
             @Option(names = "--cache", paramLabel = "FILE", required = true,
                     description = "The cache medium (formatted without --backing: `pmcache format --cache FILE --cache-size SIZE`).")
             Path cache;
 
-            @Option(names = "--admin", paramLabel = "HOST:PORT", required = true,
-                    description = "Admin endpoint of a running `pmcache serve --admin` (a bare PORT means 127.0.0.1).")
+            @Option(names = "--admin", paramLabel = "HOST:PORT", required = true, description = AdminClient.OPTION_HELP)
             String admin;
         }
 
+        @ArgGroup(exclusive = true, multiplicity = "1")
+        Where where;
+
+        /** The medium, or null when the volumes are a running server's. */
+        Path cache() {
+            return where.cache;
+        }
+
+        /** The server's admin endpoint, or null when the volumes are a medium's. */
+        String admin() {
+            return where.admin;
+        }
+    }
+
+    @Command(name = "create", mixinStandardHelpOptions = true,
+            description = "Create a volume: a cache of --size bytes of the medium for one backing device.")
+    static final class Create implements Callable<Integer> {
         @Spec
         CommandSpec spec;
 
-        @ArgGroup(exclusive = true, multiplicity = "1")
+        @Mixin
         Target target;
 
         @Option(names = "--name", paramLabel = "NAME", required = true,
@@ -119,7 +137,7 @@ public final class VolumeCommand {
                     dataCrc);
             String recorded = recordedBacking(backing);
             PrintWriter out = spec.commandLine().getOut();
-            if (target.admin != null) {
+            if (target.admin() != null) {
                 Map<String, Object> req = new LinkedHashMap<>();
                 req.put("name", name);
                 req.put("backing", recorded);
@@ -129,18 +147,18 @@ public final class VolumeCommand {
                 req.put("size", size);
                 req.put("segment_size", format.segmentSize());
                 req.put("data_crc", dataCrc);
-                out.println(adminCall(spec, target.admin, "/volumes/create", req));
+                out.println(adminCall(spec, target.admin(), "/volumes/create", req));
                 out.flush();
                 return 0;
             }
-            Preflight.file(target.cache, "cache file", true, false);
+            Preflight.file(target.cache(), "cache file", true, false);
             Preflight.file(backing, "backing file", true, backingSize != null);
-            try (MappedFileMedium m = MappedFileMedium.open(target.cache);
+            try (MappedFileMedium m = MappedFileMedium.open(target.cache());
                  CacheFiles.Created created = new CacheFiles.Created();
                  BackingDevice disk = CacheFiles.openOrCreateBacking(backing, backingSize, false, created)) {
                 Volume v = VolumeMedium.open(m).create(name, disk, recorded, size, format);
                 created.keep();
-                out.printf("created volume %s on %s: %s for %s (%s)%n", v.name(), target.cache,
+                out.printf("created volume %s on %s: %s for %s (%s)%n", v.name(), target.cache(),
                         SizeConverter.human(v.medium().size()), recorded, SizeConverter.human(disk.size()));
                 out.flush();
             }
@@ -150,21 +168,10 @@ public final class VolumeCommand {
 
     @Command(name = "list", mixinStandardHelpOptions = true, description = "List the volumes of a medium.")
     static final class ListVolumes implements Callable<Integer> {
-        /** Where the volumes are: a medium offline, or a running server. */
-        static final class Target {
-            @Option(names = "--cache", paramLabel = "FILE", required = true,
-                    description = "The cache medium (formatted without --backing: `pmcache format --cache FILE --cache-size SIZE`).")
-            Path cache;
-
-            @Option(names = "--admin", paramLabel = "HOST:PORT", required = true,
-                    description = "Admin endpoint of a running `pmcache serve --admin` (a bare PORT means 127.0.0.1).")
-            String admin;
-        }
-
         @Spec
         CommandSpec spec;
 
-        @ArgGroup(exclusive = true, multiplicity = "1")
+        @Mixin
         Target target;
 
         @Option(names = "--json", description = "Print JSON instead of a table.")
@@ -174,15 +181,15 @@ public final class VolumeCommand {
         public Integer call() throws Exception {
             PrintWriter out = spec.commandLine().getOut();
             Object doc;
-            if (target.admin != null) {
-                AdminClient.Response r = AdminClient.of(spec, target.admin).get("/volumes");
+            if (target.admin() != null) {
+                AdminClient.Response r = AdminClient.of(spec, target.admin()).get("/volumes");
                 if (r.code() != 200) {
                     throw new IOException("admin endpoint answered " + r.code() + ": " + r.body().strip());
                 }
                 doc = Json.parse(r.body());
             } else {
-                Preflight.file(target.cache, "cache file", false, false);
-                try (MappedFileMedium m = MappedFileMedium.openReadOnly(target.cache)) {
+                Preflight.file(target.cache(), "cache file", false, false);
+                try (MappedFileMedium m = MappedFileMedium.openReadOnly(target.cache())) {
                     doc = offline(VolumeMedium.open(m));
                 }
             }
@@ -229,21 +236,10 @@ public final class VolumeCommand {
                 "Refused while the volume holds data not yet written back, unless --force (which discards it): "
                     + "run `pmcache detach --volume NAME` first."})
     static final class Remove implements Callable<Integer> {
-        /** Where the volumes are: a medium offline, or a running server. */
-        static final class Target {
-            @Option(names = "--cache", paramLabel = "FILE", required = true,
-                    description = "The cache medium (formatted without --backing: `pmcache format --cache FILE --cache-size SIZE`).")
-            Path cache;
-
-            @Option(names = "--admin", paramLabel = "HOST:PORT", required = true,
-                    description = "Admin endpoint of a running `pmcache serve --admin` (a bare PORT means 127.0.0.1).")
-            String admin;
-        }
-
         @Spec
         CommandSpec spec;
 
-        @ArgGroup(exclusive = true, multiplicity = "1")
+        @Mixin
         Target target;
 
         @Option(names = "--name", paramLabel = "NAME", required = true, description = "The volume to remove.")
@@ -255,25 +251,25 @@ public final class VolumeCommand {
         @Override
         public Integer call() throws Exception {
             PrintWriter out = spec.commandLine().getOut();
-            if (target.admin != null) {
+            if (target.admin() != null) {
                 Map<String, Object> req = new LinkedHashMap<>();
                 req.put("name", name);
                 req.put("force", force);
-                out.println(adminCall(spec, target.admin, "/volumes/remove", req));
+                out.println(adminCall(spec, target.admin(), "/volumes/remove", req));
                 out.flush();
                 return 0;
             }
-            Preflight.file(target.cache, "cache file", true, false);
-            try (MappedFileMedium m = MappedFileMedium.open(target.cache)) {
+            Preflight.file(target.cache(), "cache file", true, false);
+            try (MappedFileMedium m = MappedFileMedium.open(target.cache())) {
                 VolumeMedium vm = VolumeMedium.open(m);
                 Volume v = vm.volume(name);
                 Checker.Report r = Checker.check(v.medium(), null, false, null);
                 String refusal = VolumeRemoval.refusal(v, r.cacheInfo() == null ? -1 : r.dirtyBytes(), force);
                 if (refusal != null) {
-                    throw new IOException(target.cache + ": " + refusal);
+                    throw new IOException(target.cache() + ": " + refusal);
                 }
                 vm.remove(name);
-                out.printf("removed volume %s from %s%n", name, target.cache);
+                out.printf("removed volume %s from %s%n", name, target.cache());
                 out.flush();
             }
             return 0;
@@ -289,8 +285,7 @@ public final class VolumeCommand {
         @Spec
         CommandSpec spec;
 
-        @Option(names = "--admin", paramLabel = "HOST:PORT", required = true,
-                description = "Admin endpoint of a running `pmcache serve --admin` (a bare PORT means 127.0.0.1).")
+        @Option(names = "--admin", paramLabel = "HOST:PORT", required = true, description = AdminClient.OPTION_HELP)
         String admin;
 
         @Option(names = "--name", paramLabel = "NAME", required = true, description = "The volume to serve again.")

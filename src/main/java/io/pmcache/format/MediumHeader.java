@@ -34,7 +34,7 @@ public record MediumHeader(int version, int flags, long mediumId, long mediumSiz
     public static final long MAGIC = 0x454d554c4f564d50L; // "PMVOLUME" little-endian
     public static final int VERSION = 1;
     public static final int SIZE = 64;
-    private static final int OFF_MAGIC = 0;
+    private static final int OFF_MAGIC = 0; // where LeadRecord reads the magic
     private static final int OFF_VERSION = 8;
     private static final int OFF_FLAGS = 12;
     private static final int OFF_ID = 16;
@@ -44,7 +44,7 @@ public record MediumHeader(int version, int flags, long mediumId, long mediumSiz
 
     /** True when the first 8 bytes carry the volume-medium magic (the rest may still be corrupt). */
     public static boolean hasMagic(MemorySegment medium) {
-        return medium.byteSize() >= SIZE && medium.get(JAVA_LONG_UNALIGNED, OFF_MAGIC) == MAGIC;
+        return LeadRecord.hasMagic(medium, MAGIC, SIZE);
     }
 
     public void encode(MemorySegment medium) {
@@ -56,7 +56,7 @@ public record MediumHeader(int version, int flags, long mediumId, long mediumSiz
         s.set(JAVA_LONG_UNALIGNED, OFF_ID, mediumId);
         s.set(JAVA_LONG_UNALIGNED, OFF_SIZE, mediumSize);
         s.set(JAVA_LONG_UNALIGNED, OFF_CREATED, createdMillis);
-        s.set(JAVA_INT_UNALIGNED, OFF_CRC, Crc.of(0, s, 0, OFF_CRC));
+        LeadRecord.sealCrc(s, OFF_CRC);
     }
 
     /** Decodes and validates; every failure names the field, the expected and the found value. */
@@ -65,17 +65,7 @@ public record MediumHeader(int version, int flags, long mediumId, long mediumSiz
             throw new MediaCorruptException(where + ": " + medium.byteSize()
                     + " bytes is too small to hold a pmcache volume medium (at least " + VolumeLayout.DATA_START + ")");
         }
-        long magic = medium.get(JAVA_LONG_UNALIGNED, OFF_MAGIC);
-        if (magic != MAGIC) {
-            throw new MediaCorruptException(where + ": not a pmcache volume medium (header magic "
-                    + Superblock.hex(magic) + ", expected " + Superblock.hex(MAGIC) + ")");
-        }
-        int stored = medium.get(JAVA_INT_UNALIGNED, OFF_CRC);
-        int crc = Crc.of(0, medium, 0, OFF_CRC);
-        if (stored != crc) {
-            throw new MediaCorruptException(where + ": medium header CRC mismatch (stored " + Superblock.hex(stored)
-                    + ", computed " + Superblock.hex(crc) + "); the medium header is corrupt");
-        }
+        LeadRecord.checkMagicAndCrc(medium, MAGIC, OFF_CRC, where, "pmcache volume medium", "medium header");
         MediumHeader h = new MediumHeader(medium.get(JAVA_INT_UNALIGNED, OFF_VERSION),
                 medium.get(JAVA_INT_UNALIGNED, OFF_FLAGS), medium.get(JAVA_LONG_UNALIGNED, OFF_ID),
                 medium.get(JAVA_LONG_UNALIGNED, OFF_SIZE), medium.get(JAVA_LONG_UNALIGNED, OFF_CREATED));

@@ -51,7 +51,7 @@ public record Superblock(int version, int flags, long segmentSize, int segmentCo
     /** Format refuses media with fewer segments: one data head's worth (CacheOptions.SEGMENTS_PER_HEAD). */
     public static final int MIN_SEGMENT_COUNT = 4;
 
-    private static final int OFF_MAGIC = 0;
+    private static final int OFF_MAGIC = 0; // where LeadRecord reads the magic
     private static final int OFF_VERSION = 8;
     private static final int OFF_FLAGS = 12;
     private static final int OFF_SEG_SIZE = 16;
@@ -70,7 +70,7 @@ public record Superblock(int version, int flags, long segmentSize, int segmentCo
 
     /** True when the first 8 bytes carry the pmcache magic (the rest may still be corrupt). */
     public static boolean hasMagic(MemorySegment medium) {
-        return medium.byteSize() >= SIZE && medium.get(JAVA_LONG_UNALIGNED, OFF_MAGIC) == MAGIC;
+        return LeadRecord.hasMagic(medium, MAGIC, SIZE);
     }
 
     public void encode(MemorySegment medium) {
@@ -86,7 +86,7 @@ public record Superblock(int version, int flags, long segmentSize, int segmentCo
         medium.set(JAVA_LONG_UNALIGNED, OFF_CACHE_ID, cacheId);
         medium.set(JAVA_LONG_UNALIGNED, OFF_CREATED, createdMillis);
         medium.set(JAVA_LONG_UNALIGNED, OFF_MEDIUM_SIZE, mediumSize);
-        medium.set(JAVA_INT_UNALIGNED, OFF_CRC, Crc.of(0, medium, 0, OFF_CRC));
+        LeadRecord.sealCrc(medium, OFF_CRC);
     }
 
     /** Decodes and validates; every failure names the field, the expected and the found value. */
@@ -95,17 +95,7 @@ public record Superblock(int version, int flags, long segmentSize, int segmentCo
             throw new MediaCorruptException(where + ": " + medium.byteSize()
                     + " bytes is too small to hold a pmcache superblock");
         }
-        long magic = medium.get(JAVA_LONG_UNALIGNED, OFF_MAGIC);
-        if (magic != MAGIC) {
-            throw new MediaCorruptException(where + ": not a pmcache cache (superblock magic "
-                    + hex(magic) + ", expected " + hex(MAGIC) + ")");
-        }
-        int storedCrc = medium.get(JAVA_INT_UNALIGNED, OFF_CRC);
-        int crc = Crc.of(0, medium, 0, OFF_CRC);
-        if (storedCrc != crc) {
-            throw new MediaCorruptException(where + ": superblock CRC mismatch (stored "
-                    + hex(storedCrc) + ", computed " + hex(crc) + "); the superblock is corrupt");
-        }
+        LeadRecord.checkMagicAndCrc(medium, MAGIC, OFF_CRC, where, "pmcache cache", "superblock");
         Superblock sb = new Superblock(
                 medium.get(JAVA_INT_UNALIGNED, OFF_VERSION),
                 medium.get(JAVA_INT_UNALIGNED, OFF_FLAGS),

@@ -4,10 +4,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.pmcache.backing.MemoryBackingDevice;
-import io.pmcache.format.CacheInfo;
 import io.pmcache.format.MediaCorruptException;
-import io.pmcache.format.SegmentInfo;
-import io.pmcache.format.Superblock;
 import io.pmcache.index.ExtentMap;
 import io.pmcache.index.RangeIndex;
 import io.pmcache.media.PowerCutMedium;
@@ -16,7 +13,6 @@ import io.pmcache.testing.RandomSeed.Seed;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
-import java.util.BitSet;
 import java.util.List;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
@@ -163,36 +159,19 @@ class ReplayEquivalenceTest {
     /** Replays {@code medium} as {@link Cache#open} does, with the given batch capacity. */
     private static Replayed replay(PowerCutMedium medium, int capacity, boolean background) throws IOException {
         try (medium) {
-            Superblock sb = Cache.superblock(medium);
-            int count = sb.segmentCount();
-            CacheInfo info = CacheInfo.read(medium.segment(), sb.cacheId(), sb, medium.describe());
             CacheStats stats = new CacheStats();
-            SegmentTable segments = new SegmentTable(medium, sb.cacheId(), count, sb.segmentSize(),
-                    sb.segmentAreaOffset());
-            BitSet unknown = new BitSet(count);
-            BitSet oneSlotDamaged = new BitSet(count);
-            for (int s = 0; s < count; s++) {
-                SegmentInfo si = SegmentInfo.read(medium.segment(), s, sb.cacheId(), count);
-                if (si == null) {
-                    unknown.set(s);
-                    si = new SegmentInfo(0, 0, SegmentInfo.NO_NEXT);
-                } else if (SegmentInfo.slotDamaged(medium.segment(), s, 0, sb.cacheId(), count)
-                        || SegmentInfo.slotDamaged(medium.segment(), s, 1, sb.cacheId(), count)) {
-                    oneSlotDamaged.set(s);
-                }
-                segments.load(s, si);
-            }
-            RangeIndex index = new RangeIndex(DEVICE);
-            LogReader reader = new LogReader(medium, segments, sb.cacheId(), DEVICE);
-            Replay.Result result = new Replay(medium, segments, reader, index, stats, sb.cacheId(), sb.dataCrc(),
-                    unknown, oneSlotDamaged, capacity, background).run(info);
+            Replay.Prepared prepared = Replay.prepare(medium, Cache.superblock(medium), DEVICE, stats, capacity,
+                    background);
+            Replay.Result result = prepared.run();
+            RangeIndex index = prepared.index();
+            SegmentTable segments = prepared.segments();
             List<String> extents = new ArrayList<>();
             for (int i = 0; i < index.rangeCount(); i++) {
                 ExtentMap map = index.rangeIfPresent(i);
                 extents.add(map == null ? "absent" : map.snapshot() + ", dirty kset bound " + map.dirtyKsetBound());
             }
             List<String> segs = new ArrayList<>();
-            for (int s = 0; s < count; s++) {
+            for (int s = 0; s < segments.count(); s++) {
                 segs.add(s + ": refs " + segments.refs(s) + ", generation " + segments.generation(s) + ", next "
                         + segments.next(s));
             }

@@ -13,7 +13,9 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Map;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -87,6 +89,26 @@ class VolumeCommandTest {
         assertThat(r.err()).contains("holds 2 volumes, none for " + dir.resolve("c.img"))
                 .contains("vm-a for " + dir.resolve("a.img")).contains("serve them all without --backing");
         assertThat(dir.resolve("c.img")).as("the backing file it created is removed again").doesNotExist();
+    }
+
+    /** create, list and remove share one --cache | --admin group: exactly one, said the same way by each. */
+    @Test
+    void volumeCommandsNeedExactlyOneTarget() {
+        String[][] rest = {{"create", "--name", "x", "--backing", "b", "--size", "4M"}, {"list"}, {"remove", "--name", "x"}};
+        for (String[] r : rest) {
+            String[] none = Stream.concat(Stream.of("volume"), Arrays.stream(r)).toArray(String[]::new);
+            CliRun.Result missing = pm(none);
+            assertThat(missing.exit()).as("%s without a target", r[0]).isEqualTo(2);
+            assertThat(missing.err()).contains("Missing required argument (specify one of these): "
+                    + "(--cache=FILE | --admin=HOST:PORT)");
+            String[] both = Stream.concat(Arrays.stream(none), Stream.of("--cache", "c", "--admin", "1"))
+                    .toArray(String[]::new);
+            CliRun.Result twice = pm(both);
+            assertThat(twice.exit()).as("%s with both", r[0]).isEqualTo(2);
+            assertThat(twice.err()).contains("--cache=FILE, --admin=HOST:PORT are mutually exclusive");
+            assertThat(pm("volume", r[0], "--help").out().replaceAll("\\s+", " ")).as("%s --help", r[0])
+                    .contains("The cache medium (formatted without --backing").contains(AdminClient.OPTION_HELP);
+        }
     }
 
     @Test

@@ -9,17 +9,14 @@ import io.pmcache.cache.FormatOptions;
 import io.pmcache.cli.CliRun;
 import io.pmcache.media.MappedFileMedium;
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.RegisterExtension;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -36,17 +33,9 @@ class DefaultVolumeProcessTest {
 
     @TempDir
     Path dir;
-    final List<ServeProcess> servers = new ArrayList<>();
 
     @RegisterExtension
-    final ServerLogsOnFailure printLogsOnFailure = new ServerLogsOnFailure(() -> dir);
-
-    @AfterEach
-    void cleanUp() throws Exception {
-        for (ServeProcess s : servers) {
-            s.close();
-        }
-    }
+    final ServeFixture fixture = new ServeFixture(() -> dir);
 
     private Path cache() {
         return dir.resolve("cache.img");
@@ -67,33 +56,11 @@ class DefaultVolumeProcessTest {
     private ServeProcess serve(String... args) throws IOException, InterruptedException {
         List<String> all = new ArrayList<>(List.of("--socket", socket().toString(), "--parallel", "1"));
         all.addAll(List.of(args));
-        ServeProcess s = ServeProcess.start(dir, all);
-        servers.add(s);
-        return s;
-    }
-
-    private Path randomImage(String name, long size, long seed) throws IOException {
-        byte[] b = new byte[(int) size];
-        new Random(seed).nextBytes(b);
-        Path p = dir.resolve(name);
-        Files.write(p, b);
-        return p;
+        return fixture.serve(all);
     }
 
     private void assertExportHolds(String export, Path expected) throws Exception {
-        Path back = dir.resolve(export + ".back");
-        Files.deleteIfExists(back);
-        Tools.run("nbdcopy", uri(export), back.toString()).expectSuccess();
-        byte[] got = Files.readAllBytes(back);
-        byte[] want = Files.readAllBytes(expected);
-        assertThat(java.util.Arrays.mismatch(java.util.Arrays.copyOf(got, want.length), want))
-                .as("export %s differs from what was written", export).isEqualTo(-1);
-    }
-
-    private static String freeAdminAddress() throws IOException {
-        try (ServerSocket free = new ServerSocket(0)) {
-            return "127.0.0.1:" + free.getLocalPort();
-        }
+        fixture.assertExportStartsWith(uri(export), expected);
     }
 
     @Test
@@ -102,8 +69,8 @@ class DefaultVolumeProcessTest {
         Path a = dir.resolve("a.img");
         ok(CliRun.pm("format", "--cache", cache().toString(), "--cache-size", "64M", "--backing", a.toString(),
                 "--backing-size", "32M", "--volume-size", "30M", "--segment-size", "1M"));
-        Path data = randomImage("a.src", 24 * MIB, 11);
-        String admin = freeAdminAddress();
+        Path data = fixture.randomFile("a.src", 24 * MIB, 11);
+        String admin = ServeFixture.freeAdminAddress();
         ServeProcess one = serve("--cache", cache().toString(), "--backing", a.toString(), "--admin", admin);
         assertThat(Tools.run("nbdinfo", "--list", "nbd+unix:///?socket=" + socket()).expectSuccess())
                 .contains("pmcache").doesNotContain("export=\"default\"");
@@ -134,14 +101,14 @@ class DefaultVolumeProcessTest {
         Path b = dir.resolve("b.img");
         ok(CliRun.pm("volume", "create", "--cache", cache().toString(), "--name", "vm-b", "--backing", b.toString(),
                 "--backing-size", "16M", "--size", "32M", "--segment-size", "1M"));
-        Path bData = randomImage("b.src", 16 * MIB, 12);
-        serve("--cache", cache().toString());
+        Path bData = fixture.randomFile("b.src", 16 * MIB, 12);
+        ServeProcess both = serve("--cache", cache().toString());
         assertThat(Tools.run("nbdinfo", "--list", "nbd+unix:///?socket=" + socket()).expectSuccess())
                 .contains("default").contains("vm-b");
         assertExportHolds("default", data);
         Tools.run("nbdcopy", bData.toString(), uri("vm-b")).expectSuccess();
         assertExportHolds("vm-b", bData);
-        assertThat(servers.getLast().stop()).isZero();
+        assertThat(both.stop()).isZero();
 
         // and serve --backing b.img picks the volume recorded for it
         ServeProcess byBacking = serve("--cache", cache().toString(), "--backing", b.toString(), "--export", "bee");
@@ -155,7 +122,7 @@ class DefaultVolumeProcessTest {
         Path c = dir.resolve("c.img");
         ServeProcess s = serve("--cache", cache().toString(), "--cache-size", "64M", "--segment-size", "1M",
                 "--backing", c.toString(), "--backing-size", "16M", "--export", "disk");
-        Path data = randomImage("c.src", 8 * MIB, 13);
+        Path data = fixture.randomFile("c.src", 8 * MIB, 13);
         Tools.run("nbdcopy", data.toString(), uri("disk")).expectSuccess();
         assertThat(s.stop()).isZero();
         CliRun.Result list = CliRun.pm("volume", "list", "--cache", cache().toString(), "--json");
@@ -179,13 +146,13 @@ class DefaultVolumeProcessTest {
                 dir.resolve("x.sock").toString());
         assertThat(noBacking.exit()).isEqualTo(1);
         assertThat(noBacking.err()).contains("single-cache medium").contains("give --backing");
-        Path data = randomImage("a.src", 24 * MIB, 14);
+        Path data = fixture.randomFile("a.src", 24 * MIB, 14);
         ServeProcess s = serve("--cache", cache().toString(), "--backing", a.toString());
         Tools.run("nbdcopy", data.toString(), uri("pmcache")).expectSuccess();
         s.kill9();
-        serve("--cache", cache().toString(), "--backing", a.toString());
+        ServeProcess again = serve("--cache", cache().toString(), "--backing", a.toString());
         assertExportHolds("pmcache", data);
-        assertThat(servers.getLast().stop()).isZero();
+        assertThat(again.stop()).isZero();
         try (MappedFileMedium m = MappedFileMedium.openReadOnly(cache())) {
             assertThat(io.pmcache.volume.VolumeMedium.isVolumeMedium(m)).as("not migrated").isFalse();
         }

@@ -29,8 +29,6 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
-import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -54,30 +52,17 @@ class RemoteBackingTest {
 
     @TempDir
     Path dir;
-    Path cacheDir;
-    final List<AutoCloseable> cleanups = new ArrayList<>();
 
     @RegisterExtension
-    final ServerLogsOnFailure printLogsOnFailure = new ServerLogsOnFailure(() -> dir);
+    final ServeFixture fixture = new ServeFixture(() -> dir);
 
     @BeforeEach
-    void setUp() throws IOException {
+    void requireNbdkit() {
         Nbdkit.require();
-        Path shm = Path.of("/dev/shm");
-        cacheDir = Files.isDirectory(shm) && Files.isWritable(shm)
-                ? Files.createTempDirectory(shm, "pmcache-remote") : Files.createDirectory(dir.resolve("cache"));
     }
 
-    @AfterEach
-    void tearDown() throws Exception {
-        for (AutoCloseable c : cleanups.reversed()) {
-            c.close();
-        }
-        try (Stream<Path> files = Files.walk(cacheDir)) {
-            for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
-        }
+    private Path cache() throws IOException {
+        return fixture.scratch().resolve("cache.img");
     }
 
     private Path remoteImage() throws IOException {
@@ -88,27 +73,22 @@ class RemoteBackingTest {
         return img;
     }
 
-    private <T extends AutoCloseable> T closeLater(T c) {
-        cleanups.add(c);
-        return c;
-    }
-
     private ServeProcess serve(String backingUri, String... extra) throws IOException, InterruptedException {
-        List<String> args = new ArrayList<>(List.of("--cache", cacheDir.resolve("cache.img").toString(),
+        List<String> args = new ArrayList<>(List.of("--cache", cache().toString(),
                 "--segment-size", "1M", "--parallel", "1", "--backing", backingUri,
                 "--socket", dir.resolve("pmcache.sock").toString()));
         if (!List.of(extra).contains("--cache-size")) {
             args.addAll(List.of("--cache-size", "16M"));
         }
         args.addAll(List.of(extra));
-        return closeLater(ServeProcess.start(dir, args));
+        return fixture.serve(args);
     }
 
     @Test
     void dataLargerThanTheCacheEndsUpOnTheRemoteFile(Seed seed) throws Exception {
         Tools.require("nbdcopy");
         Path img = remoteImage();
-        Nbdkit remote = closeLater(Nbdkit.start(dir.resolve("remote.sock"), "file", img.toString()));
+        Nbdkit remote = fixture.closeLater(Nbdkit.start(dir.resolve("remote.sock"), "file", img.toString()));
         String backing = remote.uri("disk");
 
         byte[] data = new byte[40 << 20]; // 2.5 x the cache
@@ -126,7 +106,7 @@ class RemoteBackingTest {
                 .as("first byte read back through pmcache that differs (%s)", seed).isEqualTo(-1L);
         assertThat(s.stop()).as("exit status; log:%n%s", s.log()).isZero();
 
-        CliRun.Result detach = CliRun.pm("detach", "--cache", cacheDir.resolve("cache.img").toString(),
+        CliRun.Result detach = CliRun.pm("detach", "--cache", cache().toString(),
                 "--backing", backing);
         assertThat(detach.exit()).as("detach: %s%s", detach.out(), detach.err()).isZero();
         remote.close();
@@ -146,7 +126,7 @@ class RemoteBackingTest {
         // the test turns full speed on through the admin endpoint, to drain.
         String[] server = {"--filter=delay", "file", img.toString(), "delay-write=500ms"};
         Nbdkit remote = Nbdkit.start(dir.resolve("remote.sock"), server);
-        cleanups.add(() -> closeCurrent());
+        fixture.closeLater(() -> closeCurrent());
         current = remote;
         String backing = remote.uri("disk");
         int admin = freePort();
@@ -248,7 +228,7 @@ class RemoteBackingTest {
         }
         assertThat(s.stop()).as("exit status; log:%n%s", s.log()).isZero();
         assertThat(s.log()).contains("connection lost", "reconnected");
-        CliRun.Result detach = CliRun.pm("detach", "--cache", cacheDir.resolve("cache.img").toString(),
+        CliRun.Result detach = CliRun.pm("detach", "--cache", cache().toString(),
                 "--backing", backing);
         assertThat(detach.exit()).as("detach: %s%s", detach.out(), detach.err()).isZero();
         System.out.println(elapsed(start) + ": stopped and detached");
@@ -260,7 +240,7 @@ class RemoteBackingTest {
     void nbdinfoMapThroughPmcacheShowsTheRemotesHoles() throws Exception {
         Tools.require("nbdinfo");
         // A sparse remote (nbdkit data: a 32 KiB page of data at 1 MiB and at 4 MiB, holes elsewhere).
-        Nbdkit remote = closeLater(Nbdkit.start(dir.resolve("remote.sock"), "data", "@1048576 1 2 3 @4194304 9",
+        Nbdkit remote = fixture.closeLater(Nbdkit.start(dir.resolve("remote.sock"), "data", "@1048576 1 2 3 @4194304 9",
                 "size=" + REMOTE_SIZE));
         ServeProcess s = serve(remote.uri("disk"));
         long mib = 1 << 20;
@@ -287,13 +267,13 @@ class RemoteBackingTest {
     void aTlsRemoteThroughServeAndDetachAndAnUntrustedOneRefused(@TempDir Path pki, Seed seed) throws Exception {
         TestCertificates certs = TestCertificates.make(pki);
         Path img = remoteImage();
-        Nbdkit remote = closeLater(Nbdkit.start(dir.resolve("remote.sock"), "--tls=require",
+        Nbdkit remote = fixture.closeLater(Nbdkit.start(dir.resolve("remote.sock"), "--tls=require",
                 "--tls-certificates=" + certs.server(), "--tls-verify-peer", "file", img.toString()));
         String base = "nbds+unix:///disk?socket=" + remote.socket() + "&tls-certificates=";
 
         // A server certificate from a CA the client does not trust: format refuses, naming why.
         String untrusted = base + certs.wrongCa();
-        CliRun.Result refused = CliRun.pm("format", "--cache", cacheDir.resolve("cache.img").toString(),
+        CliRun.Result refused = CliRun.pm("format", "--cache", cache().toString(),
                 "--cache-size", "16M", "--backing", untrusted);
         assertThat(refused.exit()).as("format against an untrusted server: %s%s", refused.out(), refused.err())
                 .isNotZero();
@@ -309,7 +289,7 @@ class RemoteBackingTest {
             client.flush();
         }
         assertThat(s.stop()).as("exit status; log:%n%s", s.log()).isZero();
-        CliRun.Result detach = CliRun.pm("detach", "--cache", cacheDir.resolve("cache.img").toString(),
+        CliRun.Result detach = CliRun.pm("detach", "--cache", cache().toString(),
                 "--backing", backing);
         assertThat(detach.exit()).as("detach: %s%s", detach.out(), detach.err()).isZero();
         remote.close();

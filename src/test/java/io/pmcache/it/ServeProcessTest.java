@@ -16,9 +16,6 @@ import java.util.Map;
 import java.util.Random;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.RegisterExtension;
@@ -39,45 +36,18 @@ class ServeProcessTest {
 
     @TempDir
     Path dir;
-    Path shm;
-    final List<ServeProcess> servers = new ArrayList<>();
-    final List<Runnable> cleanups = new ArrayList<>();
 
     @RegisterExtension
-    final ServerLogsOnFailure printLogsOnFailure = new ServerLogsOnFailure(() -> dir);
-
-    @BeforeEach
-    void makeCacheDir() throws IOException {
-        Path base = Path.of("/dev/shm");
-        shm = Files.isDirectory(base) && Files.isWritable(base)
-                ? Files.createTempDirectory(base, "pmcache-it") : Files.createDirectory(dir.resolve("cache"));
-    }
-
-    @AfterEach
-    void cleanUp() throws Exception {
-        for (Runnable r : cleanups.reversed()) {
-            r.run();
-        }
-        for (ServeProcess s : servers) {
-            s.close();
-        }
-        try (Stream<Path> files = Files.walk(shm)) {
-            for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
-        }
-    }
+    final ServeFixture fixture = new ServeFixture(() -> dir);
 
     ServeProcess startServer(String... extra) throws IOException, InterruptedException {
         List<String> args = new ArrayList<>(List.of(
-                "--cache", shm.resolve("cache.img").toString(), "--cache-size", "64M", "--segment-size", "1M",
-                "--parallel", "2",
+                "--cache", fixture.scratch().resolve("cache.img").toString(), "--cache-size", "64M",
+                "--segment-size", "1M", "--parallel", "2",
                 "--backing", dir.resolve("backing.img").toString(), "--backing-size", "256M",
                 "--socket", dir.resolve("pmcache.sock").toString()));
         args.addAll(List.of(extra));
-        ServeProcess s = ServeProcess.start(dir, args);
-        servers.add(s);
-        return s;
+        return fixture.serve(args);
     }
 
     /** SIGTERM, expect exit status 0 and a clean stop in the log. */
@@ -332,7 +302,7 @@ class ServeProcessTest {
     private Process mountFuse(Path mountpoint, String uri) throws Exception {
         Process p = new ProcessBuilder("nbdfuse", mountpoint.toString(), uri).redirectErrorStream(true)
                 .redirectOutput(dir.resolve("nbdfuse.log").toFile()).start();
-        cleanups.add(() -> {
+        fixture.closeLater(() -> {
             quietly("fusermount3", "-u", mountpoint.toString());
             p.destroyForcibly();
         });
@@ -349,7 +319,7 @@ class ServeProcessTest {
         String loop = Tools.run("losetup", "-f", "--show", file.toString()).expectSuccess().trim();
         // only if it still backs this file: by cleanup time the test detached it, and another test
         // run on the machine may have attached the same loop device since
-        cleanups.add(() -> quietly("sh", "-c", "losetup -j '" + file + "' | grep -q '^" + loop + ":' && losetup -d " + loop));
+        fixture.closeLater(() -> quietly("sh", "-c", "losetup -j '" + file + "' | grep -q '^" + loop + ":' && losetup -d " + loop));
         return loop;
     }
 
@@ -358,7 +328,7 @@ class ServeProcessTest {
         cmd.addAll(List.of(options));
         cmd.addAll(List.of(loop, mnt.toString()));
         Tools.run(cmd.toArray(String[]::new)).expectSuccess();
-        cleanups.add(() -> quietly("umount", mnt.toString()));
+        fixture.closeLater(() -> quietly("umount", mnt.toString()));
     }
 
     private static void unmount(Path mnt, String loop, Path fuse, Process nbdfuse) throws Exception {
