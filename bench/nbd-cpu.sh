@@ -7,8 +7,9 @@
 # machine it is steadier than IOPS, which depend on how much CPU the scheduler hands each process.
 # The builds' order rotates from round to round (see below); compare medians over rounds.
 #
-# Usage: bench/nbd-cpu.sh JAR[|JVM-OPTIONS]...
+# Usage: bench/nbd-cpu.sh JAR[|JVM-OPTIONS[|SERVE-OPTIONS]]...
 #   e.g. bench/nbd-cpu.sh /tmp/main.jar target/pmcache.jar "target/pmcache.jar|-XX:TieredStopAtLevel=1"
+#        bench/nbd-cpu.sh target/pmcache.jar "target/pmcache.jar||--writeback-target 50"
 # Env: ROUNDS (3) RUNTIME seconds (5) RW fio --rw (randwrite) BS (4k) QD (32)
 #      PERF=1: perf record the builds in the last round (perf-jN.data and the JIT map in $OUTDIR)
 #      JOPTS: JVM options for every build (e.g. -XX:+UnlockDiagnosticVMOptions -XX:+CITime)
@@ -18,7 +19,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 . "$here/bin/jdk25-env"
 OUTDIR=${OUTDIR:-$PWD}
 ROUNDS=${ROUNDS:-3}; RUNTIME=${RUNTIME:-5}; RW=${RW:-randwrite}; QD=${QD:-32}; BS=${BS:-4k}
-[ $# -ge 1 ] || { sed -n '2,16p' "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,17p' "$0" >&2; exit 2; }
 W=$(mktemp -d /tmp/pmcache-cpu.XXXXXX); C=$(mktemp -d /dev/shm/pmcache-cpu.XXXXXX)
 pids=()
 cleanup() {
@@ -33,10 +34,11 @@ i=0
 for j in "$@"; do
   i=$((i+1)); n="j$i"
   jar=${j%%|*}; opts=""; [ "$jar" != "$j" ] && opts=${j#*|}
-  echo "j$i: $jar ${opts}" >&2
+  sopts=""; case "$opts" in *"|"*) sopts=${opts#*|}; opts=${opts%%|*} ;; esac
+  echo "j$i: $jar ${opts} ${sopts:+(serve $sopts)}" >&2
   # shellcheck disable=SC2086
   java --enable-native-access=ALL-UNNAMED ${JOPTS:-} $opts -jar "$jar" serve --cache "$C/$n.img" --cache-size 1G \
-      --backing "$W/$n.back" --backing-size 256M --socket "$W/$n.sock" >"$W/$n.log" 2>&1 &
+      --backing "$W/$n.back" --backing-size 256M --socket "$W/$n.sock" $sopts >"$W/$n.log" 2>&1 &
   PID[$n]=$!; pids+=($!); SOCK[$n]=$W/$n.sock
 done
 nbdkit -f -U "$W/mem.sock" memory size=256M & PID[mem]=$!; pids+=($!); SOCK[mem]=$W/mem.sock

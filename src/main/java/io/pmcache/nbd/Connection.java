@@ -177,7 +177,7 @@ final class Connection implements Runnable {
                 log.debug("{}: transmission (structured replies {}, base:allocation {})", peer,
                         s.structuredReplies(), s.baseAllocation());
                 validator = new RequestValidator(s);
-                replies = new ReplyWriter(io, s.structuredReplies());
+                replies = new ReplyWriter(io, s.structuredReplies(), ctx.readers());
                 executor = new CommandExecutor(s.export().device(), replies, ctx.stats(), peer);
                 in = ctx.buffers().acquire(IN_CAPACITY).flip();
                 reading = true;
