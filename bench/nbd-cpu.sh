@@ -60,7 +60,7 @@ inl() { # "inline-requests takeovers requests writeback-bytes" of build $1 (j1..
   curl -s "http://127.0.0.1:$((ADMIN_PORT + ${1#j}))/metrics" 2>/dev/null | awk '
     /^pmcache_nbd_inline_requests_total/ {a=$2} /^pmcache_nbd_inline_takeovers_total/ {b=$2}
     /^pmcache_nbd_requests_total/ {c+=$2} /^pmcache_writeback_bytes_total/ {d=$2}
-    END {if (a == "") c = 0; printf "%d %d %d %d\n", a, b, c, d}'
+    END {if (a == "") c = 0; printf "%.0f %.0f %.0f %.0f\n", a, b, c, d}' # %d is 32-bit in mawk
 }
 tck=$(getconf CLK_TCK)
 echo "load $(cut -d' ' -f1-3 /proc/loadavg), $RW bs $BS QD $QD, ${RUNTIME}s x $ROUNDS rounds"
