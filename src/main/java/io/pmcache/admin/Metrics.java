@@ -239,6 +239,12 @@ public final class Metrics {
                 .description("NBD connections closed because the client broke the protocol").register(registry);
         FunctionCounter.builder("pmcache.nbd.buffer.waits", src, s -> s.nbd().bufferWaits())
                 .description("Requests that waited for the server-wide payload memory budget").register(registry);
+        FunctionCounter.builder("pmcache.nbd.inline.requests", src, s -> s.nbd().inlineRequests())
+                .description("NBD requests run on their connection's reader (the others ran on their own threads)")
+                .register(registry);
+        FunctionCounter.builder("pmcache.nbd.inline.takeovers", src, s -> s.nbd().inlineTakeovers())
+                .description("Inline NBD requests that ran so long that another thread took over reading")
+                .register(registry);
         FunctionCounter.builder("pmcache.nbd.allocation.failures", src, s -> s.nbd().allocationFailures())
                 .description("Requests answered ENOMEM because a payload buffer could not be allocated")
                 .register(registry);

@@ -66,9 +66,12 @@ final class CommandExecutor {
 
     /**
      * Executes {@code r}; {@code buf} is the write payload or the read destination (else null).
-     * Throws only when the reply cannot be sent.
+     * Returns how long the device took (the reply's sending not included: a client that reads
+     * slowly, or a reply handed to a platform thread, is no slow device). Throws only when the reply
+     * cannot be sent.
      */
-    void execute(Request r, ByteBuffer buf) throws IOException {
+    long execute(Request r, ByteBuffer buf) throws IOException {
+        long start = System.nanoTime();
         List<BlockStatus> status = null;
         Failure failure;
         if (r.type() == NBD_CMD_BLOCK_STATUS) {
@@ -87,17 +90,19 @@ final class CommandExecutor {
         } else {
             failure = run(r, buf);
         }
+        long device = System.nanoTime() - start;
         Thread.interrupted(); // see class comment
         if (failure != null) {
             stats.error(failure.error());
             replies.error(r.handle(), failure.error(), failure.message());
-            return;
+            return device;
         }
         switch (r.type()) {
             case NBD_CMD_READ -> replies.data(r.handle(), r.offset(), buf);
             case NBD_CMD_BLOCK_STATUS -> replies.blockStatus(r.handle(), BASE_ALLOCATION_ID, status);
             default -> replies.ok(r.handle());
         }
+        return device;
     }
 
     /** The error value and message of a failed request. */

@@ -58,8 +58,8 @@ import org.slf4j.LoggerFactory;
  * exactly one thread reads. Hand-off mode sends requests to their own virtual threads for
  * {@link #HAND_OFF_NANOS}, so that slow ones wait concurrently, in two strengths:
  * <ul>
- *   <li>a takeover starts it for every request, even one alone, and every handed-off request that
- *       takes over {@link #INLINE_TAKEOVER_NANOS} too renews it ({@link #slowDeviceUntilNanos}): a
+ *   <li>a takeover starts it for every request, even one alone, and every handed-off request whose
+ *       device call takes over {@link #INLINE_TAKEOVER_NANOS} too renews it ({@link #slowDeviceUntilNanos}): a
  *       slow device costs one takeover, not one per request (issue 9: 200 for 200 slow reads);</li>
  *   <li>half of the last 8 inline requests taking over {@link #SLOW_INLINE_NANOS} (several, not
  *       one: a preempted thread or a GC pause is no slow device) starts it for pipelined requests
@@ -177,7 +177,7 @@ final class Connection implements Runnable {
                 log.debug("{}: transmission (structured replies {}, base:allocation {})", peer,
                         s.structuredReplies(), s.baseAllocation());
                 validator = new RequestValidator(s);
-                replies = new ReplyWriter(io, s.structuredReplies());
+                replies = new ReplyWriter(io, s.structuredReplies(), ctx.readers());
                 executor = new CommandExecutor(s.export().device(), replies, ctx.stats(), peer);
                 in = ctx.buffers().acquire(IN_CAPACITY).flip();
                 reading = true;
@@ -611,9 +611,9 @@ final class Connection implements Runnable {
     }
 
     private void complete(Request r, ByteBuffer buf, long charged, long bytes, boolean inline) {
-        long start = System.nanoTime();
+        long device = 0;
         try {
-            executor.execute(r, buf);
+            device = executor.execute(r, buf);
         } catch (IOException e) {
             log.debug("{}: reply to {} not sent: {}", peer, r, e.toString());
             abort();
@@ -621,10 +621,11 @@ final class Connection implements Runnable {
             log.error("{}: {} failed unexpectedly; closing", peer, r, e);
             abort();
         } finally {
-            long end = System.nanoTime();
-            if (!inline && end - start > INLINE_TAKEOVER_NANOS) {
-                // as slow as an inline request that would have been overtaken: stay in hand-off mode
-                slowDeviceUntilNanos = end + HAND_OFF_NANOS;
+            if (!inline && device > INLINE_TAKEOVER_NANOS) {
+                // a device call as slow as an inline request that would have been overtaken: stay in
+                // hand-off mode (the device's time only: a reply's hop to a platform thread on a
+                // busy machine, or a slowly reading client, must not keep every request handed off)
+                slowDeviceUntilNanos = System.nanoTime() + HAND_OFF_NANOS;
             }
             release(buf, charged, bytes);
         }

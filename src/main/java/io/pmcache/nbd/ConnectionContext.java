@@ -10,7 +10,8 @@ import java.util.concurrent.ScheduledExecutorService;
  * the per-connection limits, and the watch over requests running inline on a reader.
  *
  * @param readers platform threads for connection readers, reused (a takeover hands the reader's
- *                role to one of them instead of starting a thread)
+ *                role to one of them instead of starting a thread), and for the socket writes of
+ *                replies sent from virtual threads (see {@link ReplyWriter}: sockets stay blocking)
  * @param requests virtual threads for requests handed off by readers
  * @param tls whether and how connections may or must switch to TLS (NBD_OPT_STARTTLS)
  */

@@ -6,7 +6,12 @@ import io.pmcache.device.BlockStatus;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.nio.channels.ClosedChannelException;
 import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executor;
+import java.util.concurrent.FutureTask;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -24,6 +29,13 @@ import java.util.concurrent.locks.ReentrantLock;
  * {@code NBD_REPLY_TYPE_ERROR} and a message, other successes with a simple reply (which the spec
  * allows for replies without payload). A read is never fragmented, so {@code NBD_CMD_FLAG_DF} needs
  * nothing more.
+ *
+ * <p>Blocking mode: the socket is only ever written by platform threads. The JDK switches a socket
+ * that a virtual thread reads or writes to non-blocking mode for good, after which every read of
+ * the connection's reader (a platform thread) that finds nothing is read, EAGAIN, poll, read — two
+ * more system calls per request at queue depth 1. So a reply sent from a virtual thread (a
+ * handed-off request) is written by a thread of {@code platform}, while the virtual thread holds
+ * the lock and waits; the lock still orders the replies.
  */
 final class ReplyWriter {
     private final Transport ch;
@@ -34,13 +46,16 @@ final class ReplyWriter {
     /** Coalesced replies, in write mode; guarded by {@link #lock}. */
     private final ByteBuffer out = ByteBuffer.allocateDirect(OUT_CAPACITY);
     private volatile Thread deferring;
+    /** Platform threads that write the replies of virtual threads (see class comment). */
+    private final Executor platform;
     static final int OUT_CAPACITY = 64 << 10;
     /** Replies with a larger payload are never copied into the buffer. */
     static final int MAX_DEFERRED_PAYLOAD = 16 << 10;
 
-    ReplyWriter(Transport ch, boolean structured) {
+    ReplyWriter(Transport ch, boolean structured, Executor platform) {
         this.ch = ch;
         this.structured = structured;
+        this.platform = platform;
     }
 
     /**
@@ -71,7 +86,7 @@ final class ReplyWriter {
         if (out.position() > 0) {
             out.flip();
             try {
-                ChannelIO.writeFully(ch, out);
+                write(() -> ChannelIO.writeFully(ch, out));
             } finally {
                 out.clear();
             }
@@ -172,7 +187,7 @@ final class ReplyWriter {
             return;
         }
         if (out.position() == 0) {
-            ChannelIO.writeFully(ch, only);
+            write(() -> ChannelIO.writeFully(ch, only));
             return;
         }
         out.flip();
@@ -198,12 +213,59 @@ final class ReplyWriter {
     /** Writes the pending buffer (already flipped) and a reply in one gathering write. */
     private void writeTrio() throws IOException {
         try {
-            ChannelIO.writeFully(ch, trio);
+            write(() -> ChannelIO.writeFully(ch, trio));
         } finally {
             out.clear();
             trio[0] = null;
             trio[1] = null;
             trio[2] = null;
+        }
+    }
+
+    private interface SocketWrite {
+        void run() throws IOException;
+    }
+
+    /**
+     * Runs {@code w} (a whole write; the caller holds the lock) on this thread if it is a platform
+     * thread, else on one of {@link #platform} and waits for it to end, interrupts or not: the
+     * lock must not be released while the write still runs. See the class comment.
+     */
+    private void write(SocketWrite w) throws IOException {
+        if (!Thread.currentThread().isVirtual()) {
+            w.run();
+            return;
+        }
+        FutureTask<Void> task = new FutureTask<>(() -> {
+            w.run();
+            return null;
+        });
+        try {
+            platform.execute(task);
+        } catch (RejectedExecutionException e) {
+            throw new ClosedChannelException(); // the server has closed
+        }
+        boolean interrupted = false;
+        try {
+            while (true) {
+                try {
+                    task.get();
+                    return;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                } catch (ExecutionException e) {
+                    switch (e.getCause()) {
+                        case IOException io -> throw io;
+                        case RuntimeException re -> throw re;
+                        case Error err -> throw err;
+                        default -> throw new IllegalStateException(e.getCause());
+                    }
+                }
+            }
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
         }
     }
 
