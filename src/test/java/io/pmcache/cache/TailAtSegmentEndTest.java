@@ -100,6 +100,10 @@ class TailAtSegmentEndTest {
 
             c.crash();
             c = null;
+            try (PowerCutMedium image = medium.crash()) {
+                Checker.Report report = Checker.check(image, disk, true, null);
+                assertThat(report.errors()).as("errors pmcache check finds: %s", report).isZero();
+            }
             try (PowerCutMedium image = medium.crash(); Cache after = Cache.open(image, disk, SteppedCache.OPTIONS)) {
                 assertThat(after.status().ksetsDamaged()).as("damaged ksets after the crash (key tail %s, dirty tail %s)",
                         keyTail, dirtyTail).isZero();
