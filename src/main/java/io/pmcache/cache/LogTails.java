@@ -23,10 +23,13 @@ import java.util.BitSet;
  *       dirty tail is not to be trusted either, and everything from the key tail is treated as
  *       dirty ({@link Verdict#ALL_DIRTY}).</li>
  * </ul>
- * An empty log at the key tail is normal (everything written back and passed by gc), unless a
- * kset with the key tail's sequence starts elsewhere, at the key tail's offset or at offset 0 of
- * some segment: then the tails are wrong and the log is where that kset is
- * ({@link Verdict#TAILS_MOVED}, everything from it treated as dirty).
+ * An empty log at the dirty tail is normal (everything written back; the key tail is there too
+ * when gc passed it all), unless a kset with the dirty tail's sequence starts elsewhere, at the
+ * dirty tail's offset or at offset 0 of some segment: then the tails are wrong and the log is where
+ * that kset is ({@link Verdict#TAILS_MOVED}, everything from it treated as dirty). It is the dirty
+ * tail's kset that must be nowhere: the key tail's is where the walk found it, which may be offset
+ * 0 of the next segment when the key tail names the end of one (gc passed a segment's last kset
+ * before the head moved on).
  */
 final class LogTails {
     private LogTails() {
@@ -57,7 +60,7 @@ final class LogTails {
         if (r.why() == LogWalker.End.STOPPED) {
             LogPosition at = reader.resolve(r.end());
             if (r.end().ksetSeq() == dirtyTail.ksetSeq() && (samePlace(r.end(), dirtyTail) || samePlace(at, dirtyAt))) {
-                return at != null && reader.read(at) == null ? emptyAtTail(reader, segments, keyTail, dirtyTail)
+                return at != null && reader.read(at) == null ? emptyAtDirtyTail(reader, segments, keyTail, dirtyTail)
                         : new Decision(Verdict.CONSISTENT, keyTail, dirtyTail, null);
             }
             LogPosition earlier = at != null ? at : r.end();
@@ -76,29 +79,35 @@ final class LogTails {
                 + dirtyTail.ksetSeq() + ": the cache info is damaged; treating the log from the key tail as dirty");
     }
 
-    /** The log is empty at the tails: normal, unless the kset the tails expect starts elsewhere. */
-    private static Decision emptyAtTail(LogReader reader, int segments, LogPosition keyTail, LogPosition dirtyTail) {
+    /**
+     * The walk from the key tail reached the dirty tail and the log is empty there: normal, unless
+     * the kset the dirty tail expects starts elsewhere.
+     */
+    private static Decision emptyAtDirtyTail(LogReader reader, int segments, LogPosition keyTail,
+                                             LogPosition dirtyTail) {
         LogPosition found = null;
         int candidates = 0;
         for (int s = 0; s < segments; s++) {
-            for (int off : new int[] {0, keyTail.offset()}) {
-                LogPosition p = new LogPosition(s, off, keyTail.ksetSeq());
-                if ((s != keyTail.segment() || off != keyTail.offset()) && reader.read(p) != null
+            for (int off : new int[] {0, dirtyTail.offset()}) {
+                LogPosition p = new LogPosition(s, off, dirtyTail.ksetSeq());
+                if ((s != dirtyTail.segment() || off != dirtyTail.offset()) && reader.read(p) != null
                         && (found == null || !found.equals(p))) {
                     found = p;
                     candidates++;
                 }
             }
         }
+        String tails = keyTail.equals(dirtyTail) ? "the cache info's tails name " + dirtyTail
+                : "the cache info's dirty tail names " + dirtyTail;
         if (candidates == 1) {
-            return new Decision(Verdict.TAILS_MOVED, found, found, "the cache info's tails name " + keyTail
-                    + ", where the key log holds no kset, but kset #" + keyTail.ksetSeq() + " starts at " + found
+            return new Decision(Verdict.TAILS_MOVED, found, found, tails + ", where the key log holds no kset, but kset #"
+                    + dirtyTail.ksetSeq() + " starts at " + found
                     + ": the cache info is damaged; replaying from there, all of it treated as dirty");
         }
         if (candidates > 1) {
-            return new Decision(Verdict.ALL_DIRTY, keyTail, keyTail, "the cache info's tails name " + keyTail
-                    + ", where the key log holds no kset, and " + candidates + " places hold a kset #"
-                    + keyTail.ksetSeq() + ": the cache info is damaged and where the log is cannot be told");
+            return new Decision(Verdict.ALL_DIRTY, keyTail, keyTail, tails + ", where the key log holds no kset, and "
+                    + candidates + " places hold a kset #" + dirtyTail.ksetSeq()
+                    + ": the cache info is damaged and where the log is cannot be told");
         }
         return new Decision(Verdict.CONSISTENT, keyTail, dirtyTail, null);
     }
