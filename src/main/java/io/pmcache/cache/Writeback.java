@@ -20,11 +20,10 @@ import org.slf4j.LoggerFactory;
  *
  * <h2>One step</h2>
  * <ol>
- *   <li>From the dirty tail, take sealed ksets (up to the caller's bound, which
- *       {@link WritebackPolicy} decides, and at most {@link #maxKeys} keys or {@link #maxBytes}
- *       bytes: {@link WritebackPolicy#largestBatch}); stop at the first kset not yet sealed.
- *       Larger batches mean fewer backing-device syncs, and more keys overwritten inside a batch
- *       that need not be written at all.</li>
+ *   <li>From the dirty tail, take sealed ksets (up to {@link #maxKeys} keys or
+ *       {@link #maxBytes} bytes: an eighth of the cache, 4..256 MiB); stop at the first kset not
+ *       yet sealed. Larger batches mean fewer backing-device syncs, and more keys overwritten
+ *       inside a batch that need not be written at all.</li>
  *   <li>Lay their dirty keys over each other in log order (the newest wins inside the batch);
  *       drop keys whose segment generation moved on (possible only after metadata damage, when
  *       replay dropped them too) and, with the data-CRC option, keys whose data fails its CRC.</li>
@@ -56,8 +55,8 @@ final class Writeback {
             Thread.ofPlatform().daemon().name("pmcache-writeback-sync").factory());
     /** End of the ksets whose data was written to the backing device (not necessarily flushed). */
     private LogPosition written;
-    /** Dirty bytes between the dirty tail and {@link #written} (written, not yet synced). */
-    private volatile long writtenBytes;
+    /** Dirty bytes between the dirty tail and {@link #written}. */
+    private long writtenBytes;
     /** Of {@code writtenBytes}, the bytes of zero keys (zeroed or trimmed ranges): no data written. */
     private long writtenZeroBytes;
     /** Keys in the last batch written back (the worker pauses to gather after small ones). */
@@ -74,7 +73,7 @@ final class Writeback {
     Writeback(Engine e) {
         this.e = e;
         long cacheBytes = e.segments.count() * e.segments.segmentSize();
-        this.maxBytes = WritebackPolicy.largestBatch(cacheBytes);
+        this.maxBytes = Math.clamp(cacheBytes / 8, 4L << 20, 256L << 20);
         this.maxKeys = (int) Math.max(1024, maxBytes / 4096);
     }
 
@@ -255,9 +254,9 @@ final class Writeback {
         return lastBatchBytes;
     }
 
-    /** Dirty bytes written back and awaiting the sync that moves the dirty tail over them. */
-    long unsyncedBytes() {
-        return writtenBytes;
+    /** The largest batch, in bytes of keys. */
+    long maxBatchBytes() {
+        return maxBytes;
     }
 
     /** Keys in the last batch written back (the worker pauses to gather after small ones). */

@@ -5,10 +5,10 @@ package io.pmcache.cache;
  * how fast to go, and writes back accordingly.
  *
  * <ul>
- *   <li>Full speed (drain, pressure, idle): one {@link Writeback#step(long)} with the batch the
- *       policy bounds ({@link WritebackPolicy.Decision#batchBytes}; 0 only syncs).</li>
+ *   <li>Full speed (drain, pressure, idle): one {@link Writeback#step()} with the largest batch,
+ *       as before pacing existed.</li>
  *   <li>Paced (controller): a token bucket filled at the decided rate. Once it holds a batch's
- *       worth — the policy's batch bound, about a second of the rate —
+ *       worth — the rate times {@value #BATCH_SECONDS} s, {@link #MIN_BATCH}..the largest batch —
  *       one step writes about that much (whole ksets, so the bucket may go below zero); between
  *       batches a step with limit 0 syncs the batch just written, so the dirty tail does not wait
  *       for the next batch. A paced batch is thus about one backing-device sync per second.</li>
@@ -17,6 +17,8 @@ package io.pmcache.cache;
  * worker (or one test thread) turns it.
  */
 final class WritebackDriver {
+    static final double BATCH_SECONDS = 1;
+    static final long MIN_BATCH = 256L << 10;
     /** The longest wait between turns: the policy's inputs change meanwhile. */
     static final long MAX_WAIT_MILLIS = 200;
 
@@ -57,7 +59,7 @@ final class WritebackDriver {
         return new WritebackPolicy.Inputs(s.dirtyBytes.sum(), e.segments.count(), e.segments.segmentSize(),
                 e.allocator.usedCount(), gc.threshold(), e.allocator.hasWaiters(),
                 info.keyTail().ksetSeq() >= info.dirtyTail().ksetSeq(),
-                s.reads.sum() + s.writes.sum() + s.flushes.sum() + s.trims.sum(), writeback.unsyncedBytes());
+                s.reads.sum() + s.writes.sum() + s.flushes.sum() + s.trims.sum());
     }
 
     /** One turn at {@code now} (nanoseconds). */
@@ -65,9 +67,9 @@ final class WritebackDriver {
         WritebackPolicy.Decision d = policy.decide(now, inputs());
         if (d.fullSpeed()) {
             pacing = false;
-            return new Turn(outcome(writeback.step(d.batchBytes())), 0, d);
+            return new Turn(outcome(writeback.step()), 0, d);
         }
-        long batch = d.batchBytes();
+        long batch = Math.clamp((long) (d.rate() * BATCH_SECONDS), MIN_BATCH, writeback.maxBatchBytes());
         if (!pacing) {
             pacing = true;
             tokens = 0;

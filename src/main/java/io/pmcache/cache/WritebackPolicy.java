@@ -33,16 +33,6 @@ import java.util.concurrent.atomic.AtomicInteger;
  * integral grows only while the rate is below the maximum, shrinks only while positive, is capped
  * so that its term never exceeds the proportional term of a full cache, and is never negative (a cache below its target runs at the minimum rate, not slower for having been
  * below for long).
- *
- * <h2>The batch bound</h2>
- * The decision also bounds the next batch ({@link Decision#batchBytes}, bytes of keys; whole
- * ksets, so a batch may pass it by less than one kset). Newest-wins only absorbs overwrites inside
- * a batch, so at full speed batches are as large as allowed: {@link #largestBatch} (half the
- * cache) for drain and idle. A pressure batch stops at the low watermark, where the policy hands
- * back to the controller: it is the dirty bytes above it not already written and awaiting their
- * sync, and 0 (only sync) when the written batch reaches it; if the dirty bytes are at or below it
- * and space is still short (gc has nothing to reclaim, or writers wait), {@link #baseBatch}.
- * Paced, a batch is the rate times {@value #BATCH_SECONDS} s, {@link #MIN_BATCH}..{@link #baseBatch}.
  */
 final class WritebackPolicy {
     static final double P_INVERSE_SECONDS = 20;
@@ -51,10 +41,6 @@ final class WritebackPolicy {
     static final double MAX_DT_SECONDS = 5;
     /** The rate that means "as fast as the backing device goes". */
     static final long FULL_SPEED = Long.MAX_VALUE;
-    /** A paced batch is about this many seconds of the decided rate. */
-    static final double BATCH_SECONDS = 1;
-    /** The smallest paced batch. */
-    static final long MIN_BATCH = 256L << 10;
 
     /** Why writeback runs at the rate it does. */
     enum Reason {
@@ -77,11 +63,9 @@ final class WritebackPolicy {
      * @param gcCaughtUp      gc's key tail has reached the dirty tail: gc can free nothing more
      *                        until writeback moves on
      * @param foregroundOps   a count that grows with every foreground request (only its changes matter)
-     * @param unsyncedBytes   of {@code dirtyBytes}, the bytes already written back and awaiting the
-     *                        backing-device sync that moves the dirty tail over them
      */
     record Inputs(long dirtyBytes, int segmentCount, long segmentSize, int usedSegments, int gcThreshold,
-                  boolean writersWaiting, boolean gcCaughtUp, long foregroundOps, long unsyncedBytes) {
+                  boolean writersWaiting, boolean gcCaughtUp, long foregroundOps) {
         long cacheBytes() {
             return segmentCount * segmentSize;
         }
@@ -92,9 +76,8 @@ final class WritebackPolicy {
      *
      * @param rate        bytes per second, or {@link #FULL_SPEED}
      * @param targetBytes the dirty target in bytes
-     * @param batchBytes  the bound of the next batch, bytes of keys (the class comment); 0: only sync
      */
-    record Decision(Reason reason, long rate, long targetBytes, long batchBytes) {
+    record Decision(Reason reason, long rate, long targetBytes) {
         boolean fullSpeed() {
             return rate == FULL_SPEED;
         }
@@ -115,7 +98,7 @@ final class WritebackPolicy {
 
     WritebackPolicy(WritebackSettings settings) {
         this.settings = settings;
-        this.last = new Decision(Reason.CONTROLLER, settings.minRate(), 0, MIN_BATCH);
+        this.last = new Decision(Reason.CONTROLLER, settings.minRate(), 0);
     }
 
     WritebackSettings settings() {
@@ -160,34 +143,9 @@ final class WritebackPolicy {
         } else {
             reason = Reason.CONTROLLER;
         }
-        Decision d = new Decision(reason, reason == Reason.CONTROLLER ? rate : FULL_SPEED, target,
-                batchBytes(reason, rate, in, target));
+        Decision d = new Decision(reason, reason == Reason.CONTROLLER ? rate : FULL_SPEED, target);
         last = d;
         return d;
-    }
-
-    /** The batch bound (the class comment). */
-    private static long batchBytes(Reason reason, long rate, Inputs in, long target) {
-        return switch (reason) {
-            case DRAIN, IDLE -> largestBatch(in.cacheBytes());
-            case PRESSURE -> {
-                long above = in.dirtyBytes() - lowWatermark(in, target);
-                long unwritten = above - in.unsyncedBytes();
-                yield above <= 0 ? baseBatch(in.cacheBytes())
-                        : Math.clamp(unwritten, 0, largestBatch(in.cacheBytes()));
-            }
-            case CONTROLLER -> Math.clamp((long) (rate * BATCH_SECONDS), MIN_BATCH, baseBatch(in.cacheBytes()));
-        };
-    }
-
-    /** The largest batch of all: half the cache, 4 MiB..1 GiB. {@link Writeback} never takes more. */
-    static long largestBatch(long cacheBytes) {
-        return Math.clamp(cacheBytes / 2, 4L << 20, 1L << 30);
-    }
-
-    /** The batch when size does not follow from the dirty bytes: an eighth of the cache, 4..256 MiB. */
-    static long baseBatch(long cacheBytes) {
-        return Math.clamp(cacheBytes / 8, 4L << 20, 256L << 20);
     }
 
     /** Rule 2 with its hysteresis: space is short, or was and the dirty bytes are not yet low. */

@@ -157,42 +157,6 @@ class WritebackPacingTest {
         }
     }
 
-    /**
-     * Pressure batches are larger than the base batch (an eighth of the cache) when the dirty
-     * bytes above the low watermark are, but stop there: each batch is the dirty bytes above the
-     * low watermark not yet written (whole ksets: at most one kset more), so the dirty bytes end
-     * at the low watermark, not below, and the controller takes over.
-     */
-    @Test
-    void pressureBatchesStopAtTheLowWatermark() throws Exception {
-        long seed = new Random().nextLong();
-        Random rnd = new Random(seed);
-        long kset = 64 * 4096; // write4k(…, 64) seals after 64 keys of 4 KiB
-        try (Paced p = new Paced(WritebackSettings.DEFAULTS.withIdleDelayMillis(WritebackSettings.IDLE_DELAY_MILLIS_MAX))) {
-            while (!WritebackPolicy.spaceShort(p.driver.inputs())) {
-                p.write4k(rnd, 64);
-            }
-            WritebackPolicy.Inputs in = p.driver.inputs();
-            long low = WritebackPolicy.lowWatermark(in, in.cacheBytes() / 100 * 10);
-            long above = p.dirty() - low;
-            assertThat(above).as("the rig: more above the low watermark than a base batch")
-                    .isGreaterThan(WritebackPolicy.baseBatch(in.cacheBytes()));
-            WritebackDriver.Turn t = p.driver.turn(p.now);
-            assertThat(t.decision().reason()).isEqualTo(Reason.PRESSURE);
-            assertThat(t.decision().batchBytes()).isEqualTo(above);
-            assertThat(p.writeback.lastBatchBytes()).as("seed %d: one batch takes all that is above", seed)
-                    .isBetween(above, above + kset - 1);
-            // The next turn only syncs it: nothing above the low watermark is left unwritten.
-            WritebackDriver.Turn sync = p.driver.turn(p.now);
-            assertThat(sync.decision().reason()).isEqualTo(Reason.PRESSURE);
-            assertThat(sync.decision().batchBytes()).isZero();
-            assertThat(p.writeback.lastBatchBytes()).isZero();
-            assertThat(p.dirty()).as("seed %d: down to the low watermark, within a kset", seed)
-                    .isBetween(low - kset + 1, low);
-            assertThat(p.driver.turn(p.now).decision().reason()).isEqualTo(Reason.CONTROLLER);
-        }
-    }
-
     /** A flush-all runs at full speed while the worker's policy says "drain". */
     @Test
     void theCachesOwnPolicyReportsTheDrainAndTheKnobs() throws Exception {

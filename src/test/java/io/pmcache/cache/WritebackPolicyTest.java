@@ -20,7 +20,7 @@ class WritebackPolicyTest {
 
     /** Figures with no space pressure: a third of the segments used, gc not caught up. */
     static Inputs calm(long dirty, long ops) {
-        return new Inputs(dirty, SEGS, SEG, 20, 44, false, false, ops, 0);
+        return new Inputs(dirty, SEGS, SEG, 20, 44, false, false, ops);
     }
 
     @Test
@@ -113,18 +113,18 @@ class WritebackPolicyTest {
     void spaceIsShortWhenAWriterWaitsOrOnlyWritebackCanMakeRoom() {
         int near = 44 - SEGS / 16;
         // a writer waits
-        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 10, 44, true, false, 0, 0))).isTrue();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 10, 44, true, false, 0))).isTrue();
         // near the gc threshold, and gc has nothing left to reclaim before the dirty tail
-        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, near, 44, false, true, 0, 0))).isTrue();
-        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, near - 1, 44, false, true, 0, 0))).isFalse();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, near, 44, false, true, 0))).isTrue();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, near - 1, 44, false, true, 0))).isFalse();
         // near the threshold but gc can still reclaim written-back segments
-        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 50, 44, false, false, 0, 0))).isFalse();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 50, 44, false, false, 0))).isFalse();
         // the dirty bytes alone fill the segments up to near the threshold
-        assertThat(WritebackPolicy.spaceShort(new Inputs(near * SEG, SEGS, SEG, 10, 44, false, false, 0, 0))).isTrue();
-        assertThat(WritebackPolicy.spaceShort(new Inputs(near * SEG - 1, SEGS, SEG, 10, 44, false, false, 0, 0)))
+        assertThat(WritebackPolicy.spaceShort(new Inputs(near * SEG, SEGS, SEG, 10, 44, false, false, 0))).isTrue();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(near * SEG - 1, SEGS, SEG, 10, 44, false, false, 0)))
                 .isFalse();
         // gc_percent 0: always short (the eager writeback of tiny caches)
-        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 1, 0, false, false, 0, 0))).isTrue();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 1, 0, false, false, 0))).isTrue();
     }
 
     @Test
@@ -145,7 +145,7 @@ class WritebackPolicyTest {
     @Test
     void pressureGoesFullSpeedAndDrainWinsOverEverything() {
         WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS);
-        Inputs waiting = new Inputs(TARGET / 2, SEGS, SEG, 60, 44, true, false, 1, 0);
+        Inputs waiting = new Inputs(TARGET / 2, SEGS, SEG, 60, 44, true, false, 1);
         Decision d = p.decide(0, waiting);
         assertThat(d.reason()).isEqualTo(Reason.PRESSURE);
         assertThat(d.fullSpeed()).isTrue();
@@ -160,39 +160,6 @@ class WritebackPolicyTest {
         p.settings(p.settings().withFullSpeed(false));
         assertThat(p.decide(4 * SEC, calm(0, 3)).reason()).isEqualTo(Reason.CONTROLLER);
         assertThat(p.last().reason()).isEqualTo(Reason.CONTROLLER);
-    }
-
-    /**
-     * The batch bound: a pressure batch is the dirty bytes above the low watermark not yet written
-     * (so one that is written and awaits its sync leaves 0: only sync), up to half the cache; with
-     * the dirty bytes at the low watermark and space still short, the base batch; drain and idle
-     * take the largest batch; paced, about a second of the rate.
-     */
-    @Test
-    void theBatchBoundStopsPressureAtTheLowWatermark() {
-        WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS);
-        int near = 44 - SEGS / 16;
-        long low = WritebackPolicy.lowWatermark(calm(0, 0), TARGET);
-        Inputs high = new Inputs(near * SEG, SEGS, SEG, 20, 44, false, false, 1, 0);
-        Decision d = p.decide(0, high);
-        assertThat(d.reason()).isEqualTo(Reason.PRESSURE);
-        assertThat(d.batchBytes()).isEqualTo(near * SEG - low).isGreaterThan(WritebackPolicy.baseBatch(CACHE));
-        Inputs written = new Inputs(near * SEG, SEGS, SEG, 20, 44, false, false, 2, near * SEG - low - MIB);
-        assertThat(p.decide(SEC, written).batchBytes()).as("the rest above the watermark").isEqualTo(MIB);
-        Inputs all = new Inputs(near * SEG, SEGS, SEG, 20, 44, false, false, 3, near * SEG - low + MIB);
-        assertThat(p.decide(2 * SEC, all).batchBytes()).as("only sync").isZero();
-        Inputs full = new Inputs(SEGS * SEG, SEGS, SEG, 63, 44, true, false, 4, 0);
-        assertThat(p.decide(3 * SEC, full).batchBytes()).as("at most half the cache").isEqualTo(CACHE / 2);
-        Inputs waiting = new Inputs(TARGET / 2, SEGS, SEG, 60, 44, true, false, 5, 0);
-        assertThat(p.decide(4 * SEC, waiting).batchBytes()).as("space short, dirty low")
-                .isEqualTo(WritebackPolicy.baseBatch(CACHE));
-        p.beginDrain();
-        assertThat(p.decide(5 * SEC, waiting).batchBytes()).isEqualTo(WritebackPolicy.largestBatch(CACHE));
-        p.endDrain();
-        Decision paced = new WritebackPolicy(WritebackSettings.DEFAULTS).decide(0, calm(TARGET + 40 * MIB, 1));
-        assertThat(paced.reason()).isEqualTo(Reason.CONTROLLER);
-        assertThat(paced.batchBytes()).isEqualTo(Math.clamp(paced.rate(), WritebackPolicy.MIN_BATCH,
-                WritebackPolicy.baseBatch(CACHE)));
     }
 
     @Test
