@@ -16,7 +16,10 @@ import java.util.BitSet;
  *   <li>One of them first: the cache info is wrong about the dirty tail (a damaged record with a
  *       valid CRC cannot be told from a good one by its CRC). The earlier of the two is taken as
  *       the dirty tail ({@link Verdict#DIRTY_TAIL_MOVED}): treating written-back ksets as dirty
- *       only writes the same data back again, in log order; the other way would lose data.</li>
+ *       only writes the same data back again, in log order; the other way would lose data. (Not
+ *       quite "the same" when a direct write — writethrough, writearound, a sequential bypass —
+ *       reached the backing device since: its older cached version can come back. One more
+ *       reason every verdict but CONSISTENT is reported as damage.)</li>
  *   <li>Neither, the walk ends first: the log is damaged between the tails. If a valid kset with
  *       the dirty tail's sequence is at the dirty tail, the damaged part was written back and
  *       replay resumes at the dirty tail ({@link Verdict#RESUME_AT_DIRTY_TAIL}); otherwise the
