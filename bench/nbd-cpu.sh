@@ -10,7 +10,7 @@
 # Usage: bench/nbd-cpu.sh JAR[|JVM-OPTIONS[|SERVE-OPTIONS]]...
 #   e.g. bench/nbd-cpu.sh /tmp/main.jar target/pmcache.jar "target/pmcache.jar|-XX:TieredStopAtLevel=1"
 #        bench/nbd-cpu.sh target/pmcache.jar "target/pmcache.jar||--writeback-target 50"
-# Env: ROUNDS (3) RUNTIME seconds (5) RW fio --rw (randwrite) BS (4k) QD (32)
+# Env: ROUNDS (3) RUNTIME seconds (5) RW fio --rw (randwrite) BS (4k) QD (32) CACHE_SIZE (1G)
 #      PERF=1: perf record the builds in the last round (perf-jN.data and the JIT map in $OUTDIR)
 #      JOPTS: JVM options for every build (e.g. -XX:+UnlockDiagnosticVMOptions -XX:+CITime)
 #      ADMIN_PORT (19370): build N serves its admin endpoint on 127.0.0.1:ADMIN_PORT+N; each round
@@ -22,7 +22,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 . "$here/bin/jdk25-env"
 OUTDIR=${OUTDIR:-$PWD}
-ADMIN_PORT=${ADMIN_PORT:-19370}; ROUNDS=${ROUNDS:-3}; RUNTIME=${RUNTIME:-5}; RW=${RW:-randwrite}; QD=${QD:-32}; BS=${BS:-4k}
+ADMIN_PORT=${ADMIN_PORT:-19370}; ROUNDS=${ROUNDS:-3}; RUNTIME=${RUNTIME:-5}; RW=${RW:-randwrite}; QD=${QD:-32}; BS=${BS:-4k}; CACHE_SIZE=${CACHE_SIZE:-1G}
 [ $# -ge 1 ] || { sed -n '2,20p' "$0" >&2; exit 2; }
 W=$(mktemp -d /tmp/pmcache-cpu.XXXXXX); C=$(mktemp -d /dev/shm/pmcache-cpu.XXXXXX)
 pids=()
@@ -41,7 +41,7 @@ for j in "$@"; do
   sopts=""; case "$opts" in *"|"*) sopts=${opts#*|}; opts=${opts%%|*} ;; esac
   echo "j$i: $jar ${opts} ${sopts:+(serve $sopts)}" >&2
   # shellcheck disable=SC2086
-  java --enable-native-access=ALL-UNNAMED ${JOPTS:-} $opts -jar "$jar" serve --cache "$C/$n.img" --cache-size 1G \
+  java --enable-native-access=ALL-UNNAMED ${JOPTS:-} $opts -jar "$jar" serve --cache "$C/$n.img" --cache-size "$CACHE_SIZE" \
       --backing "$W/$n.back" --backing-size 256M --socket "$W/$n.sock" \
       --admin "127.0.0.1:$((ADMIN_PORT + i))" $sopts >"$W/$n.log" 2>&1 &
   PID[$n]=$!; pids+=($!); SOCK[$n]=$W/$n.sock

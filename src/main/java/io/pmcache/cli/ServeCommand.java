@@ -108,8 +108,9 @@ public final class ServeCommand implements Callable<Integer> {
                     + "when new). Persisted. Leaving writeback first writes back the dirty data.")
     String cacheMode;
 
-    @Option(names = "--sequential-cutoff", paramLabel = "SIZE", converter = SizeConverter.class, defaultValue = "4M",
-            description = "Sequential streams longer than SIZE bypass the cache; 0: off. Default: 4M.")
+    @Option(names = "--sequential-cutoff", paramLabel = "SIZE", converter = SizeConverter.class, defaultValue = "0",
+            description = "Sequential streams longer than SIZE bypass the cache (e.g. 4M, bcache's default); 0: off. "
+                    + "Default: 0.")
     long sequentialCutoff;
 
     @Option(names = "--read-only", description = "Serve read-only.")

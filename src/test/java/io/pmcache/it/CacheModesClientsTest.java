@@ -131,7 +131,7 @@ class CacheModesClientsTest {
         assertThat(s.stop()).as("exit status; log:%n%s", s.log()).isZero();
         ServeProcess again = serve(admin);
         assertThat(cache(admin).get("cache_mode")).isEqualTo(next);
-        assertThat(num(cache(admin), "sequential_cutoff")).isEqualTo(4 * MIB);
+        assertThat(num(cache(admin), "sequential_cutoff")).isZero();
         Tools.run(readAll[0], readAll[1], readAll[2], readAll[3], readAll[4], readAll[5], readAll[6], readAll[7],
                 readAll[8], readAll[9], readAll[10], readAll[11], again.uri()).expectSuccess();
         String metrics = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + admin + "/metrics"))
