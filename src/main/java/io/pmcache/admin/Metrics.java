@@ -144,6 +144,9 @@ public final class Metrics {
                 CacheStatus::writebackBytes);
         counter("pmcache.writeback.zero", "bytes", "Bytes of zeroed or trimmed ranges written back (as zeroing)",
                 CacheStatus::writebackZeroBytes);
+        counter("pmcache.writeback.written", "bytes", "Bytes of data writeback wrote to the backing device "
+                + "(after each batch's newest-wins merge: below pmcache_writeback_bytes_total by the overwrites "
+                + "absorbed)", CacheStatus::writebackWrittenBytes);
         counter("pmcache.writeback.keys", null, "Keys written back", CacheStatus::writebackKeys);
         counter("pmcache.writeback.batches", null, "Writeback batches (each ends with a backing sync)",
                 CacheStatus::writebackBatches);

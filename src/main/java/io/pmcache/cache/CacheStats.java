@@ -29,6 +29,12 @@ final class CacheStats {
     final LongAdder writebackBytes = new LongAdder();
     /** Bytes of zeroed or trimmed ranges written back (as zeroing, not as data). */
     final LongAdder writebackZeroBytes = new LongAdder();
+    /**
+     * Bytes of data writeback wrote to the backing device, after each batch's newest-wins merge:
+     * below {@link #writebackBytes} by the overwrites the batches absorbed. Counted when written
+     * (the others when the batch's sync succeeded, and again if a failed batch is retried).
+     */
+    final LongAdder writebackWrittenBytes = new LongAdder();
     final LongAdder writebackKeys = new LongAdder();
     final LongAdder writebackBatches = new LongAdder();
     final LongAdder backingErrors = new LongAdder();

@@ -12,6 +12,8 @@ package io.pmcache.cache;
  * failed (writes and flushes then fail with EIO). {@code ksetsDamaged} counts ksets of the key log
  * found damaged (recovered or lost) since the open. {@code writebackBytes} counts data written back;
  * {@code writebackZeroBytes} the zeroed or trimmed ranges written back (as zeroing, no data).
+ * {@code writebackWrittenBytes}: data bytes writeback wrote to the backing device after each batch's
+ * newest-wins merge (overwrites inside a batch are written once), counted when written.
  *
  * <p>Writeback pacing ({@link WritebackPolicy}): {@code dirtyPercent} is the dirty bytes in
  * percent of the cache, {@code writebackTargetPercent} the controller's target,
@@ -44,5 +46,6 @@ public record CacheStatus(
         double dirtyPercent, int writebackTargetPercent, long writebackRateLimit, String writebackReason,
         String cacheMode, long sequentialCutoff, long directWrites, long directWriteBytes, long writethroughWrites,
         long dirtyRangeWrites, long sequentialBypassWrites, long sequentialBypassWriteBytes,
-        long sequentialBypassReads, long fillsBypassed, long directWaits, long invalidatedBytes) {
+        long sequentialBypassReads, long fillsBypassed, long directWaits, long invalidatedBytes,
+        long writebackWrittenBytes) {
 }

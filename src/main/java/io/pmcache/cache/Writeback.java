@@ -323,6 +323,7 @@ final class Writeback {
         } else {
             e.backing.write(x.start(), e.medium.segment().asSlice(e.address(x.segment(), x.segmentOffset()),
                     x.length()), false);
+            e.stats.writebackWrittenBytes.add(x.length());
         }
         e.hook.at(StepHook.Point.WRITEBACK_BETWEEN_WRITES);
     }

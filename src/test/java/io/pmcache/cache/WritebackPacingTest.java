@@ -157,6 +157,30 @@ class WritebackPacingTest {
         }
     }
 
+    /**
+     * Overwrites inside one batch reach the backing device once: status counts the key bytes
+     * written back and, apart, the bytes the backing device received.
+     */
+    @Test
+    void statusCountsTheBytesTheBatchesAbsorbed() throws Exception {
+        Rig rig = Rig.format(SEGMENTS, new MemoryBackingDevice(DEVICE, 7), false);
+        WriteHistory model = new WriteHistory(DEVICE);
+        Cache c = rig.open(CacheOptions.defaults().withParallel(1).withGcPercent(70).withWriteback(false));
+        try {
+            for (int i = 0; i < 10; i++) {
+                rig.write(model, 0, 4096);                  // one block, ten times
+            }
+            rig.write(model, 8192, 8192);
+            c.flushAll(left -> { });
+            CacheStatus s = c.status();
+            assertThat(s.writebackBytes()).as("the keys' bytes").isEqualTo(12 * 4096);
+            assertThat(s.writebackWrittenBytes()).as("what the backing device received").isEqualTo(3 * 4096);
+            assertThat(((MemoryBackingDevice) rig.backing).toByteArray()).isEqualTo(model.current);
+        } finally {
+            rig.closeCache();
+        }
+    }
+
     /** A flush-all runs at full speed while the worker's policy says "drain". */
     @Test
     void theCachesOwnPolicyReportsTheDrainAndTheKnobs() throws Exception {
