@@ -20,10 +20,11 @@ import org.slf4j.LoggerFactory;
  *
  * <h2>One step</h2>
  * <ol>
- *   <li>From the dirty tail, take sealed ksets (up to {@link #maxKeys} keys or
- *       {@link #maxBytes} bytes: an eighth of the cache, 4..256 MiB); stop at the first kset not
- *       yet sealed. Larger batches mean fewer backing-device syncs, and more keys overwritten
- *       inside a batch that need not be written at all.</li>
+ *   <li>From the dirty tail, take sealed ksets (up to the step's byte limit, which
+ *       {@link WritebackPolicy} sets, and at most {@link #maxKeys} keys or {@link #maxBytes} bytes:
+ *       half the cache, 4 MiB..1 GiB); stop at the first kset not yet sealed. Larger batches mean
+ *       fewer backing-device syncs, and more keys overwritten inside a batch that need not be
+ *       written at all.</li>
  *   <li>Lay their dirty keys over each other in log order (the newest wins inside the batch);
  *       drop keys whose segment generation moved on (possible only after metadata damage, when
  *       replay dropped them too) and, with the data-CRC option, keys whose data fails its CRC.</li>
@@ -73,9 +74,16 @@ final class Writeback {
     Writeback(Engine e) {
         this.e = e;
         long cacheBytes = e.segments.count() * e.segments.segmentSize();
-        this.maxBytes = Math.clamp(cacheBytes / 8, 4L << 20, 256L << 20);
+        this.maxBytes = Math.clamp(cacheBytes / 2, 4L << 20, MAX_BATCH_BYTES);
         this.maxKeys = (int) Math.max(1024, maxBytes / 4096);
     }
+
+    /**
+     * The largest batch of any cache, in bytes of keys: a batch's keys and extents are held on the
+     * heap while it is written (a {@code KeyRecord} and an extent per key: tens of MB for 1 GiB of
+     * 4 KiB keys).
+     */
+    static final long MAX_BATCH_BYTES = 1L << 30;
 
     /** Outcome of one step. */
     enum Step { IDLE, PROGRESS, FAILED }
@@ -252,11 +260,6 @@ final class Writeback {
     /** Dirty bytes of the keys in the last batch written back (0 after a step that only synced). */
     long lastBatchBytes() {
         return lastBatchBytes;
-    }
-
-    /** The largest batch, in bytes of keys. */
-    long maxBatchBytes() {
-        return maxBytes;
     }
 
     /** Keys in the last batch written back (the worker pauses to gather after small ones). */

@@ -5,10 +5,10 @@ package io.pmcache.cache;
  * how fast to go, and writes back accordingly.
  *
  * <ul>
- *   <li>Full speed (drain, pressure, idle): one {@link Writeback#step()} with the largest batch,
- *       as before pacing existed.</li>
+ *   <li>Full speed (drain, pressure, idle): one {@link Writeback#step} with the policy's
+ *       full-speed batch ({@link WritebackPolicy#fullSpeedBatch}).</li>
  *   <li>Paced (controller): a token bucket filled at the decided rate. Once it holds a batch's
- *       worth — the rate times {@value #BATCH_SECONDS} s, {@link #MIN_BATCH}..the largest batch —
+ *       worth — the rate times {@value #BATCH_SECONDS} s, {@link #MIN_BATCH}..the base batch —
  *       one step writes about that much (whole ksets, so the bucket may go below zero); between
  *       batches a step with limit 0 syncs the batch just written, so the dirty tail does not wait
  *       for the next batch. A paced batch is thus about one backing-device sync per second.</li>
@@ -64,12 +64,14 @@ final class WritebackDriver {
 
     /** One turn at {@code now} (nanoseconds). */
     Turn turn(long now) {
-        WritebackPolicy.Decision d = policy.decide(now, inputs());
+        WritebackPolicy.Inputs in = inputs();
+        WritebackPolicy.Decision d = policy.decide(now, in);
         if (d.fullSpeed()) {
             pacing = false;
-            return new Turn(outcome(writeback.step()), 0, d);
+            return new Turn(outcome(writeback.step(WritebackPolicy.fullSpeedBatch(in, d.targetBytes()))), 0, d);
         }
-        long batch = Math.clamp((long) (d.rate() * BATCH_SECONDS), MIN_BATCH, writeback.maxBatchBytes());
+        long batch = Math.clamp((long) (d.rate() * BATCH_SECONDS), MIN_BATCH,
+                WritebackPolicy.baseBatch(in.cacheBytes()));
         if (!pacing) {
             pacing = true;
             tokens = 0;

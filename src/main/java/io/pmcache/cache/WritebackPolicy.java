@@ -158,6 +158,29 @@ final class WritebackPolicy {
         return underPressure;
     }
 
+    /**
+     * The batch of a full-speed step, in bytes of keys. When a writer waits for space, the base
+     * batch ({@link #baseBatch}: an eighth of the cache, 4..256 MiB), so the dirty tail moves soon.
+     * Otherwise the distance from where space counts as short down to the low watermark, if larger:
+     * one batch then takes a pressure episode from where it starts to where it ends, and absorbs
+     * every overwrite inside it (a batch writes each block once, the newest wins), where base
+     * batches would write a block again in each batch that overwrote it. ({@link Writeback} caps
+     * every batch at what it may hold in memory.)
+     */
+    static long fullSpeedBatch(Inputs in, long target) {
+        long base = baseBatch(in.cacheBytes());
+        if (in.writersWaiting()) {
+            return base;
+        }
+        long high = (long) nearSegments(in) * in.segmentSize();
+        return Math.max(base, high - lowWatermark(in, target));
+    }
+
+    /** An eighth of the cache, 4..256 MiB: the batch when space must be made soon. */
+    static long baseBatch(long cacheBytes) {
+        return Math.clamp(cacheBytes / 8, 4L << 20, 256L << 20);
+    }
+
     /** Where pressure ends: halfway between the target and the dirty bytes that make space short. */
     static long lowWatermark(Inputs in, long target) {
         long high = (long) nearSegments(in) * in.segmentSize();

@@ -109,6 +109,27 @@ class WritebackPolicyTest {
         assertThat(p.decide(5 * SEC, calm(TARGET / 2, 6)).reason()).isEqualTo(Reason.IDLE);
     }
 
+    /**
+     * A full-speed batch spans the watermarks (space short down to the low watermark), so one batch
+     * takes a pressure episode and absorbs every overwrite inside it; the base batch (an eighth of
+     * the cache) when a writer waits, so the dirty tail moves soon.
+     */
+    @Test
+    void aFullSpeedBatchSpansTheWatermarksUnlessAWriterWaits() {
+        int near = 44 - SEGS / 16;                          // 40 segments: space short from 640 MiB dirty
+        Inputs calm = new Inputs(near * SEG, SEGS, SEG, 50, 44, false, false, 0);
+        long low = WritebackPolicy.lowWatermark(calm, TARGET);
+        assertThat(low).isEqualTo(TARGET + (near * SEG - TARGET) / 2);
+        assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET)).isEqualTo(near * SEG - low)
+                .isGreaterThan(CACHE / 8);
+        Inputs waiting = new Inputs(near * SEG, SEGS, SEG, 50, 44, true, false, 0);
+        assertThat(WritebackPolicy.fullSpeedBatch(waiting, TARGET)).isEqualTo(CACHE / 8);
+        // a target at or above where space gets short: no distance between the watermarks, the base batch
+        assertThat(WritebackPolicy.fullSpeedBatch(calm, CACHE / 100 * 90)).isEqualTo(CACHE / 8);
+        assertThat(WritebackPolicy.baseBatch(16 * MIB)).as("at least 4 MiB").isEqualTo(4 * MIB);
+        assertThat(WritebackPolicy.baseBatch(1L << 40)).as("at most 256 MiB").isEqualTo(256 * MIB);
+    }
+
     @Test
     void spaceIsShortWhenAWriterWaitsOrOnlyWritebackCanMakeRoom() {
         int near = 44 - SEGS / 16;
