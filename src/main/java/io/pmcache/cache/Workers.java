@@ -24,6 +24,24 @@ final class Workers {
     static final long GATHER_MS = 20;
     static final int GATHER_KEYS = 256;
 
+    /**
+     * How much lower than the process writeback's and gc's threads run (nice +10): background work yields the CPU to the
+     * threads that serve requests (a waking request thread preempts them at once), so a writeback
+     * batch — a CPU busy with backing-device writes for a fraction of a second — does not stretch
+     * the latency of the requests it runs beside. Nothing starves: a writer that waits for space
+     * sleeps, leaving the CPU to them; reads need no space. The sealer keeps the normal priority
+     * (it bounds how long an unflushed write waits for its seal).
+     */
+    static final int BACKGROUND_NICE = 10;
+
+    /** {@code task}, first lowering its thread by {@link #BACKGROUND_NICE} (where the OS allows). */
+    static Runnable background(Runnable task) {
+        return () -> {
+            io.pmcache.os.ThreadNice.lowerCurrentThread(BACKGROUND_NICE);
+            task.run();
+        };
+    }
+
     /** A wake-up call: a raise is remembered until the next await. */
     static final class Signal {
         private final ReentrantLock lock = new ReentrantLock();
@@ -92,10 +110,10 @@ final class Workers {
         e.allocator.onPressure(this::pressure);
         sealer = Thread.ofPlatform().daemon().name("pmcache-sealer").start(this::sealLoop);
         if (options.writeback()) {
-            writebackThread = Thread.ofPlatform().daemon().name("pmcache-writeback").start(this::writebackLoop);
+            writebackThread = Thread.ofPlatform().daemon().name("pmcache-writeback").start(background(this::writebackLoop));
         }
         if (options.gc()) {
-            gcThread = Thread.ofPlatform().daemon().name("pmcache-gc").start(this::gcLoop);
+            gcThread = Thread.ofPlatform().daemon().name("pmcache-gc").start(background(this::gcLoop));
         }
     }
 

@@ -53,7 +53,7 @@ final class Writeback {
     private final ReentrantLock lock = new ReentrantLock();
     /** Flushes the backing device while the stepping thread writes the next batch. */
     private final ExecutorService syncer = Executors.newSingleThreadExecutor(
-            Thread.ofPlatform().daemon().name("pmcache-writeback-sync").factory());
+            r -> Thread.ofPlatform().daemon().name("pmcache-writeback-sync").unstarted(Workers.background(r)));
     /** End of the ksets whose data was written to the backing device (not necessarily flushed). */
     private LogPosition written;
     /** Dirty bytes between the dirty tail and {@link #written}. */

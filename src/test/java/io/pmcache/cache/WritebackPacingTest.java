@@ -181,6 +181,38 @@ class WritebackPacingTest {
         }
     }
 
+    /**
+     * Writeback's and gc's threads run at a lower CPU priority than the threads that serve
+     * requests (Linux: nice +{@value Workers#BACKGROUND_NICE}, read back from /proc).
+     */
+    @Test
+    void backgroundWorkersYieldTheCpu() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(System.getProperty("os.name", "").startsWith("Linux"));
+        Rig rig = Rig.format(SEGMENTS, new MemoryBackingDevice(DEVICE, 7), false);
+        WriteHistory model = new WriteHistory(DEVICE);
+        Cache c = rig.open(CacheOptions.defaults().withParallel(1).withGcPercent(70));
+        try {
+            rig.write(model, 0, 4096);
+            c.flushAll(left -> { });                        // the syncer thread exists too now
+            java.util.Map<String, Integer> nice = new java.util.HashMap<>();
+            try (var tasks = java.nio.file.Files.list(java.nio.file.Path.of("/proc/self/task"))) {
+                for (var t : (Iterable<java.nio.file.Path>) tasks::iterator) {
+                    String stat = java.nio.file.Files.readString(t.resolve("stat"));
+                    String name = stat.substring(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+                    String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+                    nice.put(name, Integer.parseInt(f[16]));
+                }
+            }
+            int base = io.pmcache.os.ThreadNice.currentThreadNice();
+            int background = Math.min(19, base + Workers.BACKGROUND_NICE);
+            assertThat(nice).containsEntry("pmcache-writeba", background) // names cut at 15 chars
+                    .containsEntry("pmcache-gc", background)
+                    .containsEntry("pmcache-sealer", base);
+        } finally {
+            rig.closeCache();
+        }
+    }
+
     /** A flush-all runs at full speed while the worker's policy says "drain". */
     @Test
     void theCachesOwnPolicyReportsTheDrainAndTheKnobs() throws Exception {

@@ -1,0 +1,71 @@
+package io.pmcache.os;
+
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+
+/**
+ * Lowers the CPU priority of the calling thread: Linux's nice value is per thread
+ * ({@code setpriority(PRIO_PROCESS, gettid(), nice)}), and raising one's own nice value needs no
+ * privilege. The JDK offers no way to do it ({@code Thread.setPriority} is ignored on Linux), hence
+ * these two libc calls through the FFM {@link Linker}. Elsewhere, or when the calls fail, nothing
+ * changes.
+ */
+public final class ThreadNice {
+    private ThreadNice() {
+    }
+
+    private static final int PRIO_PROCESS = 0;
+    private static final MethodHandle GETTID;
+    private static final MethodHandle SETPRIORITY;
+
+    static {
+        MethodHandle gettid = null;
+        MethodHandle setpriority = null;
+        if (System.getProperty("os.name", "").startsWith("Linux")) {
+            try {
+                Linker linker = Linker.nativeLinker();
+                SymbolLookup libc = linker.defaultLookup();
+                // pid_t gettid(void) (glibc 2.30+); int setpriority(int which, id_t who, int prio)
+                gettid = linker.downcallHandle(libc.findOrThrow("gettid"), FunctionDescriptor.of(ValueLayout.JAVA_INT));
+                setpriority = linker.downcallHandle(libc.findOrThrow("setpriority"),
+                        FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
+                                ValueLayout.JAVA_INT));
+            } catch (RuntimeException | LinkageError e) {
+                gettid = null;
+                setpriority = null;
+            }
+        }
+        GETTID = gettid;
+        SETPRIORITY = setpriority;
+    }
+
+    /**
+     * Raises the calling thread's nice value by {@code by} (to 19 at most: a lower priority).
+     * Returns false when that is not possible here (not Linux, no such call, or refused).
+     */
+    public static boolean lowerCurrentThread(int by) {
+        if (SETPRIORITY == null) {
+            return false;
+        }
+        try {
+            int tid = (int) GETTID.invokeExact();
+            return (int) SETPRIORITY.invokeExact(PRIO_PROCESS, tid, Math.min(19, currentThreadNice() + by)) == 0;
+        } catch (Throwable t) {
+            return false;
+        }
+    }
+
+    /** The calling thread's nice value from {@code /proc/thread-self/stat} (field 19), or 0 when unknown. */
+    public static int currentThreadNice() {
+        try {
+            String stat = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/thread-self/stat"));
+            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            return Integer.parseInt(f[16]);
+        } catch (java.io.IOException | RuntimeException e) {
+            return 0;
+        }
+    }
+}

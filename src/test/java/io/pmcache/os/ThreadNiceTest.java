@@ -1,0 +1,27 @@
+package io.pmcache.os;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+
+class ThreadNiceTest {
+    /** By so much, and the calling thread's alone: other threads of the process keep theirs. */
+    @Test
+    void lowersOnlyTheCallingThread() throws Exception {
+        assumeTrue(System.getProperty("os.name", "").startsWith("Linux"), "Linux only");
+        int before = ThreadNice.currentThreadNice();
+        AtomicBoolean lowered = new AtomicBoolean();
+        AtomicInteger seen = new AtomicInteger(-1);
+        Thread t = Thread.ofPlatform().start(() -> {
+            lowered.set(ThreadNice.lowerCurrentThread(7));
+            seen.set(ThreadNice.currentThreadNice());
+        });
+        t.join();
+        assertThat(lowered).isTrue();
+        assertThat(seen.get()).isEqualTo(Math.min(19, before + 7));
+        assertThat(ThreadNice.currentThreadNice()).as("this thread").isEqualTo(before);
+    }
+}
