@@ -1,10 +1,13 @@
 package io.pmcache.os;
 
+import java.io.IOException;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
 
 /**
  * Lowers the CPU priority of the calling thread: Linux's nice value is per thread
@@ -43,8 +46,10 @@ public final class ThreadNice {
     }
 
     /**
-     * Raises the calling thread's nice value by {@code by} (to 19 at most: a lower priority).
-     * Returns false when that is not possible here (not Linux, no such call, or refused).
+     * Sets the calling thread's nice value to {@code by} above the process's (its main thread's),
+     * 19 at most: a lower priority. Relative to the process, not to the calling thread, which may
+     * have inherited a lowered value from the thread that started it. Returns false when that is
+     * not possible here (not Linux, no such call, or refused).
      */
     public static boolean lowerCurrentThread(int by) {
         if (SETPRIORITY == null) {
@@ -52,19 +57,25 @@ public final class ThreadNice {
         }
         try {
             int tid = (int) GETTID.invokeExact();
-            return (int) SETPRIORITY.invokeExact(PRIO_PROCESS, tid, Math.min(19, currentThreadNice() + by)) == 0;
+            int nice = Math.min(19, niceOf(Path.of("/proc/self/stat")) + by);
+            return (int) SETPRIORITY.invokeExact(PRIO_PROCESS, tid, nice) == 0;
         } catch (Throwable t) {
             return false;
         }
     }
 
-    /** The calling thread's nice value from {@code /proc/thread-self/stat} (field 19), or 0 when unknown. */
+    /** The calling thread's nice value, or 0 when unknown. */
     public static int currentThreadNice() {
+        return niceOf(Path.of("/proc/thread-self/stat"));
+    }
+
+    /** The nice value in a {@code /proc/.../stat} file (field 19), or 0 when unknown. */
+    private static int niceOf(Path stat) {
         try {
-            String stat = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/thread-self/stat"));
-            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            String s = Files.readString(stat);
+            String[] f = s.substring(s.lastIndexOf(')') + 2).split(" ");
             return Integer.parseInt(f[16]);
-        } catch (java.io.IOException | RuntimeException e) {
+        } catch (IOException | RuntimeException e) {
             return 0;
         }
     }

@@ -286,8 +286,8 @@ class LogDamageTest {
             byte[] a = pattern(4096, 1);
             byte[] b = pattern(4096, 2);
             c.write(0, MemorySegment.ofArray(a), false); // A, in segment s
-            // 4 MiB more in the same kset, without data: writeback's batch (4 MiB here) ends with
-            // this kset, and B below still goes into segment s.
+            // 4 MiB more in the same kset, without data: a writeback batch of 4 MiB (the steps below)
+            // ends with this kset, and B below still goes into segment s.
             c.writeZeroes(8 * MIB, 4 * MIB, false);
             c.flush();
             c.write(4096, MemorySegment.ofArray(b), false); // B, a later kset
@@ -305,8 +305,8 @@ class LogDamageTest {
             long generation = e.segments.generation(s);
             Writeback wb = after.writebackForTests();
             GarbageCollector gc = after.gcForTests();
-            assertThat(wb.step()).isEqualTo(Writeback.Step.PROGRESS); // writes the first batch (A's kset)
-            assertThat(wb.step()).isEqualTo(Writeback.Step.PROGRESS); // syncs it, moves the dirty tail, writes B
+            assertThat(wb.step(4 * MIB)).isEqualTo(Writeback.Step.PROGRESS); // writes the first batch (A's kset)
+            assertThat(wb.step(4 * MIB)).isEqualTo(Writeback.Step.PROGRESS); // syncs it, moves the dirty tail, writes B
             assertThat(e.info.current().dirtyTail().ksetSeq()).as("dirty tail").isLessThan(e.keyLog.nextSeq());
             while (gc.step()) {
                 // gc passes what is written back: A's kset, not B's
