@@ -883,7 +883,7 @@ public final class ExtentMap {
                 newFirsts[to] = firsts[k];
                 newCounts[to] = c;
             } else if (c + add <= leaf.length / 3) {
-                mergeInto(leaf, leaf.length / 3, c, leaf, leaf.length / 3, run, from, add);
+                mergeInto(leaf, leaf.length / 3, c, run, from, add);
                 to--;
                 newLeaves[to] = leaf;
                 newFirsts[to] = leaf[0];
@@ -993,26 +993,25 @@ public final class ExtentMap {
     }
 
     /**
-     * Merges leaf {@code src} ({@code c} extents, capacity {@code srcCap}) with the run's
-     * {@code [from, from + add)} into {@code dst} (capacity {@code dstCap}), back to front, so that
-     * {@code dst} may be {@code src}.
+     * Merges the run's {@code [from, from + add)} into {@code leaf} ({@code c} extents, capacity
+     * {@code cap}, room for them), back to front; stops once the run is placed: the extents
+     * before its first one are already where they belong.
      */
-    private static void mergeInto(long[] src, int srcCap, int c, long[] dst, int dstCap, SortedRun run, int from,
-                                  int add) {
+    private static void mergeInto(long[] leaf, int cap, int c, SortedRun run, int from, int add) {
         long[] ns = run.starts;
         long[] n1 = run.w1;
         long[] n2 = run.w2;
         int a = c - 1;
         int b = from + add - 1;
-        for (int q = c + add - 1; q >= 0; q--) {
-            if (b < from || a >= 0 && src[a] > ns[b]) {
-                dst[q] = src[a];
-                dst[dstCap + q] = src[srcCap + a];
-                dst[2 * dstCap + q] = src[2 * srcCap + a--];
+        for (int q = c + add - 1; b >= from; q--) {      // q == a + (b - from + 1) > a
+            if (a >= 0 && leaf[a] > ns[b]) {
+                leaf[q] = leaf[a];
+                leaf[cap + q] = leaf[cap + a];
+                leaf[2 * cap + q] = leaf[2 * cap + a--];
             } else {
-                dst[q] = ns[b];
-                dst[dstCap + q] = n1[b];
-                dst[2 * dstCap + q] = n2[b--];
+                leaf[q] = ns[b];
+                leaf[cap + q] = n1[b];
+                leaf[2 * cap + q] = n2[b--];
             }
         }
     }
