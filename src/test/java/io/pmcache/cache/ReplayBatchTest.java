@@ -58,6 +58,16 @@ class ReplayBatchTest {
     }
 
     @Test
+    void largestBatchIsASixteenthOfTheHeapWithinBounds() {
+        long gib = 1L << 30;
+        assertThat(ReplayBatch.maxCapacityForHeap(256L << 20)).isEqualTo(ReplayBatch.DEFAULT_CAPACITY);
+        assertThat(ReplayBatch.maxCapacityForHeap(gib)).isEqualTo(ReplayBatch.DEFAULT_CAPACITY);   // 699,050 fit
+        assertThat(ReplayBatch.maxCapacityForHeap(4 * gib)).isEqualTo(1 << 21);                     // 192 MiB
+        assertThat(ReplayBatch.maxCapacityForHeap(6 * gib)).isEqualTo(1 << 22);
+        assertThat(ReplayBatch.maxCapacityForHeap(Long.MAX_VALUE)).isEqualTo(1 << 22);
+    }
+
+    @Test
     void batchedAtTheDefaultCapacityIsTheLogOrderIndex(Seed seed) {
         SplittableRandom r = seed.random();
         for (int i = 0; i < 100; i++) {
