@@ -980,7 +980,8 @@ public final class ExtentMap {
             if (parts > 1) {
                 pcap = LEAF_MAX;                        // room for the next batches
             }
-            long[] nl = new long[3 * pcap];
+            // The first part reuses the old leaf when it is full-sized (its extents are in the scratch).
+            long[] nl = part == 0 && pcap == cap ? leaf : new long[3 * pcap];
             System.arraycopy(ms, lo, nl, 0, pc);
             System.arraycopy(m1, lo, nl, pcap, pc);
             System.arraycopy(m2, lo, nl, 2 * pcap, pc);
