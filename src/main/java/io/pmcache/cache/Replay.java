@@ -112,10 +112,14 @@ final class Replay {
         }
     }
 
-    /** {@link #prepare(Medium, Superblock, long, CacheStats, int, boolean)} with the default batch. */
+    /**
+     * {@link #prepare(Medium, Superblock, long, CacheStats, int, int, boolean)} with the default
+     * batches: doubling from {@link ReplayBatch#DEFAULT_CAPACITY} to what this JVM's heap allows.
+     */
     static Prepared prepare(Medium medium, Superblock sb, long deviceSize, CacheStats stats)
             throws MediaCorruptException {
         return prepare(medium, sb, deviceSize, stats, ReplayBatch.DEFAULT_CAPACITY,
+                ReplayBatch.maxCapacityForHeap(Runtime.getRuntime().maxMemory()),
                 Runtime.getRuntime().availableProcessors() > 1);
     }
 
@@ -126,7 +130,7 @@ final class Replay {
      * of {@code deviceSize} bytes and counts into {@code stats}; for the batch, see the constructor.
      */
     static Prepared prepare(Medium medium, Superblock sb, long deviceSize, CacheStats stats, int batchCapacity,
-            boolean background) throws MediaCorruptException {
+            int maxBatchCapacity, boolean background) throws MediaCorruptException {
         int count = sb.segmentCount();
         CacheInfo info = CacheInfo.read(medium.segment(), sb.cacheId(), sb, medium.describe());
         SegmentTable segments = new SegmentTable(medium, sb.cacheId(), count, sb.segmentSize(),
@@ -147,7 +151,7 @@ final class Replay {
         RangeIndex index = new RangeIndex(deviceSize);
         LogReader reader = new LogReader(medium, segments, sb.cacheId(), deviceSize);
         Replay replay = new Replay(medium, segments, reader, index, stats, sb.cacheId(), sb.dataCrc(), unknown,
-                oneSlotDamaged, batchCapacity, background);
+                oneSlotDamaged, batchCapacity, maxBatchCapacity, background);
         return new Prepared(replay, info, segments, reader, index);
     }
 
@@ -157,12 +161,12 @@ final class Replay {
      */
     Replay(Medium medium, SegmentTable segments, LogReader reader, RangeIndex index, CacheStats stats,
            long cacheId, boolean verifyAllData, BitSet unknownGeneration, BitSet oneSlotDamaged, int batchCapacity,
-           boolean background) {
+           int maxBatchCapacity, boolean background) {
         this.medium = medium;
         this.segments = segments;
         this.reader = reader;
         this.index = index;
-        this.batch = new ReplayBatch(index, batchCapacity, background);
+        this.batch = new ReplayBatch(index, batchCapacity, maxBatchCapacity, background);
         this.stats = stats;
         this.cacheId = cacheId;
         this.verifyAllData = verifyAllData;

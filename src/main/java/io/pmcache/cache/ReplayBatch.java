@@ -22,7 +22,8 @@ import java.util.concurrent.Future;
  * three quarters of its time there). Changes of different ranges touch different maps and so
  * commute; only the order within a range matters.
  *
- * <h2>Steps, per batch of up to {@code capacity} changes</h2>
+ * <h2>Steps, per batch (the first of up to {@code capacity} changes, each next one of twice as
+ * many as the one before, up to {@code maxCapacity})</h2>
  * <ol>
  *   <li>Group the changes by range, keeping log order within a range (a counting sort over the
  *       ranges touched).</li>
@@ -45,13 +46,25 @@ import java.util.concurrent.Future;
  * different maps, different parts of the scratch arrays); the batch is done when both are.
  *
  * <h2>Cost</h2>
- * 64 bytes of heap per change the batch can hold (32 in log order, 32 grouped; the arrays grow
- * to {@code capacity}), plus one int per range of the device for the grouping. Grouping copies
- * each change once, so that a range's run is read sequentially, not scattered over the batch.
+ * 96 bytes of heap per change the batch can hold (32 in log order for the walk, 32 for the batch
+ * being applied, 32 grouped; the arrays grow to the batch size), plus one int per range of the
+ * device for the grouping. Grouping copies each change once, so that a range's run is read
+ * sequentially, not scattered over the batch. Every batch merges into each range's map again,
+ * touching (and, where it adds, rewriting) the leaves of all the ranges it changes: with batches
+ * of a fixed size, building the index of a log of N keys costs N / batch passes over a growing
+ * index (at 10 M random keys and 512 Ki changes per batch, 20 passes, three quarters of the index
+ * threads' CPU in {@link ExtentMap#insertSorted}). Doubling the batches makes that O(log N)
+ * passes; {@link #maxCapacityForHeap} bounds the largest by the heap. Small logs keep small
+ * batches, so the walk and the index building still overlap from the first batch on.
  */
 final class ReplayBatch implements AutoCloseable {
-    /** Changes per batch by default: 512 Ki, 32 MiB of heap at most. */
+    /** Changes in the first batch by default: 512 Ki, 48 MiB of heap at most (see Cost). */
     static final int DEFAULT_CAPACITY = 1 << 19;
+    /**
+     * Bytes of heap per change a batch can hold, the background's included: three arrays of
+     * {@value #WORDS} longs (the walk's, the applying thread's, the grouped copy).
+     */
+    private static final int BYTES_PER_CHANGE = 3 * 8 * 4;
     /** Bits of a change's index in a sort key (below its offset in the range: 22 bits). */
     private static final int IDX_BITS = 24;
     private static final int MAX_CAPACITY = 1 << IDX_BITS;
@@ -72,7 +85,9 @@ final class ReplayBatch implements AutoCloseable {
     private static final byte FLAG = 4;
 
     private final RangeIndex index;
-    private final int capacity;
+    /** Changes in the batch being filled; doubles after each full batch up to {@link #maxCapacity}. */
+    private int capacity;
+    private final int maxCapacity;
     private int n;
     /** The changes in log order, {@value #WORDS} longs each (see {@link #put}). */
     private long[] log = new long[0];
@@ -86,8 +101,7 @@ final class ReplayBatch implements AutoCloseable {
     /** Per range: changes counted, then where its run goes; all zero between flushes. */
     private int[] rangeSlots;
     private int[] touched = new int[0];
-    private long[] sortKeys = new long[0];
-    /** Where each touched range's run ends in {@code grouped}. */
+    /** Where each touched range's run ends in {@code grouped}; this and touched: one per range touched. */
     private int[] runEnds = new int[0];
     /** The applying thread's, and the helper's, which takes part of a large batch's runs. */
     private final RunApplier mine = new RunApplier();
@@ -99,16 +113,24 @@ final class ReplayBatch implements AutoCloseable {
     private long applyCpuNanos;
     private long helperCpuNanos;
 
-    /**
-     * With {@code background}, a thread of its own applies each full batch while the walk fills the
-     * next (the walk never reads the index, and batches are still applied in order, one at a time).
-     */
+    /** Batches of {@code capacity} changes each; see the other constructor. */
     ReplayBatch(RangeIndex index, int capacity, boolean background) {
-        if (capacity < 1 || capacity > MAX_CAPACITY) {
-            throw new IllegalArgumentException("batch capacity " + capacity);
+        this(index, capacity, capacity, background);
+    }
+
+    /**
+     * The first batch holds {@code capacity} changes, each next one twice as many as the one
+     * before, up to {@code maxCapacity}. With {@code background}, a thread of its own applies each
+     * full batch while the walk fills the next (the walk never reads the index, and batches are
+     * still applied in order, one at a time).
+     */
+    ReplayBatch(RangeIndex index, int capacity, int maxCapacity, boolean background) {
+        if (capacity < 1 || maxCapacity < capacity || maxCapacity > MAX_CAPACITY) {
+            throw new IllegalArgumentException("batch capacity " + capacity + " up to " + maxCapacity);
         }
         this.index = index;
         this.capacity = capacity;
+        this.maxCapacity = maxCapacity;
         this.helperMin = Math.min(HELPER_MIN, Math.max(2, capacity / 2));
         this.applier = background ? Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "pmcache-replay-index");
@@ -121,6 +143,16 @@ final class ReplayBatch implements AutoCloseable {
                     t.setDaemon(true);
                     return t;
                 }) : null;
+    }
+
+    /**
+     * The largest batch for a replay in this JVM: a sixteenth of the maximum heap (at
+     * {@value #BYTES_PER_CHANGE} bytes per change), a power of two from {@link #DEFAULT_CAPACITY}
+     * to 4 Mi changes (384 MiB, from a 6 GiB heap up).
+     */
+    static int maxCapacityForHeap(long maxHeapBytes) {
+        long fits = maxHeapBytes / 16 / BYTES_PER_CHANGE;
+        return (int) Math.max(DEFAULT_CAPACITY, Math.min(1 << 22, Long.highestOneBit(Math.max(1, fits))));
     }
 
     /** {@link ExtentMap#insertData} of this extent into its range. */
@@ -156,6 +188,7 @@ final class ReplayBatch implements AutoCloseable {
         log[w + 3] = (segmentOffset & 0xffffffffL) << 8 | (op & 0xff);
         if (++n == capacity) {
             handOff();
+            capacity = Math.min(maxCapacity, 2 * capacity);
         }
     }
 
@@ -257,47 +290,19 @@ final class ReplayBatch implements AutoCloseable {
         }
         if (grouped.length < n * WORDS) {
             grouped = new long[n * WORDS];
-            touched = new int[n];
-            runEnds = new int[n];
-            sortKeys = new long[n];
+        }
+        if (touched.length < Math.min(n, index.rangeCount())) {
+            touched = new int[Math.min(n, index.rangeCount())];
+            runEnds = new int[touched.length];
         }
         if (rangeSlots == null) {
             rangeSlots = new int[index.rangeCount()];
         }
-        int[] slots = rangeSlots;
-        int nt = 0;
-        for (int i = 0; i < n; i++) {
-            int r = RangeIndex.rangeOf(start(log, i));
-            if (slots[r]++ == 0) {
-                touched[nt++] = r;
-            }
-        }
-        int pos = 0;
-        for (int t = 0; t < nt; t++) {
-            int r = touched[t];
-            int c = slots[r];
-            slots[r] = pos;
-            pos += c;
-        }
-        long[] g = grouped;
-        for (int i = 0, w = 0; i < n; i++, w += WORDS) {   // stable: log order within a range
-            int to = slots[RangeIndex.rangeOf(log[w])]++ * WORDS;
-            g[to] = log[w];
-            g[to + 1] = log[w + 1];
-            g[to + 2] = log[w + 2];
-            g[to + 3] = log[w + 3];
-        }
-        int split = nt;                                     // runs [split, nt) go to the helper
-        int splitBegin = n;
-        for (int t = 0; t < nt; t++) {
-            int r = touched[t];
-            runEnds[t] = slots[r];
-            slots[r] = 0;
-            if (split == nt && helper != null && n >= helperMin && runEnds[t] >= n / 2 && t + 1 < nt) {
-                split = t + 1;
-                splitBegin = runEnds[t];
-            }
-        }
+        int nt = countByRange(log, n);
+        runStarts(nt);
+        scatter(log, n);
+        int split = runEnds(nt, n);                         // runs [split, nt) go to the helper
+        int splitBegin = split < nt ? runEnds[split - 1] : n;
         Future<?> helped = null;
         if (split < nt) {
             int from = split;
@@ -319,12 +324,75 @@ final class ReplayBatch implements AutoCloseable {
         flushedRuns += nt;
     }
 
+    // The grouping's loops are methods of their own (as are the run's steps below): a cold JVM
+    // compiles a hot loop on the stack (OSR) together with the rest of its method, so one loop per
+    // method keeps those compiles small (applyGrouped with its loops inline: ~220 ms of C2 time).
+
+    /** Counts the changes of each range into rangeSlots; returns the ranges touched, listed in touched. */
+    private int countByRange(long[] log, int n) {
+        int[] slots = rangeSlots;
+        int[] touched = this.touched;
+        int nt = 0;
+        for (int i = 0; i < n; i++) {
+            int r = RangeIndex.rangeOf(start(log, i));
+            if (slots[r]++ == 0) {
+                touched[nt++] = r;
+            }
+        }
+        return nt;
+    }
+
+    /** Turns the counts of the touched ranges into where their runs start in grouped. */
+    private void runStarts(int nt) {
+        int[] slots = rangeSlots;
+        int pos = 0;
+        for (int t = 0; t < nt; t++) {
+            int r = touched[t];
+            int c = slots[r];
+            slots[r] = pos;
+            pos += c;
+        }
+    }
+
+    /** Copies each change to its range's run in grouped; stable: log order within a range. */
+    private void scatter(long[] log, int n) {
+        int[] slots = rangeSlots;
+        long[] g = grouped;
+        for (int i = 0, w = 0; i < n; i++, w += WORDS) {
+            int to = slots[RangeIndex.rangeOf(log[w])]++ * WORDS;
+            g[to] = log[w];
+            g[to + 1] = log[w + 1];
+            g[to + 2] = log[w + 2];
+            g[to + 3] = log[w + 3];
+        }
+    }
+
+    /**
+     * Sets runEnds, zeroes rangeSlots again; returns the first run the helper takes (the one after
+     * the run that reaches the middle change of a large batch), or nt when it takes none.
+     */
+    private int runEnds(int nt, int n) {
+        int[] slots = rangeSlots;
+        int split = nt;
+        for (int t = 0; t < nt; t++) {
+            int r = touched[t];
+            runEnds[t] = slots[r];
+            slots[r] = 0;
+            if (split == nt && helper != null && n >= helperMin && runEnds[t] >= n / 2 && t + 1 < nt) {
+                split = t + 1;
+            }
+        }
+        return split;
+    }
+
     /**
      * Applies range runs of the grouped batch; each applying thread has its own (scratch, counts).
-     * Different runs touch different ranges' maps and different parts of {@code sortKeys}.
+     * Different runs touch different ranges' maps.
      */
     private final class RunApplier {
         private final ExtentMap.SortedRun sorted = new ExtentMap.SortedRun();
+        /** Sort keys of the run being applied (start in the range above its position in grouped). */
+        private long[] keys = new long[64];
         private long fastRuns;
 
         /** Applies the runs of {@code touched[fromRun, toRun)}, the first starting at {@code begin}. */
@@ -338,40 +406,82 @@ final class ReplayBatch implements AutoCloseable {
 
         /** Applies the changes {@code grouped[begin, end)} of one range. */
         private void applyRun(ExtentMap map, int begin, int end) {
+            int len = end - begin;
+            if (keys.length < len) {
+                keys = new long[Math.max(len, 2 * keys.length)];
+            }
+            long bits = sortKeys(begin, end);
+            if (bits == HAS_FORGET) {
+                inLogOrder(map, begin, end);
+                return;
+            }
+            if ((bits & UNSORTED) != 0) {
+                radixSort(keys, 0, len, bits & RANGE_MASK);     // by start, then log order
+            }
+            if (overlaps(len)) {
+                inLogOrder(map, begin, end);
+                return;
+            }
+            addSorted(len);
+            map.insertSorted(sorted);
+            fastRuns++;
+        }
+
+        /** {@link #sortKeys}: the run holds a forget. */
+        private static final long HAS_FORGET = -1;
+        /** {@link #sortKeys}: the starts do not ascend in log order. */
+        private static final long UNSORTED = 1L << 62;
+
+        /**
+         * Fills keys[0, end - begin) with the sort keys of {@code grouped[begin, end)}; returns the
+         * OR of their starts' offsets in the range, plus {@link #UNSORTED} when those do not
+         * ascend, or {@link #HAS_FORGET} (and the keys unfinished) when a change is a forget.
+         */
+        private long sortKeys(int begin, int end) {
             long[] g = grouped;
+            long[] keys = this.keys;
             boolean ascending = true;
             long prev = Long.MIN_VALUE;
             long bits = 0;
-            long[] keys = sortKeys;
             for (int k = begin; k < end; k++) {
                 if ((op(g, k) & ~FLAG) == FORGET) {
-                    inLogOrder(map, begin, end);
-                    return;
+                    return HAS_FORGET;
                 }
                 long s = start(g, k);
                 ascending &= s >= prev;
                 prev = s;
                 bits |= s & RANGE_MASK;
-                keys[k] = (s & RANGE_MASK) << IDX_BITS | k;
+                keys[k - begin] = (s & RANGE_MASK) << IDX_BITS | k;
             }
-            if (!ascending) {
-                radixSort(keys, begin, end, bits);              // by start, then log order
-            }
+            return ascending ? bits : bits | UNSORTED;
+        }
+
+        /** Whether two of the sorted keys[0, len) overlap other than as exact duplicates (same start and length). */
+        private boolean overlaps(int len) {
+            long[] g = grouped;
+            long[] keys = this.keys;
             long idxMask = (1L << IDX_BITS) - 1;
-            for (int k = begin; k + 1 < end; k++) {
+            for (int k = 0; k + 1 < len; k++) {
                 int i = (int) (keys[k] & idxMask);
                 int j = (int) (keys[k + 1] & idxMask);
                 boolean duplicate = start(g, i) == start(g, j) && length(g, i) == length(g, j);
                 if (!duplicate && start(g, i) + length(g, i) > start(g, j)) {
-                    inLogOrder(map, begin, end);
-                    return;
+                    return true;
                 }
             }
+            return false;
+        }
+
+        /** Fills {@link #sorted} from keys[0, len): every change but those a newer duplicate follows. */
+        private void addSorted(int len) {
+            long[] g = grouped;
+            long[] keys = this.keys;
+            long idxMask = (1L << IDX_BITS) - 1;
             ExtentMap.SortedRun sorted = this.sorted;
             sorted.clear();
-            for (int k = begin; k < end; k++) {
+            for (int k = 0; k < len; k++) {
                 int i = (int) (keys[k] & idxMask);
-                if (k + 1 < end) {
+                if (k + 1 < len) {
                     int j = (int) (keys[k + 1] & idxMask);
                     if (start(g, i) == start(g, j) && length(g, i) == length(g, j)) {
                         continue;                               // a newer duplicate follows: it wins
@@ -385,8 +495,6 @@ final class ReplayBatch implements AutoCloseable {
                     sorted.addZero(g[w], length(g, i), (op(g, i) & FLAG) != 0);
                 }
             }
-            map.insertSorted(sorted);
-            fastRuns++;
         }
 
         /** Digit of {@link #radixSort}: at most this many bits of the start per pass. */

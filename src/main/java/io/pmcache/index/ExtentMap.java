@@ -847,35 +847,14 @@ public final class ExtentMap {
      */
     private boolean mergeInPlace(SortedRun run) {
         int n = run.n;
-        long[] ns = run.starts;
-        long[] n1 = run.w1;
-        long[] n2 = run.w2;
         if (run.perLeaf.length < nLeaves + 1) {
             run.perLeaf = new int[Math.max(nLeaves + 1, 2 * run.perLeaf.length)];
         }
         int[] upTo = run.perLeaf;                           // upTo[l]: run extents before leaf l + 1's span
-        int l = 0;
+        if (!placeRun(run, upTo)) {
+            return false;
+        }
         int extra = 0;                                      // leaves added by splits
-        for (int j = 0; j < n; j++) {
-            long s = ns[j];
-            long e = s + len(n1[j]);
-            while (l + 1 < nLeaves && firsts[l + 1] <= s) {
-                upTo[l++] = j;
-            }
-            long[] leaf = leaves[l];
-            int c = counts[l];
-            int i = floorIn(leaf, c, s);
-            if (i >= 0 && leaf[i] + len(leaf[leaf.length / 3 + i]) > s) {
-                return false;                               // overlaps the extent before it
-            }
-            long next = i + 1 < c ? leaf[i + 1] : l + 1 < nLeaves ? firsts[l + 1] : Long.MAX_VALUE;
-            if (next < e) {
-                return false;                               // overlaps the extent after it
-            }
-        }
-        while (l < nLeaves) {
-            upTo[l++] = n;
-        }
         for (int k = 0, j = 0; k < nLeaves; j = upTo[k++]) {
             int total = counts[k] + upTo[k] - j;
             if (total > LEAF_MAX) {
@@ -903,59 +882,14 @@ public final class ExtentMap {
                 newLeaves[to] = leaf;
                 newFirsts[to] = firsts[k];
                 newCounts[to] = c;
-                continue;
-            }
-            int total = c + add;
-            int cap = leaf.length / 3;
-            if (total <= cap) {
-                mergeInto(leaf, cap, c, leaf, cap, run, from, add);
+            } else if (c + add <= leaf.length / 3) {
+                mergeInto(leaf, leaf.length / 3, c, run, from, add);
                 to--;
                 newLeaves[to] = leaf;
                 newFirsts[to] = leaf[0];
-                newCounts[to] = total;
-                continue;
-            }
-            // Merge into scratch, then deal out into one or more leaves.
-            if (run.ps.length < total) {
-                int grow = Math.max(total, 2 * run.ps.length);
-                run.ps = new long[grow];
-                run.p1 = new long[grow];
-                run.p2 = new long[grow];
-            }
-            long[] ms = run.ps;
-            long[] m1 = run.p1;
-            long[] m2 = run.p2;
-            int a = 0;
-            int b = from;
-            int end = from + add;
-            for (int q = 0; q < total; q++) {
-                if (b == end || a < c && leaf[a] < ns[b]) {
-                    ms[q] = leaf[a];
-                    m1[q] = leaf[cap + a];
-                    m2[q] = leaf[2 * cap + a++];
-                } else {
-                    ms[q] = ns[b];
-                    m1[q] = n1[b];
-                    m2[q] = n2[b++];
-                }
-            }
-            int parts = total <= LEAF_MAX ? 1 : (total + SPLIT_FILL - 1) / SPLIT_FILL;
-            for (int part = parts - 1; part >= 0; part--) {
-                int lo = (int) ((long) total * part / parts);
-                int hi = (int) ((long) total * (part + 1) / parts);
-                int pc = hi - lo;
-                int pcap = Math.max(LEAF_MIN, Integer.highestOneBit(pc - 1) << 1);
-                if (parts > 1) {
-                    pcap = LEAF_MAX;                        // room for the next batches
-                }
-                long[] nl = new long[3 * pcap];
-                System.arraycopy(ms, lo, nl, 0, pc);
-                System.arraycopy(m1, lo, nl, pcap, pc);
-                System.arraycopy(m2, lo, nl, 2 * pcap, pc);
-                to--;
-                newLeaves[to] = nl;
-                newFirsts[to] = nl[0];
-                newCounts[to] = pc;
+                newCounts[to] = c + add;
+            } else {
+                to = spill(leaf, c, run, from, add, newFirsts, newLeaves, newCounts, to);
             }
         }
         firsts = newFirsts;
@@ -966,27 +900,119 @@ public final class ExtentMap {
         return true;
     }
 
+    // mergeInPlace's loops are methods of their own: a cold JVM compiles a hot loop on the stack
+    // (OSR) together with the rest of its method, so one loop per method keeps those compiles small.
+
     /**
-     * Merges leaf {@code src} ({@code c} extents, capacity {@code srcCap}) with the run's
-     * {@code [from, from + add)} into {@code dst} (capacity {@code dstCap}), back to front, so that
-     * {@code dst} may be {@code src}.
+     * Sets {@code upTo[l]} to the number of run extents that start before leaf {@code l + 1}'s
+     * span (for every leaf); returns false when an extent of the run overlaps one here.
      */
-    private static void mergeInto(long[] src, int srcCap, int c, long[] dst, int dstCap, SortedRun run, int from,
-                                  int add) {
+    private boolean placeRun(SortedRun run, int[] upTo) {
+        int n = run.n;
+        long[] ns = run.starts;
+        long[] n1 = run.w1;
+        int l = 0;
+        for (int j = 0; j < n; j++) {
+            long s = ns[j];
+            long e = s + len(n1[j]);
+            while (l + 1 < nLeaves && firsts[l + 1] <= s) {
+                upTo[l++] = j;
+            }
+            long[] leaf = leaves[l];
+            int c = counts[l];
+            int i = floorIn(leaf, c, s);
+            if (i >= 0 && leaf[i] + len(leaf[leaf.length / 3 + i]) > s) {
+                return false;                               // overlaps the extent before it
+            }
+            long next = i + 1 < c ? leaf[i + 1] : l + 1 < nLeaves ? firsts[l + 1] : Long.MAX_VALUE;
+            if (next < e) {
+                return false;                               // overlaps the extent after it
+            }
+        }
+        while (l < nLeaves) {
+            upTo[l++] = n;
+        }
+        return true;
+    }
+
+    /**
+     * Merges leaf {@code leaf} ({@code c} extents) with the run's {@code [from, from + add)}, more
+     * than the leaf holds, into one bigger leaf or new leaves filled to {@value #SPLIT_FILL}, put
+     * at the directory slots just below {@code to}; returns the lowest slot filled.
+     */
+    private static int spill(long[] leaf, int c, SortedRun run, int from, int add, long[] newFirsts,
+                             long[][] newLeaves, int[] newCounts, int to) {
+        long[] ns = run.starts;
+        long[] n1 = run.w1;
+        long[] n2 = run.w2;
+        int total = c + add;
+        int cap = leaf.length / 3;
+        // Merge into scratch, then deal out into one or more leaves.
+        if (run.ps.length < total) {
+            int grow = Math.max(total, 2 * run.ps.length);
+            run.ps = new long[grow];
+            run.p1 = new long[grow];
+            run.p2 = new long[grow];
+        }
+        long[] ms = run.ps;
+        long[] m1 = run.p1;
+        long[] m2 = run.p2;
+        int a = 0;
+        int b = from;
+        int end = from + add;
+        for (int q = 0; q < total; q++) {
+            if (b == end || a < c && leaf[a] < ns[b]) {
+                ms[q] = leaf[a];
+                m1[q] = leaf[cap + a];
+                m2[q] = leaf[2 * cap + a++];
+            } else {
+                ms[q] = ns[b];
+                m1[q] = n1[b];
+                m2[q] = n2[b++];
+            }
+        }
+        int parts = total <= LEAF_MAX ? 1 : (total + SPLIT_FILL - 1) / SPLIT_FILL;
+        for (int part = parts - 1; part >= 0; part--) {
+            int lo = (int) ((long) total * part / parts);
+            int hi = (int) ((long) total * (part + 1) / parts);
+            int pc = hi - lo;
+            int pcap = Math.max(LEAF_MIN, Integer.highestOneBit(pc - 1) << 1);
+            if (parts > 1) {
+                pcap = LEAF_MAX;                        // room for the next batches
+            }
+            // The first part reuses the old leaf when it is full-sized (its extents are in the scratch).
+            long[] nl = part == 0 && pcap == cap ? leaf : new long[3 * pcap];
+            System.arraycopy(ms, lo, nl, 0, pc);
+            System.arraycopy(m1, lo, nl, pcap, pc);
+            System.arraycopy(m2, lo, nl, 2 * pcap, pc);
+            to--;
+            newLeaves[to] = nl;
+            newFirsts[to] = nl[0];
+            newCounts[to] = pc;
+        }
+        return to;
+    }
+
+    /**
+     * Merges the run's {@code [from, from + add)} into {@code leaf} ({@code c} extents, capacity
+     * {@code cap}, room for them), back to front; stops once the run is placed: the extents
+     * before its first one are already where they belong.
+     */
+    private static void mergeInto(long[] leaf, int cap, int c, SortedRun run, int from, int add) {
         long[] ns = run.starts;
         long[] n1 = run.w1;
         long[] n2 = run.w2;
         int a = c - 1;
         int b = from + add - 1;
-        for (int q = c + add - 1; q >= 0; q--) {
-            if (b < from || a >= 0 && src[a] > ns[b]) {
-                dst[q] = src[a];
-                dst[dstCap + q] = src[srcCap + a];
-                dst[2 * dstCap + q] = src[2 * srcCap + a--];
+        for (int q = c + add - 1; b >= from; q--) {      // q == a + (b - from + 1) > a
+            if (a >= 0 && leaf[a] > ns[b]) {
+                leaf[q] = leaf[a];
+                leaf[cap + q] = leaf[cap + a];
+                leaf[2 * cap + q] = leaf[2 * cap + a--];
             } else {
-                dst[q] = ns[b];
-                dst[dstCap + q] = n1[b];
-                dst[2 * dstCap + q] = n2[b--];
+                leaf[q] = ns[b];
+                leaf[cap + q] = n1[b];
+                leaf[2 * cap + q] = n2[b--];
             }
         }
     }

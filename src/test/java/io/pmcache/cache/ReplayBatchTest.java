@@ -20,7 +20,8 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * inserts of data and zero extents, clean and dirty, that overlap, repeat exactly, run ascending,
  * and cross batch boundaries, mixed with the punches replay makes for dropped keys (clean
  * extents only, or every extent; some from tombstones that cross a range end), at every batch
- * capacity from 1 to 64 and the default, with and without the background thread. Seeded
+ * capacity from 1 to 64 (fixed, or doubling from batch to batch up to 16 times the first) and the
+ * default, with and without the background thread. Seeded
  * randomized tests: a failure names the seed and the case (repeat with {@code -Dpmcache.seed=}).
  */
 @ExtendWith(RandomSeed.class)
@@ -51,15 +52,26 @@ class ReplayBatchTest {
                 case 1 -> 64;
                 default -> 1 + r.nextInt(64);
             };
-            assertSame(log, capacity, r.nextBoolean(), seed, i);
+            int maxCapacity = r.nextBoolean() ? capacity : capacity << r.nextInt(5);   // batches doubling
+            assertSame(log, capacity, maxCapacity, r.nextBoolean(), seed, i);
         }
+    }
+
+    @Test
+    void largestBatchIsASixteenthOfTheHeapWithinBounds() {
+        long gib = 1L << 30;
+        assertThat(ReplayBatch.maxCapacityForHeap(256L << 20)).isEqualTo(ReplayBatch.DEFAULT_CAPACITY);
+        assertThat(ReplayBatch.maxCapacityForHeap(gib)).isEqualTo(ReplayBatch.DEFAULT_CAPACITY);   // 699,050 fit
+        assertThat(ReplayBatch.maxCapacityForHeap(4 * gib)).isEqualTo(1 << 21);                     // 192 MiB
+        assertThat(ReplayBatch.maxCapacityForHeap(6 * gib)).isEqualTo(1 << 22);
+        assertThat(ReplayBatch.maxCapacityForHeap(Long.MAX_VALUE)).isEqualTo(1 << 22);
     }
 
     @Test
     void batchedAtTheDefaultCapacityIsTheLogOrderIndex(Seed seed) {
         SplittableRandom r = seed.random();
         for (int i = 0; i < 100; i++) {
-            assertSame(log(r), ReplayBatch.DEFAULT_CAPACITY, r.nextBoolean(), seed, i);
+            assertSame(log(r), ReplayBatch.DEFAULT_CAPACITY, ReplayBatch.DEFAULT_CAPACITY, r.nextBoolean(), seed, i);
         }
     }
 
@@ -97,14 +109,15 @@ class ReplayBatchTest {
         return l;
     }
 
-    private static void assertSame(List<Change> log, int capacity, boolean background, Seed seed, int i) {
-        String context = String.format("%s case %d (capacity %d, background %s, %d changes)", seed, i, capacity,
-                background, log.size());
+    private static void assertSame(List<Change> log, int capacity, int maxCapacity, boolean background, Seed seed,
+                                   int i) {
+        String context = String.format("%s case %d (capacity %d up to %d, background %s, %d changes)", seed, i,
+                capacity, maxCapacity, background, log.size());
         long device = 3 * RANGE;
         RangeIndex oracle = new RangeIndex(device);
         RangeIndex batched = new RangeIndex(device);
         try {
-            try (ReplayBatch batch = new ReplayBatch(batched, capacity, background)) {
+            try (ReplayBatch batch = new ReplayBatch(batched, capacity, maxCapacity, background)) {
                 apply(log, oracle, batch);
             }
         } catch (RuntimeException e) {

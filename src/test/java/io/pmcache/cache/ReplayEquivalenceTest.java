@@ -46,7 +46,7 @@ class ReplayEquivalenceTest {
             String context = String.format("%s case %d (image seed %d, %d flips)", seed, i, imageSeed, flips);
             SplittableRandom r = new SplittableRandom(imageSeed);
             try (PowerCutMedium image = damagedImage(r, flips)) { // closed: 50 MB of native memory each
-                Replayed sequential = replay(image.copy(), 1, false);
+                Replayed sequential = replay(image.copy(), 1, 1, false);
                 if (sequential.counters.get(1) + sequential.counters.get(2) + sequential.counters.get(3) > 0) {
                     damageReported++;
                 }
@@ -56,7 +56,8 @@ class ReplayEquivalenceTest {
                 for (int c = 0; c < capacities.length; c++) {
                     int capacity = capacities[c];
                     // with and without the background thread
-                    Replayed batched = replay(image.copy(), capacity, c != 2);
+                    // the last one with batches doubling up to 8 times its first
+                    Replayed batched = replay(image.copy(), capacity, c == 3 ? 8 * capacity : capacity, c != 2);
                     assertThat(batched.extents).as("%s: index, capacity %d", context, capacity)
                             .isEqualTo(sequential.extents);
                     assertThat(batched.segments).as("%s: refs and generations, capacity %d", context, capacity)
@@ -156,12 +157,13 @@ class ReplayEquivalenceTest {
         }
     }
 
-    /** Replays {@code medium} as {@link Cache#open} does, with the given batch capacity. */
-    private static Replayed replay(PowerCutMedium medium, int capacity, boolean background) throws IOException {
+    /** Replays {@code medium} as {@link Cache#open} does, with the given batch capacities. */
+    private static Replayed replay(PowerCutMedium medium, int capacity, int maxCapacity, boolean background)
+            throws IOException {
         try (medium) {
             CacheStats stats = new CacheStats();
             Replay.Prepared prepared = Replay.prepare(medium, Cache.superblock(medium), DEVICE, stats, capacity,
-                    background);
+                    maxCapacity, background);
             Replay.Result result = prepared.run();
             RangeIndex index = prepared.index();
             SegmentTable segments = prepared.segments();
