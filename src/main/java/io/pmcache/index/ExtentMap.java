@@ -680,6 +680,16 @@ public final class ExtentMap {
         private long[] p1 = new long[0];
         private long[] p2 = new long[0];
 
+        /** Grows the scratch ({@code ps}, {@code p1}, {@code p2}) to hold at least {@code n} extents. */
+        private void ensureScratch(int n) {
+            if (ps.length < n) {
+                int grow = Math.max(n, 2 * ps.length);
+                ps = new long[grow];
+                p1 = new long[grow];
+                p2 = new long[grow];
+            }
+        }
+
         public void clear() {
             if (objs != null) {
                 java.util.Arrays.fill(objs, 0, n, null);
@@ -763,12 +773,7 @@ public final class ExtentMap {
             return;
         }
         // The existing extents minus the run's bytes, as pieces in start order (at most size + n).
-        if (run.ps.length < size + n) {
-            int grow = Math.max(size + n, 2 * run.ps.length);
-            run.ps = new long[grow];
-            run.p1 = new long[grow];
-            run.p2 = new long[grow];
-        }
+        run.ensureScratch(size + n);
         long[] ps = run.ps;
         long[] p1 = run.p1;
         long[] p2 = run.p2;
@@ -948,12 +953,7 @@ public final class ExtentMap {
         int total = c + add;
         int cap = leaf.length / 3;
         // Merge into scratch, then deal out into one or more leaves.
-        if (run.ps.length < total) {
-            int grow = Math.max(total, 2 * run.ps.length);
-            run.ps = new long[grow];
-            run.p1 = new long[grow];
-            run.p2 = new long[grow];
-        }
+        run.ensureScratch(total);
         long[] ms = run.ps;
         long[] m1 = run.p1;
         long[] m2 = run.p2;
