@@ -332,16 +332,19 @@ final class Writeback {
     }
 
     /**
-     * Writes back until every kset reserved before the call is on the backing device. Retries
-     * failures with backoff; gives up with an IOException after {@code 20} failures in a row.
+     * Writes back until every kset reserved before the call is on the backing device, in base
+     * batches ({@link WritebackPolicy#baseBatch}), so that the progress it reports after each step
+     * moves at least that often on a slow backing device. Retries failures with backoff; gives up
+     * with an IOException after {@code 20} failures in a row.
      */
     void drain(LongConsumer progress, Workers workers) throws IOException {
         long target = e.keyLog.nextSeq();
+        long batch = WritebackPolicy.baseBatch(e.segments.count() * e.segments.segmentSize());
         int failures = 0;
         long backoff = 50;
         while (e.info.current().dirtyTail().ksetSeq() < target) {
             e.keyLog.sealAll();
-            Step s = step();
+            Step s = step(batch);
             progress.accept(e.stats.dirtyBytes.sum());
             if (s == Step.FAILED || (s == Step.IDLE && e.info.current().dirtyTail().ksetSeq() < target)) {
                 if (++failures >= 20) {
