@@ -96,7 +96,7 @@ final class NbdWriteBehind {
             if (wait == null) {
                 return;
             }
-            awaitUninterruptibly(wait.done);
+            io.pmcache.os.Uninterruptibly.await(wait.done);
         }
     }
 
@@ -118,7 +118,7 @@ final class NbdWriteBehind {
             if (wait == null) {
                 break;
             }
-            awaitUninterruptibly(wait.done);
+            io.pmcache.os.Uninterruptibly.await(wait.done);
         }
         List<String> lost;
         synchronized (this) {
@@ -135,20 +135,5 @@ final class NbdWriteBehind {
 
     synchronized int inFlight() {
         return inFlight.size();
-    }
-
-    private static void awaitUninterruptibly(CountDownLatch latch) {
-        boolean interrupted = false;
-        while (true) {
-            try {
-                latch.await();
-                break;
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
     }
 }

@@ -301,22 +301,10 @@ final class Writeback {
     }
 
     private static void await(Future<?> f) throws IOException {
-        boolean interrupted = false;
         try {
-            while (true) {
-                try {
-                    f.get();
-                    return;
-                } catch (InterruptedException ex) {
-                    interrupted = true; // the flush is in flight: never abandon it half-way
-                }
-            }
+            io.pmcache.os.Uninterruptibly.get(f); // the flush is in flight: never abandon it half-way
         } catch (java.util.concurrent.ExecutionException ex) {
             throw ex.getCause() instanceof IOException io ? io : new IOException(ex.getCause());
-        } finally {
-            if (interrupted) {
-                Thread.currentThread().interrupt();
-            }
         }
     }
 
