@@ -123,8 +123,8 @@ final class Writeback {
             if (k == null) {
                 log.error("writeback: no valid kset #{} at {} although the log holds it; the key log is corrupt",
                         pos.ksetSeq(), pos);
+                e.stats.lastBackingError = "key log corrupt at " + pos; // the reason before the count
                 e.stats.backingErrors.increment();
-                e.stats.lastBackingError = "key log corrupt at " + pos;
                 break;
             }
             for (int slot = 0; slot < k.slots(); slot++) {
@@ -203,8 +203,9 @@ final class Writeback {
             written = e.info.current().dirtyTail();
             writtenBytes = 0;
             writtenZeroBytes = 0;
-            e.stats.backingErrors.increment();
+            // The reason before the count: whoever sees the count grow finds the reason in the status.
             e.stats.lastBackingError = String.valueOf(ex.getMessage());
+            e.stats.backingErrors.increment();
             failureLog.failed(batch.isEmpty() ? "writeback's flush of the backing device"
                     : "writeback of " + batch.size() + " keys from " + tail, ex);
             return Step.FAILED;
