@@ -64,6 +64,8 @@ final class Writeback {
     private volatile int lastBatchKeys;
     /** Dirty bytes of the keys in the last batch written back (0 after a step that only synced). */
     private volatile long lastBatchBytes;
+    /** Of the last batch's key bytes, the share newer keys of the batch overwrote (not written). */
+    private volatile double lastBatchAbsorbed;
     /** When the backing-device writes of the step in progress began; 0 when none is in progress. */
     private volatile long writesSince;
     /** When the backing-device flush in progress began (syncer); 0 when none is in progress. */
@@ -224,6 +226,13 @@ final class Writeback {
         }
         lastBatchKeys = batch.size();
         lastBatchBytes = newBatch ? bytes : 0;
+        if (newBatch && bytes > 0) {
+            long kept = 0;
+            for (Extent x : extents) {
+                kept += x.length();
+            }
+            lastBatchAbsorbed = 1 - (double) kept / bytes;
+        }
         return Step.PROGRESS;
     }
 
@@ -261,6 +270,14 @@ final class Writeback {
     /** Dirty bytes of the keys in the last batch written back (0 after a step that only synced). */
     long lastBatchBytes() {
         return lastBatchBytes;
+    }
+
+    /**
+     * Of the key bytes of the last batch that had any, the share that newer keys of the same batch
+     * overwrote, so that they were not written (0..1).
+     */
+    double lastBatchAbsorbed() {
+        return lastBatchAbsorbed;
     }
 
     /** Keys in the last batch written back (the worker pauses to gather after small ones). */

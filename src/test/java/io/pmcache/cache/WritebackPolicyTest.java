@@ -111,21 +111,27 @@ class WritebackPolicyTest {
 
     /**
      * A full-speed batch spans the watermarks (space short down to the low watermark), so one batch
-     * takes a pressure episode and absorbs every overwrite inside it; the base batch (an eighth of
-     * the cache) when a writer waits, so the dirty tail moves soon.
+     * takes a pressure episode; once a full-speed batch absorbed a tenth of its keys' bytes, it
+     * reaches down to the target, so that it absorbs more; the base batch (an eighth of the cache)
+     * when a writer waits, so the dirty tail moves soon.
      */
     @Test
-    void aFullSpeedBatchSpansTheWatermarksUnlessAWriterWaits() {
+    void aFullSpeedBatchSpansTheWatermarksOrReachesTheTargetWhenItAbsorbs() {
         int near = 44 - SEGS / 16;                          // 40 segments: space short from 640 MiB dirty
         Inputs calm = new Inputs(near * SEG, SEGS, SEG, 50, 44, false, false, 0);
         long low = WritebackPolicy.lowWatermark(calm, TARGET);
         assertThat(low).isEqualTo(TARGET + (near * SEG - TARGET) / 2);
-        assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET)).isEqualTo(near * SEG - low)
+        assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET, 0)).isEqualTo(near * SEG - low)
                 .isGreaterThan(CACHE / 8);
+        assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET, 0.099)).isEqualTo(near * SEG - low);
+        assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET, 0.10)).as("the last batch absorbed a tenth")
+                .isEqualTo(near * SEG - TARGET);
         Inputs waiting = new Inputs(near * SEG, SEGS, SEG, 50, 44, true, false, 0);
-        assertThat(WritebackPolicy.fullSpeedBatch(waiting, TARGET)).isEqualTo(CACHE / 8);
-        // a target at or above where space gets short: no distance between the watermarks, the base batch
-        assertThat(WritebackPolicy.fullSpeedBatch(calm, CACHE / 100 * 90)).isEqualTo(CACHE / 8);
+        assertThat(WritebackPolicy.fullSpeedBatch(waiting, TARGET, 0)).isEqualTo(CACHE / 8);
+        assertThat(WritebackPolicy.fullSpeedBatch(waiting, TARGET, 0.5)).isEqualTo(CACHE / 8);
+        // a target at or above where space gets short: nothing between the watermarks, the base batch
+        assertThat(WritebackPolicy.fullSpeedBatch(calm, CACHE / 100 * 90, 0)).isEqualTo(CACHE / 8);
+        assertThat(WritebackPolicy.fullSpeedBatch(calm, CACHE / 100 * 90, 0.5)).isEqualTo(CACHE / 8);
         assertThat(WritebackPolicy.baseBatch(16 * MIB)).as("at least 4 MiB").isEqualTo(4 * MIB);
         assertThat(WritebackPolicy.baseBatch(1L << 40)).as("at most 256 MiB").isEqualTo(256 * MIB);
     }
