@@ -344,6 +344,9 @@ public final class Cache implements BlockDevice {
                     }
                 }
             }
+            if (fua) {
+                e.barriers.passed(e.keyLog.nextSeq());
+            }
         } catch (EngineAbort ex) {
             throw ex.io();
         } catch (InternalError ex) {
@@ -357,6 +360,7 @@ public final class Cache implements BlockDevice {
     public void flush() throws IOException {
         run(true, () -> {
             e.keyLog.sealAll();
+            e.barriers.passed(e.keyLog.nextSeq());
             direct.flushBacking(); // direct writes are on the backing device only
             e.stats.flushes.increment();
         });
@@ -376,6 +380,9 @@ public final class Cache implements BlockDevice {
         Ranges.check(this, offset, length);
         run(true, () -> {
             zero(offset, length, fua);
+            if (fua) {
+                e.barriers.passed(e.keyLog.nextSeq());
+            }
             e.stats.writes.increment();
         });
     }

@@ -26,6 +26,8 @@ final class Engine {
     final CachePolicy policy = new CachePolicy(CacheMode.WRITEBACK, 0);
     /** Direct writes in flight, which cached writes and reads of the same bytes wait for. */
     final InFlightDirect direct = new InFlightDirect();
+    /** Where the client's latest FLUSH or FUA write lies in the key log (see {@link FlushBarriers}). */
+    final FlushBarriers barriers;
     /** Called at named points of writeback and gc steps; tests install one to cut power there. */
     volatile StepHook hook = StepHook.NONE;
 
@@ -45,6 +47,7 @@ final class Engine {
         this.heads = heads;
         this.stats = stats;
         this.failure = failure;
+        this.barriers = new FlushBarriers(keyLog.nextSeq());
     }
 
     long cacheId() {

@@ -229,6 +229,28 @@ final class KeyLog {
     }
 
     /**
+     * {@link #sealAll} without waiting for a stream lock: false when a stream was busy (its open
+     * kset, if any, stays open; the others are sealed). Writeback calls it: a writer may hold its
+     * stream's lock while it waits for space that only writeback can make.
+     */
+    boolean trySealAll() {
+        boolean all = true;
+        for (Stream st : streams) {
+            if (st.lock.tryLock()) {
+                try {
+                    handOver(st);
+                } finally {
+                    st.lock.unlock();
+                }
+            } else {
+                all = false;
+            }
+        }
+        drainSeals();
+        return all;
+    }
+
+    /**
      * Hands over open ksets at least {@code minAgeNanos} old (skipping streams busy right now) and
      * seals what is pending.
      */

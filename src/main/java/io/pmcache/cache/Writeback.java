@@ -27,7 +27,12 @@ import org.slf4j.LoggerFactory;
  *       written at all.</li>
  *   <li>Lay their dirty keys over each other in log order (the newest wins inside the batch);
  *       drop keys whose segment generation moved on (possible only after metadata damage, when
- *       replay dropped them too) and, with the data-CRC option, keys whose data fails its CRC.</li>
+ *       replay dropped them too) and, with the data-CRC option, keys whose data fails its CRC. A key
+ *       that no flush has covered yet ({@link FlushBarriers}) gives up the bytes a newer key
+ *       overwrote ({@link OwnParts}), wherever that key is: within one flush interval a disk may
+ *       lose any write, so the backing device stays a crash image; the open ksets are then sealed
+ *       first, so that those newer keys are durable before the dirty tail passes (when a stream
+ *       is busy and cannot be sealed without waiting, the batch's keys are written whole).</li>
  *   <li>Write the resulting extents to the backing device in offset order (zero extents as
  *       write-zeroes) from the stepping thread.</li>
  *   <li>Meanwhile, in the syncer thread, flush the backing device, which makes the previous
@@ -60,11 +65,19 @@ final class Writeback {
     private long writtenBytes;
     /** Of {@code writtenBytes}, the bytes of zero keys (zeroed or trimmed ranges): no data written. */
     private long writtenZeroBytes;
+    /**
+     * Drains running: while one runs, no step leaves bytes to newer keys, so that when a drain
+     * returns every key before it is on the backing device as such.
+     */
+    private final java.util.concurrent.atomic.AtomicInteger drains = new java.util.concurrent.atomic.AtomicInteger();
     /** Keys in the last batch written back (the worker pauses to gather after small ones). */
     private volatile int lastBatchKeys;
     /** Dirty bytes of the keys in the last batch written back (0 after a step that only synced). */
     private volatile long lastBatchBytes;
-    /** Of the last batch's key bytes, the share newer keys of the batch overwrote (not written). */
+    /**
+     * Of the last batch's key bytes, the share only newer keys of the batch overwrote (not written):
+     * what a larger batch absorbs. Bytes left to newer keys wherever they are do not count.
+     */
     private volatile double lastBatchAbsorbed;
     /** When the backing-device writes of the step in progress began; 0 when none is in progress. */
     private volatile long writesSince;
@@ -116,6 +129,11 @@ final class Writeback {
             writtenZeroBytes = 0;
         }
         List<KeyRecord> batch = new ArrayList<>();
+        // Overwritten beyond the batch: for the keys no flush has covered yet, their own parts.
+        boolean absorb = drains.get() == 0;
+        long flushedBefore = e.barriers.latest();
+        List<List<Extent>> own = new ArrayList<>();
+        List<long[]> ksetStarts = new ArrayList<>(); // {kset sequence, index of its first key in batch}
         long bytes = 0;
         long zeroBytes = 0;
         LogPosition pos = written;
@@ -129,6 +147,9 @@ final class Writeback {
                 e.stats.backingErrors.increment();
                 break;
             }
+            long seq = k.at().ksetSeq();
+            boolean unflushed = absorb && seq >= flushedBefore;
+            ksetStarts.add(new long[] {seq, batch.size()});
             for (int slot = 0; slot < k.slots(); slot++) {
                 KeyLiveness.Slot s = e.liveness.judge(k, slot);
                 KeyRecord key = s.key();
@@ -157,6 +178,7 @@ final class Writeback {
                     continue;
                 }
                 batch.add(key);
+                own.add(unflushed ? OwnParts.of(e.index, key) : null);
                 bytes += key.length();
                 if (key.zero()) {
                     zeroBytes += key.length();
@@ -169,7 +191,24 @@ final class Writeback {
         if (!newBatch && !unsynced) {
             return Step.IDLE;
         }
-        List<Extent> extents = newBatch ? newestWins(batch) : List.of();
+        // Read after the index: a FLUSH or FUA write that returned meanwhile covered the keys below it.
+        long flushedAfter = e.barriers.latest();
+        int unflushedFrom = batch.size();
+        for (int i = ksetStarts.size() - 1; i >= 0 && ksetStarts.get(i)[0] >= flushedAfter; i--) {
+            unflushedFrom = (int) ksetStarts.get(i)[1];
+        }
+        if (!absorb) {
+            unflushedFrom = batch.size();
+        }
+        List<Extent> extents = newBatch ? newestWins(batch, own, unflushedFrom) : List.of();
+        long leftToNewer = bytesLeftToNewer(batch, own, unflushedFrom);
+        if (leftToNewer > 0 && !e.keyLog.trySealAll()) {
+            // The newer keys the batch would leave bytes to must be durable before the dirty tail
+            // passes what they overwrote; a stream busy (its writer may wait for space, which only
+            // writeback makes) could not be sealed: this batch writes its keys whole.
+            extents = newestWins(batch, own, batch.size());
+            leftToNewer = 0;
+        }
         // Flush the previous batch (in the syncer) while this one is written (here).
         Future<?> sync = unsynced ? syncer.submit(() -> {
             e.hook.at(StepHook.Point.WRITEBACK_BEFORE_SYNC);
@@ -231,7 +270,7 @@ final class Writeback {
             for (Extent x : extents) {
                 kept += x.length();
             }
-            lastBatchAbsorbed = 1 - (double) kept / bytes;
+            lastBatchAbsorbed = Math.max(0, 1 - (double) (kept + leftToNewer) / bytes);
         }
         return Step.PROGRESS;
     }
@@ -273,8 +312,9 @@ final class Writeback {
     }
 
     /**
-     * Of the key bytes of the last batch that had any, the share that newer keys of the same batch
-     * overwrote, so that they were not written (0..1).
+     * Of the key bytes of the last batch that had any, the share that only newer keys of the same
+     * batch overwrote, so that they were not written (0..1); bytes left to newer keys beyond the
+     * batch ({@link OwnParts}) are not part of it, since a larger batch would not save them.
      */
     double lastBatchAbsorbed() {
         return lastBatchAbsorbed;
@@ -294,11 +334,32 @@ final class Writeback {
         e.stats.writebackZeroBytes.add(zeroBytes);
     }
 
-    /** Lays the batch over itself in log order (the newest wins): the extents to write, by offset. */
-    private static List<Extent> newestWins(List<KeyRecord> batch) {
+    /** The bytes the keys from {@code unflushedFrom} on leave to newer keys (not their own any more). */
+    private static long bytesLeftToNewer(List<KeyRecord> batch, List<List<Extent>> own, int unflushedFrom) {
+        long left = 0;
+        for (int i = unflushedFrom; i < batch.size(); i++) {
+            left += batch.get(i).length();
+            for (Extent x : own.get(i)) {
+                left -= x.length();
+            }
+        }
+        return left;
+    }
+
+    /**
+     * Lays the batch over itself in log order (the newest wins): the extents to write, by offset.
+     * The keys from {@code unflushedFrom} on contribute only their own parts ({@code own}): what a
+     * newer key overwrote in the same flush interval is left to that key.
+     */
+    private static List<Extent> newestWins(List<KeyRecord> batch, List<List<Extent>> own, int unflushedFrom) {
         ExtentMap latest = new ExtentMap();
-        for (KeyRecord key : batch) {
-            if (key.zero()) {
+        for (int i = 0; i < batch.size(); i++) {
+            KeyRecord key = batch.get(i);
+            if (i >= unflushedFrom) {
+                for (Extent x : own.get(i)) {
+                    latest.insert(x, null);
+                }
+            } else if (key.zero()) {
                 latest.insert(Extent.zero(key.offset(), key.length(), true), null);
             } else {
                 latest.insert(Extent.data(key.offset(), key.length(), key.segment(), key.segmentOffset(),
@@ -344,6 +405,15 @@ final class Writeback {
      * with an IOException after {@code 20} failures in a row.
      */
     void drain(LongConsumer progress, Workers workers) throws IOException {
+        drains.incrementAndGet();
+        try {
+            drainAll(progress);
+        } finally {
+            drains.decrementAndGet();
+        }
+    }
+
+    private void drainAll(LongConsumer progress) throws IOException {
         long target = e.keyLog.nextSeq();
         long batch = WritebackPolicy.baseBatch(e.segments.count() * e.segments.segmentSize());
         int failures = 0;

@@ -1,0 +1,39 @@
+package io.pmcache.cache;
+
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Where the client's latest flush lies in the key log: the one authority on which dirty keys the
+ * client may still lose, and so which of them writeback may leave unwritten when a newer key
+ * overwrote them ({@link Writeback}, "overwritten beyond the batch").
+ *
+ * <p>Invariant: every write acknowledged before the latest FLUSH or FUA write returned sits in a
+ * kset whose sequence is below {@link #latest}. A key in a kset at or above it was acknowledged
+ * after that flush, or was in flight during it: no flush has covered it, so a power cut may lose it
+ * (the device contract: without FLUSH or FUA a write may be lost, and a sector then holds an older
+ * or a newer written value).
+ *
+ * <p>Kept in memory only: a new run starts with every replayed key below the mark (as if flushed),
+ * which only makes writeback write more.
+ */
+final class FlushBarriers {
+    private final AtomicLong latest;
+
+    /** @param nextSeq the key log's next kset sequence when the cache opens */
+    FlushBarriers(long nextSeq) {
+        this.latest = new AtomicLong(nextSeq);
+    }
+
+    /**
+     * A FLUSH or a FUA write is about to return; {@code nextSeq} is the key log's next kset sequence,
+     * read after the call made its writes durable (so every write acknowledged before lies below it).
+     */
+    void passed(long nextSeq) {
+        latest.accumulateAndGet(nextSeq, Math::max);
+    }
+
+    /** The kset sequence below which every write acknowledged before the latest flush lies. */
+    long latest() {
+        return latest.get();
+    }
+}
