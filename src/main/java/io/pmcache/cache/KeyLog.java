@@ -229,11 +229,12 @@ final class KeyLog {
     }
 
     /**
-     * {@link #sealAll} without waiting for a stream lock: false when a stream was busy (its open
-     * kset, if any, stays open; the others are sealed). Writeback calls it: a writer may hold its
-     * stream's lock while it waits for space that only writeback can make.
+     * Hands over every open kset to be sealed, without waiting for a stream lock: false when a
+     * stream was busy (its open kset, if any, stays open). Writeback calls it: a writer may hold its
+     * stream's lock while it waits for space that only writeback can make. {@link #sealPending}
+     * (or the sealer) then seals what was handed over.
      */
-    boolean trySealAll() {
+    boolean tryHandOverAll() {
         boolean all = true;
         for (Stream st : streams) {
             if (st.lock.tryLock()) {
@@ -246,8 +247,17 @@ final class KeyLog {
                 all = false;
             }
         }
-        drainSeals();
         return all;
+    }
+
+    /** Seals every kset handed over so far (see {@link #tryHandOverAll}). */
+    void sealPending() {
+        drainSeals();
+    }
+
+    /** True when every kset below {@code seq} is sealed (its keys are durable). */
+    boolean sealedBelow(long seq) {
+        return unsealed.lower(seq) == null;
     }
 
     /**

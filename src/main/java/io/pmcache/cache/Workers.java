@@ -108,6 +108,7 @@ final class Workers {
         running = true;
         e.keyLog.onSealed(writebackSignal::raise);
         e.allocator.onPressure(this::pressure);
+        writeback.onSealWanted(this::sealSoon);
         sealer = Thread.ofPlatform().daemon().name("pmcache-sealer").start(this::sealLoop);
         if (options.writeback()) {
             writebackThread = Thread.ofPlatform().daemon().name("pmcache-writeback").start(background(this::writebackLoop));
@@ -127,6 +128,12 @@ final class Workers {
     void poke() {
         writebackSignal.raise();
         gcSignal.raise();
+    }
+
+    /** Writeback handed ksets over: the sealer seals them at its next turn, at once. */
+    void sealSoon() {
+        sealNow = true;
+        sealSignal.raise();
     }
 
     /** Space is short: seal open ksets now and wake writeback and gc. */

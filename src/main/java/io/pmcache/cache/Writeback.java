@@ -30,9 +30,10 @@ import org.slf4j.LoggerFactory;
  *       replay dropped them too) and, with the data-CRC option, keys whose data fails its CRC. A key
  *       that no flush has covered yet ({@link FlushBarriers}) gives up the bytes a newer key
  *       overwrote ({@link OwnParts}), wherever that key is: within one flush interval a disk may
- *       lose any write, so the backing device stays a crash image; the open ksets are then sealed
- *       first, so that those newer keys are durable before the dirty tail passes (when a stream
- *       is busy and cannot be sealed without waiting, the batch's keys are written whole).</li>
+ *       lose any write, so the backing device stays a crash image. The open ksets are then handed
+ *       over to the sealer, and sealed at the latest just before the dirty tail passes the batch,
+ *       so that those newer keys are durable by then (when a stream is busy and cannot be handed
+ *       over without waiting, the batch's keys are written whole).</li>
  *   <li>Write the resulting extents to the backing device in offset order (zero extents as
  *       write-zeroes) from the stepping thread.</li>
  *   <li>Meanwhile, in the syncer thread, flush the backing device, which makes the previous
@@ -61,13 +62,27 @@ final class Writeback {
             r -> Thread.ofPlatform().daemon().name("pmcache-writeback-sync").unstarted(Workers.background(r)));
     /** End of the ksets whose data was written to the backing device (not necessarily flushed). */
     private LogPosition written;
+    /**
+     * Every kset below this (0: none) must be sealed before the dirty tail passes {@link #written}:
+     * it holds newer keys the batches since the tail left bytes to.
+     */
+    private long writtenSealBelow;
+    /** Asks the sealer to seal what was handed over soon (set by {@link Workers}). */
+    private volatile Runnable sealWanted = () -> { };
+
+    void onSealWanted(Runnable r) {
+        sealWanted = r;
+    }
+
     /** Dirty bytes between the dirty tail and {@link #written}. */
     private long writtenBytes;
     /** Of {@code writtenBytes}, the bytes of zero keys (zeroed or trimmed ranges): no data written. */
     private long writtenZeroBytes;
     /**
-     * Drains running: while one runs, no step leaves bytes to newer keys, so that when a drain
-     * returns every key before it is on the backing device as such.
+     * Drains running: while one runs, no step starts that leaves bytes to newer keys. A drain counts
+     * itself before it takes its target, so when it returns every key before the target is on the
+     * backing device, itself or a newer version from before the target (a step that began before
+     * the drain saw only keys appended before it).
      */
     private final java.util.concurrent.atomic.AtomicInteger drains = new java.util.concurrent.atomic.AtomicInteger();
     /** Keys in the last batch written back (the worker pauses to gather after small ones). */
@@ -202,12 +217,20 @@ final class Writeback {
         }
         List<Extent> extents = newBatch ? newestWins(batch, own, unflushedFrom) : List.of();
         long leftToNewer = bytesLeftToNewer(batch, own, unflushedFrom);
-        if (leftToNewer > 0 && !e.keyLog.trySealAll()) {
-            // The newer keys the batch would leave bytes to must be durable before the dirty tail
-            // passes what they overwrote; a stream busy (its writer may wait for space, which only
-            // writeback makes) could not be sealed: this batch writes its keys whole.
-            extents = newestWins(batch, own, batch.size());
-            leftToNewer = 0;
+        long sealBelow = 0;
+        if (leftToNewer > 0) {
+            // The newer keys the batch leaves bytes to (in ksets below this) must be durable before
+            // the dirty tail passes what they overwrote: hand their ksets over to be sealed now, and
+            // check before the tail moves (advanceTail). A busy stream (its writer may wait for
+            // space, which only writeback makes) cannot be handed over: the keys are written whole.
+            sealBelow = e.keyLog.nextSeq();
+            if (e.keyLog.tryHandOverAll()) {
+                sealWanted.run(); // the sealer, at the requests' priority, seals them meanwhile
+            } else {
+                extents = newestWins(batch, own, batch.size());
+                leftToNewer = 0;
+                sealBelow = 0;
+            }
         }
         // Flush the previous batch (in the syncer) while this one is written (here).
         Future<?> sync = unsynced ? syncer.submit(() -> {
@@ -233,9 +256,13 @@ final class Writeback {
             if (sync != null) {
                 await(sync); // even after a failed write: one flush at a time
                 e.hook.at(StepHook.Point.WRITEBACK_AFTER_SYNC);
+                if (writtenSealBelow > 0 && !e.keyLog.sealedBelow(writtenSealBelow)) {
+                    e.keyLog.sealPending(); // the sealer has not got to them yet
+                }
                 advanceTail(written, writtenBytes, writtenZeroBytes);
                 writtenBytes = 0;
                 writtenZeroBytes = 0;
+                writtenSealBelow = 0;
             }
             if (failed != null) {
                 throw failed;
@@ -244,6 +271,7 @@ final class Writeback {
             written = e.info.current().dirtyTail();
             writtenBytes = 0;
             writtenZeroBytes = 0;
+            writtenSealBelow = 0;
             // The reason before the count: whoever sees the count grow finds the reason in the status.
             e.stats.lastBackingError = String.valueOf(ex.getMessage());
             e.stats.backingErrors.increment();
@@ -260,6 +288,7 @@ final class Writeback {
             written = resolved != null ? resolved : pos;
             writtenBytes += bytes;
             writtenZeroBytes += zeroBytes;
+            writtenSealBelow = Math.max(writtenSealBelow, sealBelow);
             e.stats.writebackKeys.add(batch.size());
             e.stats.writebackBatches.increment();
         }
