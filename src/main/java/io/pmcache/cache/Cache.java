@@ -345,7 +345,7 @@ public final class Cache implements BlockDevice {
                 }
             }
             if (fua) {
-                e.barriers.passed(e.keyLog.nextSeq());
+                e.barriers.passed();
             }
         } catch (EngineAbort ex) {
             throw ex.io();
@@ -360,7 +360,7 @@ public final class Cache implements BlockDevice {
     public void flush() throws IOException {
         run(true, () -> {
             e.keyLog.sealAll();
-            e.barriers.passed(e.keyLog.nextSeq());
+            e.barriers.passed();
             direct.flushBacking(); // direct writes are on the backing device only
             e.stats.flushes.increment();
         });
@@ -381,7 +381,7 @@ public final class Cache implements BlockDevice {
         run(true, () -> {
             zero(offset, length, fua);
             if (fua) {
-                e.barriers.passed(e.keyLog.nextSeq());
+                e.barriers.passed();
             }
             e.stats.writes.increment();
         });

@@ -47,7 +47,7 @@ final class Engine {
         this.heads = heads;
         this.stats = stats;
         this.failure = failure;
-        this.barriers = new FlushBarriers(keyLog.nextSeq());
+        this.barriers = new FlushBarriers(keyLog);
     }
 
     long cacheId() {

@@ -17,19 +17,21 @@ import java.util.concurrent.atomic.AtomicLong;
  * which only makes writeback write more.
  */
 final class FlushBarriers {
+    private final KeyLog keyLog;
     private final AtomicLong latest;
 
-    /** @param nextSeq the key log's next kset sequence when the cache opens */
-    FlushBarriers(long nextSeq) {
-        this.latest = new AtomicLong(nextSeq);
+    /** Opens with the key log as replayed: every key in it counts as flushed. */
+    FlushBarriers(KeyLog keyLog) {
+        this.keyLog = keyLog;
+        this.latest = new AtomicLong(keyLog.nextSeq());
     }
 
     /**
-     * A FLUSH or a FUA write is about to return; {@code nextSeq} is the key log's next kset sequence,
-     * read after the call made its writes durable (so every write acknowledged before lies below it).
+     * A FLUSH or a FUA write made its writes durable and is about to return: the key log's next
+     * kset sequence, read now, lies above every write acknowledged before.
      */
-    void passed(long nextSeq) {
-        latest.accumulateAndGet(nextSeq, Math::max);
+    void passed() {
+        latest.accumulateAndGet(keyLog.nextSeq(), Math::max);
     }
 
     /** The kset sequence below which every write acknowledged before the latest flush lies. */

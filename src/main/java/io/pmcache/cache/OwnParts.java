@@ -2,7 +2,6 @@ package io.pmcache.cache;
 
 import io.pmcache.format.KeyRecord;
 import io.pmcache.index.Extent;
-import io.pmcache.index.ExtentMap;
 import io.pmcache.index.RangeIndex;
 import java.util.ArrayList;
 import java.util.List;
@@ -36,9 +35,9 @@ final class OwnParts {
         long ownFrom = pos;     // start of the own run being gathered
         while (pos < end) {
             long to = Math.min(end, pos + RangeIndex.roomInRange(pos));
-            List<Extent> there = extentsWithin(index, pos, to);
+            List<Extent> there = index.extentsWithinIfFree(pos, to);
             if (there == null) {
-                return List.of(whole);
+                return List.of(whole); // busy: never wait for a writer (it may wait for writeback)
             }
             for (Extent x : there) {
                 if (overwrites(x, key)) {
@@ -54,26 +53,6 @@ final class OwnParts {
             own.add(ownFrom == key.offset() ? whole : whole.slice(ownFrom, end));
         }
         return own;
-    }
-
-    /**
-     * The index's extents of {@code [from, to)} (within one range), clipped to it; null when the
-     * range's lock is busy. Never waits for it: a writer may hold it while it waits for space that
-     * only writeback makes. (A busy range then counts as the key's own: the key is written whole.)
-     */
-    private static List<Extent> extentsWithin(RangeIndex index, long from, long to) {
-        ExtentMap m = index.rangeIfPresent(RangeIndex.rangeOf(from));
-        if (m == null) {
-            return List.of();
-        }
-        if (!m.lock().tryLock()) {
-            return null;
-        }
-        try {
-            return m.clippedTo(from, to);
-        } finally {
-            m.lock().unlock();
-        }
     }
 
     /** True when {@code x} (an index extent over some of the key's bytes) is a newer key's. */

@@ -130,7 +130,7 @@ final class Workers {
         gcSignal.raise();
     }
 
-    /** Writeback handed ksets over: the sealer seals them at its next turn, at once. */
+    /** The sealer seals the open and handed-over ksets at its next turn, at once (pressure, writeback). */
     void sealSoon() {
         sealNow = true;
         sealSignal.raise();
@@ -138,9 +138,8 @@ final class Workers {
 
     /** Space is short: seal open ksets now and wake writeback and gc. */
     void pressure() {
-        sealNow = true;
+        sealSoon();
         gatherSignal.raise();
-        sealSignal.raise();
         poke();
     }
 

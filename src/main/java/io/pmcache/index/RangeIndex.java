@@ -54,6 +54,19 @@ public final class RangeIndex {
      * taken under the range's lock; empty when nothing was ever put in that range.
      */
     public java.util.List<Extent> extentsWithin(long from, long to) {
+        return extentsWithin(from, to, true);
+    }
+
+    /**
+     * {@link #extentsWithin} without waiting for the range's lock: null when it is busy. For
+     * background work that must never wait for a writer, which may hold the lock while it waits
+     * for space that only that work makes.
+     */
+    public java.util.List<Extent> extentsWithinIfFree(long from, long to) {
+        return extentsWithin(from, to, false);
+    }
+
+    private java.util.List<Extent> extentsWithin(long from, long to, boolean wait) {
         if (to > from && rangeOf(from) != rangeOf(to - 1)) {
             throw new IllegalArgumentException("[" + from + ", " + to + ") crosses a range boundary");
         }
@@ -61,7 +74,11 @@ public final class RangeIndex {
         if (m == null) {
             return java.util.List.of();
         }
-        m.lock().lock();
+        if (wait) {
+            m.lock().lock();
+        } else if (!m.lock().tryLock()) {
+            return null;
+        }
         try {
             return m.clippedTo(from, to);
         } finally {
