@@ -147,6 +147,8 @@ public final class Metrics {
         counter("pmcache.writeback.written", "bytes", "Bytes of data writeback wrote to the backing device "
                 + "(after each batch's newest-wins merge: below pmcache_writeback_bytes_total by the overwrites "
                 + "absorbed)", CacheStatus::writebackWrittenBytes);
+        counter("pmcache.writeback.left.to.newer", "bytes", "Bytes of keys writeback did not write because a "
+                + "newer key of the same flush interval overwrote them", CacheStatus::writebackLeftToNewerBytes);
         counter("pmcache.writeback.keys", null, "Keys written back", CacheStatus::writebackKeys);
         counter("pmcache.writeback.batches", null, "Writeback batches (each ends with a backing sync)",
                 CacheStatus::writebackBatches);

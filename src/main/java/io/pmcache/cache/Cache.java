@@ -622,7 +622,8 @@ public final class Cache implements BlockDevice {
                 e.policy.mode().label(), e.policy.cutoff(), direct.directWrites.sum(), direct.directWriteBytes.sum(),
                 direct.throughWrites.sum(), direct.dirtyRangeFallbacks.sum(), e.policy.sequentialWrites.sum(),
                 e.policy.sequentialWriteBytes.sum(), e.policy.sequentialReads.sum(), e.stats.fillsBypassed.sum(),
-                e.direct.waits.sum(), s.invalidatedBytes.sum(), s.writebackWrittenBytes.sum());
+                e.direct.waits.sum(), s.invalidatedBytes.sum(), s.writebackWrittenBytes.sum(),
+                s.writebackLeftToNewerBytes.sum());
     }
 
     /**

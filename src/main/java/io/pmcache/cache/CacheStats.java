@@ -35,6 +35,11 @@ final class CacheStats {
      * (the others when the batch's sync succeeded, and again if a failed batch is retried).
      */
     final LongAdder writebackWrittenBytes = new LongAdder();
+    /**
+     * Of {@link #writebackBytes}, the key bytes writeback left to newer keys of the same flush
+     * interval ({@link OwnParts}) instead of writing them. Counted when the batch is written.
+     */
+    final LongAdder writebackLeftToNewerBytes = new LongAdder();
     final LongAdder writebackKeys = new LongAdder();
     final LongAdder writebackBatches = new LongAdder();
     final LongAdder backingErrors = new LongAdder();

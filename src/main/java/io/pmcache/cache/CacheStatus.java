@@ -13,7 +13,10 @@ package io.pmcache.cache;
  * found damaged (recovered or lost) since the open. {@code writebackBytes} counts data written back;
  * {@code writebackZeroBytes} the zeroed or trimmed ranges written back (as zeroing, no data).
  * {@code writebackWrittenBytes}: data bytes writeback wrote to the backing device after each batch's
- * newest-wins merge (overwrites inside a batch are written once), counted when written.
+ * newest-wins merge (overwrites inside a batch are written once) and without the bytes left to newer
+ * keys, counted when written. {@code writebackLeftToNewerBytes}: key bytes writeback did not write
+ * because a newer key of the same flush interval overwrote them ({@code writebackBytes} minus both
+ * is what newest-wins inside the batches absorbed).
  *
  * <p>Writeback pacing ({@link WritebackPolicy}): {@code dirtyPercent} is the dirty bytes in
  * percent of the cache, {@code writebackTargetPercent} the controller's target,
@@ -47,5 +50,5 @@ public record CacheStatus(
         String cacheMode, long sequentialCutoff, long directWrites, long directWriteBytes, long writethroughWrites,
         long dirtyRangeWrites, long sequentialBypassWrites, long sequentialBypassWriteBytes,
         long sequentialBypassReads, long fillsBypassed, long directWaits, long invalidatedBytes,
-        long writebackWrittenBytes) {
+        long writebackWrittenBytes, long writebackLeftToNewerBytes) {
 }

@@ -89,11 +89,8 @@ final class Writeback {
     private volatile int lastBatchKeys;
     /** Dirty bytes of the keys in the last batch written back (0 after a step that only synced). */
     private volatile long lastBatchBytes;
-    /**
-     * Of the last batch's key bytes, the share only newer keys of the batch overwrote (not written):
-     * what a larger batch absorbs. Bytes left to newer keys wherever they are do not count.
-     */
-    private volatile double lastBatchAbsorbed;
+    /** What the last batch with key bytes absorbed, and what it left to newer keys. */
+    private volatile WritebackPolicy.LastBatch lastBatch = WritebackPolicy.LastBatch.NONE;
     /** When the backing-device writes of the step in progress began; 0 when none is in progress. */
     private volatile long writesSince;
     /** When the backing-device flush in progress began (syncer); 0 when none is in progress. */
@@ -289,6 +286,7 @@ final class Writeback {
             writtenBytes += bytes;
             writtenZeroBytes += zeroBytes;
             writtenSealBelow = Math.max(writtenSealBelow, sealBelow);
+            e.stats.writebackLeftToNewerBytes.add(leftToNewer);
             e.stats.writebackKeys.add(batch.size());
             e.stats.writebackBatches.increment();
         }
@@ -299,7 +297,8 @@ final class Writeback {
             for (Extent x : extents) {
                 kept += x.length();
             }
-            lastBatchAbsorbed = Math.max(0, 1 - (double) (kept + leftToNewer) / bytes);
+            lastBatch = new WritebackPolicy.LastBatch(Math.max(0, 1 - (double) (kept + leftToNewer) / bytes),
+                    (double) leftToNewer / bytes);
         }
         return Step.PROGRESS;
     }
@@ -340,13 +339,9 @@ final class Writeback {
         return lastBatchBytes;
     }
 
-    /**
-     * Of the key bytes of the last batch that had any, the share that only newer keys of the same
-     * batch overwrote, so that they were not written (0..1); bytes left to newer keys beyond the
-     * batch ({@link OwnParts}) are not part of it, since a larger batch would not save them.
-     */
-    double lastBatchAbsorbed() {
-        return lastBatchAbsorbed;
+    /** Of the key bytes of the last batch that had any: what it absorbed and what it left to newer keys. */
+    WritebackPolicy.LastBatch lastBatch() {
+        return lastBatch;
     }
 
     /** Keys in the last batch written back (the worker pauses to gather after small ones). */

@@ -7,7 +7,7 @@ package io.pmcache.cache;
  * <ul>
  *   <li>Full speed (drain, pressure, idle): one {@link Writeback#step} with the policy's
  *       full-speed batch ({@link WritebackPolicy#fullSpeedBatch}), which depends on how much the
- *       last full-speed batch absorbed.</li>
+ *       last full-speed batch absorbed and left to newer keys.</li>
  *   <li>Paced (controller): a token bucket filled at the decided rate. Once it holds a batch's
  *       worth — the rate times {@value #BATCH_SECONDS} s, {@link #MIN_BATCH}..the base batch —
  *       one step writes about that much (whole ksets, so the bucket may go below zero); between
@@ -43,8 +43,8 @@ final class WritebackDriver {
     private final GarbageCollector gc;
     private final WritebackPolicy policy;
     private boolean pacing;
-    /** The share of the last full-speed batch's key bytes that the batch absorbed. */
-    private double fullSpeedAbsorbed;
+    /** What the last full-speed batch absorbed and left to newer keys. */
+    private WritebackPolicy.LastBatch lastFullSpeed = WritebackPolicy.LastBatch.NONE;
     private double tokens;
     private long refilled;
 
@@ -71,9 +71,9 @@ final class WritebackDriver {
         WritebackPolicy.Decision d = policy.decide(now, in);
         if (d.fullSpeed()) {
             pacing = false;
-            Writeback.Step s = writeback.step(WritebackPolicy.fullSpeedBatch(in, d.targetBytes(), fullSpeedAbsorbed));
+            Writeback.Step s = writeback.step(WritebackPolicy.fullSpeedBatch(in, d.targetBytes(), lastFullSpeed));
             if (s == Writeback.Step.PROGRESS && writeback.lastBatchBytes() > 0) {
-                fullSpeedAbsorbed = writeback.lastBatchAbsorbed();
+                lastFullSpeed = writeback.lastBatch();
             }
             return new Turn(outcome(s), 0, d);
         }

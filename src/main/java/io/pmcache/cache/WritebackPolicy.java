@@ -159,26 +159,45 @@ final class WritebackPolicy {
     }
 
     /**
-     * The batch of a full-speed step, in bytes of keys. When a writer waits for space, the base
-     * batch ({@link #baseBatch}: an eighth of the cache, 4..256 MiB), so the dirty tail moves soon.
-     * Otherwise at least the distance from where space counts as short down to the low watermark:
-     * one batch then takes a pressure episode from where it starts to where it ends. When the last
-     * full-speed batch absorbed at least {@link #ABSORBING} of its keys' bytes (newer keys of the
-     * batch overwrote them: a batch writes each block once, the newest wins), the distance down to
-     * the target instead: a larger batch absorbs more of such a load, and the backing device gets
-     * fewer bytes. A load that overwrites little gains nothing from it and would wait longer for
-     * the dirty tail to move, so it keeps the smaller batch. ({@link Writeback} caps every batch at
-     * what it may hold in memory.)
+     * What a batch did with its keys' bytes (shares 0..1).
      *
-     * @param lastAbsorbed the share of the last full-speed batch's key bytes it did not write (0..1)
+     * @param absorbed    overwritten by newer keys of the same batch (flushed keys: the newest of
+     *                    the batch wins), so not written; a larger batch absorbs more of these
+     * @param leftToNewer overwritten by newer keys anywhere in the same flush interval
+     *                    ({@link OwnParts}), so not written; the oldest keys, at the dirty tail, are
+     *                    the likeliest to have such an overwriter
      */
-    static long fullSpeedBatch(Inputs in, long target, double lastAbsorbed) {
+    record LastBatch(double absorbed, double leftToNewer) {
+        static final LastBatch NONE = new LastBatch(0, 0);
+    }
+
+    /**
+     * The batch of a full-speed step, in bytes of keys, first match wins:
+     * <ol>
+     *   <li>a writer waits for space: the base batch ({@link #baseBatch}: an eighth of the cache,
+     *       4..256 MiB), so the dirty tail moves soon;</li>
+     *   <li>the last full-speed batch left at least {@link #ABSORBING} of its bytes to newer keys,
+     *       and more than it absorbed itself: the base batch too. Such a load's overwrites reach
+     *       across the whole dirty span, so keys are skipped however small the batch; the further
+     *       a batch reaches from the tail toward the head, the more of its keys have not been
+     *       overwritten <em>yet</em> and are written only to be overwritten soon after;</li>
+     *   <li>the last full-speed batch absorbed at least {@link #ABSORBING}: from where space counts
+     *       as short down to the target, since a larger batch absorbs more of such a load (one
+     *       whose overwrites the flushes between them keep inside the batch);</li>
+     *   <li>otherwise from where space counts as short down to the low watermark: one batch takes
+     *       a pressure episode from where it starts to where it ends. A load that overwrites
+     *       little gains nothing from a larger batch and would wait longer for the dirty tail to
+     *       move.</li>
+     * </ol>
+     * Never below the base batch. ({@link Writeback} caps every batch at what it may hold in memory.)
+     */
+    static long fullSpeedBatch(Inputs in, long target, LastBatch last) {
         long base = baseBatch(in.cacheBytes());
-        if (in.writersWaiting()) {
+        if (in.writersWaiting() || (last.leftToNewer() >= ABSORBING && last.leftToNewer() > last.absorbed())) {
             return base;
         }
         long high = (long) nearSegments(in) * in.segmentSize();
-        long floor = lastAbsorbed >= ABSORBING ? target : lowWatermark(in, target);
+        long floor = last.absorbed() >= ABSORBING ? target : lowWatermark(in, target);
         return Math.max(base, high - floor);
     }
 

@@ -109,6 +109,7 @@ class OverwrittenBeyondBatchTest {
             assertThat(version(disk.contents(), 0)).isEqualTo(2);
             assertThat(version(disk.contents(), 1)).isEqualTo(1);
             assertThat(c.engine().stats.writebackWrittenBytes.sum()).as("bytes written back").isEqualTo(2L * BLOCK);
+            assertThat(c.cache.status().writebackLeftToNewerBytes()).as("left to the newer key").isEqualTo(BLOCK);
             assertThat(c.engine().stats.dirtyBytes.sum()).isZero();
         } finally {
             closeAll();
@@ -129,6 +130,7 @@ class OverwrittenBeyondBatchTest {
             c.writebackSteps(-1, "the rest");
             assertThat(version(disk.contents(), 0)).isEqualTo(2);
             assertThat(c.engine().stats.writebackWrittenBytes.sum()).isEqualTo(3L * BLOCK);
+            assertThat(c.cache.status().writebackLeftToNewerBytes()).as("a flush between: nothing left").isZero();
         } finally {
             closeAll();
         }

@@ -65,6 +65,15 @@ class WritebackPacingTest {
             cache.flush(); // seal: writeback passes only sealed ksets
         }
 
+        /** As {@link #write4k}, sealed without a FLUSH: the keys stay in one flush interval. */
+        void write4kUnflushed(Random rnd, int n) throws Exception {
+            for (int i = 0; i < n; i++) {
+                rig.write(model, (long) rnd.nextInt(DEVICE / 4096) * 4096, 4096);
+                gc.pass();
+            }
+            e.keyLog.sealAll();
+        }
+
         long dirty() {
             return e.stats.dirtyBytes.sum();
         }
@@ -146,7 +155,7 @@ class WritebackPacingTest {
             long low = WritebackPolicy.lowWatermark(p.driver.inputs(), t.decision().targetBytes());
             // Random 4 KiB writes over a 32 MiB device: a 17 MiB batch finds about a fifth of its
             // keys overwritten by newer ones, so the next full-speed batch reaches for the target.
-            assertThat(p.writeback.lastBatchAbsorbed()).as("seed %d", seed)
+            assertThat(p.writeback.lastBatch().absorbed()).as("seed %d", seed)
                     .isGreaterThanOrEqualTo(WritebackPolicy.ABSORBING);
             WritebackDriver.Turn rest = p.work();
             assertThat(p.dirty()).as("full speed down to the low watermark").isLessThanOrEqualTo(low);
@@ -155,6 +164,44 @@ class WritebackPacingTest {
             // A drain (flush-all, detach, stop-with-drain) takes the rest at full speed.
             p.policy.beginDrain();
             assertThat(p.work().decision().reason()).isEqualTo(Reason.DRAIN);
+            p.policy.endDrain();
+            assertThat(p.dirty()).isZero();
+            assertThat(((MemoryBackingDevice) p.rig.backing).toByteArray()).as("seed %d", seed)
+                    .isEqualTo(p.model.current);
+        }
+    }
+
+    /**
+     * The same load without FLUSHes: the batch's keys that newer keys anywhere overwrote are left
+     * to them (not written), so the next full-speed batch is the base batch from the tail (an
+     * eighth of the cache), not one reaching toward the head, where keys are not overwritten yet.
+     * The backing device still ends up holding what was written.
+     */
+    @Test
+    void overwritesBeyondTheBatchKeepFullSpeedBatchesAtTheTail() throws Exception {
+        long seed = new Random().nextLong();
+        Random rnd = new Random(seed);
+        try (Paced p = new Paced(WritebackSettings.DEFAULTS.withIdleDelayMillis(WritebackSettings.IDLE_DELAY_MILLIS_MAX))) {
+            int writes = 0;
+            while (!WritebackPolicy.spaceShort(p.driver.inputs())) {
+                p.write4kUnflushed(rnd, 64);
+                writes += 64;
+                assertThat(writes).as("seed %d: space gets short", seed).isLessThan(SEGMENTS * 256);
+            }
+            WritebackDriver.Turn first = p.driver.turn(p.now);
+            assertThat(first.decision().reason()).isEqualTo(Reason.PRESSURE);
+            long watermarks = p.writeback.lastBatchBytes();
+            // Random 4 KiB writes over a 32 MiB device, about 40 MiB of them: most keys of the
+            // oldest 17 MiB have a newer overwriter.
+            assertThat(p.writeback.lastBatch().leftToNewer()).as("seed %d", seed)
+                    .isGreaterThanOrEqualTo(WritebackPolicy.ABSORBING);
+            WritebackDriver.Turn second = p.driver.turn(p.now);
+            assertThat(second.decision().reason()).isEqualTo(Reason.PRESSURE);
+            long base = WritebackPolicy.baseBatch(SEGMENTS * MIB);
+            assertThat(p.writeback.lastBatchBytes()).as("seed %d: the base batch (whole ksets)", seed)
+                    .isGreaterThan(base / 2).isLessThanOrEqualTo(base + MIB).isLessThan(watermarks);
+            p.policy.beginDrain();
+            p.work();
             p.policy.endDrain();
             assertThat(p.dirty()).isZero();
             assertThat(((MemoryBackingDevice) p.rig.backing).toByteArray()).as("seed %d", seed)
@@ -180,7 +227,7 @@ class WritebackPacingTest {
             CacheStatus s = c.status();
             assertThat(s.writebackBytes()).as("the keys' bytes").isEqualTo(12 * 4096);
             assertThat(s.writebackWrittenBytes()).as("what the backing device received").isEqualTo(3 * 4096);
-            assertThat(c.writebackForTests().lastBatchAbsorbed()).as("the batch's share not written")
+            assertThat(c.writebackForTests().lastBatch().absorbed()).as("the batch's share not written")
                     .isEqualTo(1 - 3.0 / 12);
             assertThat(((MemoryBackingDevice) rig.backing).toByteArray()).isEqualTo(model.current);
         } finally {

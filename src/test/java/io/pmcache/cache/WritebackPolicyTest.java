@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.pmcache.cache.WritebackPolicy.Decision;
 import io.pmcache.cache.WritebackPolicy.Inputs;
+import io.pmcache.cache.WritebackPolicy.LastBatch;
 import io.pmcache.cache.WritebackPolicy.Reason;
 import org.junit.jupiter.api.Test;
 
@@ -113,27 +114,40 @@ class WritebackPolicyTest {
      * A full-speed batch spans the watermarks (space short down to the low watermark), so one batch
      * takes a pressure episode; once a full-speed batch absorbed a tenth of its keys' bytes, it
      * reaches down to the target, so that it absorbs more; the base batch (an eighth of the cache)
-     * when a writer waits, so the dirty tail moves soon.
+     * when a writer waits, so the dirty tail moves soon, and when the last batch left a tenth of its
+     * bytes to newer keys beyond it (and more than it absorbed), so it stays at the tail, where
+     * the overwritten keys are.
      */
     @Test
-    void aFullSpeedBatchSpansTheWatermarksOrReachesTheTargetWhenItAbsorbs() {
+    void aFullSpeedBatchSpansTheWatermarksReachesTheTargetWhenItAbsorbsAndStaysAtTheTailWhenNewerKeysOverwrite() {
         int near = 44 - SEGS / 16;                          // 40 segments: space short from 640 MiB dirty
         Inputs calm = new Inputs(near * SEG, SEGS, SEG, 50, 44, false, false, 0);
         long low = WritebackPolicy.lowWatermark(calm, TARGET);
         assertThat(low).isEqualTo(TARGET + (near * SEG - TARGET) / 2);
-        assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET, 0)).isEqualTo(near * SEG - low)
+        assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET, LastBatch.NONE)).isEqualTo(near * SEG - low)
                 .isGreaterThan(CACHE / 8);
-        assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET, 0.099)).isEqualTo(near * SEG - low);
-        assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET, 0.10)).as("the last batch absorbed a tenth")
+        assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET, absorbed(0.099))).isEqualTo(near * SEG - low);
+        assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET, absorbed(0.10))).as("the last batch absorbed a tenth")
                 .isEqualTo(near * SEG - TARGET);
+        // overwrites beyond the batch: the base batch, from the tail
+        assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET, new LastBatch(0, 0.10))).isEqualTo(CACHE / 8);
+        assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET, new LastBatch(0.3, 0.6))).isEqualTo(CACHE / 8);
+        assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET, new LastBatch(0, 0.099)))
+                .as("too little left to newer keys").isEqualTo(near * SEG - low);
+        assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET, new LastBatch(0.4, 0.2)))
+                .as("the batch absorbed more itself").isEqualTo(near * SEG - TARGET);
         Inputs waiting = new Inputs(near * SEG, SEGS, SEG, 50, 44, true, false, 0);
-        assertThat(WritebackPolicy.fullSpeedBatch(waiting, TARGET, 0)).isEqualTo(CACHE / 8);
-        assertThat(WritebackPolicy.fullSpeedBatch(waiting, TARGET, 0.5)).isEqualTo(CACHE / 8);
+        assertThat(WritebackPolicy.fullSpeedBatch(waiting, TARGET, LastBatch.NONE)).isEqualTo(CACHE / 8);
+        assertThat(WritebackPolicy.fullSpeedBatch(waiting, TARGET, absorbed(0.5))).isEqualTo(CACHE / 8);
         // a target at or above where space gets short: nothing between the watermarks, the base batch
-        assertThat(WritebackPolicy.fullSpeedBatch(calm, CACHE / 100 * 90, 0)).isEqualTo(CACHE / 8);
-        assertThat(WritebackPolicy.fullSpeedBatch(calm, CACHE / 100 * 90, 0.5)).isEqualTo(CACHE / 8);
+        assertThat(WritebackPolicy.fullSpeedBatch(calm, CACHE / 100 * 90, LastBatch.NONE)).isEqualTo(CACHE / 8);
+        assertThat(WritebackPolicy.fullSpeedBatch(calm, CACHE / 100 * 90, absorbed(0.5))).isEqualTo(CACHE / 8);
         assertThat(WritebackPolicy.baseBatch(16 * MIB)).as("at least 4 MiB").isEqualTo(4 * MIB);
         assertThat(WritebackPolicy.baseBatch(1L << 40)).as("at most 256 MiB").isEqualTo(256 * MIB);
+    }
+
+    private static LastBatch absorbed(double share) {
+        return new LastBatch(share, 0);
     }
 
     @Test
