@@ -65,6 +65,20 @@ class WritebackPacingTest {
             cache.flush(); // seal: writeback passes only sealed ksets
         }
 
+        /** Random 4 KiB writes (64 at a time, flushed or only sealed) until space is short. */
+        void writeUntilSpaceShort(Random rnd, long seed, boolean flushed) throws Exception {
+            int writes = 0;
+            while (!WritebackPolicy.spaceShort(driver.inputs())) {
+                if (flushed) {
+                    write4k(rnd, 64);
+                } else {
+                    write4kUnflushed(rnd, 64);
+                }
+                writes += 64;
+                assertThat(writes).as("seed %d: space gets short", seed).isLessThan(SEGMENTS * 256);
+            }
+        }
+
         /** As {@link #write4k}, sealed without a FLUSH: the keys stay in one flush interval. */
         void write4kUnflushed(Random rnd, int n) throws Exception {
             for (int i = 0; i < n; i++) {
@@ -142,12 +156,7 @@ class WritebackPacingTest {
         long seed = new Random().nextLong();
         Random rnd = new Random(seed);
         try (Paced p = new Paced(WritebackSettings.DEFAULTS.withIdleDelayMillis(WritebackSettings.IDLE_DELAY_MILLIS_MAX))) {
-            int writes = 0;
-            while (!WritebackPolicy.spaceShort(p.driver.inputs())) {
-                p.write4k(rnd, 64);
-                writes += 64;
-                assertThat(writes).as("seed %d: space gets short", seed).isLessThan(SEGMENTS * 256);
-            }
+            p.writeUntilSpaceShort(rnd, seed, true);
             WritebackDriver.Turn t = p.driver.turn(p.now);
             assertThat(t.decision().reason()).isEqualTo(Reason.PRESSURE);
             assertThat(t.decision().fullSpeed()).isTrue();
@@ -182,12 +191,7 @@ class WritebackPacingTest {
         long seed = new Random().nextLong();
         Random rnd = new Random(seed);
         try (Paced p = new Paced(WritebackSettings.DEFAULTS.withIdleDelayMillis(WritebackSettings.IDLE_DELAY_MILLIS_MAX))) {
-            int writes = 0;
-            while (!WritebackPolicy.spaceShort(p.driver.inputs())) {
-                p.write4kUnflushed(rnd, 64);
-                writes += 64;
-                assertThat(writes).as("seed %d: space gets short", seed).isLessThan(SEGMENTS * 256);
-            }
+            p.writeUntilSpaceShort(rnd, seed, false);
             WritebackDriver.Turn first = p.driver.turn(p.now);
             assertThat(first.decision().reason()).isEqualTo(Reason.PRESSURE);
             long watermarks = p.writeback.lastBatchBytes();
