@@ -65,6 +65,20 @@ class WritebackPacingTest {
             cache.flush(); // seal: writeback passes only sealed ksets
         }
 
+        /**
+         * A drain (flush-all, detach, stop-with-drain) until the worker rests: nothing stays dirty
+         * and the backing device holds what was written. Returns the last turn.
+         */
+        WritebackDriver.Turn drainAll(long seed) throws Exception {
+            policy.beginDrain();
+            WritebackDriver.Turn t = work();
+            policy.endDrain();
+            assertThat(dirty()).as("seed %d", seed).isZero();
+            assertThat(((MemoryBackingDevice) rig.backing).toByteArray()).as("seed %d", seed)
+                    .isEqualTo(model.current);
+            return t;
+        }
+
         /** Random 4 KiB writes (64 at a time, flushed or only sealed) until space is short. */
         void writeUntilSpaceShort(Random rnd, long seed, boolean flushed) throws Exception {
             int writes = 0;
@@ -171,12 +185,7 @@ class WritebackPacingTest {
             assertThat(p.dirty()).as("the load absorbs: down to the target").isLessThanOrEqualTo(t.decision().targetBytes());
             assertThat(rest.decision().reason()).isEqualTo(Reason.CONTROLLER);
             // A drain (flush-all, detach, stop-with-drain) takes the rest at full speed.
-            p.policy.beginDrain();
-            assertThat(p.work().decision().reason()).isEqualTo(Reason.DRAIN);
-            p.policy.endDrain();
-            assertThat(p.dirty()).isZero();
-            assertThat(((MemoryBackingDevice) p.rig.backing).toByteArray()).as("seed %d", seed)
-                    .isEqualTo(p.model.current);
+            assertThat(p.drainAll(seed).decision().reason()).isEqualTo(Reason.DRAIN);
         }
     }
 
@@ -204,12 +213,7 @@ class WritebackPacingTest {
             long base = WritebackPolicy.baseBatch(SEGMENTS * MIB);
             assertThat(p.writeback.lastBatchBytes()).as("seed %d: the base batch (whole ksets)", seed)
                     .isGreaterThan(base / 2).isLessThanOrEqualTo(base + MIB).isLessThan(watermarks);
-            p.policy.beginDrain();
-            p.work();
-            p.policy.endDrain();
-            assertThat(p.dirty()).isZero();
-            assertThat(((MemoryBackingDevice) p.rig.backing).toByteArray()).as("seed %d", seed)
-                    .isEqualTo(p.model.current);
+            p.drainAll(seed);
         }
     }
 
