@@ -74,8 +74,11 @@ final class Writeback {
         sealWanted = r;
     }
 
-    /** Dirty bytes between the dirty tail and {@link #written}. */
-    private long writtenBytes;
+    /**
+     * Dirty bytes between the dirty tail and {@link #written}: written to the backing device, not
+     * yet synced (written under {@link #lock}, read by the policy's inputs without it).
+     */
+    private volatile long writtenBytes;
     /** Of {@code writtenBytes}, the bytes of zero keys (zeroed or trimmed ranges): no data written. */
     private long writtenZeroBytes;
     /**
@@ -332,6 +335,11 @@ final class Writeback {
             log.warn("{}; {} dirty bytes wait (they stay readable in the cache)", e.stats.lastBackingError,
                     e.stats.dirtyBytes.sum());
         }
+    }
+
+    /** Dirty bytes written to the backing device and awaiting its sync (the dirty tail has not passed them). */
+    long writtenUnsyncedBytes() {
+        return writtenBytes;
     }
 
     /** Dirty bytes of the keys in the last batch written back (0 after a step that only synced). */

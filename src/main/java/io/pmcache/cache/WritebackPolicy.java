@@ -17,7 +17,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  *       of the segments (at least 1), so writeback is at full speed before writers must wait.
  *       Like dm-writecache's high and low watermarks, pressure then lasts until space is no
  *       longer short and the dirty bytes are down to halfway between the target and that point,
- *       so writeback does not flap between full speed and paced at the edge;</li>
+ *       so writeback does not flap between full speed and paced at the edge. The dirty bytes that
+ *       end it are those no batch has taken yet ({@link Inputs#unwrittenBytes}): the batch in
+ *       flight counts as done, so pressure stops taking batches once one crosses the low
+ *       watermark instead of taking another behind it;</li>
  *   <li><b>idle</b>: no foreground I/O (reads, writes, flushes, trims) for the idle delay → full
  *       speed, so an idle cache drains;</li>
  *   <li><b>controller</b>: otherwise the rate of a PI controller on the dirty bytes above the
@@ -63,11 +66,24 @@ final class WritebackPolicy {
      * @param gcCaughtUp      gc's key tail has reached the dirty tail: gc can free nothing more
      *                        until writeback moves on
      * @param foregroundOps   a count that grows with every foreground request (only its changes matter)
+     * @param writtenBytes    of {@code dirtyBytes}, those already written to the backing device and
+     *                        awaiting its sync (the batch in flight)
      */
     record Inputs(long dirtyBytes, int segmentCount, long segmentSize, int usedSegments, int gcThreshold,
-                  boolean writersWaiting, boolean gcCaughtUp, long foregroundOps) {
+                  boolean writersWaiting, boolean gcCaughtUp, long foregroundOps, long writtenBytes) {
+        Inputs(long dirtyBytes, int segmentCount, long segmentSize, int usedSegments, int gcThreshold,
+               boolean writersWaiting, boolean gcCaughtUp, long foregroundOps) {
+            this(dirtyBytes, segmentCount, segmentSize, usedSegments, gcThreshold, writersWaiting, gcCaughtUp,
+                    foregroundOps, 0);
+        }
+
         long cacheBytes() {
             return segmentCount * segmentSize;
+        }
+
+        /** Dirty bytes no batch has taken yet. */
+        long unwrittenBytes() {
+            return dirtyBytes - writtenBytes;
         }
     }
 
@@ -148,11 +164,11 @@ final class WritebackPolicy {
         return d;
     }
 
-    /** Rule 2 with its hysteresis: space is short, or was and the dirty bytes are not yet low. */
+    /** Rule 2 with its hysteresis: space is short, or was and the dirty bytes not yet taken are not yet low. */
     private boolean pressure(Inputs in, long target) {
         if (spaceShort(in)) {
             underPressure = true;
-        } else if (underPressure && in.dirtyBytes() <= lowWatermark(in, target)) {
+        } else if (underPressure && in.unwrittenBytes() <= lowWatermark(in, target)) {
             underPressure = false;
         }
         return underPressure;

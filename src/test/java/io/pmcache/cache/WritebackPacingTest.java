@@ -175,6 +175,8 @@ class WritebackPacingTest {
             assertThat(t.decision().reason()).isEqualTo(Reason.PRESSURE);
             assertThat(t.decision().fullSpeed()).isTrue();
             assertThat(p.writeback.lastBatchBytes()).as("a full-size batch").isGreaterThanOrEqualTo(4 * MIB);
+            assertThat(p.driver.inputs().writtenBytes()).as("the batch in flight, written and not yet synced")
+                    .isEqualTo(p.writeback.lastBatchBytes());
             long low = WritebackPolicy.lowWatermark(p.driver.inputs(), t.decision().targetBytes());
             // Random 4 KiB writes over a 32 MiB device: a 17 MiB batch finds about a fifth of its
             // keys overwritten by newer ones, so the next full-speed batch reaches for the target.

@@ -183,6 +183,30 @@ class WritebackPolicyTest {
                 Reason.CONTROLLER);
     }
 
+    /**
+     * Pressure ends on the dirty bytes no batch has taken yet: the batch in flight (written, its
+     * sync pending) is as good as done. Counting it, one more full-speed batch would be taken after
+     * the one that already crosses the low watermark, and the dirty bytes would end up to two
+     * batches below it — keys younger than a pass over the working set, written back only to be
+     * overwritten (docs/benchmarks.md, "Session 12").
+     */
+    @Test
+    void pressureEndsWhenTheBytesNotYetTakenAreLow() {
+        WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS);
+        long high = (44L - SEGS / 16) * SEG;
+        long low = WritebackPolicy.lowWatermark(calm(0, 0), TARGET);
+        long inFlight = CACHE / 8;
+        assertThat(p.decide(0, calm(high, 1)).reason()).isEqualTo(Reason.PRESSURE);
+        assertThat(p.decide(SEC, inFlight(low + inFlight + 1, inFlight, 2)).reason()).as("one byte not yet taken above")
+                .isEqualTo(Reason.PRESSURE);
+        assertThat(p.decide(2 * SEC, inFlight(low + inFlight, inFlight, 3)).reason())
+                .as("above the low watermark only by the batch in flight").isEqualTo(Reason.CONTROLLER);
+    }
+
+    private static Inputs inFlight(long dirty, long written, long ops) {
+        return new Inputs(dirty, SEGS, SEG, 20, 44, false, false, ops, written);
+    }
+
     @Test
     void pressureGoesFullSpeedAndDrainWinsOverEverything() {
         WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS);
