@@ -68,7 +68,7 @@ final class WritebackDriver {
     /** One turn at {@code now} (nanoseconds). */
     Turn turn(long now) {
         WritebackPolicy.Inputs in = inputs();
-        WritebackPolicy.Decision d = policy.decide(now, in);
+        WritebackPolicy.Decision d = policy.decide(now, in, lastFullSpeed);
         if (d.fullSpeed()) {
             pacing = false;
             Writeback.Step s = writeback.step(WritebackPolicy.fullSpeedBatch(in, d.targetBytes(), lastFullSpeed));

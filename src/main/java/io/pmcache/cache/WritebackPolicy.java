@@ -17,10 +17,14 @@ import java.util.concurrent.atomic.AtomicInteger;
  *       of the segments (at least 1), so writeback is at full speed before writers must wait.
  *       Like dm-writecache's high and low watermarks, pressure then lasts until space is no
  *       longer short and the dirty bytes are down to halfway between the target and that point,
- *       so writeback does not flap between full speed and paced at the edge. The dirty bytes that
- *       end it are those no batch has taken yet ({@link Inputs#unwrittenBytes}): the batch in
- *       flight counts as done, so pressure stops taking batches once one crosses the low
- *       watermark instead of taking another behind it;</li>
+ *       so writeback does not flap between full speed and paced at the edge. When the last
+ *       full-speed batch left bytes to newer keys ({@link LastBatch#overwrittenBeyond}), the dirty
+ *       bytes that end it are those no batch has taken yet ({@link Inputs#unwrittenBytes}): the
+ *       batch in flight counts as done, so pressure stops once a batch crosses the low watermark
+ *       instead of taking another behind it, whose keys, younger, are the ones newer keys have not
+ *       overwritten yet. Otherwise the batch in flight counts too: a load that overwrites nothing
+ *       beyond the batch loses nothing to that extra batch, and would only leave pressure sooner
+ *       for a paced stretch that the next writer waiting ends;</li>
  *   <li><b>idle</b>: no foreground I/O (reads, writes, flushes, trims) for the idle delay → full
  *       speed, so an idle cache drains;</li>
  *   <li><b>controller</b>: otherwise the rate of a PI controller on the dirty bytes above the
@@ -139,8 +143,16 @@ final class WritebackPolicy {
         return last;
     }
 
-    /** Decides at {@code now} (nanoseconds, any origin, monotonic) and updates the controller. */
-    synchronized Decision decide(long now, Inputs in) {
+    /** {@link #decide(long, Inputs, LastBatch)} before any full-speed batch. */
+    Decision decide(long now, Inputs in) {
+        return decide(now, in, LastBatch.NONE);
+    }
+
+    /**
+     * Decides at {@code now} (nanoseconds, any origin, monotonic) and updates the controller;
+     * {@code lastBatch} is what the last full-speed batch did.
+     */
+    synchronized Decision decide(long now, Inputs in, LastBatch lastBatch) {
         WritebackSettings s = settings;
         long target = in.cacheBytes() / 100 * s.targetPercent();
         long rate = control(now, in.dirtyBytes() - target, in.cacheBytes(), s);
@@ -152,7 +164,7 @@ final class WritebackPolicy {
         Reason reason;
         if (drains.get() > 0 || s.fullSpeed()) {
             reason = Reason.DRAIN;
-        } else if (pressure(in, target)) {
+        } else if (pressure(in, target, lastBatch)) {
             reason = Reason.PRESSURE;
         } else if (now - lastActive >= s.idleDelayMillis() * 1_000_000) {
             reason = Reason.IDLE;
@@ -164,11 +176,12 @@ final class WritebackPolicy {
         return d;
     }
 
-    /** Rule 2 with its hysteresis: space is short, or was and the dirty bytes not yet taken are not yet low. */
-    private boolean pressure(Inputs in, long target) {
+    /** Rule 2 with its hysteresis: space is short, or was and the dirty bytes are not yet low. */
+    private boolean pressure(Inputs in, long target, LastBatch last) {
+        long dirty = last.overwrittenBeyond() ? in.unwrittenBytes() : in.dirtyBytes();
         if (spaceShort(in)) {
             underPressure = true;
-        } else if (underPressure && in.unwrittenBytes() <= lowWatermark(in, target)) {
+        } else if (underPressure && dirty <= lowWatermark(in, target)) {
             underPressure = false;
         }
         return underPressure;
@@ -185,6 +198,14 @@ final class WritebackPolicy {
      */
     record LastBatch(double absorbed, double leftToNewer) {
         static final LastBatch NONE = new LastBatch(0, 0);
+
+        /**
+         * The load overwrites beyond the batch: it left at least {@link #ABSORBING} of its bytes to
+         * newer keys, and more than it absorbed itself.
+         */
+        boolean overwrittenBeyond() {
+            return leftToNewer >= ABSORBING && leftToNewer > absorbed;
+        }
     }
 
     /**
@@ -209,7 +230,7 @@ final class WritebackPolicy {
      */
     static long fullSpeedBatch(Inputs in, long target, LastBatch last) {
         long base = baseBatch(in.cacheBytes());
-        if (in.writersWaiting() || (last.leftToNewer() >= ABSORBING && last.leftToNewer() > last.absorbed())) {
+        if (in.writersWaiting() || last.overwrittenBeyond()) {
             return base;
         }
         long high = (long) nearSegments(in) * in.segmentSize();
