@@ -194,8 +194,9 @@ class WritebackPacingTest {
     /**
      * The same load without FLUSHes: the batch's keys that newer keys anywhere overwrote are left
      * to them (not written), so the next full-speed batch is the base batch from the tail (an
-     * eighth of the cache), not one reaching toward the head, where keys are not overwritten yet.
-     * The backing device still ends up holding what was written.
+     * eighth of the cache), not one reaching toward the head, where keys are not overwritten yet;
+     * and pressure ends on the bytes no batch has taken yet, without one more batch behind the
+     * one in flight. The backing device still ends up holding what was written.
      */
     @Test
     void overwritesBeyondTheBatchKeepFullSpeedBatchesAtTheTail() throws Exception {
@@ -215,6 +216,22 @@ class WritebackPacingTest {
             long base = WritebackPolicy.baseBatch(SEGMENTS * MIB);
             assertThat(p.writeback.lastBatchBytes()).as("seed %d: the base batch (whole ksets)", seed)
                     .isGreaterThan(base / 2).isLessThanOrEqualTo(base + MIB).isLessThan(watermarks);
+            // Writes go on at three quarters of a base batch per turn: pressure goes on, the dirty
+            // bytes sink slowly, and it ends once the bytes no batch has taken are low, with the
+            // batch in flight still dirty above the low watermark: no further batch behind it.
+            WritebackPolicy.Inputs before;
+            WritebackDriver.Turn t;
+            int turns = 0;
+            do {
+                p.write4kUnflushed(rnd, (int) (base * 3 / 4 / 4096));
+                before = p.driver.inputs();
+                t = p.driver.turn(p.now);
+                assertThat(++turns).as("seed %d: pressure ends", seed).isLessThan(100);
+            } while (t.decision().reason() == Reason.PRESSURE);
+            long low = WritebackPolicy.lowWatermark(before, t.decision().targetBytes());
+            assertThat(before.unwrittenBytes()).as("seed %d", seed).isLessThanOrEqualTo(low);
+            assertThat(before.dirtyBytes()).as("seed %d: the batch in flight counted as done (%s, low watermark %d)",
+                    seed, before, low).isGreaterThan(low);
             p.drainAll(seed);
         }
     }
