@@ -75,12 +75,6 @@ final class WritebackPolicy {
      */
     record Inputs(long dirtyBytes, int segmentCount, long segmentSize, int usedSegments, int gcThreshold,
                   boolean writersWaiting, boolean gcCaughtUp, long foregroundOps, long writtenBytes) {
-        Inputs(long dirtyBytes, int segmentCount, long segmentSize, int usedSegments, int gcThreshold,
-               boolean writersWaiting, boolean gcCaughtUp, long foregroundOps) {
-            this(dirtyBytes, segmentCount, segmentSize, usedSegments, gcThreshold, writersWaiting, gcCaughtUp,
-                    foregroundOps, 0);
-        }
-
         long cacheBytes() {
             return segmentCount * segmentSize;
         }
@@ -141,11 +135,6 @@ final class WritebackPolicy {
     /** The latest decision (for status). */
     Decision last() {
         return last;
-    }
-
-    /** {@link #decide(long, Inputs, LastBatch)} before any full-speed batch. */
-    Decision decide(long now, Inputs in) {
-        return decide(now, in, LastBatch.NONE);
     }
 
     /**

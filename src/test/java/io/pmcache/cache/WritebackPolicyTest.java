@@ -21,24 +21,24 @@ class WritebackPolicyTest {
 
     /** Figures with no space pressure: a third of the segments used, gc not caught up. */
     static Inputs calm(long dirty, long ops) {
-        return new Inputs(dirty, SEGS, SEG, 20, 44, false, false, ops);
+        return new Inputs(dirty, SEGS, SEG, 20, 44, false, false, ops, 0);
     }
 
     @Test
     void belowTheTargetTheRateIsTheMinimum() {
         WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS);
-        Decision d = p.decide(0, calm(TARGET / 2, 1));
+        Decision d = p.decide(0, calm(TARGET / 2, 1), LastBatch.NONE);
         assertThat(d.reason()).isEqualTo(Reason.CONTROLLER);
         assertThat(d.targetBytes()).isEqualTo(TARGET);
         assertThat(d.rate()).isEqualTo(WritebackSettings.MIN_RATE_DEFAULT);
-        assertThat(p.decide(SEC, calm(TARGET / 2, 2)).rate()).isEqualTo(WritebackSettings.MIN_RATE_DEFAULT);
+        assertThat(p.decide(SEC, calm(TARGET / 2, 2), LastBatch.NONE).rate()).isEqualTo(WritebackSettings.MIN_RATE_DEFAULT);
     }
 
     @Test
     void theProportionalRateGrowsWithTheExcess() {
         long excess = 200 * MIB;
-        long small = new WritebackPolicy(WritebackSettings.DEFAULTS).decide(0, calm(TARGET + excess / 2, 1)).rate();
-        long large = new WritebackPolicy(WritebackSettings.DEFAULTS).decide(0, calm(TARGET + excess, 1)).rate();
+        long small = new WritebackPolicy(WritebackSettings.DEFAULTS).decide(0, calm(TARGET + excess / 2, 1), LastBatch.NONE).rate();
+        long large = new WritebackPolicy(WritebackSettings.DEFAULTS).decide(0, calm(TARGET + excess, 1), LastBatch.NONE).rate();
         assertThat(large).as("first update: the proportional term alone, excess / P")
                 .isEqualTo((long) (excess / WritebackPolicy.P_INVERSE_SECONDS));
         assertThat(small).isEqualTo(large / 2);
@@ -47,10 +47,10 @@ class WritebackPolicyTest {
     @Test
     void theIntegralRaisesTheRateWhileTheExcessPersists() {
         WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS);
-        long first = p.decide(0, calm(TARGET + 100 * MIB, 1)).rate();
+        long first = p.decide(0, calm(TARGET + 100 * MIB, 1), LastBatch.NONE).rate();
         long later = 0;
         for (int s = 1; s <= 60; s++) {
-            later = p.decide(s * SEC, calm(TARGET + 100 * MIB, 1 + s)).rate();
+            later = p.decide(s * SEC, calm(TARGET + 100 * MIB, 1 + s), LastBatch.NONE).rate();
         }
         assertThat(later).isGreaterThan(first * 3 / 2);
     }
@@ -59,14 +59,14 @@ class WritebackPolicyTest {
     void theMaximumRateCapsTheControllerAndTheIntegralDoesNotWindUp() {
         WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS.withMaxRate(MIB));
         for (int s = 0; s < 600; s++) {
-            assertThat(p.decide(s * SEC, calm(TARGET + 500 * MIB, s)).rate()).isEqualTo(MIB);
+            assertThat(p.decide(s * SEC, calm(TARGET + 500 * MIB, s), LastBatch.NONE).rate()).isEqualTo(MIB);
         }
         // Back below the target: the rate drops to the minimum within a few updates, not after
         // ten minutes of unwinding an integral that grew while capped.
         long t = 600 * SEC;
         long rate = 0;
         for (int s = 0; s < 3; s++) {
-            rate = p.decide(t + s * SEC, calm(TARGET / 2, 1000 + s)).rate();
+            rate = p.decide(t + s * SEC, calm(TARGET / 2, 1000 + s), LastBatch.NONE).rate();
         }
         assertThat(rate).isEqualTo(WritebackSettings.MIN_RATE_DEFAULT);
     }
@@ -84,7 +84,7 @@ class WritebackPolicyTest {
         long rate = 0;
         double worst = 0;
         for (int i = 0; i < 6000; i++) { // 600 simulated seconds
-            Decision d = p.decide((long) (i * dt * SEC), calm((long) dirty, i));
+            Decision d = p.decide((long) (i * dt * SEC), calm((long) dirty, i), LastBatch.NONE);
             assertThat(d.reason()).isEqualTo(Reason.CONTROLLER);
             rate = d.rate();
             dirty = Math.max(0, dirty + (inflow - rate) * dt);
@@ -100,14 +100,14 @@ class WritebackPolicyTest {
     @Test
     void noForegroundIoForTheIdleDelayDrainsAtFullSpeed() {
         WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS.withIdleDelayMillis(2000));
-        assertThat(p.decide(0, calm(TARGET / 2, 5)).reason()).isEqualTo(Reason.CONTROLLER);
-        assertThat(p.decide(1999_000_000L, calm(TARGET / 2, 5)).reason()).isEqualTo(Reason.CONTROLLER);
-        Decision idle = p.decide(2 * SEC, calm(TARGET / 2, 5));
+        assertThat(p.decide(0, calm(TARGET / 2, 5), LastBatch.NONE).reason()).isEqualTo(Reason.CONTROLLER);
+        assertThat(p.decide(1999_000_000L, calm(TARGET / 2, 5), LastBatch.NONE).reason()).isEqualTo(Reason.CONTROLLER);
+        Decision idle = p.decide(2 * SEC, calm(TARGET / 2, 5), LastBatch.NONE);
         assertThat(idle.reason()).isEqualTo(Reason.IDLE);
         assertThat(idle.fullSpeed()).isTrue();
-        assertThat(p.decide(3 * SEC, calm(TARGET / 2, 6)).reason()).as("I/O again").isEqualTo(Reason.CONTROLLER);
-        assertThat(p.decide(4 * SEC, calm(TARGET / 2, 6)).reason()).isEqualTo(Reason.CONTROLLER);
-        assertThat(p.decide(5 * SEC, calm(TARGET / 2, 6)).reason()).isEqualTo(Reason.IDLE);
+        assertThat(p.decide(3 * SEC, calm(TARGET / 2, 6), LastBatch.NONE).reason()).as("I/O again").isEqualTo(Reason.CONTROLLER);
+        assertThat(p.decide(4 * SEC, calm(TARGET / 2, 6), LastBatch.NONE).reason()).isEqualTo(Reason.CONTROLLER);
+        assertThat(p.decide(5 * SEC, calm(TARGET / 2, 6), LastBatch.NONE).reason()).isEqualTo(Reason.IDLE);
     }
 
     /**
@@ -121,7 +121,7 @@ class WritebackPolicyTest {
     @Test
     void aFullSpeedBatchSpansTheWatermarksReachesTheTargetWhenItAbsorbsAndStaysAtTheTailWhenNewerKeysOverwrite() {
         int near = 44 - SEGS / 16;                          // 40 segments: space short from 640 MiB dirty
-        Inputs calm = new Inputs(near * SEG, SEGS, SEG, 50, 44, false, false, 0);
+        Inputs calm = new Inputs(near * SEG, SEGS, SEG, 50, 44, false, false, 0, 0);
         long low = WritebackPolicy.lowWatermark(calm, TARGET);
         assertThat(low).isEqualTo(TARGET + (near * SEG - TARGET) / 2);
         assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET, LastBatch.NONE)).isEqualTo(near * SEG - low)
@@ -136,7 +136,7 @@ class WritebackPolicyTest {
                 .as("too little left to newer keys").isEqualTo(near * SEG - low);
         assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET, new LastBatch(0.4, 0.2)))
                 .as("the batch absorbed more itself").isEqualTo(near * SEG - TARGET);
-        Inputs waiting = new Inputs(near * SEG, SEGS, SEG, 50, 44, true, false, 0);
+        Inputs waiting = new Inputs(near * SEG, SEGS, SEG, 50, 44, true, false, 0, 0);
         assertThat(WritebackPolicy.fullSpeedBatch(waiting, TARGET, LastBatch.NONE)).isEqualTo(CACHE / 8);
         assertThat(WritebackPolicy.fullSpeedBatch(waiting, TARGET, absorbed(0.5))).isEqualTo(CACHE / 8);
         // a target at or above where space gets short: nothing between the watermarks, the base batch
@@ -154,18 +154,18 @@ class WritebackPolicyTest {
     void spaceIsShortWhenAWriterWaitsOrOnlyWritebackCanMakeRoom() {
         int near = 44 - SEGS / 16;
         // a writer waits
-        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 10, 44, true, false, 0))).isTrue();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 10, 44, true, false, 0, 0))).isTrue();
         // near the gc threshold, and gc has nothing left to reclaim before the dirty tail
-        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, near, 44, false, true, 0))).isTrue();
-        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, near - 1, 44, false, true, 0))).isFalse();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, near, 44, false, true, 0, 0))).isTrue();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, near - 1, 44, false, true, 0, 0))).isFalse();
         // near the threshold but gc can still reclaim written-back segments
-        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 50, 44, false, false, 0))).isFalse();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 50, 44, false, false, 0, 0))).isFalse();
         // the dirty bytes alone fill the segments up to near the threshold
-        assertThat(WritebackPolicy.spaceShort(new Inputs(near * SEG, SEGS, SEG, 10, 44, false, false, 0))).isTrue();
-        assertThat(WritebackPolicy.spaceShort(new Inputs(near * SEG - 1, SEGS, SEG, 10, 44, false, false, 0)))
+        assertThat(WritebackPolicy.spaceShort(new Inputs(near * SEG, SEGS, SEG, 10, 44, false, false, 0, 0))).isTrue();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(near * SEG - 1, SEGS, SEG, 10, 44, false, false, 0, 0)))
                 .isFalse();
         // gc_percent 0: always short (the eager writeback of tiny caches)
-        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 1, 0, false, false, 0))).isTrue();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 1, 0, false, false, 0, 0))).isTrue();
     }
 
     @Test
@@ -174,12 +174,12 @@ class WritebackPolicyTest {
         long high = (44L - SEGS / 16) * SEG;
         long low = WritebackPolicy.lowWatermark(calm(0, 0), TARGET);
         assertThat(low).isEqualTo(TARGET + (high - TARGET) / 2);
-        assertThat(p.decide(0, calm(high - 1, 1)).reason()).isEqualTo(Reason.CONTROLLER);
-        assertThat(p.decide(SEC, calm(high, 2)).reason()).isEqualTo(Reason.PRESSURE);
-        assertThat(p.decide(2 * SEC, calm(high - 1, 3)).reason()).as("not yet low").isEqualTo(Reason.PRESSURE);
-        assertThat(p.decide(3 * SEC, calm(low + 1, 4)).reason()).isEqualTo(Reason.PRESSURE);
-        assertThat(p.decide(4 * SEC, calm(low, 5)).reason()).isEqualTo(Reason.CONTROLLER);
-        assertThat(p.decide(5 * SEC, calm(low + 1, 6)).reason()).as("below the high mark again").isEqualTo(
+        assertThat(p.decide(0, calm(high - 1, 1), LastBatch.NONE).reason()).isEqualTo(Reason.CONTROLLER);
+        assertThat(p.decide(SEC, calm(high, 2), LastBatch.NONE).reason()).isEqualTo(Reason.PRESSURE);
+        assertThat(p.decide(2 * SEC, calm(high - 1, 3), LastBatch.NONE).reason()).as("not yet low").isEqualTo(Reason.PRESSURE);
+        assertThat(p.decide(3 * SEC, calm(low + 1, 4), LastBatch.NONE).reason()).isEqualTo(Reason.PRESSURE);
+        assertThat(p.decide(4 * SEC, calm(low, 5), LastBatch.NONE).reason()).isEqualTo(Reason.CONTROLLER);
+        assertThat(p.decide(5 * SEC, calm(low + 1, 6), LastBatch.NONE).reason()).as("below the high mark again").isEqualTo(
                 Reason.CONTROLLER);
     }
 
@@ -223,20 +223,20 @@ class WritebackPolicyTest {
     @Test
     void pressureGoesFullSpeedAndDrainWinsOverEverything() {
         WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS);
-        Inputs waiting = new Inputs(TARGET / 2, SEGS, SEG, 60, 44, true, false, 1);
-        Decision d = p.decide(0, waiting);
+        Inputs waiting = new Inputs(TARGET / 2, SEGS, SEG, 60, 44, true, false, 1, 0);
+        Decision d = p.decide(0, waiting, LastBatch.NONE);
         assertThat(d.reason()).isEqualTo(Reason.PRESSURE);
         assertThat(d.fullSpeed()).isTrue();
         p.beginDrain();
-        assertThat(p.decide(SEC, waiting).reason()).isEqualTo(Reason.DRAIN);
+        assertThat(p.decide(SEC, waiting, LastBatch.NONE).reason()).isEqualTo(Reason.DRAIN);
         p.endDrain();
-        assertThat(p.decide(2 * SEC, waiting).reason()).isEqualTo(Reason.PRESSURE);
+        assertThat(p.decide(2 * SEC, waiting, LastBatch.NONE).reason()).isEqualTo(Reason.PRESSURE);
         p.settings(p.settings().withFullSpeed(true));
-        Decision op = p.decide(3 * SEC, calm(0, 2));
+        Decision op = p.decide(3 * SEC, calm(0, 2), LastBatch.NONE);
         assertThat(op.reason()).as("the operator asked").isEqualTo(Reason.DRAIN);
         assertThat(op.fullSpeed()).isTrue();
         p.settings(p.settings().withFullSpeed(false));
-        assertThat(p.decide(4 * SEC, calm(0, 3)).reason()).isEqualTo(Reason.CONTROLLER);
+        assertThat(p.decide(4 * SEC, calm(0, 3), LastBatch.NONE).reason()).isEqualTo(Reason.CONTROLLER);
         assertThat(p.last().reason()).isEqualTo(Reason.CONTROLLER);
     }
 
