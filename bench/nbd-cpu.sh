@@ -14,7 +14,7 @@
 #      PERF=1: perf record the builds in the last round (perf-jN.data and the JIT map in $OUTDIR)
 #      JOPTS: JVM options for every build (e.g. -XX:+UnlockDiagnosticVMOptions -XX:+CITime)
 #      ADMIN_PORT (19370): build N serves its admin endpoint on 127.0.0.1:ADMIN_PORT+N; each round
-#      prints the share of requests that ran inline, the takeovers, the bytes of the keys whose
+#      prints the share of requests that ran inline and that were streamed, the takeovers, the bytes of the keys whose
 #      writeback completed (backing device synced, dirty tail moved; counted before a batch's
 #      newest-wins merge), the data bytes writeback wrote to the backing device (after that merge)
 #      and the writer waits for space during the fio run (/metrics), when it has them
@@ -57,12 +57,13 @@ for n in $names; do
 done
 sleep 2
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
-inl() { # "inline-requests takeovers requests writeback-bytes writer-waits written-bytes" of build $1 (j1...), or zeros
-  [ "$1" = mem ] && { echo "0 0 0 0 0 0"; return; }
+inl() { # "inline-requests takeovers requests writeback-bytes writer-waits written-bytes streamed-writes" of build $1 (j1...), or zeros
+  [ "$1" = mem ] && { echo "0 0 0 0 0 0 0"; return; }
   curl -s "http://127.0.0.1:$((ADMIN_PORT + ${1#j}))/metrics" 2>/dev/null | awk '
     /^pmcache_nbd_inline_requests_total/ {a=$2} /^pmcache_nbd_inline_takeovers_total/ {b=$2}
     /^pmcache_nbd_requests_total/ {c+=$2} /^pmcache_writeback_bytes_total/ {d=$2} /^pmcache_writer_waits_total/ {e=$2} /^pmcache_writeback_written_bytes_total/ {f=$2}
-    END {if (a == "") c = 0; printf "%.0f %.0f %.0f %.0f %.0f %.0f\n", a, b, c, d, e, f}' # %d is 32-bit in mawk
+    /^pmcache_nbd_streamed_writes_total/ {g=$2}
+    END {if (a == "") c = 0; printf "%.0f %.0f %.0f %.0f %.0f %.0f %.0f\n", a, b, c, d, e, f, g}' # %d is 32-bit in mawk
 }
 tck=$(getconf CLK_TCK)
 echo "load $(cut -d' ' -f1-3 /proc/loadavg), $RW bs $BS QD $QD, ${RUNTIME}s x $ROUNDS rounds"
@@ -97,7 +98,8 @@ print(f"round {sys.argv[3]} {sys.argv[2]:4} iops {s['iops']:8.0f}  p99 {p99:9.1f
       f"  load {open('/proc/loadavg').read().split()[0]}", end="")
 m0, m1 = [list(map(float, a.split())) for a in sys.argv[7:9]]
 if m1[2] > m0[2]:
-    print(f"  inline {100 * (m1[0] - m0[0]) / (m1[2] - m0[2]):5.1f}%  takeovers {m1[1] - m0[1]:.0f}"
+    print(f"  inline {100 * (m1[0] - m0[0]) / (m1[2] - m0[2]):5.1f}%  streamed {100 * (m1[6] - m0[6]) / (m1[2] - m0[2]):5.1f}%"
+          f"  takeovers {m1[1] - m0[1]:.0f}"
           f"  synced back {(m1[3] - m0[3]) / 2**20:.0f} MiB  to backing {(m1[5] - m0[5]) / 2**20:.0f} MiB"
           f"  writer waits {m1[4] - m0[4]:.0f}", end="")
 print()

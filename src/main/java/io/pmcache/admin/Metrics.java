@@ -250,6 +250,9 @@ public final class Metrics {
         FunctionCounter.builder("pmcache.nbd.inline.takeovers", src, s -> s.nbd().inlineTakeovers())
                 .description("Inline NBD requests that ran so long that another thread took over reading")
                 .register(registry);
+        FunctionCounter.builder("pmcache.nbd.streamed.writes", src, s -> s.nbd().streamedWrites())
+                .description("Inline NBD WRITEs whose payload the device read from the socket itself (no buffer)")
+                .register(registry);
         FunctionCounter.builder("pmcache.nbd.allocation.failures", src, s -> s.nbd().allocationFailures())
                 .description("Requests answered ENOMEM because a payload buffer could not be allocated")
                 .register(registry);

@@ -12,6 +12,7 @@ import io.pmcache.format.Superblock;
 import io.pmcache.index.RangeIndex;
 import io.pmcache.media.MappedFileMedium;
 import io.pmcache.media.Medium;
+import io.pmcache.device.PayloadSource;
 import io.pmcache.os.FileUseLock;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -323,26 +324,33 @@ public final class Cache implements BlockDevice {
 
     @Override
     public void write(long offset, MemorySegment src, boolean fua) throws IOException {
-        Ranges.check(this, offset, src.byteSize());
+        write(offset, src.byteSize(), src, null, fua);
+    }
+
+    /**
+     * Cached writes read {@code data} straight into the medium ({@link WritePath#writeFrom}); the
+     * others take it whole ({@link PayloadSource#rest}).
+     */
+    @Override
+    public void writeFrom(long offset, int length, PayloadSource data, boolean fua) throws IOException {
+        write(offset, length, null, data, fua);
+    }
+
+    /** {@link #write} and {@link #writeFrom}: the data in {@code src}, or else delivered by {@code data}. */
+    private void write(long offset, long length, MemorySegment src, PayloadSource data, boolean fua)
+            throws IOException {
+        Ranges.check(this, offset, length);
         enter(true);
         try {
-            CachePolicy.Route route = e.policy.write(offset, src.byteSize());
-            switch (route) {
-                case CACHE -> writes.write(offset, src, fua);
-                case THROUGH, AROUND -> {
-                    boolean[] cached = {false};
-                    direct.write(offset, src.byteSize(), route == CachePolicy.Route.THROUGH ? src : null,
-                            (pos, n, done) -> e.backing.write(pos, src.asSlice(done, n), fua),
-                            (pos, n, done) -> {
-                                writes.writeData(pos, src.asSlice(done, n), fua);
-                                cached[0] = true;
-                            });
-                    e.stats.writes.increment();
-                    e.stats.writeBytes.add(src.byteSize());
-                    if (cached[0]) {
-                        writtenThrough();
-                    }
+            CachePolicy.Route route = e.policy.write(offset, length);
+            if (route == CachePolicy.Route.CACHE) {
+                if (src != null) {
+                    writes.write(offset, src, fua);
+                } else {
+                    writes.writeFrom(offset, (int) length, data, fua);
                 }
+            } else {
+                writeDirect(route, offset, src != null ? src : data.rest(), fua);
             }
             if (fua) {
                 e.barriers.passed();
@@ -353,6 +361,22 @@ public final class Cache implements BlockDevice {
             throw mediumFault(ex);
         } finally {
             exit();
+        }
+    }
+
+    /** A write the policy routes past the cache (THROUGH or AROUND), piece by piece ({@link DirectPath}). */
+    private void writeDirect(CachePolicy.Route route, long offset, MemorySegment src, boolean fua) throws IOException {
+        boolean[] cached = {false};
+        direct.write(offset, src.byteSize(), route == CachePolicy.Route.THROUGH ? src : null,
+                (pos, n, done) -> e.backing.write(pos, src.asSlice(done, n), fua),
+                (pos, n, done) -> {
+                    writes.writeData(pos, src.asSlice(done, n), fua);
+                    cached[0] = true;
+                });
+        e.stats.writes.increment();
+        e.stats.writeBytes.add(src.byteSize());
+        if (cached[0]) {
+            writtenThrough();
         }
     }
 

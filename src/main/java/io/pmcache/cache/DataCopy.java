@@ -18,6 +18,14 @@ final class DataCopy {
     private DataCopy() {
     }
 
+    /** The CRC32C of {@code len} bytes of {@code seg} at {@code off} (data put there by other means than {@link #copy}). */
+    static int crc(MemorySegment seg, long off, int len) {
+        CRC32C crc = CRC.get();
+        crc.reset();
+        crc.update(seg.asSlice(off, len).asByteBuffer());
+        return (int) crc.getValue();
+    }
+
     /** Copies {@code len} bytes from {@code src} at {@code srcOff} to {@code dst} at {@code dstOff}; returns their CRC32C. */
     static int copy(MemorySegment src, long srcOff, MemorySegment dst, long dstOff, int len) {
         CRC32C crc = CRC.get();

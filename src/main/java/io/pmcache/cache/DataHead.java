@@ -54,6 +54,26 @@ final class DataHead {
     }
 
     /**
+     * As {@link #allocate}, but never waits: {@code -1} when the head's segment is full and a new
+     * one would have to be waited for (the allocator then signals pressure, as for a waiting writer).
+     */
+    long tryAllocate(int want) {
+        lock.lock();
+        try {
+            if (!hasRoom()) {
+                int fresh = allocator.tryAllocateData(Integer.MAX_VALUE);
+                if (fresh < 0) {
+                    return -1;
+                }
+                install(fresh);
+            }
+            return carvePlace(want);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
      * Up to {@code want} bytes for a read fill: from the current segment, or from a new one only
      * while fewer than {@code usedBelow} segments are used (and one is free beyond the reserve);
      * null otherwise. Never waits for space.

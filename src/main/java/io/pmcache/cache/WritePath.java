@@ -1,5 +1,6 @@
 package io.pmcache.cache;
 
+import io.pmcache.device.PayloadSource;
 import io.pmcache.format.KeyRecord;
 import io.pmcache.index.ExtentMap;
 import io.pmcache.index.RangeIndex;
@@ -10,10 +11,11 @@ import java.lang.foreign.MemorySegment;
  *
  * <p>A write is cut at 4 MiB range boundaries and at segment ends; each piece: allocate space on
  * a data head (waiting while the cache is full) → copy the data once into the medium, its CRC taken
- * chunk by chunk as it is copied ({@link DataCopy}) → under the
- * range's lock, insert the extent into the index and append its key to the range's kset stream →
- * with FUA, persist the data and the key. When the call returns, data and key are in the mapped
- * medium, so a process crash loses nothing.
+ * chunk by chunk as it is copied ({@link DataCopy}); or, for {@link #writeFrom}, read it from its
+ * source straight into the medium and take its CRC there → under the range's lock, insert the
+ * extent into the index and append its key to the range's kset stream → with FUA, persist the data
+ * and the key. When the call returns, data and key are in the mapped medium, so a process crash
+ * loses nothing.
  */
 final class WritePath {
     private final Engine e;
@@ -22,27 +24,53 @@ final class WritePath {
         this.e = e;
     }
 
-    void write(long offset, MemorySegment src, boolean fua) throws java.io.InterruptedIOException {
+    void write(long offset, MemorySegment src, boolean fua) throws java.io.IOException {
         writeData(offset, src, fua);
         e.stats.writes.increment();
         e.stats.writeBytes.add(src.byteSize());
     }
 
     /** {@link #write} without counting it (a piece of a request counted elsewhere). */
-    void writeData(long offset, MemorySegment src, boolean fua) throws java.io.InterruptedIOException {
-        long len = src.byteSize();
+    void writeData(long offset, MemorySegment src, boolean fua) throws java.io.IOException {
+        writePieces(offset, src.byteSize(), src, null, fua);
+    }
+
+    /**
+     * As {@link #write}, the data read from {@code data} straight into the medium (no buffer in
+     * between) while there is room without waiting; once there is not, the rest is taken whole
+     * ({@link PayloadSource#rest}) and written as {@link #write} writes, waiting for room.
+     */
+    void writeFrom(long offset, int length, PayloadSource data, boolean fua) throws java.io.IOException {
+        writePieces(offset, length, null, data, fua);
+        e.stats.writes.increment();
+        e.stats.writeBytes.add(length);
+    }
+
+    /** The write of {@code len} bytes at {@code offset}, from {@code src} or else from {@code data}. */
+    private void writePieces(long offset, long len, MemorySegment src, PayloadSource data, boolean fua)
+            throws java.io.IOException {
         long done = 0;
         while (done < len) {
             long pos = offset + done;
             int want = (int) Math.min(len - done, RangeIndex.roomInRange(pos));
-            long place = e.head().allocate(want);
+            long place = data == null ? e.head().allocate(want) : e.head().tryAllocate(want);
+            if (place < 0) {
+                writePieces(pos, len - done, data.rest(), null, fua);
+                return;
+            }
             int seg = DataHead.segmentOf(place);
             int segOff = DataHead.offsetOf(place);
             int n = (int) Math.min(want, e.segments.segmentSize() - segOff);
             long slot;
             try {
                 long at = e.address(seg, segOff);
-                int crc = DataCopy.copy(src, done, e.medium.segment(), at, n);
+                int crc;
+                if (data == null) {
+                    crc = DataCopy.copy(src, done, e.medium.segment(), at, n);
+                } else {
+                    data.readInto(e.medium.segment().asSlice(at, n)); // a failure here leaves no key
+                    crc = DataCopy.crc(e.medium.segment(), at, n);
+                }
                 // the allocation's reference keeps the generation from changing (see DataHead.allocate)
                 slot = insertAndAppendData(pos, n, seg, segOff, e.segments.generation(seg), crc);
             } finally {

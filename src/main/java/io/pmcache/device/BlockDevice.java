@@ -32,6 +32,17 @@ public interface BlockDevice extends AutoCloseable {
     /** Writes all of {@code src} at {@code offset}; durable on return when {@code fua}. */
     void write(long offset, MemorySegment src, boolean fua) throws IOException;
 
+    /**
+     * Writes the {@code length} bytes {@code data} delivers at {@code offset}: {@link #write} for
+     * data that is not in memory yet. The default takes it whole ({@link PayloadSource#rest}); a
+     * device with memory of its own (the cache's medium) reads it straight to where it keeps it. An
+     * exception from {@code data} is passed on as it is; the bytes written before it are undefined.
+     */
+    default void writeFrom(long offset, int length, PayloadSource data, boolean fua) throws IOException {
+        Ranges.check(this, offset, length);
+        write(offset, data.rest(), fua);
+    }
+
     /** Makes every write completed before this call durable. */
     void flush() throws IOException;
 

@@ -6,6 +6,7 @@ import io.pmcache.device.BlockDevice;
 import io.pmcache.device.BlockStatus;
 import io.pmcache.device.DeviceClosedException;
 import io.pmcache.device.DeviceFailedException;
+import io.pmcache.device.PayloadSource;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.net.SocketTimeoutException;
@@ -21,7 +22,9 @@ import org.slf4j.LoggerFactory;
  *
  * <ul>
  *   <li>READ reads into the request's pooled buffer and sends it; WRITE hands the payload buffer
- *       (already filled from the socket) to the device as a {@link MemorySegment} view — one copy.</li>
+ *       (already filled from the socket) to the device as a {@link MemorySegment} view — one copy —
+ *       or, when the connection streams it ({@link #executeWrite}), lets the device read it from
+ *       the socket itself (into the cache's medium: no copy).</li>
  *   <li>FLUSH calls {@link BlockDevice#flush()}, which covers every write that returned before it;
  *       a write is answered only after it returned, so a FLUSH covers every write any connection
  *       saw answered (what CAN_MULTI_CONN promises).</li>
@@ -42,6 +45,7 @@ import org.slf4j.LoggerFactory;
  *       server is going away" (the spec's value for shutdown; the client disconnects and may retry
  *       elsewhere). A {@link SocketTimeoutException} is an InterruptedIOException too but a failed
  *       I/O: EIO.</li>
+ *   <li>{@link NoPayloadMemory}: ENOMEM, as for a request whose buffer could not be allocated.</li>
  *   <li>{@link DeviceFailedException} (the device refuses writes and flushes after a failure it
  *       could not recover from) and any other {@link IOException}: EIO.</li>
  *   <li>Any other exception: EIO, logged with its trace (a bug in the device).</li>
@@ -71,6 +75,33 @@ final class CommandExecutor {
      * cannot be sent.
      */
     long execute(Request r, ByteBuffer buf) throws IOException {
+        return execute(r, buf, null);
+    }
+
+    /**
+     * As {@link #execute}, for a WRITE whose payload the device takes from {@code payload} as it
+     * needs it ({@link BlockDevice#writeFrom}). When the payload cannot be read ({@link PayloadLost})
+     * nothing is answered: the exception is passed on, the connection is lost.
+     */
+    long executeWrite(Request r, PayloadSource payload) throws IOException {
+        return execute(r, null, payload);
+    }
+
+    /** A WRITE's payload could not be read from the socket while the device took it: the connection is lost. */
+    static final class PayloadLost extends IOException {
+        PayloadLost(IOException cause) {
+            super("payload not received: " + cause.getMessage(), cause);
+        }
+    }
+
+    /** No memory to hold a streamed WRITE's payload when the device asked for it whole: ENOMEM. */
+    static final class NoPayloadMemory extends IOException {
+        NoPayloadMemory(String message) {
+            super(message);
+        }
+    }
+
+    private long execute(Request r, ByteBuffer buf, PayloadSource payload) throws IOException {
         long start = System.nanoTime();
         List<BlockStatus> status = null;
         Failure failure;
@@ -88,7 +119,7 @@ final class CommandExecutor {
                 failure = unexpected(r, e);
             }
         } else {
-            failure = run(r, buf);
+            failure = run(r, buf, payload);
         }
         long device = System.nanoTime() - start;
         Thread.interrupted(); // see class comment
@@ -110,7 +141,7 @@ final class CommandExecutor {
     }
 
     /** Does the device work; null on success. */
-    private Failure run(Request r, ByteBuffer buf) {
+    private Failure run(Request r, ByteBuffer buf, PayloadSource payload) throws PayloadLost {
         try {
             switch (r.type()) {
                 case NBD_CMD_READ -> {
@@ -118,7 +149,11 @@ final class CommandExecutor {
                     stats.bytesRead(r.length());
                 }
                 case NBD_CMD_WRITE -> {
-                    device.write(r.offset(), MemorySegment.ofBuffer(buf), r.fua());
+                    if (payload != null) {
+                        device.writeFrom(r.offset(), (int) r.length(), payload, r.fua());
+                    } else {
+                        device.write(r.offset(), MemorySegment.ofBuffer(buf), r.fua());
+                    }
                     stats.bytesWritten(r.length());
                 }
                 case NBD_CMD_FLUSH -> device.flush();
@@ -135,6 +170,8 @@ final class CommandExecutor {
                 default -> throw new IllegalStateException("unvalidated command " + r.type());
             }
             return null;
+        } catch (PayloadLost e) {
+            throw e;
         } catch (IOException e) {
             return failure(r, e);
         } catch (RuntimeException e) {
@@ -154,6 +191,9 @@ final class CommandExecutor {
 
     /** The reply for a device call that threw {@code e}; see the class comment. */
     private Failure failure(Request r, IOException e) {
+        if (e instanceof NoPayloadMemory) {
+            return new Failure(NBD_ENOMEM, "the server is out of memory for this request"); // the connection logged it
+        }
         if (e instanceof DeviceClosedException || e instanceof ClosedByInterruptException
                 || (e instanceof InterruptedIOException && !(e instanceof SocketTimeoutException))) {
             log.debug("{}: {} not done, the device is stopping: {}", peer, r, e.toString());

@@ -3,7 +3,11 @@ package io.pmcache.nbd;
 import static io.pmcache.nbd.NbdConstants.*;
 
 import java.io.EOFException;
+import io.pmcache.device.DeviceClosedException;
+import io.pmcache.device.PayloadSource;
 import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.SocketChannel;
@@ -36,7 +40,9 @@ import org.slf4j.LoggerFactory;
  *                  server's payload memory is in use; then a pooled buffer; none can be allocated
  *                  (direct memory exhausted) ─► release 5 and 6, drop a WRITE payload, ENOMEM, next
  *               7. for WRITE copy the payload into the buffer (from the input buffer, the rest
- *                  straight from the socket)
+ *                  straight from the socket); an inline WRITE of {@link #STREAM_MIN_BYTES} or more
+ *                  whose payload has not all arrived skips 6 and 7: the device reads the payload
+ *                  itself, on the reader ({@link #streamWrite})
  *               8. small requests (and a request while nothing else is in flight or buffered) run
  *                  steps 9-11 right here on the reader, their replies coalesced and sent before the
  *                  reader next blocks on the socket; others go to a virtual thread, as do requests
@@ -103,6 +109,13 @@ final class Connection implements Runnable {
     static final long HAND_OFF_NANOS = 20_000_000L;
     /** Requests with payloads up to this size run inline even while others are pipelined. */
     static final long INLINE_MAX_BYTES = 128 << 10;
+    /**
+     * An inline WRITE of at least this much payload that has not all been read yet is streamed: the
+     * device reads it from the input buffer and the socket straight into its medium
+     * ({@link #streamWrite}) instead of through a pooled buffer (one copy less). Smaller payloads
+     * mostly sit in the input buffer whole already, which the device reads from as it is.
+     */
+    static final long STREAM_MIN_BYTES = 64 << 10;
     /** Socket reads take up to this much at once (a pipelining client's next requests). */
     static final int IN_CAPACITY = 256 << 10;
 
@@ -135,6 +148,8 @@ final class Connection implements Runnable {
     /** Id of the request running inline on the reader, 0 when none; the timer zeroes it to take over. */
     private final AtomicLong inlineRun = new AtomicLong();
     private volatile long inlineSinceNanos;
+    /** A streamed WRITE reads its payload (in the device, on the reader's thread; see {@link #streamWrite}). */
+    private volatile boolean streamingPayload;
     /** Reader-owned (passed on with the role): ids of inline runs, and the transmission state. */
     private long inlineRuns;
     private RequestValidator validator;
@@ -343,6 +358,20 @@ final class Connection implements Runnable {
         limiter.cancel();
     }
 
+    /**
+     * Closes the connection if a streamed WRITE still waits for its payload (the server stops and
+     * its grace is over: the device is about to close, and the request waits on the client, not on
+     * the device, so closing the device would not end it). True if it did.
+     */
+    boolean abortStreamedPayload() {
+        if (!streamingPayload) {
+            return false;
+        }
+        log.info("{}: closing: a WRITE's payload has not arrived within the shutdown grace", peer);
+        abort();
+        return true;
+    }
+
     /** Waits (up to the deadline) until no request of this connection is in flight. */
     boolean awaitIdle(long deadlineNanos) throws InterruptedException {
         return limiter.awaitIdle(Math.max(0, deadlineNanos - System.nanoTime()));
@@ -500,6 +529,9 @@ final class Connection implements Runnable {
         long now = System.nanoTime();
         boolean inline = now - slowDeviceUntilNanos >= 0
                 && (alone || (bytes <= INLINE_MAX_BYTES && now - handOffUntilNanos >= 0));
+        if (inline && r.type() == NBD_CMD_WRITE && payload >= STREAM_MIN_BYTES && in.remaining() < payload) {
+            return streamWrite(r, bytes);
+        }
         ByteBuffer buf = null;
         long charged = 0; // payload budget taken for buf
         boolean passed = false; // from here on complete() releases what the request holds
@@ -563,6 +595,12 @@ final class Connection implements Runnable {
             ctx.buffers().release(input);
             return true;
         }
+        inlineEnded(start);
+        return false;
+    }
+
+    /** An inline run that began at {@code start} ended on the reader: counts it if it was slow. */
+    private void inlineEnded(long start) {
         // Several, not one: a thread preempted on a busy machine or a GC pause is no slow request.
         long end = System.nanoTime();
         slowInline = (slowInline << 1 | (end - start > SLOW_INLINE_NANOS ? 1 : 0)) & 0xff;
@@ -570,7 +608,130 @@ final class Connection implements Runnable {
             handOffUntilNanos = end + HAND_OFF_NANOS;
             slowInline = 0;
         }
+    }
+
+    /**
+     * Runs inline a WRITE whose payload has not arrived yet (its limiter permit and hold are
+     * taken): the device reads the payload from the input buffer and the socket straight to where
+     * it keeps it ({@link StreamedPayload}; the cache's medium: no buffer, no copy), or asks for the
+     * rest in a pooled buffer. The run is published to the watch only once the whole payload is
+     * read: until then this thread is the reader, reading the socket, and no other may take over
+     * (it would read payload bytes as requests). If the device stops before it has read the whole
+     * payload (an error), the rest is dropped here. Returns as {@link #dispatch}.
+     */
+    private boolean streamWrite(Request r, long bytes) throws IOException {
+        long run = ++inlineRuns;
+        ByteBuffer input = in;
+        StreamedPayload payload = new StreamedPayload(r, run, (int) bytes);
+        ctx.stats().inlineRequest();
+        ctx.stats().streamedWrite();
+        streamingPayload = true;
+        try {
+            executor.executeWrite(r, payload);
+        } catch (CommandExecutor.PayloadLost e) {
+            throw e; // the socket failed: the connection is lost (the reader ends it)
+        } catch (IOException e) {
+            replyNotSent(r, e);
+        } catch (RuntimeException | Error e) {
+            failedUnexpectedly(r, e);
+        } finally {
+            streamingPayload = false;
+            release(payload.buf, payload.charged, bytes);
+        }
+        if (!payload.published) {
+            skipPayload(bytes - payload.delivered); // still the reader: nothing was published
+            return false;
+        }
+        if (!inlineRun.compareAndSet(run, 0)) {
+            ctx.buffers().release(input); // overtaken, as in dispatch
+            return true;
+        }
+        inlineEnded(payload.publishedAt);
         return false;
+    }
+
+    /**
+     * The payload of a {@linkplain #streamWrite streamed WRITE}, read on the reader's thread as the
+     * device asks for it: first what the input buffer holds, then from the socket. Reading its last
+     * byte publishes the inline run.
+     */
+    private final class StreamedPayload implements PayloadSource {
+        private final Request r;
+        private final long run;
+        private final int length;
+        int delivered;
+        boolean published;
+        long publishedAt;
+        /** The pooled buffer {@link #rest} read into, and the payload budget taken for it. */
+        ByteBuffer buf;
+        long charged;
+
+        StreamedPayload(Request r, long run, int length) {
+            this.r = r;
+            this.run = run;
+            this.length = length;
+        }
+
+        @Override
+        public void readInto(MemorySegment dst) throws IOException {
+            if (dst.byteSize() > length - delivered) {
+                throw new IllegalArgumentException("asked for " + dst.byteSize() + " bytes, "
+                        + (length - delivered) + " of the payload left");
+            }
+            try {
+                readPayload(dst.asByteBuffer());
+            } catch (IOException e) {
+                throw new CommandExecutor.PayloadLost(e);
+            }
+            delivered += (int) dst.byteSize();
+            if (delivered == length) {
+                publish();
+            }
+        }
+
+        @Override
+        public MemorySegment rest() throws IOException {
+            if (buf != null) {
+                throw new IllegalStateException("the rest of the payload was asked for twice");
+            }
+            int n = length - delivered;
+            long need = BufferPool.capacityFor(n);
+            try {
+                if (!reserve(need)) {
+                    throw new DeviceClosedException("the server is shutting down");
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new InterruptedIOException("interrupted waiting for payload memory");
+            }
+            charged = need;
+            try {
+                buf = ctx.buffers().acquire(n);
+            } catch (BufferPool.OutOfBuffers e) {
+                ctx.budget().release(charged);
+                charged = 0;
+                noteNoMemory(r, e);
+                throw new CommandExecutor.NoPayloadMemory(e.getMessage());
+            }
+            try {
+                readPayload(buf);
+            } catch (IOException e) {
+                throw new CommandExecutor.PayloadLost(e);
+            }
+            buf.flip();
+            delivered = length;
+            publish();
+            return MemorySegment.ofBuffer(buf);
+        }
+
+        private void publish() {
+            streamingPayload = false;
+            published = true;
+            publishedAt = System.nanoTime();
+            inlineSinceNanos = publishedAt;
+            inlineRun.set(run);
+            ctx.inlineWatch().inlineStarted();
+        }
     }
 
     /**
@@ -595,8 +756,17 @@ final class Connection implements Runnable {
 
     /** No buffer for {@code r}: ENOMEM for this request only (its payload is read and dropped). */
     private void noMemory(Request r, BufferPool.OutOfBuffers e) throws IOException {
-        ctx.stats().allocationFailure();
+        noteNoMemory(r, e);
         ctx.stats().error(NBD_ENOMEM);
+        if (r.hasPayload()) {
+            skipPayload(r.length());
+        }
+        replies.error(r.handle(), NBD_ENOMEM, "the server is out of memory for this request");
+    }
+
+    /** No buffer could be allocated for {@code r} (answered ENOMEM): counted, and logged once per connection at WARN. */
+    private void noteNoMemory(Request r, BufferPool.OutOfBuffers e) {
+        ctx.stats().allocationFailure();
         if (!warnedNoMemory) {
             warnedNoMemory = true;
             log.warn("{}: {} answered ENOMEM: {} (later ones on this connection are logged at debug)",
@@ -604,10 +774,6 @@ final class Connection implements Runnable {
         } else {
             log.debug("{}: {} answered ENOMEM: {}", peer, r, e.getMessage());
         }
-        if (r.hasPayload()) {
-            skipPayload(r.length());
-        }
-        replies.error(r.handle(), NBD_ENOMEM, "the server is out of memory for this request");
     }
 
     private void complete(Request r, ByteBuffer buf, long charged, long bytes, boolean inline) {
@@ -615,11 +781,9 @@ final class Connection implements Runnable {
         try {
             device = executor.execute(r, buf);
         } catch (IOException e) {
-            log.debug("{}: reply to {} not sent: {}", peer, r, e.toString());
-            abort();
+            replyNotSent(r, e);
         } catch (RuntimeException | Error e) {
-            log.error("{}: {} failed unexpectedly; closing", peer, r, e);
-            abort();
+            failedUnexpectedly(r, e);
         } finally {
             if (!inline && device > INLINE_TAKEOVER_NANOS) {
                 // a device call as slow as an inline request that would have been overtaken: stay in
@@ -629,6 +793,16 @@ final class Connection implements Runnable {
             }
             release(buf, charged, bytes);
         }
+    }
+
+    private void replyNotSent(Request r, IOException e) {
+        log.debug("{}: reply to {} not sent: {}", peer, r, e.toString());
+        abort();
+    }
+
+    private void failedUnexpectedly(Request r, Throwable e) {
+        log.error("{}: {} failed unexpectedly; closing", peer, r, e);
+        abort();
     }
 
     /** Returns what one request held: its buffer and budget (if pooled), its permit and its hold. */

@@ -259,6 +259,8 @@ public final class NbdServer implements AutoCloseable {
         boolean idle = awaitRequests(deadline);
         if (!idle) {
             log.warn("requests still in flight after {}: closing the device fails them", shutdownGrace);
+            // except a streamed WRITE waiting for its payload from the client: only closing its connection ends it
+            connections.forEach(Connection::abortStreamedPayload);
         }
         return idle;
     }

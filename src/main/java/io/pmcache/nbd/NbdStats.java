@@ -26,6 +26,7 @@ public final class NbdStats {
     private final LongAdder protocolViolations = new LongAdder();
     private final LongAdder inlineRequests = new LongAdder();
     private final LongAdder inlineTakeovers = new LongAdder();
+    private final LongAdder streamedWrites = new LongAdder();
     private final LongAdder bufferWaits = new LongAdder();
     private final LongAdder allocationFailures = new LongAdder();
     private final AtomicInteger connectionsActive = new AtomicInteger();
@@ -47,11 +48,12 @@ public final class NbdStats {
      * @param inlineTakeovers inline requests that ran so long that a new thread took over reading
      * @param bufferWaits requests that waited for payload memory (the server-wide budget was in use)
      * @param allocationFailures requests answered ENOMEM because no buffer could be allocated
+     * @param streamedWrites inline WRITEs whose payload the device read from the socket itself
      */
     public record Snapshot(Map<String, Long> requests, Map<String, Long> errors, long bytesRead, long bytesWritten,
                            long connectionsAccepted, long connectionsRefused, int connectionsActive,
                            long protocolViolations, long inlineRequests,
-                           long inlineTakeovers, long bufferWaits, long allocationFailures) {
+                           long inlineTakeovers, long bufferWaits, long allocationFailures, long streamedWrites) {
         /** Requests received for a command name (0 if none). */
         public long requests(String command) {
             return requests.getOrDefault(command, 0L);
@@ -76,7 +78,8 @@ public final class NbdStats {
         err.put("other", errors[ERRORS.length].sum());
         return new Snapshot(Map.copyOf(req), Map.copyOf(err), bytesRead.sum(), bytesWritten.sum(),
                 connectionsAccepted.sum(), connectionsRefused.sum(), connectionsActive.get(), protocolViolations.sum(),
-                inlineRequests.sum(), inlineTakeovers.sum(), bufferWaits.sum(), allocationFailures.sum());
+                inlineRequests.sum(), inlineTakeovers.sum(), bufferWaits.sum(), allocationFailures.sum(),
+                streamedWrites.sum());
     }
 
     void inlineTakeover() {
@@ -93,6 +96,10 @@ public final class NbdStats {
 
     void inlineRequest() {
         inlineRequests.increment();
+    }
+
+    void streamedWrite() {
+        streamedWrites.increment();
     }
 
     void request(int type) {

@@ -222,6 +222,12 @@ public final class CacheHarness implements BlockDevice {
     }
 
     @Override
+    public void writeFrom(long offset, int length, io.pmcache.device.PayloadSource data, boolean fua)
+            throws IOException {
+        cache.writeFrom(offset, length, data, fua);
+    }
+
+    @Override
     public void flush() throws IOException {
         cache.flush();
     }

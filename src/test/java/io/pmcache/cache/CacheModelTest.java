@@ -35,6 +35,10 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * back and no sector holds anything never written there; after a final drain the backing disk
  * equals the model.
  *
+ * <p>Half the writes hand the cache their data as a {@link io.pmcache.device.PayloadSource}
+ * ({@link Cache#writeFrom}, what the NBD server does for large payloads): read straight into the
+ * medium, or taken whole when the cache has no room at hand or the mode routes the write past it.
+ *
  * <p>Cache modes and the sequential cutoff are part of the random operations: each run starts in
  * a random {@link CacheMode} with a random cutoff (0 = off, 64 KiB .. 1 MiB), and switches modes
  * (writeback and a random other mode in turn, back to writeback after at most 800 operations, so
@@ -451,8 +455,7 @@ class CacheModelTest {
         for (int i = 0; i < count && at + piece <= model.size(); i++, at += piece) {
             if (writes) {
                 boolean fua = r.nextInt(8) == 0;
-                byte[] data = model.write(at, piece, false, fua);
-                h.write(at, MemorySegment.ofArray(data), fua);
+                writeSomehow(h, at, model.write(at, piece, false, fua), fua, r);
             } else {
                 byte[] got = read(h, at, piece);
                 int bad = java.util.Arrays.mismatch(got, 0, piece, model.current, (int) at, (int) at + piece);
@@ -466,8 +469,19 @@ class CacheModelTest {
 
     private static void write(CacheHarness h, DiskModel model, SplittableRandom r, boolean fua) throws IOException {
         long[] io = pick(r, model.size());
-        byte[] data = model.write(io[0], (int) io[1], false, fua);
-        h.write(io[0], MemorySegment.ofArray(data), fua);
+        writeSomehow(h, io[0], model.write(io[0], (int) io[1], false, fua), fua, r);
+    }
+
+    /** A write from memory, or half the time one whose data the cache takes from a source as it needs it. */
+    private static void writeSomehow(CacheHarness h, long offset, byte[] data, boolean fua, SplittableRandom r)
+            throws IOException {
+        if (r.nextBoolean()) {
+            h.write(offset, MemorySegment.ofArray(data), fua);
+            return;
+        }
+        ArrayPayload payload = new ArrayPayload(data);
+        h.writeFrom(offset, data.length, payload, fua);
+        assertThat(payload.delivered()).as("the whole payload taken").isEqualTo(data.length);
     }
 
     private static byte[] read(CacheHarness h, long offset, int length) throws IOException {

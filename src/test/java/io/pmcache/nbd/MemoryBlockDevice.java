@@ -2,6 +2,7 @@ package io.pmcache.nbd;
 
 import io.pmcache.device.BlockDevice;
 import io.pmcache.device.DeviceClosedException;
+import io.pmcache.device.PayloadSource;
 import io.pmcache.device.Ranges;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -29,6 +30,8 @@ public final class MemoryBlockDevice implements BlockDevice {
     private volatile CallHook callHook;
     private final CountDownLatch closing = new CountDownLatch(1);
     private volatile boolean closed;
+    private volatile int streamPiece;
+    private final AtomicInteger streamedWrites = new AtomicInteger();
 
     public MemoryBlockDevice(long size) {
         this.data = arena.allocate(size, 4096);
@@ -64,6 +67,38 @@ public final class MemoryBlockDevice implements BlockDevice {
         check(offset, src.byteSize());
         call("write", offset);
         MemorySegment.copy(src, 0, data, offset, src.byteSize());
+    }
+
+    /**
+     * Without {@link #streamWrites}: the payload whole ({@link PayloadSource#rest}), as any device.
+     * With it, like the cache: read straight into the device's memory piece by piece, the call
+     * hook run before each piece as op {@code "piece"} (to fail or stall a write midway).
+     */
+    @Override
+    public void writeFrom(long offset, int length, PayloadSource src, boolean fua) throws IOException {
+        int piece = streamPiece;
+        if (piece == 0) {
+            BlockDevice.super.writeFrom(offset, length, src, fua);
+            return;
+        }
+        check(offset, length);
+        call("write", offset);
+        streamedWrites.incrementAndGet();
+        for (int done = 0, n; done < length; done += n) {
+            n = Math.min(piece, length - done);
+            call("piece", offset + done);
+            src.readInto(data.asSlice(offset + done, n));
+        }
+    }
+
+    /** From now on {@link #writeFrom} reads payloads straight into memory, {@code piece} bytes at a time. */
+    public void streamWrites(int piece) {
+        streamPiece = piece;
+    }
+
+    /** Writes whose payload {@link #writeFrom} read straight into memory. */
+    public int streamedWrites() {
+        return streamedWrites.get();
     }
 
     @Override

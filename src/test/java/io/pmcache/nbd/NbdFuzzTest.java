@@ -71,6 +71,7 @@ class NbdFuzzTest {
         dir = Files.createTempDirectory("nbd-fuzz");
         for (int i = 0; i < 2; i++) {
             devices[i] = new MemoryBlockDevice(SIZE);
+            devices[i].streamWrites(40 << 10); // large WRITEs streamed into the device, as the cache does
             servers[i] = NbdServer.builder().device(devices[i]).exportName(EXPORT).description("fuzz")
                     .readOnly(i == 1).build();
             sockets[i] = dir.resolve("nbd" + i + ".sock");

@@ -217,6 +217,12 @@ final class NbdTestClient implements AutoCloseable {
         out.flush();
     }
 
+    /** Sends {@code len} raw bytes of {@code b} (part of a payload whose header went before). */
+    void send(byte[] b, int off, int len) throws IOException {
+        out.write(b, off, len);
+        out.flush();
+    }
+
     /** Reads one simple reply (with {@code dataLength} bytes of data if it succeeded) or one chunk. */
     Reply reply(int dataLength) throws IOException {
         int magic = in.readInt();

@@ -36,6 +36,7 @@ class RealClientsTest {
     @BeforeEach
     void start() throws IOException {
         device = new MemoryBlockDevice(SIZE);
+        device.streamWrites(40 << 10); // large WRITEs read from the socket straight into the device, as the cache does
         server = NbdServer.builder().device(device).exportName("pmcache").description("test export").build();
         server.listenUnix(dir.resolve("nbd.sock"));
         uri = server.uri();
@@ -91,6 +92,8 @@ class RealClientsTest {
         assertThat(bytesAt(3 << 20, 65536)).containsOnly(0x33);
         assertThat(bytesAt(4096 * 3, 4096)).containsOnly(0xab);
         assertThat(bytesAt(0, 4096)).containsOnly(0);
+        assertThat(device.streamedWrites()).as("the 1 MiB write's payload was read straight into the device")
+                .isPositive();
         // and across connections: a fresh qemu-io sees what the previous one wrote
         assertThat(run("qemu-io", "-f", "raw", "-r", "-c", "read -P 0x22 2M 64k", uri).expectSuccess())
                 .doesNotContainIgnoringCase("fail");

@@ -33,6 +33,7 @@ abstract class X509ServerTest {
     /** Serves {@link #device} on a free TCP port ({@link #address}) with TLS {@code mode}. */
     void start(TlsMode mode, boolean verifyPeer) throws IOException {
         TlsConfig tls = mode == TlsMode.OFF ? TlsConfig.off() : TlsConfig.x509(mode, certs.server(), verifyPeer);
+        device.streamWrites(40 << 10); // large WRITEs streamed from TLS straight into the device, as the cache does
         server = NbdServer.builder().device(device).exportName("disk").tls(tls).build();
         address = server.listenTcp("127.0.0.1", 0);
     }

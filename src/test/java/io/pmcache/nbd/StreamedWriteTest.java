@@ -1,0 +1,200 @@
+package io.pmcache.nbd;
+
+import static io.pmcache.nbd.NbdConstants.*;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.BooleanSupplier;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * WRITEs whose payload the device reads from the socket itself ({@link Connection#STREAM_MIN_BYTES}
+ * or more, not all read yet): the request runs inline on the reader, and until its last payload
+ * byte is read no other thread may take the reader's role over (it would read payload bytes as
+ * requests); a device that stops midway leaves the rest to be dropped; a client that stops sending
+ * midway must not hold up the server's stop.
+ */
+@Timeout(60)
+class StreamedWriteTest {
+    private static final int MIB = 1 << 20;
+
+    @TempDir
+    Path dir;
+
+    private Path serve(NbdServer server) throws IOException {
+        Path socket = dir.resolve("s.sock");
+        server.listenUnix(socket);
+        return socket;
+    }
+
+    private static byte[] random(SplittableRandom rnd, int n) {
+        byte[] b = new byte[n];
+        for (int i = 0; i < n; i++) {
+            b[i] = (byte) rnd.nextInt();
+        }
+        return b;
+    }
+
+    /** Sends {@code payload} in pieces at the given cut points, pausing {@code pauseMs} before each. */
+    private static void sendInPieces(NbdTestClient c, byte[] payload, int[] cuts, long pauseMs) throws Exception {
+        int at = 0;
+        for (int cut : cuts) {
+            c.send(payload, at, cut - at);
+            at = cut;
+            Thread.sleep(pauseMs);
+        }
+        c.send(payload, at, payload.length - at);
+    }
+
+    @Test
+    void aPayloadThatArrivesSlowlyIsReadByItsWriteAndTheConnectionStaysInStep() throws Exception {
+        long seed = new SplittableRandom().nextLong();
+        SplittableRandom rnd = new SplittableRandom(seed);
+        MemoryBlockDevice device = new MemoryBlockDevice(64 * MIB);
+        device.streamWrites(48 << 10);
+        try (NbdServer server = NbdServer.builder().device(device).build()) {
+            Path socket = serve(server);
+            for (boolean structured : new boolean[] {false, true}) {
+                try (NbdTestClient c = NbdTestClient.open(socket, structured, false)) {
+                    for (int i = 0; i < 4; i++) {
+                        int len = (64 << 10) + 4096 * rnd.nextInt(64); // 64 KiB .. 316 KiB
+                        long offset = 4096L * rnd.nextInt(8192);
+                        byte[] data = random(rnd, len);
+                        c.request(0, NBD_CMD_WRITE, 10 + i, offset, len, null);
+                        // pauses far beyond the takeover threshold (1 ms), mid-payload and at piece ends
+                        int a = 1 + rnd.nextInt(len / 2);
+                        int b = a + 1 + rnd.nextInt(len - a - 1);
+                        sendInPieces(c, data, new int[] {a, b}, 30);
+                        NbdTestClient.Reply r = c.reply(0);
+                        assertThat(r.handle()).as("seed %d", seed).isEqualTo(10 + i);
+                        assertThat(r.error()).as("seed %d", seed).isZero();
+                        assertThat(c.read(20 + i, offset, len)).as("seed %d", seed).isEqualTo(data);
+                    }
+                    c.disconnect();
+                }
+            }
+            assertThat(device.streamedWrites()).as("the writes were streamed, seed %d", seed).isEqualTo(8);
+            assertThat(server.stats().snapshot().streamedWrites()).isEqualTo(8);
+            assertThat(server.stats().snapshot().inlineTakeovers())
+                    .as("no takeover while a payload was being read, seed %d", seed).isZero();
+        }
+    }
+
+    @Test
+    void aDeviceThatFailsMidwayAnswersEioAndThePayloadLeftIsDropped() throws Exception {
+        MemoryBlockDevice device = new MemoryBlockDevice(64 * MIB);
+        device.streamWrites(32 << 10);
+        AtomicInteger pieces = new AtomicInteger();
+        device.onCall((op, offset) -> {
+            if (op.equals("piece") && offset == MIB + (64 << 10)) { // the third piece of the write at 1 MiB
+                pieces.incrementAndGet();
+                throw new IOException("injected failure after two pieces");
+            }
+        });
+        try (NbdServer server = NbdServer.builder().device(device).build()) {
+            Path socket = serve(server);
+            try (NbdTestClient c = NbdTestClient.open(socket, false, false)) {
+                byte[] data = new byte[256 << 10];
+                Arrays.fill(data, (byte) 7);
+                c.request(0, NBD_CMD_WRITE, 1, MIB, data.length, null);
+                sendInPieces(c, data, new int[] {1000, 100_000}, 20);
+                NbdTestClient.Reply r = c.reply(0);
+                assertThat(r.handle()).isEqualTo(1);
+                assertThat(r.error()).isEqualTo(NBD_EIO);
+                assertThat(pieces.get()).isEqualTo(1);
+                // in step: the rest of the payload was read and dropped, not taken for requests
+                byte[] small = new byte[4096];
+                Arrays.fill(small, (byte) 9);
+                assertThat(c.write(2, 0, small)).isZero();
+                assertThat(c.read(3, 0, 4096)).isEqualTo(small);
+                c.disconnect();
+            }
+        }
+    }
+
+    @Test
+    void aDeviceThatRefusesTheWriteBeforeReadingAnyOfItAnswersAndDropsThePayload() throws Exception {
+        MemoryBlockDevice device = new MemoryBlockDevice(64 * MIB);
+        device.streamWrites(32 << 10);
+        device.failAt(2 * MIB);
+        try (NbdServer server = NbdServer.builder().device(device).build()) {
+            Path socket = serve(server);
+            try (NbdTestClient c = NbdTestClient.open(socket, true, false)) {
+                byte[] data = new byte[200 << 10];
+                c.request(0, NBD_CMD_WRITE, 1, 2 * MIB, data.length, null);
+                sendInPieces(c, data, new int[] {10}, 10);
+                NbdTestClient.Reply r = c.reply(0);
+                assertThat(r.error()).isEqualTo(NBD_EIO);
+                assertThat(c.read(2, 0, 4096)).isEqualTo(new byte[4096]);
+                c.disconnect();
+            }
+        }
+    }
+
+    @Test
+    void aClientThatGoesAwayMidPayloadEndsOnlyItsConnection() throws Exception {
+        MemoryBlockDevice device = new MemoryBlockDevice(64 * MIB);
+        device.streamWrites(16 << 10);
+        try (NbdServer server = NbdServer.builder().device(device).build()) {
+            Path socket = serve(server);
+            NbdTestClient gone = NbdTestClient.open(socket, false, false);
+            gone.request(0, NBD_CMD_WRITE, 1, 0, 128 << 10, null);
+            gone.send(new byte[50_000], 0, 50_000);
+            Thread.sleep(20);
+            gone.close();
+            await("the connection has ended and released what it held",
+                    () -> server.stats().snapshot().connectionsActive() == 0);
+            try (NbdTestClient c = NbdTestClient.open(socket, false, false)) {
+                byte[] data = new byte[128 << 10];
+                Arrays.fill(data, (byte) 3);
+                assertThat(c.write(2, 0, data)).isZero();
+                assertThat(c.read(3, 0, data.length)).isEqualTo(data);
+                c.disconnect();
+            }
+        }
+    }
+
+    @Test
+    void theServersStopDoesNotWaitForAPayloadThatDoesNotCome() throws Exception {
+        MemoryBlockDevice device = new MemoryBlockDevice(64 * MIB);
+        device.streamWrites(16 << 10);
+        CountDownLatch inDevice = new CountDownLatch(1);
+        device.onCall((op, offset) -> {
+            if (op.equals("piece")) {
+                inDevice.countDown();
+            }
+        });
+        NbdServer server = NbdServer.builder().device(device).shutdownGrace(Duration.ofMillis(300)).build();
+        Path socket = serve(server);
+        try (NbdTestClient c = NbdTestClient.open(socket, false, false)) {
+            c.request(0, NBD_CMD_WRITE, 1, 0, 128 << 10, null);
+            c.send(new byte[10_000], 0, 10_000); // and nothing more
+            assertThat(inDevice.await(10, TimeUnit.SECONDS)).isTrue();
+            long start = System.nanoTime();
+            server.drain();
+            device.close();
+            server.close();
+            long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+            assertThat(ms).as("stop took %d ms with a grace of 300 ms", ms).isLessThan(5_000);
+            assertThat(c.closedByServer()).isTrue();
+            assertThat(server.stats().snapshot().connectionsActive()).isZero();
+        }
+    }
+
+    private static void await(String what, BooleanSupplier condition) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (!condition.getAsBoolean()) {
+            assertThat(System.nanoTime() < deadline).as(what).isTrue();
+            Thread.sleep(5);
+        }
+    }
+}
