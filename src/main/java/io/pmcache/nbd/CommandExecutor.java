@@ -89,8 +89,16 @@ final class CommandExecutor {
 
     /** A WRITE's payload could not be read from the socket while the device took it: the connection is lost. */
     static final class PayloadLost extends IOException {
-        PayloadLost(IOException cause) {
-            super("payload not received: " + cause.getMessage(), cause);
+        private final IOException socketFailure;
+
+        PayloadLost(IOException socketFailure) {
+            super("payload not received: " + socketFailure.getMessage(), socketFailure);
+            this.socketFailure = socketFailure;
+        }
+
+        /** What the socket read threw. */
+        IOException socketFailure() {
+            return socketFailure;
         }
     }
 

@@ -2,9 +2,9 @@ package io.pmcache.nbd;
 
 import static io.pmcache.nbd.NbdConstants.*;
 
-import java.io.EOFException;
 import io.pmcache.device.DeviceClosedException;
 import io.pmcache.device.PayloadSource;
+import java.io.EOFException;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.lang.foreign.MemorySegment;
@@ -629,7 +629,7 @@ final class Connection implements Runnable {
         try {
             executor.executeWrite(r, payload);
         } catch (CommandExecutor.PayloadLost e) {
-            throw e; // the socket failed: the connection is lost (the reader ends it)
+            throw e.socketFailure(); // the connection is lost: the reader ends it, as for any failed read
         } catch (IOException e) {
             replyNotSent(r, e);
         } catch (RuntimeException | Error e) {
