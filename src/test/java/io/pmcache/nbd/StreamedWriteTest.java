@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -184,12 +185,22 @@ class StreamedWriteTest {
             assertThat(inDevice.await(10, TimeUnit.SECONDS)).isTrue();
             long start = System.nanoTime();
             server.drain();
+            // Closed by drain itself: the device closes next (the cache waits up to 30 s for the
+            // calls in it, then unmaps its medium), and closing it would not end a call that
+            // waits for the client. Only server.close() would close the connection otherwise.
+            CompletableFuture<Boolean> closed = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return c.closedByServer();
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            }, runnable -> Thread.ofPlatform().daemon().start(runnable));
+            assertThat(closed.get(10, TimeUnit.SECONDS)).as("connection closed by drain").isTrue();
+            await("the streamed write has left the device", () -> server.stats().snapshot().connectionsActive() == 0);
             device.close();
             server.close();
             long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
-            assertThat(ms).as("stop took %d ms with a grace of 300 ms", ms).isLessThan(5_000);
-            assertThat(c.closedByServer()).isTrue();
-            assertThat(server.stats().snapshot().connectionsActive()).isZero();
+            assertThat(ms).as("stop took %d ms with a grace of 300 ms", ms).isLessThan(10_000);
         }
     }
 
