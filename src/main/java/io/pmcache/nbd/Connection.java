@@ -695,6 +695,9 @@ final class Connection implements Runnable {
                 throw new IllegalStateException("the rest of the payload was asked for twice");
             }
             int n = length - delivered;
+            if (n == 0) {
+                return MemorySegment.ofArray(new byte[0]); // all delivered (and published) already
+            }
             long need = BufferPool.capacityFor(n);
             try {
                 if (!reserve(need)) {
