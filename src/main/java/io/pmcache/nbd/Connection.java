@@ -64,13 +64,16 @@ import org.slf4j.LoggerFactory;
  * exactly one thread reads. Hand-off mode sends requests to their own virtual threads for
  * {@link #HAND_OFF_NANOS}, so that slow ones wait concurrently, in two strengths:
  * <ul>
- *   <li>a takeover starts it for every request, even one alone, and every handed-off request whose
- *       device call takes over {@link #INLINE_TAKEOVER_NANOS} too renews it ({@link #slowDeviceUntilNanos}): a
- *       slow device costs one takeover, not one per request (issue 9: 200 for 200 slow reads);</li>
- *   <li>half of the last 8 inline requests taking over {@link #SLOW_INLINE_NANOS} (several, not
- *       one: a preempted thread or a GC pause is no slow device) starts it for pipelined requests
- *       only ({@link #handOffUntilNanos}); a request alone still runs inline, which is what keeps
- *       queue-depth-1 latency low on a busy machine.</li>
+ *   <li>for pipelined requests only ({@link #handOffUntilNanos}): started by a takeover, and by half
+ *       of the last 8 inline requests taking over {@link #SLOW_INLINE_NANOS}. A request alone
+ *       still runs inline, which is what keeps queue-depth-1 latency low on a busy machine: there,
+ *       one takeover (or one slow request) is most often a thread preempted for a while, or a GC
+ *       pause, not a slow device, and nothing waits behind it;</li>
+ *   <li>for every request, even one alone ({@link #slowDeviceUntilNanos}): started by a second
+ *       takeover within {@link #HAND_OFF_NANOS} of the last (a slow device, beyond doubt), and
+ *       renewed by every handed-off request whose device call takes over
+ *       {@link #INLINE_TAKEOVER_NANOS} too: a slow device costs one takeover at queue depth &gt; 1
+ *       and two at queue depth 1, not one per request (issue 9: 200 for 200 slow reads).</li>
  * </ul>
  *
  * <h2>Ending</h2>
@@ -145,6 +148,8 @@ final class Connection implements Runnable {
     private volatile long slowDeviceUntilNanos = System.nanoTime();
     /** Pipelined requests are handed off until this instant (reader-owned). */
     private long handOffUntilNanos = System.nanoTime();
+    /** When the timer last took the reader's role over (the timer's thread only). */
+    private long lastTakeoverNanos = System.nanoTime() - HAND_OFF_NANOS;
     /** Id of the request running inline on the reader, 0 when none; the timer zeroes it to take over. */
     private final AtomicLong inlineRun = new AtomicLong();
     private volatile long inlineSinceNanos;
@@ -216,6 +221,7 @@ final class Connection implements Runnable {
         String poolName = me.getName();
         me.setName(peer);
         boolean handedOver = false;
+        handOffUntilNanos = System.nanoTime() + HAND_OFF_NANOS; // what is pipelined behind a slow request
         try {
             handedOver = transmit();
         } catch (Throwable e) {
@@ -299,7 +305,10 @@ final class Connection implements Runnable {
         // This thread holds the reader's role until the new reader starts: the old reader is in its
         // request and touches no reader state any more (it saw its run id zeroed, or will).
         ctx.stats().inlineTakeover();
-        slowDeviceUntilNanos = now + HAND_OFF_NANOS; // slow beyond doubt: hand off what follows
+        if (now - lastTakeoverNanos < HAND_OFF_NANOS) {
+            slowDeviceUntilNanos = now + HAND_OFF_NANOS; // twice in a row: a slow device, hand off what follows
+        }
+        lastTakeoverNanos = now;
         // (the timer never takes the reply lock: a reply blocked on a client that does not read
         // would stall every connection's takeovers; the new reader takes over the coalescing)
         in = next;

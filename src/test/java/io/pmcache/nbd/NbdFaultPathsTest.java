@@ -295,6 +295,32 @@ class NbdFaultPathsTest {
                 .isPositive().isLessThanOrEqualTo(reads / 2);
     }
 
+    @Test
+    void aSlowDeviceAtQueueDepthOneIsNotTakenOverOncePerRequest() throws Exception {
+        // Every read takes 3 ms, sent one at a time: a lone request is not handed off after one
+        // takeover (that one may be a preempted request), but a second takeover soon after shows a
+        // slow device, and from then on the requests go to their own threads.
+        int reads = 40;
+        MemoryBlockDevice device = new MemoryBlockDevice(4 * MIB);
+        device.onRead(offset -> {
+            try {
+                Thread.sleep(3);
+            } catch (InterruptedException e) {
+                throw new IOException(e);
+            }
+        });
+        NbdServer server = NbdServer.builder().device(device).build();
+        Path socket = serve(server);
+        try (NbdTestClient c = NbdTestClient.open(socket, false, false)) {
+            for (int i = 0; i < reads; i++) {
+                c.request(0, NBD_CMD_READ, i, 4096L * i, 4096, null);
+                assertThat(c.reply(4096).error()).isZero();
+            }
+        }
+        assertThat(server.stats().snapshot().inlineTakeovers()).as("takeovers for %d slow reads at queue depth 1", reads)
+                .isPositive().isLessThanOrEqualTo(reads / 4);
+    }
+
     // ---- item 10: stop --------------------------------------------------------------------------
 
     /** Reads replies until the server closes the connection. */

@@ -201,6 +201,55 @@ class NbdServerTest {
     }
 
     @Test
+    void aTakeoverAtQueueDepthOneLeavesTheNextLoneRequestsInline() throws Exception {
+        // At queue depth 1 a takeover finds nothing waiting behind the overtaken request (on a busy
+        // machine the request was most often only preempted): the next requests, each alone, must
+        // still run inline rather than each on its own thread (QD1 latency: the 20 ms hand-off
+        // after every takeover sent 4-11 % of a QD1 benchmark's requests to threads). Each round:
+        // a read held until the timer has taken it over, then 10 writes, one at a time, all within
+        // the hand-off time of that takeover. A round can miss by chance (the overtaken read's
+        // permit not yet returned when the next write is read, a write preempted past the takeover
+        // time under load, a slow round), so some round must pass; the old rule never lets one.
+        MemoryBlockDevice device = new MemoryBlockDevice(1 << 20);
+        Path socket = dir.resolve("s.sock");
+        try (NbdServer server = NbdServer.builder().device(device).build()) {
+            server.listenUnix(socket);
+            try (NbdTestClient c = NbdTestClient.open(socket, false, false)) {
+                boolean cleanRound = false;
+                int measured = 0;
+                for (int round = 0; round < 200 && !cleanRound; round++) {
+                    CountDownLatch gate = new CountDownLatch(1);
+                    device.holdReadsAt(0, gate);
+                    long start = System.nanoTime();
+                    long takeoversBefore = server.stats().snapshot().inlineTakeovers();
+                    c.request(0, NBD_CMD_READ, 1, 0, 4096, null);
+                    while (server.stats().snapshot().inlineTakeovers() == takeoversBefore) {
+                        Thread.sleep(1);
+                    }
+                    gate.countDown();
+                    assertThat(c.reply(4096).error()).isZero();
+                    NbdStats.Snapshot before = server.stats().snapshot();
+                    for (int i = 0; i < 10; i++) {
+                        assertThat(c.write(i, 4096L * (i + 1), new byte[] {(byte) i})).isZero();
+                    }
+                    NbdStats.Snapshot after = server.stats().snapshot();
+                    if (System.nanoTime() - start >= Connection.HAND_OFF_NANOS) {
+                        continue; // too slow to tell: the hand-off would have ended anyway
+                    }
+                    measured++;
+                    cleanRound = after.inlineTakeovers() == before.inlineTakeovers()
+                            && after.inlineRequests() - before.inlineRequests() == 10;
+                    Thread.sleep(2 * Connection.HAND_OFF_NANOS / 1_000_000); // no round starts in another's hand-off
+                }
+                assertThat(cleanRound)
+                        .as("a round of 10 queue-depth-1 requests run inline right after a takeover (%d rounds measured)",
+                                measured)
+                        .isTrue();
+            }
+        }
+    }
+
+    @Test
     void pipelinedRequestsThatBlockStillRunConcurrently() throws Exception {
         // Each read waits until all 8 are in progress at once: served one at a time (inline on
         // the reader, never overtaken), none would ever finish.
