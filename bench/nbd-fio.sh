@@ -2,7 +2,7 @@
 # fio (nbd engine) against pmcache and, in the same run, against two references:
 #   nbdkit memory  - the transport's upper bound (RAM behind the same client path)
 #   nbdkit file    - the raw backing file, as a disk without a cache would serve it
-# Workloads (interleaved across targets, repeated): 4 KiB random write and read at queue depth
+# Workloads (interleaved across targets, in an order that rotates each round, repeated): 4 KiB random write and read at queue depth
 # 1 and 32, 128 KiB sequential write, 4 KiB random write with a FLUSH after every write (fio's
 # nbd engine sends NBD_CMD_FLUSH for --fsync=1). Prints median IOPS, median p99 completion
 # latency and pmcache's ratio to each reference.
@@ -93,9 +93,15 @@ for t in $TARGETS; do fill "$t"; done
 
 results="$WORK/results.tsv"
 : >"$results"
+set -- $TARGETS
 for rep in $(seq 1 "$REPEATS"); do
+  # The targets' order rotates each round: a target measured right after another shares the
+  # machine with the other's deferred work (the kernel writing out nbdkit file's page cache, a
+  # cache's writeback), so a fixed order would always hand that to the same target.
+  order=""
+  for k in $(seq 0 $(($# - 1))); do i=$(( (rep - 1 + k) % $# + 1 )); order="$order ${!i}"; done
   for w in $WORKLOADS; do
-    for t in $TARGETS; do
+    for t in $order; do
       out="$WORK/$w-$t-$rep.json"
       case "$w" in randread-*) fill "$t"; sleep "$SETTLE" ;; esac
       fio_row "$w" "$t" "${URI[$t]}" "$out" >>"$results"
