@@ -204,8 +204,8 @@ class NbdServerTest {
     void aTakeoverAtQueueDepthOneLeavesTheNextLoneRequestsInline() throws Exception {
         // At queue depth 1 a takeover finds nothing waiting behind the overtaken request (on a busy
         // machine the request was most often only preempted): the next requests, each alone, must
-        // still run inline rather than each on its own thread (QD1 latency: the 20 ms hand-off
-        // after every takeover sent 4-11 % of a QD1 benchmark's requests to threads). Each round:
+        // still run inline rather than each on its own thread (the 20 ms hand-off after every
+        // takeover sent 0.1-11 % of a QD1 benchmark's requests through a thread hop). Each round:
         // a read held until the timer has taken it over, then 10 writes, one at a time, all within
         // the hand-off time of that takeover. A round can miss by chance (the overtaken read's
         // permit not yet returned when the next write is read, a write preempted past the takeover
