@@ -167,9 +167,10 @@ class NbdServerTest {
         try (NbdServer server = NbdServer.builder().device(device).build()) {
             server.listenUnix(socket);
             try (NbdTestClient c = NbdTestClient.open(socket, false, false)) {
-                // Queue-depth-1 requests run inline unless a takeover (a request preempted for over
-                // 1 ms, which a loaded machine does) put the connection in hand-off mode for a while:
-                // some round of 10 must then pass with no takeover and all 10 inline.
+                // Queue-depth-1 requests run inline unless two takeovers within 20 ms (requests
+                // preempted for over 1 ms, which a loaded machine does) put the connection in
+                // hand-off mode for every request: some round of 10 must pass with no takeover and
+                // all 10 inline.
                 boolean cleanRound = false;
                 for (int round = 0; round < 200 && !cleanRound; round++) {
                     NbdStats.Snapshot before = server.stats().snapshot();

@@ -67,9 +67,9 @@ class StreamedWriteTest {
             for (boolean structured : new boolean[] {false, true}) {
                 int streamedBefore = device.streamedWrites();
                 try (NbdTestClient c = NbdTestClient.open(socket, structured, false)) {
-                    // A write runs inline, so streamed, unless a takeover on a loaded machine (of a
-                    // read, or of a write after its payload) put the connection in hand-off mode
-                    // for 20 ms: write until 3 were streamed, 30 at most.
+                    // A write runs inline, so streamed, unless two takeovers within 20 ms on a
+                    // loaded machine (of reads, or of writes after their payload) put the connection
+                    // in hand-off mode for every request: write until 3 were streamed, 30 at most.
                     for (int i = 0; i < 30 && device.streamedWrites() - streamedBefore < 3; i++) {
                         int len = (64 << 10) + 4096 * rnd.nextInt(64); // 64 KiB .. 316 KiB
                         long offset = 4096L * rnd.nextInt(8192);
