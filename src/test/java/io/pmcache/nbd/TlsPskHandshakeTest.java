@@ -145,7 +145,14 @@ class TlsPskHandshakeTest {
     void plaintextWhereTheClientHelloBelongsClosesTheConnection() throws Exception {
         start(java.time.Duration.ofSeconds(30));
         try (NbdTestClient c = afterStartTls()) {
-            c.option(NBD_OPT_GO, new byte[6]); // an NBD option, not a TLS record
+            try {
+                c.option(NBD_OPT_GO, new byte[6]); // an NBD option, not a TLS record
+            } catch (IOException e) {
+                // The option goes out in several writes: the server may have read the first bytes,
+                // seen no TLS record and closed the socket before the last one (EPIPE or reset).
+                assertThat(e.getMessage()).as("sending after the server closed").containsAnyOf("Broken pipe", "reset");
+                return;
+            }
             assertThat(c.closedByServer()).isTrue();
         }
     }
