@@ -140,6 +140,8 @@ public final class Metrics {
         counter("pmcache.fills.skipped", null, "Read-miss fills skipped (no space or a racing write)",
                 CacheStatus::fillsSkipped);
         counter("pmcache.ksets.sealed", null, "Key sets sealed into the key log", CacheStatus::ksetsSealed);
+        counter("pmcache.ksets.reserved.ahead", null, "Key sets reserved while the front end was idle, ahead of the next write",
+                CacheStatus::ksetsReservedAhead);
         counter("pmcache.writeback", "bytes", "Bytes of data written back to the backing device",
                 CacheStatus::writebackBytes);
         counter("pmcache.writeback.zero", "bytes", "Bytes of zeroed or trimmed ranges written back (as zeroing)",

@@ -380,6 +380,31 @@ public final class Cache implements BlockDevice {
         }
     }
 
+    /**
+     * Reserves ahead the next kset of each stream whose kset filled up ({@link KeyLog#reserveAhead}):
+     * its next write then need not, and the work is done while the caller would wait anyway.
+     */
+    @Override
+    public void idle() {
+        if (!e.keyLog.reserveAheadWanted()) {
+            return;
+        }
+        try {
+            enter(true);
+        } catch (IOException closedOrFailed) {
+            return;
+        }
+        try {
+            e.keyLog.reserveAhead();
+        } catch (EngineAbort ex) {
+            // a failed persist: the cache has failed, and its next write or flush says so
+        } catch (InternalError ex) {
+            mediumFault(ex); // likewise
+        } finally {
+            exit();
+        }
+    }
+
     @Override
     public void flush() throws IOException {
         run(true, () -> {
@@ -647,7 +672,7 @@ public final class Cache implements BlockDevice {
                 direct.throughWrites.sum(), direct.dirtyRangeFallbacks.sum(), e.policy.sequentialWrites.sum(),
                 e.policy.sequentialWriteBytes.sum(), e.policy.sequentialReads.sum(), e.stats.fillsBypassed.sum(),
                 e.direct.waits.sum(), s.invalidatedBytes.sum(), s.writebackWrittenBytes.sum(),
-                s.writebackLeftToNewerBytes.sum());
+                s.writebackLeftToNewerBytes.sum(), s.ksetsReservedAhead.sum());
     }
 
     /**

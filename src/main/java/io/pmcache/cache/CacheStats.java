@@ -25,6 +25,8 @@ final class CacheStats {
     final LongAdder spaceWaits = new LongAdder();
     final LongAdder spaceWaitNanos = new LongAdder();
     final LongAdder ksetsSealed = new LongAdder();
+    /** Ksets reserved while the front end was idle, ahead of the stream's next writer ({@code KeyLog.reserveAhead}). */
+    final LongAdder ksetsReservedAhead = new LongAdder();
     /** Bytes of data written back (zeroed and trimmed ranges not included). */
     final LongAdder writebackBytes = new LongAdder();
     /** Bytes of zeroed or trimmed ranges written back (as zeroing, not as data). */

@@ -16,7 +16,9 @@ package io.pmcache.cache;
  * newest-wins merge (overwrites inside a batch are written once) and without the bytes left to newer
  * keys, counted when written. {@code writebackLeftToNewerBytes}: key bytes writeback did not write
  * because a newer key of the same flush interval overwrote them ({@code writebackBytes} minus both
- * is what newest-wins inside the batches absorbed).
+ * is what newest-wins inside the batches absorbed). {@code ksetsReservedAhead}: ksets reserved
+ * while the front end was idle ({@link Cache#idle}) for a stream whose kset had filled up, before
+ * its next write came (the others were reserved by that write).
  *
  * <p>Writeback pacing ({@link WritebackPolicy}): {@code dirtyPercent} is the dirty bytes in
  * percent of the cache, {@code writebackTargetPercent} the controller's target,
@@ -50,5 +52,5 @@ public record CacheStatus(
         String cacheMode, long sequentialCutoff, long directWrites, long directWriteBytes, long writethroughWrites,
         long dirtyRangeWrites, long sequentialBypassWrites, long sequentialBypassWriteBytes,
         long sequentialBypassReads, long fillsBypassed, long directWaits, long invalidatedBytes,
-        long writebackWrittenBytes, long writebackLeftToNewerBytes) {
+        long writebackWrittenBytes, long writebackLeftToNewerBytes, long ksetsReservedAhead) {
 }

@@ -29,8 +29,9 @@ import java.util.concurrent.locks.ReentrantLock;
  *   <li>A kset's header is persisted when it is reserved, under the head lock, so a persisted
  *       header implies every earlier header and segment link is persisted.</li>
  *   <li>Keys of one 4 MiB range always go to the same stream, and a stream has at most one open
- *       kset, reserved only after its previous one was handed over for sealing, so overlapping
- *       keys appear in the log in the order they were written.</li>
+ *       kset, reserved only after its previous one was handed over for sealing (by its next
+ *       writer, or ahead of it by {@link #reserveAhead}), so overlapping keys appear in the log in
+ *       the order they were written.</li>
  *   <li>A key is stored into its slot before the write is acknowledged (a process crash loses
  *       nothing); durability against power loss comes from FUA, flush, or the seal.</li>
  *   <li>A sealed kset's data and keys were persisted before its seal.</li>
@@ -57,6 +58,8 @@ final class KeyLog {
     private final ConcurrentLinkedQueue<OpenKset> toSeal = new ConcurrentLinkedQueue<>();
     private final ReentrantLock sealLock = new ReentrantLock();
     private volatile Runnable onSealed = () -> { };
+    /** Some stream's kset filled up since the last {@link #reserveAhead}. */
+    private volatile boolean someFilled;
     /** Used under {@link #sealLock}. */
     private final PersistBatch batch = new PersistBatch();
 
@@ -64,6 +67,8 @@ final class KeyLog {
         final ReentrantLock lock = new ReentrantLock();
         OpenKset open;
         int nextCapacity = Kset.MAX_KEYS;
+        /** Its kset filled up since the last {@link #reserveAhead}: its next one is wanted ahead. */
+        volatile boolean filled;
     }
 
     KeyLog(Medium medium, SegmentTable segments, SegmentAllocator allocator, CacheStats stats, FailState failure,
@@ -126,7 +131,7 @@ final class KeyLog {
         try {
             OpenKset k = st.open;
             if (k == null) {
-                k = reserve(st.nextCapacity, streamFor(offset));
+                k = reserve(st.nextCapacity, streamFor(offset), false);
                 st.open = k;
             }
             int slot = k.count;
@@ -145,10 +150,51 @@ final class KeyLog {
                 st.open = null;
                 st.nextCapacity = Kset.MAX_KEYS;
                 toSeal.add(k);
+                st.filled = true;
+                someFilled = true;
             }
             return at;
         } finally {
             st.lock.unlock();
+        }
+    }
+
+    /** True when some stream's kset filled up since the last {@link #reserveAhead} (a volatile read). */
+    boolean reserveAheadWanted() {
+        return someFilled;
+    }
+
+    /**
+     * Reserves the next kset of each stream whose kset filled up since the last call and has none
+     * open, so that its next writer does not: a reservation (zeroing up to 8 KiB of slots and
+     * persisting a header) is the slowest step of a write, paid once per 128 keys. Called when the
+     * I/O thread has nothing else to do ({@code Cache.idle}). Never waits: a stream busy right now,
+     * or a head that needs a new key-log segment, is left to its next writer, as before. Keeps the
+     * order of a stream's keys: the kset is reserved after the filled one was handed over, and only
+     * a writer of the stream fills it.
+     */
+    void reserveAhead() {
+        someFilled = false;
+        for (int i = 0; i < streams.length && !failure.failed(); i++) {
+            Stream st = streams[i];
+            if (!st.filled) {
+                continue;
+            }
+            if (!st.lock.tryLock()) {
+                someFilled = true; // busy now: next time
+                continue;
+            }
+            try {
+                st.filled = false;
+                if (st.open == null) {
+                    st.open = reserve(st.nextCapacity, i, true);
+                    if (st.open != null) {
+                        stats.ksetsReservedAhead.increment();
+                    }
+                }
+            } finally {
+                st.lock.unlock();
+            }
         }
     }
 
@@ -168,12 +214,19 @@ final class KeyLog {
         return k;
     }
 
-    /** Reserves a kset at the head, moving to a new log segment when too little room is left. */
-    private OpenKset reserve(int wantCapacity, int stream) {
+    /**
+     * Reserves a kset at the head, moving to a new log segment when too little room is left; or,
+     * {@code ahead} of a writer ({@link #reserveAhead}), null then: a segment is taken by writers
+     * only.
+     */
+    private OpenKset reserve(int wantCapacity, int stream, boolean ahead) {
         headLock.lock();
         try {
             long room = segments.segmentSize() - headOffset;
             if (room < Kset.MIN_BYTES) {
+                if (ahead) {
+                    return null;
+                }
                 int fresh = allocator.allocateLog();
                 segments.setNext(fresh, SegmentInfo.NO_NEXT);
                 segments.setNext(headSegment, fresh);

@@ -46,6 +46,14 @@ public interface BlockDevice extends AutoCloseable {
     /** Makes every write completed before this call durable. */
     void flush() throws IOException;
 
+    /**
+     * Told by a front end's I/O thread that it has nothing to do until its next request arrives
+     * (the replies are sent): the device may do a little deferred work here, never waiting. The
+     * default does nothing.
+     */
+    default void idle() {
+    }
+
     /** Discards {@code [offset, offset + length)}; the range then reads as zeros. */
     void trim(long offset, long length) throws IOException;
 

@@ -2,6 +2,7 @@ package io.pmcache.nbd;
 
 import static io.pmcache.nbd.NbdConstants.*;
 
+import io.pmcache.device.BlockDevice;
 import io.pmcache.device.DeviceClosedException;
 import io.pmcache.device.PayloadSource;
 import java.io.EOFException;
@@ -160,6 +161,8 @@ final class Connection implements Runnable {
     private RequestValidator validator;
     private ReplyWriter replies;
     private CommandExecutor executor;
+    /** The export's device; told when the reader is about to wait for a request ({@link BlockDevice#idle}). */
+    private BlockDevice device;
     /** Bytes read from the socket and not yet consumed, in read mode (a pooled buffer, reader-owned). */
     private ByteBuffer in;
     /** One bit per recent inline request (newest lowest): set if it was slow. */
@@ -198,7 +201,8 @@ final class Connection implements Runnable {
                         s.structuredReplies(), s.baseAllocation());
                 validator = new RequestValidator(s);
                 replies = new ReplyWriter(io, s.structuredReplies(), ctx.readers());
-                executor = new CommandExecutor(s.export().device(), replies, ctx.stats(), peer);
+                device = s.export().device();
+                executor = new CommandExecutor(device, replies, ctx.stats(), peer);
                 in = ctx.buffers().acquire(IN_CAPACITY).flip();
                 reading = true;
                 handedOver = transmit();
@@ -479,6 +483,9 @@ final class Connection implements Runnable {
         in.compact();
         try {
             replies.flush();
+            if (none) {
+                device.idle(); // the replies are out, no request is buffered: the device's turn
+            }
             while (in.position() < n) {
                 readerIdle = none && in.position() == 0;
                 int got;

@@ -91,6 +91,34 @@ class FaultPathTest {
         }
     }
 
+    /**
+     * The front end's idle call reserves a kset ahead (its header is persisted): when that persist
+     * fails, the call returns (the NBD reader must not die of it) and the cache has failed, so the
+     * next write and flush say so.
+     */
+    @Test
+    void aFailedPersistWhileReservingAheadFailsTheCacheNotTheCaller() throws Exception {
+        try (Rig r = rig(16, 64 * MIB, new CacheOptions(1, 70, false, false))) {
+            for (int i = 0; i < 128; i++) { // fills the stream's first kset (128 keys)
+                r.cache.write(i * 4096L, pattern(4096, i), false);
+            }
+            long before = r.medium.failures();
+            r.medium.failAlways();
+            r.cache.idle(); // reserves the next kset: its header's persist fails
+            assertThat(r.medium.failures()).as("the reservation persisted its header").isGreaterThan(before);
+            r.medium.heal();
+            r.cache.idle(); // nothing more to do, and no exception either
+            assertThat(r.cache.status().ksetsReservedAhead()).isZero();
+            assertThat(r.cache.status().failure()).contains("persist").contains("injected EIO");
+            assertThatThrownBy(() -> r.cache.write(1 << 20, pattern(4096, 2), false))
+                    .isInstanceOf(DeviceFailedException.class);
+            assertThatThrownBy(r.cache::flush).isInstanceOf(DeviceFailedException.class);
+            MemorySegment back = Arena.ofAuto().allocate(4096);
+            r.cache.read(127 * 4096L, back);
+            assertThat(back.mismatch(pattern(4096, 127))).isEqualTo(-1);
+        }
+    }
+
     @Test
     void aFailedPersistInTheBackgroundFailsTheNextFlush() throws Exception {
         try (Rig r = rig(16, 64 * MIB, new CacheOptions(1, 70, true, true))) {

@@ -23,6 +23,7 @@ public final class MemoryBlockDevice implements BlockDevice {
     private final Arena arena = Arena.ofAuto();
     private final MemorySegment data;
     private final AtomicInteger flushes = new AtomicInteger();
+    private final AtomicInteger idles = new AtomicInteger();
     private volatile long failingOffset = -1;
     private volatile long heldOffset = -1;
     private volatile CountDownLatch gate;
@@ -170,6 +171,16 @@ public final class MemoryBlockDevice implements BlockDevice {
 
     public void onRead(ReadHook hook) {
         readHook = hook;
+    }
+
+    @Override
+    public void idle() {
+        idles.incrementAndGet();
+    }
+
+    /** How many times a front end said it was idle ({@link #idle}). */
+    public int idles() {
+        return idles.get();
     }
 
     public int flushes() {

@@ -86,6 +86,33 @@ class NbdServerTest {
         }
     }
 
+    /**
+     * Once it has sent its replies and holds no request, the reader tells the device it is idle
+     * before it waits for the next request ({@code BlockDevice.idle}: the cache reserves ksets then,
+     * off the requests' path). Requests sent one at a time: each is followed by an idle.
+     */
+    @Test
+    void theReaderTellsTheDeviceItIsIdleBeforeItWaitsForTheNextRequest() throws Exception {
+        MemoryBlockDevice device = new MemoryBlockDevice(1 << 20);
+        Path socket = dir.resolve("s.sock");
+        try (NbdServer server = NbdServer.builder().device(device).build()) {
+            server.listenUnix(socket);
+            try (NbdTestClient c = NbdTestClient.open(socket, false, false)) {
+                for (int i = 1; i <= 5; i++) {
+                    int before = device.idles();
+                    assertThat(c.write(i, 512L * i, new byte[] {(byte) i})).isZero();
+                    long deadline = System.nanoTime() + 10_000_000_000L;
+                    while (device.idles() == before) { // told right after the reply is sent: poll
+                        assertThat(System.nanoTime()).as("idle told within 10 s of request %d", i)
+                                .isLessThan(deadline);
+                        Thread.sleep(1);
+                    }
+                }
+                assertThat(c.read(9, 512L * 5, 1)).containsExactly(5);
+            }
+        }
+    }
+
     @Test
     void connectionsBeyondTheLimitAreRefused() throws Exception {
         MemoryBlockDevice device = new MemoryBlockDevice(1 << 20);
