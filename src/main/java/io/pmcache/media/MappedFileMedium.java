@@ -24,7 +24,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * <p>Mapping mode: {@code ExtendedMapMode.READ_WRITE_SYNC} ({@code MAP_SYNC}) is tried first. It
  * only succeeds on DAX, where {@link #persist} writes back CPU cache lines and no msync is needed.
  * Anywhere else the kernel refuses it and the file is mapped {@code READ_WRITE}; {@link #persist}
- * is then an msync of the pages covering the range.
+ * is then an msync of the pages covering the range — except on tmpfs, where the mapped pages are
+ * the file and there is nothing to write back (msync returns having done nothing, after a system
+ * call of a few microseconds; a power loss loses the whole file either way, and a process crash
+ * nothing), so {@link #persist} only checks its range.
  *
  * <p>Invariants: the mapping covers exactly {@code [0, size)} of the file (size need not be a
  * multiple of the page size) and is never remapped or resized; the file must not be truncated by
@@ -43,6 +46,8 @@ public final class MappedFileMedium implements Medium {
     private final Path path;
     private final long size;
     private final boolean sync;
+    /** On tmpfs: {@link #persist} has nothing to write back. */
+    private final boolean tmpfs;
     private final boolean readOnly;
     private final Arena arena;
     private final MemorySegment segment;
@@ -59,7 +64,7 @@ public final class MappedFileMedium implements Medium {
      * DAX there is nothing to keep. Without the privilege or memlock limit it stays unlocked.
      */
     private void lockResident() {
-        if (!LinuxFiles.AVAILABLE || !onTmpfs(path)) {
+        if (!LinuxFiles.AVAILABLE || !tmpfs) {
             return;
         }
         int errno = LinuxFiles.mlock(segment);
@@ -83,6 +88,7 @@ public final class MappedFileMedium implements Medium {
         this.path = path;
         this.size = size;
         this.sync = sync;
+        this.tmpfs = onTmpfs(path);
         this.readOnly = readOnly;
         this.arena = arena;
         this.segment = segment;
@@ -315,7 +321,7 @@ public final class MappedFileMedium implements Medium {
         if (readOnly) {
             throw new UnsupportedOperationException(path + " is mapped read-only");
         }
-        if (length == 0) {
+        if (length == 0 || tmpfs) {
             return;
         }
         segment.asSlice(offset, length).force();
@@ -323,7 +329,8 @@ public final class MappedFileMedium implements Medium {
 
     @Override
     public String describe() {
-        return path + " (" + size + " bytes, mapped " + (readOnly ? "READ_ONLY" : sync ? "READ_WRITE_SYNC/DAX" : "READ_WRITE/msync")
+        return path + " (" + size + " bytes, mapped " + (readOnly ? "READ_ONLY"
+                : sync ? "READ_WRITE_SYNC/DAX" : tmpfs ? "READ_WRITE/tmpfs, nothing to write back" : "READ_WRITE/msync")
                 + (locked ? ", locked" : "") + ")";
     }
 

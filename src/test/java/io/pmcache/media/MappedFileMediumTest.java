@@ -91,9 +91,52 @@ class MappedFileMediumTest {
         Path f = dir.resolve("d");
         try (MappedFileMedium m = MappedFileMedium.create(f, 8192)) {
             assertThat(m.describe()).contains(f.toString()).contains("8192")
-                    .contains(m.isSyncMapping() ? "READ_WRITE_SYNC" : "READ_WRITE/msync");
+                    .contains(m.isSyncMapping() ? "READ_WRITE_SYNC" : "READ_WRITE/");
             assertThat(m.path()).isEqualTo(f);
         }
+    }
+
+    /** On tmpfs the mapped pages are the file: persist has nothing to write back (no msync). */
+    @Test
+    void onTmpfsPersistOnlyChecksItsRange() throws IOException {
+        Path shm = Path.of("/dev/shm");
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isDirectory(shm) && isTmpfs(shm), "/dev/shm is tmpfs");
+        Path d = Files.createTempDirectory(shm, "pmcache-test-");
+        try (MappedFileMedium m = MappedFileMedium.create(d.resolve("t"), 8192)) {
+            assertThat(m.describe()).contains("READ_WRITE/tmpfs, nothing to write back");
+            m.segment().set(ValueLayout.JAVA_LONG, 0, 42);
+            m.persist(0, 8192);
+            assertThatThrownBy(() -> m.persist(4096, 8192)).isInstanceOf(IndexOutOfBoundsException.class);
+        } finally {
+            MappedFileMediumContractTest.deleteTree(d);
+        }
+    }
+
+    /** Elsewhere (a disk file system) persist is an msync of the range's pages. */
+    @Test
+    void onADiskFilePersistIsAnMsync() throws IOException {
+        Path target = Path.of("target");
+        Files.createDirectories(target);
+        org.junit.jupiter.api.Assumptions.assumeFalse(isTmpfs(target), "target/ is on a disk file system");
+        Path d = Files.createTempDirectory(target, "pmcache-disk-");
+        try {
+            Path f = d.resolve("m");
+            try (MappedFileMedium m = MappedFileMedium.create(f, 8192)) {
+                assertThat(m.describe()).contains("READ_WRITE/msync");
+                m.segment().set(ValueLayout.JAVA_LONG, 4096, 43);
+                m.persist(4096, 8);
+                assertThatThrownBy(() -> m.persist(8000, 500)).isInstanceOf(IndexOutOfBoundsException.class);
+            }
+            try (MappedFileMedium m = MappedFileMedium.open(f)) {
+                assertThat(m.segment().get(ValueLayout.JAVA_LONG, 4096)).isEqualTo(43);
+            }
+        } finally {
+            MappedFileMediumContractTest.deleteTree(d);
+        }
+    }
+
+    private static boolean isTmpfs(Path p) throws IOException {
+        return "tmpfs".equals(Files.getFileStore(p).type());
     }
 
     @Test
