@@ -35,12 +35,7 @@ class KsetReserveAheadTest {
         try (Rig rig = Rig.format(32, DEVICE, seed.random().nextBoolean())) {
             WriteHistory model = new WriteHistory((int) DEVICE);
             rig.open(new CacheOptions(2, 70, false, false)); // two streams; the sealer runs, writeback does not
-            for (int i = 0; i < 128; i++) { // range 0 (stream 0): its first kset holds 128 keys
-                rig.write(model, (long) i * BLOCK, BLOCK);
-            }
-            LogPosition full = head(rig);
-            rig.cache.idle(); // the front end has nothing to do: stream 0's next kset is reserved
-            assertThat(rig.cache.status().ksetsReservedAhead()).as("%s: reserved ahead", seed).isEqualTo(1);
+            LogPosition full = fillStreamZeroAndGoIdle(rig, model, seed);
             LogPosition reserved = head(rig);
             assertThat(reserved.ksetSeq()).as("%s: the head moved past the new kset", seed)
                     .isEqualTo(full.ksetSeq() + 1);
@@ -65,11 +60,7 @@ class KsetReserveAheadTest {
         try (Rig rig = Rig.format(32, DEVICE, seed.random().nextBoolean())) {
             WriteHistory model = new WriteHistory((int) DEVICE);
             rig.open(new CacheOptions(2, 70, false, false));
-            for (int i = 0; i < 128; i++) {
-                rig.write(model, (long) i * BLOCK, BLOCK);
-            }
-            rig.cache.idle();
-            assertThat(rig.cache.status().ksetsReservedAhead()).as("%s: reserved ahead", seed).isEqualTo(1);
+            fillStreamZeroAndGoIdle(rig, model, seed);
             long emptySeq = head(rig).ksetSeq() - 1;
             for (int i = 0; i < 10; i++) { // stream 1: its kset follows the empty one in the log
                 rig.write(model, 4 * MIB + (long) i * BLOCK, BLOCK);
@@ -125,11 +116,7 @@ class KsetReserveAheadTest {
         try (Rig rig = Rig.format(32, DEVICE, seed.random().nextBoolean())) {
             WriteHistory model = new WriteHistory((int) DEVICE);
             rig.open(new CacheOptions(2, 70, true, true));
-            for (int i = 0; i < 128; i++) {
-                rig.write(model, (long) i * BLOCK, BLOCK);
-            }
-            rig.cache.idle();
-            assertThat(rig.cache.status().ksetsReservedAhead()).as("%s: reserved ahead", seed).isEqualTo(1);
+            fillStreamZeroAndGoIdle(rig, model, seed);
             for (int i = 0; i < 10; i++) { // stream 1: after the empty kset in the log; no flush follows
                 rig.write(model, 4 * MIB + (long) i * BLOCK, BLOCK);
             }
@@ -141,6 +128,20 @@ class KsetReserveAheadTest {
                     .isEqualTo(Arrays.copyOfRange(model.current, (int) (4 * MIB) + 9 * BLOCK,
                             (int) (4 * MIB) + 10 * BLOCK));
         }
+    }
+
+    /**
+     * Fills stream 0's first kset (128 keys in range 0), then tells the cache its front end is idle:
+     * the stream's next kset is reserved ahead. Returns the head before that.
+     */
+    private static LogPosition fillStreamZeroAndGoIdle(Rig rig, WriteHistory model, Seed seed) throws IOException {
+        for (int i = 0; i < 128; i++) {
+            rig.write(model, (long) i * BLOCK, BLOCK);
+        }
+        LogPosition full = head(rig);
+        rig.cache.idle();
+        assertThat(rig.cache.status().ksetsReservedAhead()).as("%s: reserved ahead", seed).isEqualTo(1);
+        return full;
     }
 
     private static LogPosition head(Rig rig) {
