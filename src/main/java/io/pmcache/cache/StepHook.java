@@ -13,10 +13,13 @@ package io.pmcache.cache;
 interface StepHook {
     /** Where a step is. Each point is reached after what its name says was done (and persisted). */
     enum Point {
+        /** A writeback batch was gathered (nothing of it written yet); the previous batch's flush
+         *  may be under way meanwhile. */
+        WRITEBACK_GATHERED(true),
         /** One extent of a writeback batch was written to the backing device (others may not be yet). */
         WRITEBACK_BETWEEN_WRITES(true),
         /** The previous batch's backing writes completed; the backing device is about to be flushed
-         *  (the next batch may be being written meanwhile). */
+         *  (the next batch may be being gathered or written meanwhile). */
         WRITEBACK_BEFORE_SYNC(true),
         /** The backing device was flushed; the dirty tail is not yet advanced over the synced batch. */
         WRITEBACK_AFTER_SYNC(true),

@@ -20,6 +20,10 @@ import org.slf4j.LoggerFactory;
  *
  * <h2>One step</h2>
  * <ol>
+ *   <li>In the syncer thread, flush the backing device, which makes the previous step's writes (all
+ *       completed before the flush began) durable; the rest of the step runs meanwhile, so the flush
+ *       of one batch overlaps the gathering and the writes of the next, and a writeback-bound cache
+ *       keeps its backing device busy from one flush to the next.</li>
  *   <li>From the dirty tail, take sealed ksets (up to the step's byte limit, which
  *       {@link WritebackPolicy} sets, and at most {@link #maxKeys} keys or {@link #maxBytes} bytes:
  *       half the cache, 4 MiB..1 GiB); stop at the first kset not yet sealed. Larger batches mean
@@ -36,10 +40,7 @@ import org.slf4j.LoggerFactory;
  *       over without waiting, the batch's keys are written whole).</li>
  *   <li>Write the resulting extents to the backing device in offset order (zero extents as
  *       write-zeroes) from the stepping thread.</li>
- *   <li>Meanwhile, in the syncer thread, flush the backing device, which makes the previous
- *       step's writes (all completed before the flush began) durable; only once it succeeded,
- *       advance and persist the dirty tail over that previous batch. The flush of one batch thus
- *       overlaps the writes of the next.</li>
+ *   <li>Once the flush succeeded, advance and persist the dirty tail over the previous batch.</li>
  * </ol>
  * Invariant: dirty tail ≤ {@code written} (the end of what was written to the backing device); the
  * dirty tail only ever moves to a position whose writes all completed before a successful flush.
@@ -143,6 +144,33 @@ final class Writeback {
             writtenBytes = 0;
             writtenZeroBytes = 0;
         }
+        // Flush the previous batch (in the syncer) while this one is gathered and written (here): the
+        // flushes then follow each other with no pause for gathering a batch, and they are what keeps
+        // a busy backing device busy.
+        Future<?> sync = written.ksetSeq() > tail.ksetSeq() ? syncer.submit(this::flushBacking) : null;
+        try {
+            return gatherAndWrite(tail, byteLimit, sync);
+        } catch (RuntimeException | Error ex) {
+            if (sync != null) {
+                awaitQuietly(sync); // a step never leaves its flush behind: one flush at a time
+            }
+            throw ex;
+        }
+    }
+
+    private Void flushBacking() throws IOException {
+        e.hook.at(StepHook.Point.WRITEBACK_BEFORE_SYNC);
+        syncSince = System.nanoTime();
+        try {
+            e.backing.flush();
+        } finally {
+            syncSince = 0;
+        }
+        return null;
+    }
+
+    /** The rest of a step, with the flush of the previous batch ({@code sync}, null if none) under way. */
+    private Step gatherAndWrite(LogPosition tail, long byteLimit, Future<?> sync) {
         List<KeyRecord> batch = new ArrayList<>();
         // Overwritten beyond the batch: for the keys no flush has covered yet, their own parts.
         boolean absorb = drains.get() == 0;
@@ -202,8 +230,7 @@ final class Writeback {
             pos = k.next();
         }
         boolean newBatch = !pos.equals(written);
-        boolean unsynced = written.ksetSeq() > tail.ksetSeq();
-        if (!newBatch && !unsynced) {
+        if (!newBatch && sync == null) {
             return Step.IDLE;
         }
         // Read after the index: a FLUSH or FUA write that returned meanwhile covered the keys below it.
@@ -232,17 +259,7 @@ final class Writeback {
                 sealBelow = 0;
             }
         }
-        // Flush the previous batch (in the syncer) while this one is written (here).
-        Future<?> sync = unsynced ? syncer.submit(() -> {
-            e.hook.at(StepHook.Point.WRITEBACK_BEFORE_SYNC);
-            syncSince = System.nanoTime();
-            try {
-                e.backing.flush();
-            } finally {
-                syncSince = 0;
-            }
-            return null;
-        }) : null;
+        e.hook.at(StepHook.Point.WRITEBACK_GATHERED);
         try {
             IOException failed = null;
             writesSince = System.nanoTime();
@@ -408,6 +425,15 @@ final class Writeback {
     private void writeAll(List<Extent> extents) throws IOException {
         for (Extent x : extents) {
             writeExtent(x);
+        }
+    }
+
+    /** Waits for {@code f} and ignores how it ended (the step is failing for another reason). */
+    private static void awaitQuietly(Future<?> f) {
+        try {
+            await(f);
+        } catch (IOException | RuntimeException ignored) {
+            // the step's own failure is the one reported
         }
     }
 
