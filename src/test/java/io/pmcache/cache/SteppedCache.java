@@ -3,7 +3,9 @@ package io.pmcache.cache;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.pmcache.backing.BackingDevice;
+import io.pmcache.format.Layout;
 import io.pmcache.media.Medium;
+import io.pmcache.media.PowerCutMedium;
 import java.io.IOException;
 import java.util.concurrent.locks.LockSupport;
 
@@ -36,6 +38,13 @@ final class SteppedCache {
         Engine e = cache.engine();
         this.writeback = new Writeback(e);
         this.gc = new GarbageCollector(e);
+    }
+
+    /** A power-cut medium of {@code segments} 1 MiB segments, formatted in front of {@code disk}. */
+    static PowerCutMedium formatted(int segments, BackingDevice disk) throws IOException {
+        PowerCutMedium medium = PowerCutMedium.create(Layout.segmentAreaOffset(segments) + segments * Rig.MIB);
+        Cache.format(medium, disk, new FormatOptions(Rig.MIB, false));
+        return medium;
     }
 
     /** Opens the cache and holds its sealer; the calling thread is the one that steps it. */

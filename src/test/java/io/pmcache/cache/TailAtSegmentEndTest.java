@@ -69,10 +69,8 @@ class TailAtSegmentEndTest {
      */
     @Test
     void aKeyTailAtASegmentEndBehindAWrittenBackLogIsNotDamage() throws IOException {
-        long size = Layout.segmentAreaOffset(SEGMENTS) + SEGMENTS * Rig.MIB;
         PowerCutBackingDevice disk = new PowerCutBackingDevice(DEVICE);
-        PowerCutMedium medium = PowerCutMedium.create(size);
-        Cache.format(medium, disk, new FormatOptions(Rig.MIB, false));
+        PowerCutMedium medium = SteppedCache.formatted(SEGMENTS, disk);
         SteppedCache c = SteppedCache.open(medium, disk);
         try {
             Engine e = c.engine();

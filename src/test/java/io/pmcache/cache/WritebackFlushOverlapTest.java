@@ -2,8 +2,6 @@ package io.pmcache.cache;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.pmcache.format.Layout;
-import io.pmcache.media.PowerCutMedium;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.util.concurrent.CountDownLatch;
@@ -26,11 +24,8 @@ class WritebackFlushOverlapTest {
 
     @Test
     void theFlushOfTheLastBatchIsUnderWayWhileTheNextBatchIsGathered() throws Exception {
-        long size = Layout.segmentAreaOffset(SEGMENTS) + SEGMENTS * Rig.MIB;
         PowerCutBackingDevice disk = new PowerCutBackingDevice(DEVICE);
-        PowerCutMedium medium = PowerCutMedium.create(size);
-        Cache.format(medium, disk, new FormatOptions(Rig.MIB, false));
-        SteppedCache c = SteppedCache.open(medium, disk);
+        SteppedCache c = SteppedCache.open(SteppedCache.formatted(SEGMENTS, disk), disk);
         try {
             CountDownLatch flushBegan = new CountDownLatch(1);
             AtomicBoolean checkAtGathered = new AtomicBoolean();
