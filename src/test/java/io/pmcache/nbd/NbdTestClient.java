@@ -203,7 +203,6 @@ final class NbdTestClient implements AutoCloseable {
         tls.startHandshake();
     }
 
-    /** Sends a request header (and a payload if given). */
     /**
      * Sends a request, header and payload, in one write, as a real client does. Field by field (one
      * system call each on this unbuffered stream), a server that refuses a request on its first
