@@ -93,9 +93,13 @@ public final class FileBackingDevice implements BackingDevice {
     private volatile boolean punchUnsupported;
     /** Set once the file was found shorter than {@link #size}: what was found where; then every request fails. */
     private volatile String shrunk;
+    /** The flushers with a descriptor of their own ({@link #newFlusher}), closed with the device. */
+    private final java.util.List<OwnFdFlusher> flushers = new java.util.concurrent.CopyOnWriteArrayList<>();
+    /** The flushes that stand in for FUA: not {@link #flush()}'s descriptor, whose reports are writeback's. */
+    private final OwnFdFlusher fuaFlusher;
 
     private FileBackingDevice(Path path, boolean readOnly, boolean blockDevice, long size,
-                              long fingerprint, FileChannel channel, FileUseLock useLock) {
+                              long fingerprint, FileChannel channel, FileUseLock useLock) throws IOException {
         this.path = path;
         this.useLock = useLock;
         this.readOnly = readOnly;
@@ -105,6 +109,7 @@ public final class FileBackingDevice implements BackingDevice {
         this.channel = channel;
         this.punchUnsupported = !LinuxFiles.AVAILABLE;
         this.seekUnsupported = !LinuxFiles.AVAILABLE || blockDevice;
+        this.fuaFlusher = new OwnFdFlusher();
     }
 
     /**
@@ -233,7 +238,7 @@ public final class FileBackingDevice implements BackingDevice {
             done += n;
         }
         if (fua) {
-            flush();
+            fuaFlusher.flush();
         }
     }
 
@@ -242,10 +247,79 @@ public final class FileBackingDevice implements BackingDevice {
         ensureOpen();
         ensureNotShrunk("flush", 0, size);
         withChannel(ch -> ch.force(false));
+        checkSizeAfterFlush();
+    }
+
+    private void checkSizeAfterFlush() throws IOException {
         if (!blockDevice) {
             long found = fileSize();
             if (found < size) {
                 throw shrank("flush", 0, size, found);
+            }
+        }
+    }
+
+    /**
+     * A flusher with a file descriptor of its own: Linux reports an error of the page cache's
+     * write-out to each open file once ({@code errseq}), so a failure that {@link #flush()}
+     * reported still fails this one's next flush.
+     */
+    @Override
+    public Flusher newFlusher() throws IOException {
+        ensureOpen();
+        return new OwnFdFlusher();
+    }
+
+    /**
+     * Opens its descriptor when made (an open file learns only of the errors after that, and of
+     * those no other open file has reported yet); reopens it after an interrupt closed it.
+     */
+    private final class OwnFdFlusher implements Flusher {
+        /** Replaced under this; closed by {@link #close} without it, so a stuck flush cannot hold up the device's close. */
+        private volatile FileChannel ch;
+
+        OwnFdFlusher() throws IOException {
+            ch = openChannel(path, readOnly);
+            flushers.add(this);
+        }
+
+        @Override
+        public synchronized void flush() throws IOException {
+            ensureOpen();
+            ensureNotShrunk("flush", 0, size);
+            for (int attempt = 0; ; attempt++) {
+                if (ch == null) {
+                    ch = openChannel(path, readOnly);
+                    if (closed) {
+                        close();
+                        throw closedException(null);
+                    }
+                }
+                try {
+                    ch.force(false);
+                    break;
+                } catch (ClosedByInterruptException e) {
+                    ch = null;
+                    InterruptedIOException ie = new InterruptedIOException(path + ": flush interrupted");
+                    ie.initCause(e);
+                    throw ie;
+                } catch (ClosedChannelException e) {
+                    ch = null;
+                    if (closed) {
+                        throw closedException(e);
+                    }
+                    if (attempt >= MAX_REOPEN_RETRIES) {
+                        throw new IOException(path + ": channel kept being closed by interrupts", e);
+                    }
+                }
+            }
+            checkSizeAfterFlush();
+        }
+
+        void close() throws IOException {
+            FileChannel c = ch;
+            if (c != null) {
+                c.close();
             }
         }
     }
@@ -269,7 +343,7 @@ public final class FileBackingDevice implements BackingDevice {
             zeroRange(offset, length);
         }
         if (fua) {
-            flush();
+            fuaFlusher.flush();
         }
     }
 
@@ -345,6 +419,17 @@ public final class FileBackingDevice implements BackingDevice {
                 channel.close();
             } catch (IOException e) {
                 failure = e;
+            }
+        }
+        for (OwnFdFlusher f : flushers) {
+            try {
+                f.close();
+            } catch (IOException e) {
+                if (failure == null) {
+                    failure = e;
+                } else {
+                    failure.addSuppressed(e);
+                }
             }
         }
         punchLock.writeLock().lock();

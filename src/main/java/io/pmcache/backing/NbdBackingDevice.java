@@ -122,6 +122,10 @@ public final class NbdBackingDevice implements BackingDevice {
     /** Writes that need a read-modify-write take the write lock, all other writes the read lock. */
     private final ReentrantReadWriteLock rmwLock = new ReentrantReadWriteLock();
     private final NbdWriteBehind behind = new NbdWriteBehind();
+    /** {@link #flush()}'s place in the failures of writes made behind. */
+    private final NbdWriteBehind.Cursor flushCursor = behind.newCursor();
+    /** The place of the flushes that stand in for FUA where the server has none: not {@link #flush()}'s. */
+    private final NbdWriteBehind.Cursor fuaCursor = behind.newCursor();
     private final Object stateLock = new Object();
     private final Thread supervisor;
 
@@ -135,8 +139,6 @@ public final class NbdBackingDevice implements BackingDevice {
     private volatile int reconnectAttempts;
     private final AtomicLong linkLosses = new AtomicLong();
     private final AtomicLong reconnects = new AtomicLong();
-    private final java.util.concurrent.atomic.AtomicBoolean lostUnflushed =
-            new java.util.concurrent.atomic.AtomicBoolean();
 
     private NbdBackingDevice(NbdUri uri, NbdClientOptions options, TlsClientConfig tls, Link first) {
         this.uri = uri;
@@ -322,16 +324,27 @@ public final class NbdBackingDevice implements BackingDevice {
         }
         wrote(l, nativeFua);
         if (fua && !nativeFua) {
-            flush();
+            flush(fuaCursor);
         }
     }
 
     @Override
     public void flush() throws IOException {
+        flush(flushCursor);
+    }
+
+    /** A flusher of its own: its flushes report each failure once, whatever {@link #flush()} reported. */
+    @Override
+    public Flusher newFlusher() {
+        NbdWriteBehind.Cursor c = behind.newCursor();
+        return () -> flush(c);
+    }
+
+    private void flush(NbdWriteBehind.Cursor cursor) throws IOException {
         ensureOpen();
-        behind.settle(behind.mark(), uri.toString());
+        behind.settle(behind.mark(), cursor, uri.toString());
         Link l = linkOrThrow("flush", 0, 0);
-        if (lostUnflushed.getAndSet(false)) {
+        if (NbdWriteBehind.takeLinkLoss(cursor)) {
             throw new IOException(uri + ": flush failed: the connection was lost after writes that no flush had "
                     + "covered yet; the server may have dropped them, so they must be written again");
         }
@@ -390,7 +403,7 @@ public final class NbdBackingDevice implements BackingDevice {
         }
         wrote(l, nativeFua);
         if (fua && !nativeFua) {
-            flush();
+            flush(fuaCursor);
         }
     }
 
@@ -463,7 +476,7 @@ public final class NbdBackingDevice implements BackingDevice {
             return;
         }
         try {
-            behind.settle(behind.mark(), uri.toString()); // bounded: every write ends within the timeouts
+            behind.settle(behind.mark(), flushCursor, uri.toString()); // bounded: every write ends within the timeouts
         } catch (IOException e) {
             log.warn("{}: closing with writes that failed after returning: {}", uri, e.getMessage());
         }
@@ -620,7 +633,7 @@ public final class NbdBackingDevice implements BackingDevice {
         }
         l.writeSeq.incrementAndGet();
         if (l.dead) {
-            lostUnflushed.set(true); // the link was given up while this write's reply was on its way
+            behind.linkLost(); // the link was given up while this write's reply was on its way
         }
     }
 
@@ -800,7 +813,7 @@ public final class NbdBackingDevice implements BackingDevice {
         }
         l.dead = true;
         if (l.writeSeq.get() > l.flushedSeq.get() && l.info.canFlush()) {
-            lostUnflushed.set(true);
+            behind.linkLost();
         }
         synchronized (stateLock) {
             if (lost == l) {

@@ -5,6 +5,7 @@ import java.io.InterruptedIOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.TreeMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Semaphore;
@@ -19,10 +20,12 @@ import java.util.concurrent.Semaphore;
  *   <li>NBD may carry out requests in any order, so a request that overlaps a write in flight waits
  *       for that write's reply before it is sent: reads see the writes made before them, and
  *       overlapping writes land in the order they were made.</li>
- *   <li>A flush first waits for every write made before it; if one of them failed, the flush fails
- *       (reporting each failed write once), so the caller writes again what it cannot know landed —
- *       as a disk reports a lost cached write at the next flush. Writes made after the flush began
- *       keep their failure for a later flush.</li>
+ *   <li>A flush first waits for every write made before it; if one of them failed, the flush fails,
+ *       so the caller writes again what it cannot know landed — as a disk reports a lost cached
+ *       write at the next flush. Each failure is reported once to each {@link Cursor} (one per
+ *       flusher, like the error sequence each open file of a Linux file keeps): a flush for one
+ *       writer never consumes the report another writer's flush needs. Writes made after the flush
+ *       began keep their failure for a later flush.</li>
  *   <li>At most {@link #WINDOW} writes are in flight; a further write waits for a reply. Each
  *       completes within the connection's request timeout and fence, so every wait here is bounded.</li>
  * </ul>
@@ -44,9 +47,39 @@ final class NbdWriteBehind {
     private final Semaphore window = new Semaphore(WINDOW);
     /** In-flight writes by sequence; guarded by this. */
     private final TreeMap<Long, Entry> inFlight = new TreeMap<>();
-    /** Failed writes not yet reported by a flush, by sequence; guarded by this. */
+    /** Failed writes some cursor has not reported yet, by sequence; guarded by this. */
     private final TreeMap<Long, String> failed = new TreeMap<>();
+    private final List<Cursor> cursors = new CopyOnWriteArrayList<>();
     private long nextSeq = 1;
+
+    /** One flusher's place in the failures: it has reported every failure below {@link #reportedBelow}. */
+    static final class Cursor {
+        private long reportedBelow;
+        /** A link was lost after writes that no flush had covered, and this flusher has not said so yet. */
+        private final java.util.concurrent.atomic.AtomicBoolean linkLost = new java.util.concurrent.atomic.AtomicBoolean();
+    }
+
+    /** A new flusher's cursor: its first flush reports every failure some other cursor has not reported yet. */
+    Cursor newCursor() {
+        Cursor c = new Cursor();
+        synchronized (this) {
+            c.reportedBelow = failed.isEmpty() ? 0 : failed.firstKey();
+            cursors.add(c);
+        }
+        return c;
+    }
+
+    /** A link was lost after writes that no flush had covered: every cursor's next flush must fail. */
+    void linkLost() {
+        for (Cursor c : cursors) {
+            c.linkLost.set(true);
+        }
+    }
+
+    /** Whether a link was lost since {@code cursor} last said so (which it now does). */
+    static boolean takeLinkLoss(Cursor cursor) {
+        return cursor.linkLost.getAndSet(false);
+    }
 
     /** Takes a place in the window (waiting while it is full) and registers the write; returns its sequence. */
     long begin(long start, long end) throws InterruptedIOException {
@@ -105,8 +138,11 @@ final class NbdWriteBehind {
         return nextSeq;
     }
 
-    /** Waits for every write before {@code mark}; fails, and forgets them, if any of those failed. */
-    void settle(long mark, String where) throws IOException {
+    /**
+     * Waits for every write before {@code mark}; fails if any failure before it is new to
+     * {@code cursor} (which then counts them reported).
+     */
+    void settle(long mark, Cursor cursor, String where) throws IOException {
         while (true) {
             Entry wait = null;
             synchronized (this) {
@@ -122,9 +158,14 @@ final class NbdWriteBehind {
         }
         List<String> lost;
         synchronized (this) {
-            var head = failed.headMap(mark);
-            lost = new ArrayList<>(head.values());
-            head.clear();
+            lost = cursor.reportedBelow < mark ? new ArrayList<>(failed.subMap(cursor.reportedBelow, mark).values())
+                    : List.of();
+            cursor.reportedBelow = Math.max(cursor.reportedBelow, mark);
+            long seen = Long.MAX_VALUE;
+            for (Cursor c : cursors) {
+                seen = Math.min(seen, c.reportedBelow);
+            }
+            failed.headMap(seen).clear(); // every cursor reported them
         }
         if (!lost.isEmpty()) {
             throw new IOException(where + ": flush failed: " + lost.size() + " earlier write"

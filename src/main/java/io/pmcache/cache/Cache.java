@@ -61,12 +61,12 @@ public final class Cache implements BlockDevice {
     /** What a refused call names (built only when refused: not on every read and write). */
     private final java.util.function.Supplier<String> gateName = this::gateName;
 
-    private Cache(Engine e, CacheOptions options) {
+    private Cache(Engine e, CacheOptions options) throws IOException {
         this.e = e;
         this.writes = new WritePath(e);
         this.reads = new ReadPath(e);
         this.blockStatus = new BlockStatusQuery(e);
-        this.direct = new DirectPath(e, reads);
+        this.direct = new DirectPath(e, reads, e.backing.newFlusher());
         this.writeback = new Writeback(e);
         this.gc = new GarbageCollector(e);
         this.pacing = new WritebackPolicy(options.pacing());

@@ -46,6 +46,12 @@ final class DirectPath {
     private final Engine e;
     private final ReadPath reads;
     /**
+     * The backing device's flusher for direct writes, not writeback's: a direct write that failed
+     * after returning (a remote's write sent without waiting, a page cache's write-out) fails the
+     * next FLUSH even when a writeback flush learned of it first.
+     */
+    private final io.pmcache.device.BlockDevice.Flusher flusher;
+    /**
      * Some direct write completed since the last backing-device flush (a FLUSH must flush it).
      * False at open: direct writes a crashed process left unflushed in the OS were flushed by the
      * open (Cache.open flushes the backing device when cache info says a direct write happened),
@@ -58,9 +64,10 @@ final class DirectPath {
     /** Pieces that had to go into the cache: their range held dirty data not yet written back. */
     final LongAdder dirtyRangeFallbacks = new LongAdder();
 
-    DirectPath(Engine e, ReadPath reads) {
+    DirectPath(Engine e, ReadPath reads, io.pmcache.device.BlockDevice.Flusher flusher) {
         this.e = e;
         this.reads = reads;
+        this.flusher = flusher;
     }
 
     /** What a piece does on the backing device, or in the cache for a fallback. */
@@ -145,7 +152,7 @@ final class DirectPath {
     void flushBacking() throws IOException {
         if (unflushed.getAndSet(false)) {
             try {
-                e.backing.flush();
+                flusher.flush();
             } catch (IOException | RuntimeException ex) {
                 unflushed.set(true);
                 throw ex;

@@ -43,8 +43,31 @@ public interface BlockDevice extends AutoCloseable {
         write(offset, data.rest(), fua);
     }
 
-    /** Makes every write completed before this call durable. */
+    /**
+     * Makes every write completed before this call durable. A write that returned but failed on
+     * its way to the medium fails the next flush — of each {@link Flusher} once (see
+     * {@link #newFlusher}); this method is the device's own flusher.
+     */
     void flush() throws IOException;
+
+    /** Flushes a device as one of its flushers (see {@link #newFlusher}). */
+    @FunctionalInterface
+    interface Flusher {
+        /** {@link BlockDevice#flush}, reporting failures to this flusher. */
+        void flush() throws IOException;
+    }
+
+    /**
+     * A flusher of its own. A device whose writes may fail after returning (a page cache's write-out,
+     * a remote's writes sent without waiting) reports each such failure once to each flusher, as
+     * Linux reports a write-back error once to each open file: so a program whose parts flush for
+     * different writers gives each part its own, and one part's flush never consumes the report
+     * another part needs to know its writes were lost. The default is {@link #flush} itself, right
+     * for devices that report each failure in the write that failed or at every flush.
+     */
+    default Flusher newFlusher() throws IOException {
+        return this::flush;
+    }
 
     /**
      * Told by a front end's I/O thread that it has nothing to do until its next request arrives

@@ -141,6 +141,16 @@ public final class FaultyBackingDevice implements BackingDevice {
         delegate.flush();
     }
 
+    /** The delegate's own flusher, failing and stalling as a FLUSH. */
+    @Override
+    public Flusher newFlusher() throws IOException {
+        Flusher f = delegate.newFlusher();
+        return () -> {
+            before(Op.FLUSH);
+            f.flush();
+        };
+    }
+
     @Override
     public void trim(long offset, long length) throws IOException {
         before(Op.TRIM);

@@ -63,6 +63,41 @@ class FileBackingDeviceTest {
         }
     }
 
+    /**
+     * A flusher of its own has a descriptor of its own (Linux reports a write-out error once per
+     * open file), made when the flusher is, and closed with the device. (The error itself needs a
+     * failing disk: not testable here.)
+     */
+    @Test
+    void aFlusherFlushesThroughADescriptorOfItsOwnClosedWithTheDevice() throws IOException {
+        Path f = dir.resolve("b");
+        FileBackingDevice d = FileBackingDevice.createSparse(f, 1 << 20);
+        long before = descriptorsOf(f);
+        io.pmcache.device.BlockDevice.Flusher flusher = d.newFlusher();
+        assertThat(descriptorsOf(f)).isEqualTo(before + 1);
+        d.write(4096, MemorySegment.ofArray(new byte[] {1, 2, 3}), false);
+        flusher.flush();
+        d.write(0, MemorySegment.ofArray(new byte[] {4}), true); // FUA: flushed through another one
+        d.close();
+        assertThat(descriptorsOf(f)).isZero();
+        assertThatThrownBy(flusher::flush).isInstanceOf(IOException.class).hasMessageContaining("closed");
+        assertThat(Files.readAllBytes(f)[4097]).isEqualTo((byte) 2);
+    }
+
+    /** Descriptors of this process open on {@code file}. */
+    private static long descriptorsOf(Path file) throws IOException {
+        Path real = file.toRealPath();
+        try (var fds = Files.list(Path.of("/proc/self/fd"))) {
+            return fds.filter(fd -> {
+                try {
+                    return Files.readSymbolicLink(fd).equals(real);
+                } catch (IOException e) {
+                    return false; // closed meanwhile
+                }
+            }).count();
+        }
+    }
+
     @Test
     void createSparseRefusesAnExistingFile() throws IOException {
         Path f = Files.writeString(dir.resolve("precious"), "keep");

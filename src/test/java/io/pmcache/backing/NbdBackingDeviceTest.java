@@ -51,6 +51,7 @@ class NbdBackingDeviceTest extends RemoteDeviceTest {
     void aFlushAfterALostLinkFailsOnceSoThatUnflushedWritesAreRepeated() throws Exception {
         server = Nbdkit.start(dir.resolve("r.sock"), "file", image(4 << 20).toString());
         NbdBackingDevice d = client("disk", fast());
+        io.pmcache.device.BlockDevice.Flusher direct = d.newFlusher();
         d.write(0, MemorySegment.ofArray(random(4096, 2)), false);
         server.kill();
         server = server.restart();
@@ -58,8 +59,11 @@ class NbdBackingDeviceTest extends RemoteDeviceTest {
         await("the loss noticed", () -> d.state().get("links_lost").equals(1L));
         await("reconnected", d::isUp);
         assertThatThrownBy(d::flush).isInstanceOf(IOException.class).hasMessageContaining("written again");
+        assertThatThrownBy(direct::flush).as("every flusher").isInstanceOf(IOException.class)
+                .hasMessageContaining("written again");
         d.write(0, MemorySegment.ofArray(random(4096, 2)), false);
         d.flush();
+        direct.flush();
     }
 
     @Test
@@ -118,6 +122,69 @@ class NbdBackingDeviceTest extends RemoteDeviceTest {
         assertThatThrownBy(() -> d.write(0, MemorySegment.ofArray(new byte[4096]), true))
                 .isInstanceOf(IOException.class).hasMessageContaining("EIO"); // FUA: waits, so fails itself
         assertThat(d.isUp()).isTrue();
+    }
+
+    /**
+     * Each flusher learns of a write that failed after returning once, whichever flushed first:
+     * the cache's writeback and its direct writes flush for different writers (a direct write
+     * whose failure writeback's flush consumed was acknowledged, and then a FLUSH succeeded).
+     */
+    @Test
+    void aWriteThatFailsAfterReturningFailsTheNextFlushOfEveryFlusherOnce() throws Exception {
+        Path failing = dir.resolve("fail-writes");
+        server = Nbdkit.start(dir.resolve("r.sock"), "--filter=error", "--filter=fua", "memory", "4M",
+                "error-pwrite=EIO", "error-pwrite-rate=100%", "error-pwrite-file=" + failing); // fua: default fuamode=none (nbdkit 1.32 refuses it spelt out)
+        NbdBackingDevice d = client("disk", fast());
+        io.pmcache.device.BlockDevice.Flusher direct = d.newFlusher();
+        java.nio.file.Files.createFile(failing);
+        d.write(0, MemorySegment.ofArray(random(8192, 6)), false);
+        d.read(0, MemorySegment.ofArray(new byte[4096])); // waits for the write's reply
+        java.nio.file.Files.delete(failing);
+        assertThatThrownBy(d::flush).isInstanceOf(IOException.class).hasMessageContaining("EIO");
+        d.flush(); // reported once to this flusher
+        assertThatThrownBy(direct::flush).as("the other flusher learns of it too").isInstanceOf(IOException.class)
+                .hasMessageContaining("EIO").hasMessageContaining("written again");
+        direct.flush();
+        d.flush();
+
+        // The flush that stands in for FUA (the server offers none) reports to no other flusher.
+        java.nio.file.Files.createFile(failing);
+        d.write(8192, MemorySegment.ofArray(random(4096, 7)), false);
+        d.read(8192, MemorySegment.ofArray(new byte[4096]));
+        java.nio.file.Files.delete(failing);
+        assertThatThrownBy(() -> d.write(65536, MemorySegment.ofArray(random(4096, 8)), true))
+                .isInstanceOf(IOException.class).hasMessageContaining("EIO");
+        assertThatThrownBy(d::flush).isInstanceOf(IOException.class).hasMessageContaining("EIO");
+        assertThatThrownBy(direct::flush).isInstanceOf(IOException.class).hasMessageContaining("EIO");
+        d.flush();
+        direct.flush();
+    }
+
+    /**
+     * A write the cache sent around itself (write-around mode; so too write-through and the
+     * sequential cutoff) that the remote failed after it returned fails the client's next FLUSH,
+     * even when writeback's flush of the backing device learned of the failure first.
+     */
+    @Test
+    void aDirectWriteThatFailsAfterReturningFailsTheNextFlushEvenWhenWritebackFlushedFirst() throws Exception {
+        Path failing = dir.resolve("fail-writes");
+        server = Nbdkit.start(dir.resolve("r.sock"), "--filter=error", "memory", "8M", "error-pwrite=EIO",
+                "error-pwrite-rate=100%", "error-pwrite-file=" + failing);
+        try (MappedFileMedium m = MappedFileMedium.create(dir.resolve("cache.img"), 8 << 20);
+             NbdBackingDevice backing = client("disk", fast())) {
+            Cache.format(m, backing, new FormatOptions(1 << 20, false));
+            try (Cache c = Cache.open(m, backing, CacheOptions.defaults().withParallel(1))) {
+                c.setCacheMode(io.pmcache.cache.CacheMode.WRITEAROUND, left -> { });
+                java.nio.file.Files.createFile(failing);
+                c.write(1 << 20, MemorySegment.ofArray(random(65536, 9)), false); // returns once sent
+                backing.read(1 << 20, MemorySegment.ofArray(new byte[4096])); // its reply has come
+                java.nio.file.Files.delete(failing);
+                assertThatThrownBy(backing::flush).as("writeback's flush").isInstanceOf(IOException.class);
+                assertThatThrownBy(c::flush).as("the client's FLUSH").isInstanceOf(IOException.class)
+                        .hasMessageContaining("EIO");
+                c.flush(); // reported once
+            }
+        }
     }
 
     @Test
