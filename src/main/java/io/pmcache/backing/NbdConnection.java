@@ -539,6 +539,12 @@ final class NbdConnection {
             // read the end of the stream): the connection's loss is the cause.
             p.failure = new Broken(where + ": connection lost (" + lostFor + "); the server answered "
                     + NbdConstants.errorName(p.errno) + " to " + NbdConstants.commandName(p.type));
+        } else if (p.errno == NbdConstants.NBD_ESHUTDOWN) {
+            // The server is going away; the spec: the client MUST initiate a soft disconnect. As a
+            // lost connection, the device gives the link up (the server finishes what it has, sees
+            // our end of the stream, closes) and reconnects with backoff.
+            p.failure = new Broken(where + ": the server is shutting down (it answered ESHUTDOWN to "
+                    + NbdConstants.commandName(p.type) + " of [" + p.offset + ", +" + p.length + "))");
         } else if (p.errno != 0) {
             p.failure = new ServerError(where + ": the server answered " + NbdConstants.errorName(p.errno) + " to "
                     + NbdConstants.commandName(p.type) + " of [" + p.offset + ", +" + p.length + ")"

@@ -80,6 +80,31 @@ class NbdBackingDeviceTest extends RemoteDeviceTest {
         d.flush();
     }
 
+    /**
+     * A server shutting down answers ESHUTDOWN; the spec says the client MUST then disconnect. The
+     * device gives the link up at once (so the server can exit) and reconnects with backoff.
+     * (nbdkit itself answers ESHUTDOWN after SIGTERM while clients stay; its error filter does here.)
+     */
+    @Test
+    void aServerAnsweringEshutdownIsLeftAndReconnectedTo() throws Exception {
+        Path shutting = dir.resolve("shutting-down");
+        server = Nbdkit.start(dir.resolve("r.sock"), "--filter=error", "memory", "4M", "error-pread=ESHUTDOWN",
+                "error-pread-rate=100%", "error-pread-file=" + shutting);
+        NbdBackingDevice d = client("disk", fast());
+        byte[] data = random(4096, 10);
+        d.write(0, MemorySegment.ofArray(data), true);
+        java.nio.file.Files.createFile(shutting);
+        assertThatThrownBy(() -> d.read(0, MemorySegment.ofArray(new byte[4096]))).isInstanceOf(IOException.class)
+                .hasMessageContaining("shutting down");
+        assertThat(d.isUp()).as("the link given up").isFalse();
+        java.nio.file.Files.delete(shutting);
+        await("reconnected", d::isUp);
+        byte[] got = new byte[4096];
+        d.read(0, MemorySegment.ofArray(got));
+        assertThat(got).isEqualTo(data);
+        assertThat(d.state()).containsEntry("links_lost", 1L);
+    }
+
     @Test
     void aStalledServerIsDroppedWithinTheTimeoutAndTheDeviceReconnects() throws Exception {
         // Reads take 5 s at the server; the client gives up on a connection after 200 ms without a
