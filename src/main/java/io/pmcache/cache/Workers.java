@@ -176,7 +176,6 @@ final class Workers {
     }
 
     private void writebackLoop() {
-        long backoff = 50;
         while (running && atBoundary()) {
             try {
                 if (idleWhenFailed()) {
@@ -185,14 +184,12 @@ final class Workers {
                 WritebackDriver.Turn t = driver.turn(System.nanoTime());
                 switch (t.outcome()) {
                     case PROGRESS -> {
-                        backoff = 50;
                         gcSignal.raise();
                         if (writeback.lastBatchKeys() < GATHER_KEYS) {
                             gatherSignal.await(GATHER_MS);
                         }
                     }
                     case PACED -> {
-                        backoff = 50;
                         gcSignal.raise();
                         if (t.waitMillis() > 0) {
                             gatherSignal.await(t.waitMillis()); // pressure and stop cut it short
@@ -201,8 +198,9 @@ final class Workers {
                     case IDLE -> writebackSignal.await(IDLE_PERIOD_MS);
                     case FAILED -> {
                         e.stats.backingRetries.increment();
-                        stopSignal.await(backoff);
-                        backoff = Math.min(backoff * 2, 10_000);
+                        // Backoff by failures since a flush last succeeded: a step that only wrote
+                        // (writes that fail after returning) does not reset it.
+                        stopSignal.await(Writeback.backoffMillis(writeback.failuresInARow(), 10_000));
                     }
                 }
             } catch (InterruptedException ex) {

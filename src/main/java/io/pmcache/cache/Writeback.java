@@ -101,6 +101,12 @@ final class Writeback {
     private volatile long syncSince;
     /** The stall already logged (its start), so each stall is logged once. */
     private long stallLogged;
+    /**
+     * Failed steps since a flush of the backing device last succeeded. Only a flush resets it: a
+     * step that only wrote proves nothing where writes fail after returning (a remote's
+     * write-behind), and would otherwise reset every retry's backoff and a drain's give-up count.
+     */
+    private volatile int failuresInARow;
 
     Writeback(Engine e) {
         this.e = e;
@@ -285,6 +291,7 @@ final class Writeback {
                 throw failed;
             }
         } catch (IOException | RuntimeException ex) {
+            failuresInARow++;
             written = e.info.current().dirtyTail();
             writtenBytes = 0;
             writtenZeroBytes = 0;
@@ -296,9 +303,12 @@ final class Writeback {
                     : "writeback of " + batch.size() + " keys from " + tail, ex);
             return Step.FAILED;
         }
-        failureLog.succeeded("writeback");
-        if (!e.stats.lastBackingError.isEmpty()) {
-            e.stats.lastBackingError = "";
+        if (sync != null) { // a flush succeeded: the backing device works again
+            failuresInARow = 0;
+            failureLog.succeeded("writeback");
+            if (!e.stats.lastBackingError.isEmpty()) {
+                e.stats.lastBackingError = "";
+            }
         }
         if (newBatch) {
             LogPosition resolved = e.reader.resolve(pos);
@@ -352,6 +362,16 @@ final class Writeback {
             log.warn("{}; {} dirty bytes wait (they stay readable in the cache)", e.stats.lastBackingError,
                     e.stats.dirtyBytes.sum());
         }
+    }
+
+    /** Failed steps since a backing-device flush last succeeded (the retries' backoff and a drain's give-up). */
+    int failuresInARow() {
+        return failuresInARow;
+    }
+
+    /** The wait before retrying after {@code failures} failed steps in a row: 50 ms doubling to {@code maxMillis}. */
+    static long backoffMillis(int failures, long maxMillis) {
+        return Math.min(50L << Math.clamp(failures - 1, 0, 20), maxMillis);
     }
 
     /** Dirty bytes written to the backing device and awaiting its sync (the dirty tail has not passed them). */
@@ -474,23 +494,21 @@ final class Writeback {
     private void drainAll(LongConsumer progress) throws IOException {
         long target = e.keyLog.nextSeq();
         long batch = WritebackPolicy.baseBatch(e.segments.count() * e.segments.segmentSize());
-        int failures = 0;
-        long backoff = 50;
+        int idleMisses = 0; // steps that found nothing to write although the target is not reached
         while (e.info.current().dirtyTail().ksetSeq() < target) {
             e.keyLog.sealAll();
             Step s = step(batch);
             progress.accept(e.stats.dirtyBytes.sum());
             if (s == Step.FAILED || (s == Step.IDLE && e.info.current().dirtyTail().ksetSeq() < target)) {
-                if (++failures >= 20) {
+                int failures = s == Step.FAILED ? failuresInARow : ++idleMisses;
+                if (failures >= 20) {
                     throw new IOException("writeback keeps failing (" + e.stats.lastBackingError
                             + "); dirty data stays in the cache");
                 }
                 e.stats.backingRetries.increment();
-                sleep(backoff);
-                backoff = Math.min(backoff * 2, 2000);
+                sleep(backoffMillis(failures, 2000));
             } else {
-                failures = 0;
-                backoff = 50;
+                idleMisses = 0;
             }
         }
         progress.accept(e.stats.dirtyBytes.sum());

@@ -212,6 +212,27 @@ class NbdBackingDeviceTest extends RemoteDeviceTest {
         }
     }
 
+    /**
+     * Writes that fail only after returning make every other writeback step look fine (it only
+     * wrote); the retries must still back off and a drain (flush-all, detach) must give up, not
+     * retry at full speed forever.
+     */
+    @Test
+    void aDrainOverARemoteWhoseWritesFailAfterReturningGivesUp() throws Exception {
+        server = Nbdkit.start(dir.resolve("r.sock"), "--filter=error", "memory", "8M", "error-pwrite=EIO",
+                "error-pwrite-rate=100%");
+        try (MappedFileMedium m = MappedFileMedium.create(dir.resolve("cache.img"), 8 << 20);
+             NbdBackingDevice backing = client("disk", fast())) {
+            Cache.format(m, backing, new FormatOptions(1 << 20, false));
+            try (Cache c = Cache.open(m, backing, CacheOptions.defaults().withParallel(1))) {
+                c.write(0, MemorySegment.ofArray(random(65536, 11)), false);
+                assertThatThrownBy(() -> c.flushAll(left -> { })).isInstanceOf(IOException.class)
+                        .hasMessageContaining("keeps failing").hasMessageContaining("EIO");
+                assertThat(c.status().dirtyBytes()).isEqualTo(65536);
+            }
+        }
+    }
+
     @Test
     void manyWritesInFlightLandInOrderAndAreReadBack() throws Exception {
         // Overlapping writes sent without waiting must land in the order they were made.
