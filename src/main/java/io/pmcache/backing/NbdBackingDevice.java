@@ -295,15 +295,6 @@ public final class NbdBackingDevice implements BackingDevice {
         long midEnd = alignDown(end, min);
         boolean edges = offset < midStart || midEnd < end || midStart >= midEnd;
         behind.awaitOverlapping(alignDown(offset, min), alignUp(end, min));
-        if (!edges && !fua) {
-            rmwLock.readLock().lock();
-            try {
-                writeBehind(l, offset, src);
-            } finally {
-                rmwLock.readLock().unlock();
-            }
-            return;
-        }
         var lock = edges ? rmwLock.writeLock() : rmwLock.readLock();
         lock.lock();
         try {
@@ -324,25 +315,59 @@ public final class NbdBackingDevice implements BackingDevice {
         }
         wrote(l, nativeFua);
         if (fua && !nativeFua) {
-            flush(fuaCursor);
+            ensureOpen();
+            flushAs(fuaCursor);
         }
     }
 
+    /**
+     * Returns once the write is sent, with up to {@link NbdWriteBehind#WINDOW} such writes in
+     * flight; one the server fails is reported by the next {@link #flush()} (not by other
+     * flushers). Whole blocks only: a write with partial blocks waits, as {@link #write} does.
+     */
     @Override
-    public void flush() throws IOException {
-        flush(flushCursor);
+    public void writeBehind(long offset, MemorySegment src) throws IOException {
+        Ranges.check(this, offset, src.byteSize());
+        Link l = writableLink("write", offset, src.byteSize());
+        int min = l.info.minBlock();
+        long end = offset + src.byteSize();
+        long midStart = alignUp(offset, min);
+        long midEnd = alignDown(end, min);
+        if (offset < midStart || midEnd < end || midStart >= midEnd) { // partial blocks, or nothing
+            write(offset, src, false);
+            return;
+        }
+        behind.awaitOverlapping(offset, end);
+        rmwLock.readLock().lock();
+        try {
+            sendBehind(l, offset, src);
+        } finally {
+            rmwLock.readLock().unlock();
+        }
     }
 
-    /** A flusher of its own: its flushes report each failure once, whatever {@link #flush()} reported. */
+    /** Waits for the writes behind before it and reports their failures (once): writeback's flush. */
+    @Override
+    public void flush() throws IOException {
+        ensureOpen();
+        behind.settle(behind.mark(), uri.toString());
+        flushAs(flushCursor);
+    }
+
+    /**
+     * A flusher of its own, for writes that wait for their reply ({@link #write}): it fails after a
+     * link was lost with writes no flush had covered, as every flusher does.
+     */
     @Override
     public Flusher newFlusher() {
         NbdWriteBehind.Cursor c = behind.newCursor();
-        return () -> flush(c);
+        return () -> {
+            ensureOpen();
+            flushAs(c);
+        };
     }
 
-    private void flush(NbdWriteBehind.Cursor cursor) throws IOException {
-        ensureOpen();
-        behind.settle(behind.mark(), cursor, uri.toString());
+    private void flushAs(NbdWriteBehind.Cursor cursor) throws IOException {
         Link l = linkOrThrow("flush", 0, 0);
         if (NbdWriteBehind.takeLinkLoss(cursor)) {
             throw new IOException(uri + ": flush failed: the connection was lost after writes that no flush had "
@@ -403,7 +428,8 @@ public final class NbdBackingDevice implements BackingDevice {
         }
         wrote(l, nativeFua);
         if (fua && !nativeFua) {
-            flush(fuaCursor);
+            ensureOpen();
+            flushAs(fuaCursor);
         }
     }
 
@@ -476,7 +502,7 @@ public final class NbdBackingDevice implements BackingDevice {
             return;
         }
         try {
-            behind.settle(behind.mark(), flushCursor, uri.toString()); // bounded: every write ends within the timeouts
+            behind.settle(behind.mark(), uri.toString()); // bounded: every write ends within the timeouts
         } catch (IOException e) {
             log.warn("{}: closing with writes that failed after returning: {}", uri, e.getMessage());
         }
@@ -518,7 +544,7 @@ public final class NbdBackingDevice implements BackingDevice {
      * each piece's reply ends it, counting it as written or keeping its failure for the next flush.
      * An error while sending fails this call (pieces already sent end on their own).
      */
-    private void writeBehind(Link l, long offset, MemorySegment src) throws IOException {
+    private void sendBehind(Link l, long offset, MemorySegment src) throws IOException {
         long length = src.byteSize();
         for (long done = 0; done < length; ) {
             int n = (int) Math.min(l.info.maxPayload(), length - done);

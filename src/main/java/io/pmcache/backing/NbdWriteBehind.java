@@ -5,27 +5,30 @@ import java.io.InterruptedIOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.TreeMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * The writes sent but not yet answered ("write-behind"). A plain write returns once its bytes are
- * on the socket, so one caller (the cache's writeback is one thread) keeps many writes in flight to
- * a remote whose latency would otherwise allow one write per round trip.
+ * The writes sent but not yet answered ("write-behind"). A write behind ({@code writeBehind})
+ * returns once its bytes are on the socket, so one caller (the cache's writeback is one thread)
+ * keeps many writes in flight to a remote whose latency would otherwise allow one write per round
+ * trip.
  *
  * <p>Rules that keep the device a disk:
  * <ul>
  *   <li>NBD may carry out requests in any order, so a request that overlaps a write in flight waits
  *       for that write's reply before it is sent: reads see the writes made before them, and
  *       overlapping writes land in the order they were made.</li>
- *   <li>A flush first waits for every write made before it; if one of them failed, the flush fails,
- *       so the caller writes again what it cannot know landed — as a disk reports a lost cached
- *       write at the next flush. Each failure is reported once to each {@link Cursor} (one per
- *       flusher, like the error sequence each open file of a Linux file keeps): a flush for one
- *       writer never consumes the report another writer's flush needs. Writes made after the flush
- *       began keep their failure for a later flush.</li>
+ *   <li>The device's own flush first waits for every write made before it; if one of them failed,
+ *       the flush fails (reporting each failed write once), so the caller writes again what it
+ *       cannot know landed — as a disk reports a lost cached write at the next flush. Writes made
+ *       after the flush began keep their failure for a later flush. Only the writer that writes
+ *       behind learns of these failures: it flushes with the device's own flush.</li>
+ *   <li>A link lost after writes no flush covered fails the next flush of every flusher
+ *       ({@link Cursor}): each flushes for writes that may have been dropped with it.</li>
  *   <li>At most {@link #WINDOW} writes are in flight; a further write waits for a reply. Each
  *       completes within the connection's request timeout and fence, so every wait here is bounded.</li>
  * </ul>
@@ -47,29 +50,24 @@ final class NbdWriteBehind {
     private final Semaphore window = new Semaphore(WINDOW);
     /** In-flight writes by sequence; guarded by this. */
     private final TreeMap<Long, Entry> inFlight = new TreeMap<>();
-    /** Failed writes some cursor has not reported yet, by sequence; guarded by this. */
+    /** Failed writes not yet reported by a flush, by sequence; guarded by this. */
     private final TreeMap<Long, String> failed = new TreeMap<>();
-    private final List<Cursor> cursors = new CopyOnWriteArrayList<>();
     private long nextSeq = 1;
+    private final List<Cursor> cursors = new CopyOnWriteArrayList<>();
 
-    /** One flusher's place in the failures: it has reported every failure below {@link #reportedBelow}. */
+    /** One flusher: whether a link was lost since it last said so. */
     static final class Cursor {
-        private long reportedBelow;
-        /** A link was lost after writes that no flush had covered, and this flusher has not said so yet. */
-        private final java.util.concurrent.atomic.AtomicBoolean linkLost = new java.util.concurrent.atomic.AtomicBoolean();
+        private final AtomicBoolean linkLost = new AtomicBoolean();
     }
 
-    /** A new flusher's cursor: its first flush reports every failure some other cursor has not reported yet. */
+    /** A new flusher's cursor (its flushes report the links lost from now on). */
     Cursor newCursor() {
         Cursor c = new Cursor();
-        synchronized (this) {
-            c.reportedBelow = failed.isEmpty() ? 0 : failed.firstKey();
-            cursors.add(c);
-        }
+        cursors.add(c);
         return c;
     }
 
-    /** A link was lost after writes that no flush had covered: every cursor's next flush must fail. */
+    /** A link was lost after writes that no flush had covered: every flusher's next flush must fail. */
     void linkLost() {
         for (Cursor c : cursors) {
             c.linkLost.set(true);
@@ -138,11 +136,8 @@ final class NbdWriteBehind {
         return nextSeq;
     }
 
-    /**
-     * Waits for every write before {@code mark}; fails if any failure before it is new to
-     * {@code cursor} (which then counts them reported).
-     */
-    void settle(long mark, Cursor cursor, String where) throws IOException {
+    /** Waits for every write before {@code mark}; fails, and forgets them, if any of those failed. */
+    void settle(long mark, String where) throws IOException {
         while (true) {
             Entry wait = null;
             synchronized (this) {
@@ -158,14 +153,9 @@ final class NbdWriteBehind {
         }
         List<String> lost;
         synchronized (this) {
-            lost = cursor.reportedBelow < mark ? new ArrayList<>(failed.subMap(cursor.reportedBelow, mark).values())
-                    : List.of();
-            cursor.reportedBelow = Math.max(cursor.reportedBelow, mark);
-            long seen = Long.MAX_VALUE;
-            for (Cursor c : cursors) {
-                seen = Math.min(seen, c.reportedBelow);
-            }
-            failed.headMap(seen).clear(); // every cursor reported them
+            var head = failed.headMap(mark);
+            lost = new ArrayList<>(head.values());
+            head.clear();
         }
         if (!lost.isEmpty()) {
             throw new IOException(where + ": flush failed: " + lost.size() + " earlier write"

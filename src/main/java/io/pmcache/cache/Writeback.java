@@ -469,8 +469,9 @@ final class Writeback {
         if (x.kind() == Extent.Kind.ZERO) {
             e.backing.writeZeroes(x.start(), x.length(), false);
         } else {
-            e.backing.write(x.start(), e.medium.segment().asSlice(e.address(x.segment(), x.segmentOffset()),
-                    x.length()), false);
+            // Behind: a remote keeps many in flight; the flush that follows reports what failed.
+            e.backing.writeBehind(x.start(), e.medium.segment().asSlice(e.address(x.segment(), x.segmentOffset()),
+                    x.length()));
             e.stats.writebackWrittenBytes.add(x.length());
         }
         e.hook.at(StepHook.Point.WRITEBACK_BETWEEN_WRITES);

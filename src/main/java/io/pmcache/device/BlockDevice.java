@@ -29,8 +29,22 @@ public interface BlockDevice extends AutoCloseable {
     /** Reads {@code dst.byteSize()} bytes at {@code offset} into {@code dst}. */
     void read(long offset, MemorySegment dst) throws IOException;
 
-    /** Writes all of {@code src} at {@code offset}; durable on return when {@code fua}. */
+    /**
+     * Writes all of {@code src} at {@code offset}: done (or failed, throwing) on return; durable on
+     * return when {@code fua}.
+     */
     void write(long offset, MemorySegment src, boolean fua) throws IOException;
+
+    /**
+     * Writes all of {@code src} at {@code offset}, perhaps only sent on return: a device may keep
+     * such writes in flight (a remote's round trips), and one that fails after returning fails the
+     * next {@link #flush} of the device — its own flush, not other {@link Flusher}s'. For a writer
+     * that writes again whatever its next flush cannot confirm (the cache's writeback). The
+     * default is {@link #write}.
+     */
+    default void writeBehind(long offset, MemorySegment src) throws IOException {
+        write(offset, src, false);
+    }
 
     /**
      * Writes the {@code length} bytes {@code data} delivers at {@code offset}: {@link #write} for
@@ -58,12 +72,12 @@ public interface BlockDevice extends AutoCloseable {
     }
 
     /**
-     * A flusher of its own. A device whose writes may fail after returning (a page cache's write-out,
-     * a remote's writes sent without waiting) reports each such failure once to each flusher, as
-     * Linux reports a write-back error once to each open file: so a program whose parts flush for
-     * different writers gives each part its own, and one part's flush never consumes the report
-     * another part needs to know its writes were lost. The default is {@link #flush} itself, right
-     * for devices that report each failure in the write that failed or at every flush.
+     * A flusher of its own, for a part of a program that flushes for writers of its own. Where a
+     * write can be lost after it returned — a page cache's write-out, whose error Linux reports once
+     * to each open file; a remote's connection lost before its flush — each flusher learns of it at
+     * its next flush, so one part's flush never consumes the report another part needs. (Failures
+     * of {@link #writeBehind} go to the device's own {@link #flush} only.) The default is
+     * {@link #flush} itself, right for devices that lose no write after it returned.
      */
     default Flusher newFlusher() throws IOException {
         return this::flush;

@@ -136,6 +136,12 @@ public final class FaultyBackingDevice implements BackingDevice {
     }
 
     @Override
+    public void writeBehind(long offset, MemorySegment src) throws IOException {
+        before(Op.WRITE);
+        delegate.writeBehind(offset, src);
+    }
+
+    @Override
     public void flush() throws IOException {
         before(Op.FLUSH);
         delegate.flush();
