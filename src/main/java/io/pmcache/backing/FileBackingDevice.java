@@ -311,6 +311,8 @@ public final class FileBackingDevice implements BackingDevice {
                     if (attempt >= MAX_REOPEN_RETRIES) {
                         throw new IOException(path + ": channel kept being closed by interrupts", e);
                     }
+                } catch (IOException e) {
+                    throw named(e);
                 }
             }
             checkSizeAfterFlush();
@@ -573,8 +575,19 @@ public final class FileBackingDevice implements BackingDevice {
                 if (attempt >= MAX_REOPEN_RETRIES) {
                     throw new IOException(path + ": channel kept being closed by interrupts", e);
                 }
+            } catch (PastEndException e) {
+                throw e; // the caller names it (the file shrank)
+            } catch (IOException e) {
+                throw named(e);
             }
         }
+    }
+
+    /** The JDK's I/O errors say only the reason ("No space left on device"): name the file too. */
+    private IOException named(IOException e) {
+        String m = String.valueOf(e.getMessage());
+        return m.contains(path.toString()) || e instanceof InterruptedIOException ? e
+                : new IOException(path + ": " + m, e);
     }
 
     private void reopenAfter(FileChannel failed, ClosedChannelException cause) throws IOException {
