@@ -121,8 +121,13 @@ public final class Cache implements BlockDevice {
             return found + ": use a segment size of " + (fits >> 20) + " MiB or less (--segment-size "
                     + (fits >> 20) + "M), or a larger medium";
         }
-        long need = Layout.segmentAreaOffset(min) + min * Superblock.MIN_SEGMENT_SIZE;
-        return found + ": the smallest cache is " + need + " bytes (" + min + " segments of 1 MiB)";
+        return found + ": the smallest cache is " + smallestMedium() + " bytes (" + min + " segments of 1 MiB)";
+    }
+
+    /** The smallest medium a cache fits in: its metadata and the fewest segments, of the smallest size. */
+    public static long smallestMedium() {
+        int min = CacheOptions.SEGMENTS_PER_HEAD;
+        return Layout.segmentAreaOffset(min) + min * Superblock.MIN_SEGMENT_SIZE;
     }
 
     /**

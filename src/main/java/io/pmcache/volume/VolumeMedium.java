@@ -93,6 +93,13 @@ public final class VolumeMedium {
             throw new IllegalArgumentException(problem);
         }
         long want = size > 0 ? VolumeLayout.alignUp(size) : space(medium);
+        long smallest = VolumeLayout.alignUp(Cache.smallestMedium());
+        if (want < smallest) {
+            // The volume's region is what Cache.format sees; the operator sizes the whole medium.
+            throw new IOException(medium.describe() + ": " + want + " bytes for the volume, the smallest cache is "
+                    + smallest + " bytes: a medium of at least " + (VolumeLayout.DATA_START + smallest)
+                    + " bytes (" + VolumeLayout.DATA_START + " for the volume table)");
+        }
         checkFits(medium, Math.max(want, VolumeLayout.REGION_ALIGN));
         MediumRegion region = new MediumRegion(medium, VolumeLayout.DATA_START, want, name);
         VolumeEntry[] entry = {null};

@@ -47,6 +47,21 @@ class VolumeMediumTest {
         return m;
     }
 
+    /** A medium too small for a volume names the smallest medium that holds one, and that one does. */
+    @org.junit.jupiter.api.Test
+    void aMediumTooSmallForAVolumeNamesTheSmallestThatFits() throws IOException {
+        PowerCutMedium small = track(PowerCutMedium.create(4 * MIB));
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> VolumeMedium.formatWithVolume(small,
+                        VolumeMedium.DEFAULT_NAME, diskA, "/disk/a", 0, SMALL)).isInstanceOf(IOException.class)
+                .hasMessageContaining("a medium of at least");
+        String m = org.assertj.core.api.Assertions.catchThrowable(() -> VolumeMedium.formatWithVolume(small,
+                VolumeMedium.DEFAULT_NAME, diskA, "/disk/a", 0, SMALL)).getMessage();
+        long smallest = Long.parseLong(m.replaceAll(".*a medium of at least (\\d+) bytes.*", "$1"));
+        PowerCutMedium fits = track(PowerCutMedium.create(smallest));
+        assertThat(VolumeMedium.formatWithVolume(fits, VolumeMedium.DEFAULT_NAME, diskA, "/disk/a", 0, SMALL)
+                .medium().size()).isEqualTo(smallest - VolumeLayout.DATA_START);
+    }
+
     private PowerCutMedium volumeMedium() throws IOException {
         PowerCutMedium m = track(PowerCutMedium.create(MEDIUM));
         VolumeMedium.format(m);
