@@ -101,7 +101,12 @@ final class CacheModeEndpoint {
         long old = cache.sequentialCutoff();
         try {
             Object v = value(body(ex), "sequential_cutoff");
-            long bytes = v instanceof Long l ? l : Long.parseLong(String.valueOf(v).strip());
+            long bytes;
+            try {
+                bytes = v instanceof Long l ? l : Long.parseLong(String.valueOf(v).strip());
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("not a number of bytes: " + v); // not the JDK's wording
+            }
             cache.setSequentialCutoff(bytes);
         } catch (IllegalArgumentException e) {
             AdminServer.reply(ex, 400, "application/json", Json.write(Map.of("error",
