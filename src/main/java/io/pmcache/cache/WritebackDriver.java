@@ -62,7 +62,8 @@ final class WritebackDriver {
         return new WritebackPolicy.Inputs(s.dirtyBytes.sum(), e.segments.count(), e.segments.segmentSize(),
                 e.allocator.usedCount(), gc.threshold(), e.allocator.hasWaiters(),
                 info.keyTail().ksetSeq() >= info.dirtyTail().ksetSeq(),
-                s.reads.sum() + s.writes.sum() + s.flushes.sum() + s.trims.sum(), writeback.writtenUnsyncedBytes());
+                s.reads.sum() + s.writes.sum() + s.flushes.sum() + s.trims.sum(), writeback.writtenUnsyncedBytes(),
+                s.spaceWaits.sum());
     }
 
     /** One turn at {@code now} (nanoseconds). */

@@ -17,7 +17,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  *       of the segments (at least 1), so writeback is at full speed before writers must wait.
  *       Like dm-writecache's high and low watermarks, pressure then lasts until space is no
  *       longer short and the dirty bytes are down to halfway between the target and that point,
- *       so writeback does not flap between full speed and paced at the edge. When the last
+ *       so writeback does not flap between full speed and paced at the edge — and, past that, until
+ *       no writer has waited for space for {@link #RECENT_WAIT_NANOS}: a load that made writers
+ *       wait that recently outruns writeback, and a paced stretch would only leave the backing
+ *       device idle until the next writer waits (in a writeback-bound run such stretches left the
+ *       disk idle 2.6 s of 35, docs/benchmarks.md "Session 16"). When the last
  *       full-speed batch left bytes to newer keys ({@link LastBatch#overwrittenBeyond}), the dirty
  *       bytes that end it are those no batch has taken yet ({@link Inputs#unwrittenBytes}): the
  *       batch in flight counts as done, so pressure stops once a batch crosses the low watermark
@@ -72,9 +76,12 @@ final class WritebackPolicy {
      * @param foregroundOps   a count that grows with every foreground request (only its changes matter)
      * @param writtenBytes    of {@code dirtyBytes}, those already written to the backing device and
      *                        awaiting its sync (the batch in flight)
+     * @param spaceWaits      a count that grows each time a writer waits for a free segment (only its
+     *                        changes matter)
      */
     record Inputs(long dirtyBytes, int segmentCount, long segmentSize, int usedSegments, int gcThreshold,
-                  boolean writersWaiting, boolean gcCaughtUp, long foregroundOps, long writtenBytes) {
+                  boolean writersWaiting, boolean gcCaughtUp, long foregroundOps, long writtenBytes,
+                  long spaceWaits) {
         long cacheBytes() {
             return segmentCount * segmentSize;
         }
@@ -108,6 +115,9 @@ final class WritebackPolicy {
     private long lastActive;
     /** Pressure began and has not yet ended at the low watermark. */
     private boolean underPressure;
+    private long lastSpaceWaits;
+    /** When a writer was last seen waiting for space, or the wait count last grew; MIN_VALUE: never. */
+    private long lastSpaceWait = Long.MIN_VALUE;
     private volatile Decision last;
 
     WritebackPolicy(WritebackSettings settings) {
@@ -149,11 +159,15 @@ final class WritebackPolicy {
             lastOps = in.foregroundOps();
             lastActive = now;
         }
+        if (in.writersWaiting() || (started && in.spaceWaits() != lastSpaceWaits)) {
+            lastSpaceWait = now;
+        }
+        lastSpaceWaits = in.spaceWaits();
         started = true;
         Reason reason;
         if (drains.get() > 0 || s.fullSpeed()) {
             reason = Reason.DRAIN;
-        } else if (pressure(in, target, lastBatch)) {
+        } else if (pressure(now, in, target, lastBatch)) {
             reason = Reason.PRESSURE;
         } else if (now - lastActive >= s.idleDelayMillis() * 1_000_000) {
             reason = Reason.IDLE;
@@ -165,16 +179,23 @@ final class WritebackPolicy {
         return d;
     }
 
-    /** Rule 2 with its hysteresis: space is short, or was and the dirty bytes are not yet low. */
-    private boolean pressure(Inputs in, long target, LastBatch last) {
+    /**
+     * Rule 2 with its hysteresis: space is short, or was and the dirty bytes are not yet low or a
+     * writer waited for space recently.
+     */
+    private boolean pressure(long now, Inputs in, long target, LastBatch last) {
         long dirty = last.overwrittenBeyond() ? in.unwrittenBytes() : in.dirtyBytes();
         if (spaceShort(in)) {
             underPressure = true;
-        } else if (underPressure && dirty <= lowWatermark(in, target)) {
+        } else if (underPressure && dirty <= lowWatermark(in, target)
+                && (lastSpaceWait == Long.MIN_VALUE || now - lastSpaceWait >= RECENT_WAIT_NANOS)) {
             underPressure = false;
         }
         return underPressure;
     }
+
+    /** Pressure lasts at least this long after a writer last waited for space (rule 2). */
+    static final long RECENT_WAIT_NANOS = 1_000_000_000L;
 
     /**
      * What a batch did with its keys' bytes (shares 0..1).

@@ -21,7 +21,7 @@ class WritebackPolicyTest {
 
     /** Figures with no space pressure: a third of the segments used, gc not caught up. */
     static Inputs calm(long dirty, long ops) {
-        return new Inputs(dirty, SEGS, SEG, 20, 44, false, false, ops, 0);
+        return new Inputs(dirty, SEGS, SEG, 20, 44, false, false, ops, 0, 0);
     }
 
     @Test
@@ -121,7 +121,7 @@ class WritebackPolicyTest {
     @Test
     void aFullSpeedBatchSpansTheWatermarksReachesTheTargetWhenItAbsorbsAndStaysAtTheTailWhenNewerKeysOverwrite() {
         int near = 44 - SEGS / 16;                          // 40 segments: space short from 640 MiB dirty
-        Inputs calm = new Inputs(near * SEG, SEGS, SEG, 50, 44, false, false, 0, 0);
+        Inputs calm = new Inputs(near * SEG, SEGS, SEG, 50, 44, false, false, 0, 0, 0);
         long low = WritebackPolicy.lowWatermark(calm, TARGET);
         assertThat(low).isEqualTo(TARGET + (near * SEG - TARGET) / 2);
         assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET, LastBatch.NONE)).isEqualTo(near * SEG - low)
@@ -136,7 +136,7 @@ class WritebackPolicyTest {
                 .as("too little left to newer keys").isEqualTo(near * SEG - low);
         assertThat(WritebackPolicy.fullSpeedBatch(calm, TARGET, new LastBatch(0.4, 0.2)))
                 .as("the batch absorbed more itself").isEqualTo(near * SEG - TARGET);
-        Inputs waiting = new Inputs(near * SEG, SEGS, SEG, 50, 44, true, false, 0, 0);
+        Inputs waiting = new Inputs(near * SEG, SEGS, SEG, 50, 44, true, false, 0, 0, 0);
         assertThat(WritebackPolicy.fullSpeedBatch(waiting, TARGET, LastBatch.NONE)).isEqualTo(CACHE / 8);
         assertThat(WritebackPolicy.fullSpeedBatch(waiting, TARGET, absorbed(0.5))).isEqualTo(CACHE / 8);
         // a target at or above where space gets short: nothing between the watermarks, the base batch
@@ -154,18 +154,18 @@ class WritebackPolicyTest {
     void spaceIsShortWhenAWriterWaitsOrOnlyWritebackCanMakeRoom() {
         int near = 44 - SEGS / 16;
         // a writer waits
-        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 10, 44, true, false, 0, 0))).isTrue();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 10, 44, true, false, 0, 0, 0))).isTrue();
         // near the gc threshold, and gc has nothing left to reclaim before the dirty tail
-        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, near, 44, false, true, 0, 0))).isTrue();
-        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, near - 1, 44, false, true, 0, 0))).isFalse();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, near, 44, false, true, 0, 0, 0))).isTrue();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, near - 1, 44, false, true, 0, 0, 0))).isFalse();
         // near the threshold but gc can still reclaim written-back segments
-        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 50, 44, false, false, 0, 0))).isFalse();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 50, 44, false, false, 0, 0, 0))).isFalse();
         // the dirty bytes alone fill the segments up to near the threshold
-        assertThat(WritebackPolicy.spaceShort(new Inputs(near * SEG, SEGS, SEG, 10, 44, false, false, 0, 0))).isTrue();
-        assertThat(WritebackPolicy.spaceShort(new Inputs(near * SEG - 1, SEGS, SEG, 10, 44, false, false, 0, 0)))
+        assertThat(WritebackPolicy.spaceShort(new Inputs(near * SEG, SEGS, SEG, 10, 44, false, false, 0, 0, 0))).isTrue();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(near * SEG - 1, SEGS, SEG, 10, 44, false, false, 0, 0, 0)))
                 .isFalse();
         // gc_percent 0: always short (the eager writeback of tiny caches)
-        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 1, 0, false, false, 0, 0))).isTrue();
+        assertThat(WritebackPolicy.spaceShort(new Inputs(0, SEGS, SEG, 1, 0, false, false, 0, 0, 0))).isTrue();
     }
 
     @Test
@@ -181,6 +181,41 @@ class WritebackPolicyTest {
         assertThat(p.decide(4 * SEC, calm(low, 5), LastBatch.NONE).reason()).isEqualTo(Reason.CONTROLLER);
         assertThat(p.decide(5 * SEC, calm(low + 1, 6), LastBatch.NONE).reason()).as("below the high mark again").isEqualTo(
                 Reason.CONTROLLER);
+    }
+
+    /**
+     * A load that made a writer wait for space within the last second outruns writeback: pressure
+     * holds past the low watermark until a second without a wait, whether the wait was seen as it
+     * happened or only as a grown wait count.
+     */
+    @Test
+    void pressureHoldsWhileWritersWaitedForSpaceWithinTheLastSecond() {
+        long low = WritebackPolicy.lowWatermark(calm(0, 0), TARGET);
+        long recent = WritebackPolicy.RECENT_WAIT_NANOS;
+        WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS);
+        assertThat(p.decide(0, waits(low, true, 7, 1), LastBatch.NONE).reason()).isEqualTo(Reason.PRESSURE);
+        assertThat(p.decide(recent - 1, waits(low, false, 7, 2), LastBatch.NONE).reason())
+                .as("low, but a writer waited less than a second ago").isEqualTo(Reason.PRESSURE);
+        assertThat(p.decide(recent, waits(low, false, 7, 3), LastBatch.NONE).reason())
+                .as("a second without a wait").isEqualTo(Reason.CONTROLLER);
+
+        WritebackPolicy q = new WritebackPolicy(WritebackSettings.DEFAULTS);
+        long high = (44L - SEGS / 16) * SEG;
+        assertThat(q.decide(0, waits(high, false, 3, 1), LastBatch.NONE).reason())
+                .as("waits counted before the policy's first look are not recent").isEqualTo(Reason.PRESSURE);
+        assertThat(q.decide(SEC / 2, waits(low, false, 4, 2), LastBatch.NONE).reason())
+                .as("a wait between two looks, seen as a grown count").isEqualTo(Reason.PRESSURE);
+        assertThat(q.decide(SEC / 2 + recent, waits(low, false, 4, 3), LastBatch.NONE).reason())
+                .isEqualTo(Reason.CONTROLLER);
+
+        WritebackPolicy r = new WritebackPolicy(WritebackSettings.DEFAULTS);
+        assertThat(r.decide(0, waits(high, false, 3, 1), LastBatch.NONE).reason()).isEqualTo(Reason.PRESSURE);
+        assertThat(r.decide(1, waits(low, false, 3, 2), LastBatch.NONE).reason())
+                .as("no writer waited since the first look").isEqualTo(Reason.CONTROLLER);
+    }
+
+    private static Inputs waits(long dirty, boolean waiting, long spaceWaits, long ops) {
+        return new Inputs(dirty, SEGS, SEG, 20, 44, waiting, false, ops, 0, spaceWaits);
     }
 
     /**
@@ -217,13 +252,13 @@ class WritebackPolicyTest {
     }
 
     private static Inputs inFlight(long dirty, long written, long ops) {
-        return new Inputs(dirty, SEGS, SEG, 20, 44, false, false, ops, written);
+        return new Inputs(dirty, SEGS, SEG, 20, 44, false, false, ops, written, 0);
     }
 
     @Test
     void pressureGoesFullSpeedAndDrainWinsOverEverything() {
         WritebackPolicy p = new WritebackPolicy(WritebackSettings.DEFAULTS);
-        Inputs waiting = new Inputs(TARGET / 2, SEGS, SEG, 60, 44, true, false, 1, 0);
+        Inputs waiting = new Inputs(TARGET / 2, SEGS, SEG, 60, 44, true, false, 1, 0, 0);
         Decision d = p.decide(0, waiting, LastBatch.NONE);
         assertThat(d.reason()).isEqualTo(Reason.PRESSURE);
         assertThat(d.fullSpeed()).isTrue();
