@@ -122,9 +122,9 @@ public final class NbdBackingDevice implements BackingDevice {
     /** Writes that need a read-modify-write take the write lock, all other writes the read lock. */
     private final ReentrantReadWriteLock rmwLock = new ReentrantReadWriteLock();
     private final NbdWriteBehind behind = new NbdWriteBehind();
-    /** {@link #flush()}'s place in the failures of writes made behind. */
+    /** {@link #flush()} as a flusher (of links lost with unflushed writes). */
     private final NbdWriteBehind.Cursor flushCursor = behind.newCursor();
-    /** The place of the flushes that stand in for FUA where the server has none: not {@link #flush()}'s. */
+    /** The flushes that stand in for FUA where the server has none: a flusher apart from {@link #flush()}. */
     private final NbdWriteBehind.Cursor fuaCursor = behind.newCursor();
     private final Object stateLock = new Object();
     private final Thread supervisor;

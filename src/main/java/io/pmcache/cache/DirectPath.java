@@ -46,9 +46,9 @@ final class DirectPath {
     private final Engine e;
     private final ReadPath reads;
     /**
-     * The backing device's flusher for direct writes, not writeback's: a direct write that failed
-     * after returning (a remote's write sent without waiting, a page cache's write-out) fails the
-     * next FLUSH even when a writeback flush learned of it first.
+     * The backing device's flusher for direct writes, not writeback's: a direct write lost after it
+     * returned (a page cache's write-out error, a remote's connection lost before its flush) fails
+     * the next FLUSH even when a writeback flush learned of the loss first.
      */
     private final io.pmcache.device.BlockDevice.Flusher flusher;
     /**

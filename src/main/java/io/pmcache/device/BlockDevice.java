@@ -58,9 +58,10 @@ public interface BlockDevice extends AutoCloseable {
     }
 
     /**
-     * Makes every write completed before this call durable. A write that returned but failed on
-     * its way to the medium fails the next flush — of each {@link Flusher} once (see
-     * {@link #newFlusher}); this method is the device's own flusher.
+     * Makes every write completed before this call durable. A write lost after it returned (a
+     * page cache's write-out error, a remote's connection lost before its flush) fails the next
+     * flush of each {@link Flusher} once (see {@link #newFlusher}); a failed {@link #writeBehind}
+     * fails only this method's. This method is the device's own flusher.
      */
     void flush() throws IOException;
 
