@@ -96,9 +96,9 @@ public final class VolumeMedium {
         long smallest = VolumeLayout.alignUp(Cache.smallestMedium());
         if (want < smallest) {
             // The volume's region is what Cache.format sees; the operator sizes the whole medium.
-            throw new IOException(medium.describe() + ": " + want + " bytes left for the volume; a cache needs at least "
-                    + smallest + " bytes: give a medium of at least " + (VolumeLayout.DATA_START + smallest)
-                    + " bytes (" + VolumeLayout.DATA_START + " of them for the volume table)");
+            throw new IOException(medium.describe() + ": " + want + " bytes left for the volume, which needs at least "
+                    + smallest + ": the smallest cache is " + (VolumeLayout.DATA_START + smallest) + " bytes ("
+                    + VolumeLayout.DATA_START + " of them for the volume table)");
         }
         checkFits(medium, Math.max(want, VolumeLayout.REGION_ALIGN));
         MediumRegion region = new MediumRegion(medium, VolumeLayout.DATA_START, want, name);

@@ -53,10 +53,10 @@ class VolumeMediumTest {
         PowerCutMedium small = track(PowerCutMedium.create(4 * MIB));
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> VolumeMedium.formatWithVolume(small,
                         VolumeMedium.DEFAULT_NAME, diskA, "/disk/a", 0, SMALL)).isInstanceOf(IOException.class)
-                .hasMessageContaining("a medium of at least");
+                .hasMessageContaining("the smallest cache is");
         String m = org.assertj.core.api.Assertions.catchThrowable(() -> VolumeMedium.formatWithVolume(small,
                 VolumeMedium.DEFAULT_NAME, diskA, "/disk/a", 0, SMALL)).getMessage();
-        long smallest = Long.parseLong(m.replaceAll(".*a medium of at least (\\d+) bytes.*", "$1"));
+        long smallest = Long.parseLong(m.replaceAll(".*the smallest cache is (\\d+) bytes.*", "$1"));
         PowerCutMedium fits = track(PowerCutMedium.create(smallest));
         assertThat(VolumeMedium.formatWithVolume(fits, VolumeMedium.DEFAULT_NAME, diskA, "/disk/a", 0, SMALL)
                 .medium().size()).isEqualTo(smallest - VolumeLayout.DATA_START);
