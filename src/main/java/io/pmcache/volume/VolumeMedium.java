@@ -141,7 +141,9 @@ public final class VolumeMedium {
         medium.persist(0, VolumeLayout.DATA_START);
         long id = new SecureRandom().nextLong();
         List<VolumeEntry> volumes = first == null ? List.of() : List.of(first.make());
+        // The same table in both slots (sequences 0 and 1): one damaged slot then strands nothing.
         new VolumeTable(0, volumes).encode(m, id);
+        new VolumeTable(1, volumes).encode(m, id);
         medium.persist(VolumeLayout.TABLE_SLOT0, 2L * VolumeLayout.TABLE_SLOT_SIZE);
         new MediumHeader(MediumHeader.VERSION, 0, id, medium.size(), System.currentTimeMillis()).encode(m);
         medium.persist(0, MediumHeader.SIZE);

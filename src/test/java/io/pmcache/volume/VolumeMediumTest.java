@@ -47,6 +47,22 @@ class VolumeMediumTest {
         return m;
     }
 
+    /** Format writes the table into both slots: a damaged slot 0 right after format strands nothing. */
+    @org.junit.jupiter.api.Test
+    void aDamagedTableSlotRightAfterFormatLeavesTheVolumeReadable() throws IOException {
+        PowerCutMedium m = track(PowerCutMedium.create(MEDIUM));
+        VolumeMedium.formatWithVolume(m, VolumeMedium.DEFAULT_NAME, diskA, "/disk/a", 20 * MIB, SMALL);
+        for (long slot : new long[] {VolumeLayout.TABLE_SLOT0, VolumeLayout.TABLE_SLOT1}) {
+            long at = slot + 60000; // zero padding, covered by the slot's CRC
+            m.segment().set(java.lang.foreign.ValueLayout.JAVA_BYTE, at, (byte) 1);
+            List<String> damaged = new ArrayList<>();
+            VolumeMedium vm = VolumeMedium.open(m, damaged::add);
+            assertThat(vm.volumes()).extracting(Volume::name).containsExactly(VolumeMedium.DEFAULT_NAME);
+            assertThat(damaged).singleElement().asString().contains("CRC");
+            m.segment().set(java.lang.foreign.ValueLayout.JAVA_BYTE, at, (byte) 0);
+        }
+    }
+
     /** A medium too small for a volume names the smallest medium that holds one, and that one does. */
     @org.junit.jupiter.api.Test
     void aMediumTooSmallForAVolumeNamesTheSmallestThatFits() throws IOException {
