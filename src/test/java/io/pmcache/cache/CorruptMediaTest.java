@@ -496,17 +496,18 @@ class CorruptMediaTest {
         try (Cache c = Cache.open(v.medium(), disk, QUIET)) {
             c.write(0, data, true);
         }
-        // slot 1 holds the newest copy (sequence 1); damage it: slot 0 (no volume yet) is used
-        long slot1 = io.pmcache.format.VolumeLayout.TABLE_SLOT1;
-        byte was = m.segment().get(JAVA_BYTE, slot1 + 64);
-        m.segment().set(JAVA_BYTE, slot1 + 64, (byte) (was ^ 1));
+        // Format wrote sequences 0 and 1 (no volume); the create wrote sequence 2 into slot 0. Damage
+        // slot 0, the newest: slot 1 (no volume yet) is used
+        long slot0 = io.pmcache.format.VolumeLayout.TABLE_SLOT0;
+        byte was = m.segment().get(JAVA_BYTE, slot0 + 64);
+        m.segment().set(JAVA_BYTE, slot0 + 64, (byte) (was ^ 1));
         List<String> damaged = new ArrayList<>();
         assertThat(io.pmcache.volume.VolumeMedium.open(m, damaged::add).volumes()).isEmpty();
-        assertThat(damaged).singleElement().asString().contains("volume table slot 1").contains("CRC mismatch");
-        m.segment().set(JAVA_BYTE, slot1 + 64, was);
-        // slot 0 damaged instead: slot 1 lists the volume, whose cache holds the data
-        long slot0 = io.pmcache.format.VolumeLayout.TABLE_SLOT0;
-        m.segment().set(JAVA_BYTE, slot0 + 8, (byte) 0x77);
+        assertThat(damaged).singleElement().asString().contains("volume table slot 0").contains("CRC mismatch");
+        m.segment().set(JAVA_BYTE, slot0 + 64, was);
+        // slot 1 damaged instead: slot 0 lists the volume, whose cache holds the data
+        long slot1 = io.pmcache.format.VolumeLayout.TABLE_SLOT1;
+        m.segment().set(JAVA_BYTE, slot1 + 8, (byte) 0x77);
         io.pmcache.volume.Volume again = io.pmcache.volume.VolumeMedium.open(m, s -> { }).volume("v");
         try (Cache c = Cache.open(again.medium(), disk, QUIET)) {
             MemorySegment back = MemorySegment.ofArray(new byte[64 << 10]);
@@ -514,7 +515,7 @@ class CorruptMediaTest {
             assertThat(back.mismatch(data)).isEqualTo(-1);
         }
         // both damaged: a clear error naming both slots
-        m.segment().set(JAVA_BYTE, slot1 + 64, (byte) (was ^ 1));
+        m.segment().set(JAVA_BYTE, slot0 + 64, (byte) (was ^ 1));
         assertThatThrownBy(() -> io.pmcache.volume.VolumeMedium.open(m)).isInstanceOf(MediaCorruptException.class)
                 .hasMessageContaining(m.describe()).hasMessageContaining("no valid volume table");
         // every flipped byte of the medium header: a corrupt header, named
