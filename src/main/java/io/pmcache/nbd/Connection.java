@@ -815,7 +815,10 @@ final class Connection implements Runnable {
     }
 
     private void replyNotSent(Request r, IOException e) {
-        log.debug("{}: reply to {} not sent: {}", peer, r, e.toString());
+        // The reply's write may be what meets a client's reset first (before the reader does):
+        // the same event, so the same words.
+        log.debug("{}: {}reply to {} not sent: {}", peer, clientGone(e) ? "client disconnected; " : "", r,
+                e.toString());
         abort();
     }
 
@@ -865,7 +868,7 @@ final class Connection implements Runnable {
                 replies.flush();
             }
         } catch (IOException e) {
-            log.debug("{}: replies not sent: {}", peer, e.toString());
+            log.debug("{}: {}replies not sent: {}", peer, clientGone(e) ? "client disconnected; " : "", e.toString());
         }
     }
 }
