@@ -36,6 +36,12 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  *   <li>{@link #blockStatus}: a regular file's holes ({@code lseek} with {@code SEEK_DATA} and
  *       {@code SEEK_HOLE} through a third, lazily opened read-only fd) are HOLE, the rest DATA; a
  *       block device, or a file system that cannot tell, is all DATA.</li>
+ *   <li>{@link #writeBehind} (the cache's writeback) writes aligned native memory straight to the
+ *       disk, many writes in flight ({@link DirectWriteBehind}: {@code O_DIRECT} through io_uring),
+ *       where the kernel allows it; everything else goes through the page cache. A request that
+ *       overlaps such a write in flight waits for it, and {@link #flush()} waits for all of them
+ *       and reports the failed ones (once). System property {@code pmcache.directWriteback=false}
+ *       turns it off.</li>
  *   <li>{@link #fingerprint()}: see its Javadoc.</li>
  *   <li>Opened read-write, the file is locked exclusively ({@link FileUseLock}) until
  *       {@link #close()}: two caches never write back into one backing file. A second read-write
@@ -97,6 +103,11 @@ public final class FileBackingDevice implements BackingDevice {
     private final java.util.List<OwnFdFlusher> flushers = new java.util.concurrent.CopyOnWriteArrayList<>();
     /** The flushes that stand in for FUA: not {@link #flush()}'s descriptor, whose reports are writeback's. */
     private final OwnFdFlusher fuaFlusher;
+    /** Whether {@link #writeBehind} may write directly (see the class comment). */
+    static final boolean DIRECT_WRITEBACK = !"false".equals(System.getProperty("pmcache.directWriteback"));
+    /** {@link #writeBehind}'s direct writes, opened at the first; null before, or where refused. */
+    private volatile DirectWriteBehind direct;
+    private boolean directTried; // guarded by channelLock
 
     private FileBackingDevice(Path path, boolean readOnly, boolean blockDevice, long size,
                               long fingerprint, FileChannel channel, FileUseLock useLock) throws IOException {
@@ -204,6 +215,7 @@ public final class FileBackingDevice implements BackingDevice {
         Ranges.check(this, offset, dst.byteSize());
         ensureOpen();
         ensureNotShrunk("read", offset, dst.byteSize());
+        awaitDirect(offset, dst.byteSize());
         try {
             for (long done = 0; done < dst.byteSize(); ) {
                 int n = (int) Math.min(MAX_CHUNK, dst.byteSize() - done);
@@ -226,6 +238,7 @@ public final class FileBackingDevice implements BackingDevice {
         Ranges.check(this, offset, src.byteSize());
         ensureWritable();
         beforeChange("write", offset, src.byteSize());
+        awaitDirect(offset, src.byteSize());
         for (long done = 0; done < src.byteSize(); ) {
             int n = (int) Math.min(MAX_CHUNK, src.byteSize() - done);
             MemorySegment part = src.asSlice(done, n);
@@ -242,10 +255,56 @@ public final class FileBackingDevice implements BackingDevice {
         }
     }
 
+    /**
+     * Directly to the disk where it can ({@link DirectWriteBehind}); a failure is reported by the
+     * next {@link #flush()}. Else, and for what cannot go directly, as {@link #write}.
+     */
+    @Override
+    public void writeBehind(long offset, MemorySegment src) throws IOException {
+        Ranges.check(this, offset, src.byteSize());
+        ensureWritable();
+        beforeChange("write", offset, src.byteSize());
+        DirectWriteBehind d = direct();
+        if (d == null || !d.write(offset, src)) {
+            write(offset, src, false);
+        }
+    }
+
+    private DirectWriteBehind direct() {
+        DirectWriteBehind d = direct;
+        if (d != null || !DIRECT_WRITEBACK) {
+            return d;
+        }
+        synchronized (channelLock) {
+            if (!directTried && !closed) {
+                directTried = true;
+                direct = DirectWriteBehind.tryOpen(path);
+            }
+            return direct;
+        }
+    }
+
+    /** Whether writes behind go directly to the disk (tests). */
+    boolean writesDirectly() {
+        return direct != null;
+    }
+
+    /** Waits for the direct writes in flight that overlap the range (a request must follow them). */
+    private void awaitDirect(long offset, long length) throws IOException {
+        DirectWriteBehind d = direct;
+        if (d != null) {
+            d.awaitOverlapping(offset, length);
+        }
+    }
+
     @Override
     public void flush() throws IOException {
         ensureOpen();
         ensureNotShrunk("flush", 0, size);
+        DirectWriteBehind d = direct;
+        if (d != null) {
+            d.settle(); // the writes made before the flush have completed; fdatasync makes them durable
+        }
         withChannel(ch -> ch.force(false));
         checkSizeAfterFlush();
     }
@@ -331,6 +390,7 @@ public final class FileBackingDevice implements BackingDevice {
         Ranges.check(this, offset, length);
         ensureWritable();
         beforeChange("trim", offset, length);
+        awaitDirect(offset, length);
         if (length > 0) {
             zeroRange(offset, length);
         }
@@ -341,6 +401,7 @@ public final class FileBackingDevice implements BackingDevice {
         Ranges.check(this, offset, length);
         ensureWritable();
         beforeChange("write-zeroes", offset, length);
+        awaitDirect(offset, length);
         if (length > 0) {
             zeroRange(offset, length);
         }
@@ -417,6 +478,9 @@ public final class FileBackingDevice implements BackingDevice {
         closed = true;
         IOException failure = null;
         synchronized (channelLock) {
+            if (direct != null) {
+                direct.close(); // waits for the writes in flight: they are ours, and the lock is released below
+            }
             try {
                 channel.close();
             } catch (IOException e) {

@@ -40,7 +40,7 @@ import org.slf4j.LoggerFactory;
  *       read whole-block and, for writes, read-modified-written; such writes hold a lock that keeps
  *       every other write out meanwhile (aligned writes share it), so no write is lost to another's
  *       read-modify-write.</li>
- *   <li>A plain write (not FUA, block-aligned) returns once it is sent ({@link NbdWriteBehind}:
+ *   <li>A plain write (not FUA, block-aligned) returns once it is sent ({@link WritesInFlight}:
  *       up to 64 in flight, overlapping requests wait for them, and a write that fails after it
  *       returned fails the next {@code flush}). This relaxes the device contract in one way only:
  *       a write's error may be reported by the next flush instead of by the write, as a disk with
@@ -121,11 +121,11 @@ public final class NbdBackingDevice implements BackingDevice {
     private final long fingerprint;
     /** Writes that need a read-modify-write take the write lock, all other writes the read lock. */
     private final ReentrantReadWriteLock rmwLock = new ReentrantReadWriteLock();
-    private final NbdWriteBehind behind = new NbdWriteBehind();
+    private final WritesInFlight behind = new WritesInFlight(WritesInFlight.NBD_WINDOW);
     /** {@link #flush()} as a flusher (of links lost with unflushed writes). */
-    private final NbdWriteBehind.Cursor flushCursor = behind.newCursor();
+    private final WritesInFlight.Cursor flushCursor = behind.newCursor();
     /** The flushes that stand in for FUA where the server has none: a flusher apart from {@link #flush()}. */
-    private final NbdWriteBehind.Cursor fuaCursor = behind.newCursor();
+    private final WritesInFlight.Cursor fuaCursor = behind.newCursor();
     private final Object stateLock = new Object();
     private final Thread supervisor;
 
@@ -321,7 +321,7 @@ public final class NbdBackingDevice implements BackingDevice {
     }
 
     /**
-     * Returns once the write is sent, with up to {@link NbdWriteBehind#WINDOW} such writes in
+     * Returns once the write is sent, with up to {@link WritesInFlight#NBD_WINDOW} such writes in
      * flight; one the server fails is reported by the next {@link #flush()} (not by other
      * flushers). Whole blocks only: a write with partial blocks waits, as {@link #write} does.
      */
@@ -360,16 +360,16 @@ public final class NbdBackingDevice implements BackingDevice {
      */
     @Override
     public Flusher newFlusher() {
-        NbdWriteBehind.Cursor c = behind.newCursor();
+        WritesInFlight.Cursor c = behind.newCursor();
         return () -> {
             ensureOpen();
             flushAs(c);
         };
     }
 
-    private void flushAs(NbdWriteBehind.Cursor cursor) throws IOException {
+    private void flushAs(WritesInFlight.Cursor cursor) throws IOException {
         Link l = linkOrThrow("flush", 0, 0);
-        if (NbdWriteBehind.takeLinkLoss(cursor)) {
+        if (WritesInFlight.takeLinkLoss(cursor)) {
             throw new IOException(uri + ": flush failed: the connection was lost after writes that no flush had "
                     + "covered yet; the server may have dropped them, so they must be written again");
         }
@@ -540,7 +540,7 @@ public final class NbdBackingDevice implements BackingDevice {
     // ---- requests ----
 
     /**
-     * Sends an aligned, non-FUA write as pieces that are not waited for ({@link NbdWriteBehind}):
+     * Sends an aligned, non-FUA write as pieces that are not waited for ({@link WritesInFlight}):
      * each piece's reply ends it, counting it as written or keeping its failure for the next flush.
      * An error while sending fails this call (pieces already sent end on their own).
      */

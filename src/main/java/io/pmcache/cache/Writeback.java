@@ -439,8 +439,10 @@ final class Writeback {
     }
 
     /**
-     * Writes the extents in offset order from this one thread: buffered writes to one file take
-     * the file's lock one at a time anyway, so more writers only add hand-offs and contention.
+     * Writes the extents in offset order from this one thread, behind: the device keeps many in
+     * flight (a remote's round trips, a file's direct writes), so more writers would only add
+     * hand-offs. The medium's data they are written from stays put until the flush that follows
+     * (a segment is reused only after the dirty tail passed its data), as writeBehind requires.
      */
     private void writeAll(List<Extent> extents) throws IOException {
         for (Extent x : extents) {

@@ -39,8 +39,9 @@ public interface BlockDevice extends AutoCloseable {
      * Writes all of {@code src} at {@code offset}, perhaps only sent on return: a device may keep
      * such writes in flight (a remote's round trips), and one that fails after returning fails the
      * next {@link #flush} of the device — its own flush, not other {@link Flusher}s'. For a writer
-     * that writes again whatever its next flush cannot confirm (the cache's writeback). The
-     * default is {@link #write}.
+     * that writes again whatever its next flush cannot confirm (the cache's writeback). The memory
+     * of {@code src} must stay valid and unchanged until that flush returned: a device may write
+     * from it after returning (a file's direct writes). The default is {@link #write}.
      */
     default void writeBehind(long offset, MemorySegment src) throws IOException {
         write(offset, src, false);

@@ -28,6 +28,9 @@ public final class LinuxFiles {
     public static final int O_RDONLY = 0;
     public static final int O_RDWR = 02;
     public static final int O_CLOEXEC = 02000000;
+    static final int O_WRONLY = 01;
+    /** Architecture-specific: 0200000 on arm64, 040000 on x86-64 (and most others). */
+    static final int O_DIRECT = System.getProperty("os.arch", "").equals("aarch64") ? 0200000 : 040000;
     public static final int FALLOC_FL_KEEP_SIZE = 0x01;
     public static final int FALLOC_FL_PUNCH_HOLE = 0x02;
     public static final int SEEK_DATA = 3;
@@ -128,6 +131,14 @@ public final class LinuxFiles {
     /** {@code open(path, O_RDONLY | O_CLOEXEC)}; returns the fd. */
     public static int openReadOnly(Path path) throws IOException {
         return open(path, O_RDONLY);
+    }
+
+    /**
+     * {@code open(path, O_WRONLY | O_DIRECT | O_CLOEXEC)}: writes bypass the page cache (they must be
+     * aligned to the device's logical block size, in memory, position and length); returns the fd.
+     */
+    public static int openDirectWrite(Path path) throws IOException {
+        return open(path, O_WRONLY | O_DIRECT);
     }
 
     private static int open(Path path, int flags) throws IOException {

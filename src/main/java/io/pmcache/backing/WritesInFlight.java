@@ -12,29 +12,32 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * The writes sent but not yet answered ("write-behind"). A write behind ({@code writeBehind})
- * returns once its bytes are on the socket, so one caller (the cache's writeback is one thread)
- * keeps many writes in flight to a remote whose latency would otherwise allow one write per round
- * trip.
+ * The writes that returned before they completed ("write-behind"): an NBD remote's writes sent and
+ * not yet answered ({@link NbdBackingDevice}), a file's direct writes submitted and not yet
+ * completed ({@link DirectWriteBehind}). A write behind ({@code writeBehind}) returns once it is
+ * on its way, so one caller (the cache's writeback is one thread) keeps many writes in flight to a
+ * device whose latency would otherwise allow one write per round trip.
  *
  * <p>Rules that keep the device a disk:
  * <ul>
- *   <li>NBD may carry out requests in any order, so a request that overlaps a write in flight waits
- *       for that write's reply before it is sent: reads see the writes made before them, and
- *       overlapping writes land in the order they were made.</li>
+ *   <li>A remote or a disk may carry out requests in any order, so a request that overlaps a write
+ *       in flight waits for that write's end before it is sent: reads see the writes made before
+ *       them, and overlapping writes land in the order they were made.</li>
  *   <li>The device's own flush first waits for every write made before it; if one of them failed,
  *       the flush fails (reporting each failed write once), so the caller writes again what it
  *       cannot know landed — as a disk reports a lost cached write at the next flush. Writes made
  *       after the flush began keep their failure for a later flush. Only the writer that writes
  *       behind learns of these failures: it flushes with the device's own flush.</li>
  *   <li>A link lost after writes no flush covered fails the next flush of every flusher
- *       ({@link Cursor}): each flushes for writes that may have been dropped with it.</li>
- *   <li>At most {@link #WINDOW} writes are in flight; a further write waits for a reply. Each
- *       completes within the connection's request timeout and fence, so every wait here is bounded.</li>
+ *       ({@link Cursor}): each flushes for writes that may have been dropped with it (NBD only).</li>
+ *   <li>At most {@code window} writes are in flight; a further write waits for one to end. A
+ *       remote's write ends within the connection's request timeout and fence, so every wait here
+ *       is bounded; a file's, when the disk completes it.</li>
  * </ul>
  */
-final class NbdWriteBehind {
-    static final int WINDOW = 64;
+final class WritesInFlight {
+    /** A remote's window: enough to keep a link busy, few enough for the server's own queue. */
+    static final int NBD_WINDOW = 64;
 
     private static final class Entry {
         final long start;
@@ -47,7 +50,7 @@ final class NbdWriteBehind {
         }
     }
 
-    private final Semaphore window = new Semaphore(WINDOW);
+    private final Semaphore window;
     /** In-flight writes by sequence; guarded by this. */
     private final TreeMap<Long, Entry> inFlight = new TreeMap<>();
     /** Failed writes not yet reported by a flush, by sequence; guarded by this. */
@@ -58,6 +61,10 @@ final class NbdWriteBehind {
     /** One flusher: whether a link was lost since it last said so. */
     static final class Cursor {
         private final AtomicBoolean linkLost = new AtomicBoolean();
+    }
+
+    WritesInFlight(int window) {
+        this.window = new Semaphore(window);
     }
 
     /** A new flusher's cursor (its flushes report the links lost from now on). */
@@ -161,6 +168,23 @@ final class NbdWriteBehind {
             throw new IOException(where + ": flush failed: " + lost.size() + " earlier write"
                     + (lost.size() > 1 ? "s" : "") + " failed after returning (first: " + lost.getFirst()
                     + "); they must be written again");
+        }
+    }
+
+    /** The byte range of write {@code seq} in flight, for a message ("?" when it ended). */
+    synchronized String rangeOf(long seq) {
+        Entry e = inFlight.get(seq);
+        return e == null ? "?" : "[" + e.start + ", " + e.end + ")";
+    }
+
+    /** Ends every write in flight with {@code failure} (their outcome can no longer be learned). */
+    void endAll(String failure) {
+        List<Long> seqs;
+        synchronized (this) {
+            seqs = new ArrayList<>(inFlight.keySet());
+        }
+        for (long seq : seqs) {
+            end(seq, failure);
         }
     }
 
