@@ -19,7 +19,8 @@ import org.slf4j.LoggerFactory;
  * <ul>
  *   <li>Only native memory aligned to {@link #ALIGN} in address, position and length goes this way
  *       ({@link #write} says false otherwise, and the device writes through the page cache); a
- *       multiple of every logical block size, so the kernel never refuses one for its alignment.</li>
+ *       multiple of every logical block size, so the kernel never refuses one for its alignment.
+ *       After any write the kernel failed, every later one goes through the page cache.</li>
  *   <li>The memory must stay unchanged until the device's next flush returned (the cache's medium
  *       does: a segment is reused only after the dirty tail passed its data, after a flush).</li>
  *   <li>Ordering, failures and the flush follow {@link WritesInFlight}: a request overlapping a write
@@ -171,6 +172,9 @@ final class DirectWriteBehind implements AutoCloseable {
                         failure = "direct write at " + inFlight.rangeOf(seq) + " was short: " + result + " of "
                                 + length + " bytes";
                     }
+                    if (failure != null) {
+                        turnOff(failure);
+                    }
                     inFlight.end(seq, failure);
                 });
                 if (ring.unsubmitted() > 0) {
@@ -179,6 +183,18 @@ final class DirectWriteBehind implements AutoCloseable {
             }
         } catch (IOException | RuntimeException e) {
             fail("io_uring failed: " + e.getMessage());
+        }
+    }
+
+    /**
+     * After a write the kernel failed, later writes go through the page cache: the flush reports
+     * the failure and the writer writes the batch again, which must not meet the same refusal (a
+     * file system that takes {@code O_DIRECT} opens and then refuses the writes: EINVAL) forever.
+     */
+    private void turnOff(String failure) {
+        if (broken == null) {
+            broken = failure;
+            log.warn("{}: {}; writes behind go through the page cache from now on", path, failure);
         }
     }
 

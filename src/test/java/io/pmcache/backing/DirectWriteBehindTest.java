@@ -101,7 +101,10 @@ class DirectWriteBehindTest {
         }
     }
 
-    /** A write the kernel fails fails the next flush, naming the file and the write; once. */
+    /**
+     * A write the kernel fails fails the next flush, naming the file and the write, once; later
+     * writes go through the page cache.
+     */
     @Test
     void aFailedDirectWriteFailsTheNextFlushOnce() throws IOException {
         Path f = dir.resolve("backing");
@@ -117,6 +120,21 @@ class DirectWriteBehindTest {
                     .hasMessageContaining("direct write at [4096, 12288) failed: errno 9 (EBADF)")
                     .hasMessageContaining("must be written again");
             d.settle(); // reported once
+            assertThat(d.write(0, src)).as("after a failed write, through the page cache").isFalse();
+        } finally {
+            d.close();
+        }
+    }
+
+    /** What cannot go directly is left to the page cache: heap memory, unaligned memory or positions. */
+    @Test
+    void onlyAlignedNativeMemoryGoesDirectly() throws IOException {
+        Path f = dir.resolve("backing");
+        Files.write(f, new byte[16 * BLOCK]);
+        DirectWriteBehind d = DirectWriteBehind.tryOpen(f, LinuxFiles.openReadOnly(f));
+        assumeThat(d).as("io_uring available").isNotNull();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment src = arena.allocate(2 * BLOCK, BLOCK);
             assertThat(d.write(1, src)).as("unaligned position").isFalse();
             assertThat(d.write(0, MemorySegment.ofArray(new byte[BLOCK]))).as("heap memory").isFalse();
             assertThat(d.write(0, src.asSlice(512, BLOCK))).as("unaligned memory").isFalse();
