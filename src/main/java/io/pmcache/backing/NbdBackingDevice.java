@@ -72,9 +72,11 @@ import org.slf4j.LoggerFactory;
  * and no reply byte for {@code requestTimeout}). Then: the device is <em>down</em> and every call
  * fails at once with an {@link IOException} naming the reason (reads of a cache miss fail, the
  * cache's writeback retries); each old connection's sending side is shut down and its replies taken
- * until the server closes it, for at most {@code fenceTimeout} (so a write still queued at the
- * server cannot land after a newer write on the next link); then the supervisor reconnects with
- * exponential backoff ({@code reconnectMin} to {@code reconnectMax}). A reconnected export must have
+ * until the server closes it (so a write still queued at the server cannot land after a newer write
+ * on the next link): for {@code fenceTimeout}, and past it for as long as the server still holds a
+ * write, write-zeroes or trim of ours (a request outstanding then is answered when the server
+ * answers); then the supervisor reconnects with exponential backoff ({@code reconnectMin} to
+ * {@code reconnectMax}). A reconnected export must have
  * the size it had at open; otherwise the device stays down, saying why.
  *
  * <p>Flush across a lost link: writes that completed on a link that was lost before a flush
@@ -502,7 +504,9 @@ public final class NbdBackingDevice implements BackingDevice {
             return;
         }
         try {
-            behind.settle(behind.mark(), uri.toString()); // bounded: every write ends within the timeouts
+            // Bounded: a server that holds a write past the fence could hold up a stop for ever.
+            behind.settle(behind.mark(), uri.toString(),
+                    options.requestTimeout().toNanos() + options.fenceTimeout().toNanos());
         } catch (IOException e) {
             log.warn("{}: closing with writes that failed after returning: {}", uri, e.getMessage());
         }
@@ -786,6 +790,59 @@ public final class NbdBackingDevice implements BackingDevice {
         }
     }
 
+    /**
+     * After the fence: waits while a connection of {@code l} is open with changes outstanding, the
+     * device down with that reason (logged now and every minute). True when none is left open.
+     */
+    private boolean awaitChangesOf(Link l) {
+        long poll = Math.min(TimeUnit.SECONDS.toNanos(1), options.fenceTimeout().toNanos());
+        long logged = 0;
+        boolean waited = false;
+        try {
+            while (!closed) {
+                int changes = 0;
+                NbdConnection open = null;
+                for (NbdConnection c : l.conns) {
+                    if (!c.awaitClosed(0) && c.outstandingChanges() > 0) {
+                        changes += c.outstandingChanges();
+                        open = c;
+                    }
+                }
+                if (open == null) {
+                    break;
+                }
+                waited = true;
+                String why = "the server still holds " + changes + " write(s) of the lost connection past the "
+                        + options.fenceTimeout().toMillis() + " ms fence; reconnecting only once it has carried "
+                        + "them out and closed it, so that none lands after a newer write";
+                downReason = why;
+                long now = System.nanoTime();
+                if (logged == 0 || now - logged > TimeUnit.MINUTES.toNanos(1)) {
+                    log.warn("{}: {}", uri, why);
+                    logged = now;
+                }
+                open.awaitClosed(poll);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        boolean clean = true;
+        for (NbdConnection c : l.conns) {
+            try {
+                clean &= c.awaitClosed(0);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        if (waited && clean) {
+            log.info("{}: the server has closed the lost connections; reconnecting", uri);
+        } else if (!clean && !closed) {
+            log.warn("{}: the server did not close the lost connections within {} ms; closing them (it holds no "
+                    + "write of ours: only reads, flushes or block status)", uri, options.fenceTimeout().toMillis());
+        }
+        return clean;
+    }
+
     private void watch(Link l) {
         long now = System.nanoTime();
         long limit = options.requestTimeout().toNanos();
@@ -804,8 +861,12 @@ public final class NbdBackingDevice implements BackingDevice {
     }
 
     /**
-     * Waits (at most {@code fenceTimeout}) for the server to finish and close each connection of
+     * Waits (at least {@code fenceTimeout}) for the server to finish and close each connection of
      * the lost link, then closes what is left and records whether writes went unflushed with it.
+     * A connection the server keeps open past the fence while it still holds a write, write-zeroes
+     * or trim of ours is waited for as long as that lasts (or until this device closes): such a
+     * request carried out late would overwrite what the next link writes there. Reads, flushes and
+     * block status it still holds are harmless: those connections are closed at the fence.
      */
     private void fenceLost() {
         Link l;
@@ -826,8 +887,7 @@ public final class NbdBackingDevice implements BackingDevice {
             clean = false;
         }
         if (!clean) {
-            log.warn("{}: the server did not close the lost connections within {} ms; closing them (a request it "
-                    + "still holds could be carried out late)", uri, options.fenceTimeout().toMillis());
+            clean = awaitChangesOf(l);
         }
         for (NbdConnection c : l.conns) {
             c.breakNow("fenced");

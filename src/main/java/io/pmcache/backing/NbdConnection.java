@@ -3,6 +3,9 @@ package io.pmcache.backing;
 import static io.pmcache.nbd.NbdConstants.NBD_CMD_BLOCK_STATUS;
 import static io.pmcache.nbd.NbdConstants.NBD_CMD_DISC;
 import static io.pmcache.nbd.NbdConstants.NBD_CMD_READ;
+import static io.pmcache.nbd.NbdConstants.NBD_CMD_TRIM;
+import static io.pmcache.nbd.NbdConstants.NBD_CMD_WRITE;
+import static io.pmcache.nbd.NbdConstants.NBD_CMD_WRITE_ZEROES;
 import static io.pmcache.nbd.NbdConstants.NBD_REPLY_FLAG_DONE;
 import static io.pmcache.nbd.NbdConstants.NBD_REPLY_TYPE_BLOCK_STATUS;
 import static io.pmcache.nbd.NbdConstants.NBD_REPLY_TYPE_ERROR;
@@ -301,6 +304,17 @@ final class NbdConnection {
 
     int outstanding() {
         return pending.size();
+    }
+
+    /** Outstanding requests that change data (write, write-zeroes, trim): what must not land late. */
+    int outstandingChanges() {
+        int n = 0;
+        for (Pending p : pending.values()) {
+            if (p.type == NBD_CMD_WRITE || p.type == NBD_CMD_WRITE_ZEROES || p.type == NBD_CMD_TRIM) {
+                n++;
+            }
+        }
+        return n;
     }
 
     boolean isBroken() {

@@ -9,6 +9,7 @@ import java.util.TreeMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -31,8 +32,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *   <li>A link lost after writes no flush covered fails the next flush of every flusher
  *       ({@link Cursor}): each flushes for writes that may have been dropped with it (NBD only).</li>
  *   <li>At most {@code window} writes are in flight; a further write waits for one to end. A
- *       remote's write ends within the connection's request timeout and fence, so every wait here
- *       is bounded; a file's, when the disk completes it.</li>
+ *       remote's write ends within the connection's request timeout and fence, unless the server
+ *       still holds it then (it is waited for: carried out late, it would land after newer
+ *       writes; see {@link NbdBackingDevice}); a file's, when the disk completes it. Closing a
+ *       device bounds its wait ({@link #settle(long, String, long)}).</li>
  * </ul>
  */
 final class WritesInFlight {
@@ -145,6 +148,12 @@ final class WritesInFlight {
 
     /** Waits for every write before {@code mark}; fails, and forgets them, if any of those failed. */
     void settle(long mark, String where) throws IOException {
+        settle(mark, where, Long.MAX_VALUE);
+    }
+
+    /** {@link #settle(long, String)}, failing when the writes are not all done within {@code timeoutNanos}. */
+    void settle(long mark, String where, long timeoutNanos) throws IOException {
+        long deadline = System.nanoTime() + Math.min(timeoutNanos, Long.MAX_VALUE / 4);
         while (true) {
             Entry wait = null;
             synchronized (this) {
@@ -156,7 +165,12 @@ final class WritesInFlight {
             if (wait == null) {
                 break;
             }
-            io.pmcache.os.Uninterruptibly.await(wait.done);
+            if (timeoutNanos == Long.MAX_VALUE) {
+                io.pmcache.os.Uninterruptibly.await(wait.done);
+            } else if (!awaitUntil(wait.done, deadline)) {
+                throw new IOException(where + ": " + inFlight() + " write(s) still in flight after "
+                        + TimeUnit.NANOSECONDS.toMillis(timeoutNanos) + " ms");
+            }
         }
         List<String> lost;
         synchronized (this) {
@@ -185,6 +199,24 @@ final class WritesInFlight {
         }
         for (long seq : seqs) {
             end(seq, failure);
+        }
+    }
+
+    /** Waits for {@code latch} until {@code deadline} (nanoTime), keeping an interrupt for the caller. */
+    private static boolean awaitUntil(CountDownLatch latch, long deadline) {
+        boolean interrupted = false;
+        try {
+            while (true) {
+                try {
+                    return latch.await(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
         }
     }
 

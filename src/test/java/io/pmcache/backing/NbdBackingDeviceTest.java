@@ -121,6 +121,73 @@ class NbdBackingDeviceTest extends RemoteDeviceTest {
     }
 
     @Test
+    void aWriteTheServerStillHoldsAfterTheFenceCannotLandAfterANewerOne() throws Exception {
+        // A write takes 3 s at the server while the file "slow" exists (a shell script that sleeps:
+        // nbdkit's delay filter would give up its sleep when the client goes). The client gives up
+        // on the link after 200 ms and fences it for 500 ms, but the server still holds the write
+        // then: the device must stay down until the server has carried it out, or the write would
+        // land after the zeroing that follows on the next link (stale data).
+        Path img = image(4 << 20);
+        Path slow = java.nio.file.Files.createFile(dir.resolve("slow"));
+        server = Nbdkit.start(dir.resolve("r.sock"), "eval",
+                "get_size=stat -c %s " + img, "thread_model=echo parallel",
+                "pread=dd if=" + img + " iflag=skip_bytes,count_bytes skip=$4 count=$3 status=none",
+                "pwrite=if [ -e " + slow + " ]; then sleep 3; fi; dd of=" + img
+                        + " oflag=seek_bytes seek=$4 conv=notrunc status=none");
+        NbdClientOptions o = fast().withRequestTimeout(Duration.ofMillis(200)).withFenceTimeout(Duration.ofMillis(500));
+        NbdBackingDevice d = client("disk", o);
+        byte[] old = random(4096, 7);
+        long start = System.nanoTime();
+        var held = java.util.concurrent.CompletableFuture.runAsync(() -> {
+            try {
+                d.write(0, MemorySegment.ofArray(old), false);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+        await("given up", () -> !d.isUp());
+        java.nio.file.Files.delete(slow); // later writes are fast
+        await("reconnected", d::isUp);
+        long upAfterMillis = (System.nanoTime() - start) / 1_000_000;
+        held.join(); // the server carried it out and answered: the write succeeded
+        assertThat(upAfterMillis).as("up again only after the server's 3 s write").isGreaterThanOrEqualTo(2_900);
+        d.writeZeroes(0, 4096, false); // nbdkit emulates it with a write
+        Thread.sleep(Math.max(0, 3_500 - (System.nanoTime() - start) / 1_000_000)); // the old write's time is up
+        byte[] got = new byte[4096];
+        d.read(0, MemorySegment.ofArray(got));
+        assertThat(MemorySegment.ofArray(got).mismatch(MemorySegment.ofArray(new byte[4096])))
+                .as("the zeroing made after the lost write reads back (up again after %d ms)", upAfterMillis)
+                .isEqualTo(-1L);
+        assertThat(d.state()).containsEntry("links_lost", 1L);
+    }
+
+    @Test
+    void closingIsBoundedWhileTheServerHoldsAWritePastTheFence() throws Exception {
+        // The server holds every write for 20 s: the fence waits for it, but a stop must not.
+        Path img = image(4 << 20);
+        server = Nbdkit.start(dir.resolve("r.sock"), "eval",
+                "get_size=stat -c %s " + img, "thread_model=echo parallel",
+                "pread=dd if=" + img + " iflag=skip_bytes,count_bytes skip=$4 count=$3 status=none",
+                "pwrite=sleep 20; dd of=" + img + " oflag=seek_bytes seek=$4 conv=notrunc status=none");
+        NbdClientOptions o = fast().withRequestTimeout(Duration.ofMillis(200)).withFenceTimeout(Duration.ofMillis(500));
+        NbdBackingDevice d = client("disk", o);
+        var held = java.util.concurrent.CompletableFuture.runAsync(() -> {
+            try {
+                d.write(0, MemorySegment.ofArray(random(4096, 8)), false);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+        await("given up", () -> !d.isUp());
+        Thread.sleep(1_000); // past the fence: waiting for the server
+        assertThat(d.isUp()).isFalse();
+        long start = System.nanoTime();
+        d.close();
+        assertThat((System.nanoTime() - start) / 1_000_000).as("close, ms").isLessThan(10_000);
+        assertThatThrownBy(held::join).hasCauseInstanceOf(java.io.UncheckedIOException.class);
+    }
+
+    @Test
     void theServersErrorFailsTheCallButKeepsTheLink() throws Exception {
         server = Nbdkit.start(dir.resolve("r.sock"), "--filter=error", "memory", "4M", "error-pread=EIO",
                 "error-pread-rate=100%");
