@@ -77,7 +77,19 @@ public final class NbdServer implements AutoCloseable {
     private final AtomicBoolean stopped = new AtomicBoolean();
     private final AtomicBoolean finished = new AtomicBoolean();
 
-    private record Listener(ServerSocketChannel channel, String uri, Path socketFile, Thread acceptor) {
+    /**
+     * A listening socket. Its NBD URI for an export is {@code uriBefore + the export name (URI path
+     * encoded) + uriAfter}; {@link #uri()} is the one for the empty (default) name.
+     */
+    private record Listener(ServerSocketChannel channel, String uriBefore, String uriAfter, Path socketFile,
+                            Thread acceptor) {
+        String uri(String exportName) {
+            return uriBefore + exportPath(exportName) + uriAfter;
+        }
+
+        String uri() {
+            return uri("");
+        }
     }
 
     private NbdServer(Builder b) {
@@ -113,7 +125,7 @@ public final class NbdServer implements AutoCloseable {
         ensureOpen();
         Path abs = socket.toAbsolutePath();
         ServerSocketChannel channel = UnixSocketFile.bind(abs);
-        start(channel, scheme() + "+unix:///?socket=" + abs, abs);
+        start(channel, scheme() + "+unix:///", "?socket=" + abs, abs);
         log.info("NBD server listening on unix socket {}", abs);
         return UnixDomainSocketAddress.of(abs);
     }
@@ -133,7 +145,7 @@ public final class NbdServer implements AutoCloseable {
         }
         String hostPart = bound.getAddress() instanceof Inet6Address
                 ? "[" + bound.getAddress().getHostAddress() + "]" : bound.getAddress().getHostAddress();
-        start(channel, scheme() + "://" + hostPart + ":" + bound.getPort() + "/", null);
+        start(channel, scheme() + "://" + hostPart + ":" + bound.getPort() + "/", "", null);
         log.info("NBD server listening on tcp {}", bound);
         return bound;
     }
@@ -151,13 +163,40 @@ public final class NbdServer implements AutoCloseable {
         return listeners.getFirst().uri();
     }
 
-    /** The NBD URIs of every listener, in the order they were opened. */
+    /**
+     * The NBD URIs of every listener, in the order they were opened, for the empty export name: the
+     * default export, or the only one (see {@link Exports}); with several exports, good for
+     * {@code nbdinfo --list} only.
+     */
     public List<String> uris() {
+        return uris("");
+    }
+
+    /**
+     * The NBD URIs of export {@code exportName} at every listener, in the order they were opened,
+     * e.g. {@code nbd+unix:///vm1?socket=/run/pm.sock} and {@code nbd://127.0.0.1:10809/vm1} (the
+     * export name is the URI's path, percent-encoded where RFC 3986 asks).
+     */
+    public List<String> uris(String exportName) {
         List<String> out = new ArrayList<>();
         for (Listener l : listeners) {
-            out.add(l.uri());
+            out.add(l.uri(exportName));
         }
         return List.copyOf(out);
+    }
+
+    /** {@code name} as the path of an NBD URI: RFC 3986's unreserved characters and '/' stay, the rest is %XX of UTF-8. */
+    static String exportPath(String name) {
+        StringBuilder b = new StringBuilder();
+        for (byte c : name.getBytes(java.nio.charset.StandardCharsets.UTF_8)) {
+            if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'
+                    || c == '_' || c == '~' || c == '/') {
+                b.append((char) c);
+            } else {
+                b.append('%').append(String.format("%02X", c & 0xff));
+            }
+        }
+        return b.toString();
     }
 
     /**
@@ -383,9 +422,9 @@ public final class NbdServer implements AutoCloseable {
         return Runtime.getRuntime().maxMemory();
     }
 
-    private void start(ServerSocketChannel channel, String uri, Path socketFile) {
+    private void start(ServerSocketChannel channel, String uriBefore, String uriAfter, Path socketFile) {
         Thread acceptor = Thread.ofVirtual().name("nbd-accept").unstarted(() -> acceptLoop(channel));
-        listeners.add(new Listener(channel, uri, socketFile, acceptor));
+        listeners.add(new Listener(channel, uriBefore, uriAfter, socketFile, acceptor));
         acceptor.start();
         if (closed) {
             closeQuietly(listeners.getLast());

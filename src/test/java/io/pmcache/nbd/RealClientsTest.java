@@ -74,6 +74,31 @@ class RealClientsTest {
         }
     }
 
+    /**
+     * {@link NbdServer#uris(String)} gives, per listener, a URI nbdinfo reaches the named export
+     * with, among several (where the default URI finds none), also for a name that needs
+     * percent-encoding.
+     */
+    @Test
+    void theUriOfANamedExportReachesItAtEveryListener() throws Exception {
+        requireTool("nbdinfo");
+        try (NbdServer two = NbdServer.builder().startEmpty().build()) {
+            two.addExport("vol-a", "a", new MemoryBlockDevice(1 << 20), false);
+            two.addExport("vol b/ü%", "b", new MemoryBlockDevice(2 << 20), false);
+            two.listenUnix(dir.resolve("two.sock"));
+            two.listenTcp("127.0.0.1", 0);
+            assertThat(two.uris("vol b/ü%")).hasSize(2).allSatisfy(u -> assertThat(u).contains("vol%20b/%C3%BC%25"));
+            for (String name : List.of("vol-a", "vol b/ü%")) {
+                for (String u : two.uris(name)) {
+                    String json = run("nbdinfo", "--json", u).expectSuccess().replaceAll("\\s", "");
+                    assertThat(json).as(u).contains("\"export-name\":\"" + name.replace(" ", "") + "\"")
+                            .contains("\"export-size\":" + (name.equals("vol-a") ? 1 << 20 : 2 << 20));
+                }
+            }
+            assertThat(run("nbdinfo", "--json", two.uri()).exit()).as("the empty name finds none of two").isNotZero();
+        }
+    }
+
     @Test
     void qemuIoWritesPatternsAndReadsThemBack() throws Exception {
         requireTool("qemu-io");
