@@ -41,8 +41,12 @@ import org.slf4j.LoggerFactory;
  * }</pre>
  *
  * <p>Each accepted connection is read by a platform thread of a reader pool (see {@link Connection}
- * for the request pipeline); requests run on virtual threads. Connections beyond
- * {@code maxConnections} are closed at once with a log line.
+ * for the request pipeline); requests run on virtual threads. A connection beyond
+ * {@code maxConnections} gets the greeting, and every option it sends is refused with
+ * {@code NBD_REP_ERR_POLICY} and a message saying the server has too many connections (clients show
+ * it), until it leaves or the handshake timeout closes it; it holds no connection slot, and at most
+ * {@value #MAX_REFUSING} are refused that way at once (more are closed at once). Either way it
+ * counts as refused, with a log line, never as served.
  *
  * <h2>Memory</h2>
  * Request payloads live in pooled direct buffers. Per connection at most {@code maxInFlightRequests}
@@ -69,6 +73,15 @@ public final class NbdServer implements AutoCloseable {
     private final int maxConnections;
     private final Duration shutdownGrace;
     private final Semaphore connectionSlots;
+    /**
+     * Most connections over the limit refused in their handshake at once (see class comment): each
+     * costs a virtual thread, its socket and a few KiB for up to the handshake timeout, so a flood
+     * beyond the limit stays bounded; past it they are closed before the greeting, as before.
+     */
+    static final int MAX_REFUSING = 16;
+    private final Semaphore refusalSlots = new Semaphore(MAX_REFUSING);
+    /** The sockets of the connections being refused now, closed when the server stops. */
+    private final Set<SocketChannel> refusing = ConcurrentHashMap.newKeySet();
     private final Set<Connection> connections = ConcurrentHashMap.newKeySet();
     private final List<Listener> listeners = new CopyOnWriteArrayList<>();
     private final AtomicLong connectionIds = new AtomicLong();
@@ -290,6 +303,7 @@ public final class NbdServer implements AutoCloseable {
                 closeQuietly(l);
             }
             ctx.budget().close();
+            refusing.forEach(NbdServer::closeQuietly);
             connections.forEach(Connection::stopServing);
             log.info("NBD server stopping: {} connection(s); requests from now on are answered ESHUTDOWN",
                     connections.size());
@@ -448,15 +462,14 @@ public final class NbdServer implements AutoCloseable {
 
     private void admit(SocketChannel ch) {
         String peer = "nbd#" + connectionIds.incrementAndGet() + describe(ch);
-        if (closed || !connectionSlots.tryAcquire()) {
+        if (closed) {
             ctx.stats().connectionRefused();
-            log.warn("{}: refused: {}", peer, closed ? "server is closing"
-                    : "connection limit of " + maxConnections + " reached");
-            try {
-                ch.close();
-            } catch (IOException e) {
-                log.debug("{}: close failed: {}", peer, e.toString());
-            }
+            log.warn("{}: refused: server is closing", peer);
+            closeQuietly(ch);
+            return;
+        }
+        if (!connectionSlots.tryAcquire()) {
+            refuseOverLimit(ch, peer);
             return;
         }
         ctx.stats().connectionOpened();
@@ -488,6 +501,74 @@ public final class NbdServer implements AutoCloseable {
             c.abort();
             connectionSlots.release();
             ctx.stats().connectionClosed();
+        }
+    }
+
+    /**
+     * A connection over the limit: counted as refused, never as served (it takes no slot and is not
+     * in {@link #connections}). Closing it before the greeting, as pmcache did, left clients to say
+     * only that the server closed the connection; the spec asks a server that does not want a client
+     * to "error inbound options until the client gets the hint that it is unwelcome". So it gets
+     * the greeting and each option an error reply saying why, on a virtual thread, until it leaves
+     * (NBD_OPT_ABORT, or it hangs up) or the handshake timeout closes it.
+     *
+     * <p>The error is NBD_REP_ERR_POLICY: "the option is known and valid, but server-side policy
+     * forbids the server to allow it" — the connection limit is the operator's policy
+     * ({@code --max-connections}). Not NBD_REP_ERR_SHUTDOWN: that says the server is going away,
+     * which it is not (qemu shows it as "Server shutting down"). STARTTLS is refused too, before any
+     * TLS handshake, so a refused connection costs no public-key operation; a libnbd client that
+     * requires TLS then reports only that the server refused TLS (it drops the message of a
+     * STARTTLS error), qemu shows the message as for any option.
+     */
+    private void refuseOverLimit(SocketChannel ch, String peer) {
+        ctx.stats().connectionRefused();
+        String why = "connection limit of " + maxConnections + " reached";
+        if (!refusalSlots.tryAcquire()) {
+            log.warn("{}: refused: {}; closed at once ({} more are being refused already)", peer, why, MAX_REFUSING);
+            closeQuietly(ch);
+            return;
+        }
+        log.warn("{}: refused: {}; the client is told so in the handshake", peer, why);
+        Handshake.Refusal tooMany = new Handshake.Refusal(NbdConstants.NBD_REP_ERR_POLICY,
+                "too many connections: this server serves at most " + maxConnections + " at once (its "
+                + "--max-connections) and all are in use; try again when one has ended");
+        refusing.add(ch);
+        Runnable negotiate = () -> {
+            java.util.concurrent.ScheduledFuture<?> deadline = null;
+            try {
+                deadline = ctx.timer().schedule(() -> {
+                    log.info("{}: refused connection still negotiating after {}; closing", peer,
+                            ctx.handshakeTimeout());
+                    closeQuietly(ch);
+                }, ctx.handshakeTimeout().toNanos(), TimeUnit.NANOSECONDS);
+                new Handshake(Transport.plain(ch), ch, ctx.tls(), ctx.exports(), peer,
+                        () -> closed ? Handshake.Refusal.SHUTDOWN : tooMany).run();
+                log.debug("{}: refused client left (NBD_OPT_ABORT)", peer);
+            } catch (IOException | RuntimeException e) {
+                log.debug("{}: refused connection ended: {}", peer, e.toString());
+            } finally {
+                if (deadline != null) {
+                    deadline.cancel(false);
+                }
+                closeQuietly(ch);
+                refusing.remove(ch);
+                refusalSlots.release();
+            }
+        };
+        try {
+            ctx.requests().execute(negotiate);
+        } catch (java.util.concurrent.RejectedExecutionException e) { // closed meanwhile
+            closeQuietly(ch);
+            refusing.remove(ch);
+            refusalSlots.release();
+        }
+    }
+
+    private static void closeQuietly(SocketChannel ch) {
+        try {
+            ch.close();
+        } catch (IOException e) {
+            log.debug("close failed: {}", e.toString());
         }
     }
 
