@@ -238,10 +238,10 @@ public final class Cache implements BlockDevice {
     private static Cache open(Medium medium, BackingDevice backing, CacheOptions options, FailState failure)
             throws IOException {
         Superblock sb = superblock(medium);
-        String wrong = WrongBackingDeviceException.mismatch(sb, backing);
+        WrongBackingDeviceException.Mismatch wrong = WrongBackingDeviceException.mismatch(sb, backing);
         if (wrong != null) {
-            throw new WrongBackingDeviceException(medium.describe() + ": wrong backing device: " + wrong
-                    + "; refusing to mix them. Next: " + WrongBackingDeviceException.NEXT_STEP);
+            throw new WrongBackingDeviceException(medium.describe() + ": wrong backing device: " + wrong.reason()
+                    + "; refusing to mix them. Next: " + wrong.nextStep());
         }
         int count = sb.segmentCount();
         int parallel = options.parallelFor(count);

@@ -77,7 +77,8 @@ public final class Checker {
      * @param logEnd           where the walk ended: the key head an open would resume at
      * @param findings         warnings and errors, in the order found
      * @param wrongBacking     when a backing device was given and it is not the one the cache was
-     *                         formatted for: why ({@link WrongBackingDeviceException#mismatch});
+     *                         formatted for: why and what to do
+     *                         ({@link WrongBackingDeviceException#mismatch});
      *                         else null
      */
     public record Report(Superblock superblock, CacheInfo cacheInfo, List<String> cacheInfoSlots,
@@ -85,7 +86,7 @@ public final class Checker {
                          long ksets, long ksetsUnsealed, long logBytes, long keys, long liveKeys, long staleKeys,
                          long badKeys, long dataChecked, long dataCrcErrors, long dirtyKeys, long dirtyBytes,
                          LogPosition keyTail, LogPosition dirtyTail, LogPosition logEnd,
-                         List<Finding> findings, String wrongBacking) {
+                         List<Finding> findings, WrongBackingDeviceException.Mismatch wrongBacking) {
 
         /** True when nothing was found that is corruption. */
         public boolean clean() {
@@ -108,7 +109,7 @@ public final class Checker {
     private final Progress progress;
     private final List<Finding> findings = new ArrayList<>();
     /** Why the backing device given is not the cache's, or null. */
-    private String wrongBacking;
+    private WrongBackingDeviceException.Mismatch wrongBacking;
     /** Per-kind finding counts, to cap repetitive findings. */
     private int keyFindings;
 

@@ -3,7 +3,6 @@ package io.pmcache.cli;
 import io.pmcache.admin.Json;
 import io.pmcache.backing.BackingDevice;
 import io.pmcache.cache.Checker;
-import io.pmcache.cache.WrongBackingDeviceException;
 import io.pmcache.media.MappedFileMedium;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -104,8 +103,8 @@ public final class CheckCommand implements Callable<Integer> {
         out.printf("%s: %s (%d errors, %d warnings, %d ms)%n", who, r.clean() ? "clean" : "CORRUPT",
                 r.errors(), r.warnings(), ms);
         if (r.wrongBacking() != null) {
-            out.printf("%s: wrong backing device: %s%nnext: %s%n", who, r.wrongBacking(),
-                    WrongBackingDeviceException.NEXT_STEP.replace("CACHE", cache.toString()));
+            out.printf("%s: wrong backing device: %s%nnext: %s%n", who, r.wrongBacking().reason(),
+                    r.wrongBacking().nextStep());
         }
     }
 

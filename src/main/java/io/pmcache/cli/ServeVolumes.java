@@ -90,9 +90,7 @@ final class ServeVolumes implements VolumeControl {
                 if (cmd.listen != null) {
                     server.listenTcp(cmd.listenHost(), cmd.listenPort());
                 }
-                for (String uri : server.uris()) {
-                    System.out.println(uri);
-                }
+                System.out.print(uris());
                 System.out.flush();
                 CountDownLatch stop = new CountDownLatch(1);
                 StopSignals.onTermOrInt(stop::countDown);
@@ -107,6 +105,22 @@ final class ServeVolumes implements VolumeControl {
         }
         log.info("stopped cleanly");
         return 0;
+    }
+
+    /**
+     * What serve prints once listening: the URI of every served volume at every listener (each
+     * volume is an export of its own name; the empty name finds one only while it is the only
+     * one), one a line; with no volume served, the listeners' URIs, for {@code nbdinfo --list}.
+     */
+    private synchronized String uris() {
+        List<String> lines = new ArrayList<>();
+        for (String name : served.keySet()) {
+            lines.addAll(server.uris(name));
+        }
+        if (lines.isEmpty()) {
+            lines.addAll(server.uris());
+        }
+        return String.join(System.lineSeparator(), lines) + System.lineSeparator();
     }
 
     /** Opens a volume's backing device and cache and offers it as an export. */
@@ -132,8 +146,9 @@ final class ServeVolumes implements VolumeControl {
         served.put(v.name(), new Served(v, disk, c, StatusSource.of(c, server, disk)));
         failed.remove(v.name());
         view = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(served));
-        log.info("serving volume {} ({} in front of {})", v.name(), io.pmcache.cli.SizeConverter.human(
-                v.medium().size()), v.backing());
+        List<String> uris = server.uris(v.name()); // none yet at start: serve prints them once listening
+        log.info("serving volume {} ({} in front of {}){}", v.name(), io.pmcache.cli.SizeConverter.human(
+                v.medium().size()), v.backing(), uris.isEmpty() ? "" : " at " + String.join(" and ", uris));
     }
 
     /** Records and logs a volume that could not start: the server goes on with the others. */

@@ -138,7 +138,8 @@ public final class StatusCommand implements Callable<Integer> {
         doc.put("findings", r.findings().stream().map(Checker.Finding::toString).toList());
         doc.put("clean", r.clean());
         if (r.wrongBacking() != null) {
-            doc.put("wrong_backing", r.wrongBacking());
+            doc.put("wrong_backing", r.wrongBacking().reason());
+            doc.put("wrong_backing_next", r.wrongBacking().nextStep());
         }
         return doc;
     }

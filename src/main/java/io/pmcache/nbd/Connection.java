@@ -423,7 +423,8 @@ final class Connection implements Runnable {
             abort();
         }, ctx.handshakeTimeout().toNanos(), TimeUnit.NANOSECONDS);
         try {
-            Handshake h = new Handshake(io, ch, ctx.tls(), ctx.exports(), peer, () -> stopping);
+            Handshake h = new Handshake(io, ch, ctx.tls(), ctx.exports(), peer,
+                    () -> stopping ? Handshake.Refusal.SHUTDOWN : null);
             Optional<Session> session = h.run();
             io = h.transport();
             return session;

@@ -10,7 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.function.BooleanSupplier;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -28,9 +28,11 @@ import org.slf4j.LoggerFactory;
  * option magic), option data over {@link #MAX_DROPPED_OPTION_LENGTH} (a denial of service, which
  * the spec lets the server end) or an EXPORT_NAME the server cannot satisfy (it has no error reply)
  * ends the connection with a {@link ProtocolException}. Names the client sent appear in messages
- * and logs only through {@link LogText#escape}. While the server stops, every option but ABORT is
- * answered {@code NBD_REP_ERR_SHUTDOWN} (an EXPORT_NAME, which has no error reply, ends the
- * connection).
+ * and logs only through {@link LogText#escape}. While the handshake is to be refused
+ * ({@link Refusal}: the server stops, or the connection is one over the limit), every option but
+ * ABORT is answered with the refusal's error and message (an EXPORT_NAME, which has no error reply,
+ * ends the connection), as the spec asks of a server that does not want a client: "error inbound
+ * options until the client gets the hint that it is unwelcome".
  *
  * <h2>TLS</h2>
  * As the spec's TLS section, by {@link TlsConfig#mode()}: OFF (NOTLS) answers STARTTLS
@@ -65,23 +67,35 @@ final class Handshake {
     /** The export NBD_OPT_GO described: the one the session serves. */
     private Export export;
     private final String peer;
-    private final BooleanSupplier stopping;
+    private final Supplier<Refusal> refusal;
     private boolean noZeroes;
     private boolean structuredReplies;
     private boolean baseAllocation;
     private Session chosen;
 
     /**
-     * {@code ch}: the plain transport over {@code socket}; {@code stopping}: true once the server
-     * stops; options are then refused (see {@link #run}).
+     * Why every option of a handshake is refused, as the error reply each gets.
+     *
+     * @param type    the NBD_REP_ERR_* reply type
+     * @param message the text the client shows its user
      */
-    Handshake(Transport ch, SocketChannel socket, TlsConfig tls, Exports exports, String peer, BooleanSupplier stopping) {
+    record Refusal(int type, String message) {
+        /** The server stops: the spec's error for it, after which the client MUST soft-disconnect. */
+        static final Refusal SHUTDOWN = new Refusal(NBD_REP_ERR_SHUTDOWN, "the server is shutting down");
+    }
+
+    /**
+     * {@code ch}: the plain transport over {@code socket}; {@code refusal}: null while options are
+     * served, else why every option is refused from then on (see {@link #run}).
+     */
+    Handshake(Transport ch, SocketChannel socket, TlsConfig tls, Exports exports, String peer,
+              Supplier<Refusal> refusal) {
         this.ch = ch;
         this.socket = socket;
         this.tls = tls;
         this.exports = exports;
         this.peer = peer;
-        this.stopping = stopping;
+        this.refusal = refusal;
     }
 
     /** Runs the handshake; empty when the client ended it with {@code NBD_OPT_ABORT}. */
@@ -117,12 +131,15 @@ final class Handshake {
             } else {
                 data = read((int) length);
             }
-            if (stopping.getAsBoolean() && option != NBD_OPT_ABORT) {
-                // spec: a server being shut down SHOULD error further options with ERR_SHUTDOWN
+            Refusal refused = option != NBD_OPT_ABORT ? refusal.get() : null;
+            if (refused != null) {
+                // spec: a server being shut down SHOULD error further options with ERR_SHUTDOWN; one
+                // that does not want the client MUST error them until the client takes the hint
                 if (option == NBD_OPT_EXPORT_NAME) {
-                    throw new IOException("NBD_OPT_EXPORT_NAME while the server is shutting down (no error reply exists)");
+                    throw new IOException("NBD_OPT_EXPORT_NAME refused: " + refused.message()
+                            + " (the option has no error reply: closing)");
                 }
-                error(option, NBD_REP_ERR_SHUTDOWN, "the server is shutting down");
+                error(option, refused.type(), refused.message());
                 continue;
             }
             if (tls.mode() == TlsMode.REQUIRE && !ch.secure() && option != NBD_OPT_STARTTLS

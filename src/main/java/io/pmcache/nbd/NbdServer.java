@@ -41,8 +41,12 @@ import org.slf4j.LoggerFactory;
  * }</pre>
  *
  * <p>Each accepted connection is read by a platform thread of a reader pool (see {@link Connection}
- * for the request pipeline); requests run on virtual threads. Connections beyond
- * {@code maxConnections} are closed at once with a log line.
+ * for the request pipeline); requests run on virtual threads. A connection beyond
+ * {@code maxConnections} gets the greeting, and every option it sends is refused with
+ * {@code NBD_REP_ERR_POLICY} and a message saying the server has too many connections (clients show
+ * it), until it leaves or the handshake timeout closes it; it holds no connection slot, and at most
+ * {@value #MAX_REFUSING} are refused that way at once (more are closed at once). Either way it
+ * counts as refused, with a log line, never as served.
  *
  * <h2>Memory</h2>
  * Request payloads live in pooled direct buffers. Per connection at most {@code maxInFlightRequests}
@@ -69,6 +73,15 @@ public final class NbdServer implements AutoCloseable {
     private final int maxConnections;
     private final Duration shutdownGrace;
     private final Semaphore connectionSlots;
+    /**
+     * Most connections over the limit refused in their handshake at once (see class comment): each
+     * costs a virtual thread, its socket and a few KiB for up to the handshake timeout, so a flood
+     * beyond the limit stays bounded; past it they are closed before the greeting, as before.
+     */
+    static final int MAX_REFUSING = 16;
+    private final Semaphore refusalSlots = new Semaphore(MAX_REFUSING);
+    /** The sockets of the connections being refused now, closed when the server stops. */
+    private final Set<SocketChannel> refusing = ConcurrentHashMap.newKeySet();
     private final Set<Connection> connections = ConcurrentHashMap.newKeySet();
     private final List<Listener> listeners = new CopyOnWriteArrayList<>();
     private final AtomicLong connectionIds = new AtomicLong();
@@ -77,7 +90,19 @@ public final class NbdServer implements AutoCloseable {
     private final AtomicBoolean stopped = new AtomicBoolean();
     private final AtomicBoolean finished = new AtomicBoolean();
 
-    private record Listener(ServerSocketChannel channel, String uri, Path socketFile, Thread acceptor) {
+    /**
+     * A listening socket. Its NBD URI for an export is {@code uriBefore + the export name (URI path
+     * encoded) + uriAfter}; {@link #uri()} is the one for the empty (default) name.
+     */
+    private record Listener(ServerSocketChannel channel, String uriBefore, String uriAfter, Path socketFile,
+                            Thread acceptor) {
+        String uri(String exportName) {
+            return uriBefore + exportPath(exportName) + uriAfter;
+        }
+
+        String uri() {
+            return uri("");
+        }
     }
 
     private NbdServer(Builder b) {
@@ -113,7 +138,7 @@ public final class NbdServer implements AutoCloseable {
         ensureOpen();
         Path abs = socket.toAbsolutePath();
         ServerSocketChannel channel = UnixSocketFile.bind(abs);
-        start(channel, scheme() + "+unix:///?socket=" + abs, abs);
+        start(channel, scheme() + "+unix:///", "?socket=" + abs, abs);
         log.info("NBD server listening on unix socket {}", abs);
         return UnixDomainSocketAddress.of(abs);
     }
@@ -133,7 +158,7 @@ public final class NbdServer implements AutoCloseable {
         }
         String hostPart = bound.getAddress() instanceof Inet6Address
                 ? "[" + bound.getAddress().getHostAddress() + "]" : bound.getAddress().getHostAddress();
-        start(channel, scheme() + "://" + hostPart + ":" + bound.getPort() + "/", null);
+        start(channel, scheme() + "://" + hostPart + ":" + bound.getPort() + "/", "", null);
         log.info("NBD server listening on tcp {}", bound);
         return bound;
     }
@@ -151,13 +176,40 @@ public final class NbdServer implements AutoCloseable {
         return listeners.getFirst().uri();
     }
 
-    /** The NBD URIs of every listener, in the order they were opened. */
+    /**
+     * The NBD URIs of every listener, in the order they were opened, for the empty export name: the
+     * default export, or the only one (see {@link Exports}); with several exports, good for
+     * {@code nbdinfo --list} only.
+     */
     public List<String> uris() {
+        return uris("");
+    }
+
+    /**
+     * The NBD URIs of export {@code exportName} at every listener, in the order they were opened,
+     * e.g. {@code nbd+unix:///vm1?socket=/run/pm.sock} and {@code nbd://127.0.0.1:10809/vm1} (the
+     * export name is the URI's path, percent-encoded where RFC 3986 asks).
+     */
+    public List<String> uris(String exportName) {
         List<String> out = new ArrayList<>();
         for (Listener l : listeners) {
-            out.add(l.uri());
+            out.add(l.uri(exportName));
         }
         return List.copyOf(out);
+    }
+
+    /** {@code name} as the path of an NBD URI: RFC 3986's unreserved characters and '/' stay, the rest is %XX of UTF-8. */
+    static String exportPath(String name) {
+        StringBuilder b = new StringBuilder();
+        for (byte c : name.getBytes(java.nio.charset.StandardCharsets.UTF_8)) {
+            if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'
+                    || c == '_' || c == '~' || c == '/') {
+                b.append((char) c);
+            } else {
+                b.append('%').append(String.format("%02X", c & 0xff));
+            }
+        }
+        return b.toString();
     }
 
     /**
@@ -251,6 +303,7 @@ public final class NbdServer implements AutoCloseable {
                 closeQuietly(l);
             }
             ctx.budget().close();
+            refusing.forEach(NbdServer::closeQuietly);
             connections.forEach(Connection::stopServing);
             log.info("NBD server stopping: {} connection(s); requests from now on are answered ESHUTDOWN",
                     connections.size());
@@ -383,9 +436,9 @@ public final class NbdServer implements AutoCloseable {
         return Runtime.getRuntime().maxMemory();
     }
 
-    private void start(ServerSocketChannel channel, String uri, Path socketFile) {
+    private void start(ServerSocketChannel channel, String uriBefore, String uriAfter, Path socketFile) {
         Thread acceptor = Thread.ofVirtual().name("nbd-accept").unstarted(() -> acceptLoop(channel));
-        listeners.add(new Listener(channel, uri, socketFile, acceptor));
+        listeners.add(new Listener(channel, uriBefore, uriAfter, socketFile, acceptor));
         acceptor.start();
         if (closed) {
             closeQuietly(listeners.getLast());
@@ -409,15 +462,14 @@ public final class NbdServer implements AutoCloseable {
 
     private void admit(SocketChannel ch) {
         String peer = "nbd#" + connectionIds.incrementAndGet() + describe(ch);
-        if (closed || !connectionSlots.tryAcquire()) {
+        if (closed) {
             ctx.stats().connectionRefused();
-            log.warn("{}: refused: {}", peer, closed ? "server is closing"
-                    : "connection limit of " + maxConnections + " reached");
-            try {
-                ch.close();
-            } catch (IOException e) {
-                log.debug("{}: close failed: {}", peer, e.toString());
-            }
+            log.warn("{}: refused: server is closing", peer);
+            closeQuietly(ch);
+            return;
+        }
+        if (!connectionSlots.tryAcquire()) {
+            refuseOverLimit(ch, peer);
             return;
         }
         ctx.stats().connectionOpened();
@@ -449,6 +501,74 @@ public final class NbdServer implements AutoCloseable {
             c.abort();
             connectionSlots.release();
             ctx.stats().connectionClosed();
+        }
+    }
+
+    /**
+     * A connection over the limit: counted as refused, never as served (it takes no slot and is not
+     * in {@link #connections}). Closing it before the greeting, as pmcache did, left clients to say
+     * only that the server closed the connection; the spec asks a server that does not want a client
+     * to "error inbound options until the client gets the hint that it is unwelcome". So it gets
+     * the greeting and each option an error reply saying why, on a virtual thread, until it leaves
+     * (NBD_OPT_ABORT, or it hangs up) or the handshake timeout closes it.
+     *
+     * <p>The error is NBD_REP_ERR_POLICY: "the option is known and valid, but server-side policy
+     * forbids the server to allow it" — the connection limit is the operator's policy
+     * ({@code --max-connections}). Not NBD_REP_ERR_SHUTDOWN: that says the server is going away,
+     * which it is not (qemu shows it as "Server shutting down"). STARTTLS is refused too, before any
+     * TLS handshake, so a refused connection costs no public-key operation; a libnbd client that
+     * requires TLS then reports only that the server refused TLS (it drops the message of a
+     * STARTTLS error), qemu shows the message as for any option.
+     */
+    private void refuseOverLimit(SocketChannel ch, String peer) {
+        ctx.stats().connectionRefused();
+        String why = "connection limit of " + maxConnections + " reached";
+        if (!refusalSlots.tryAcquire()) {
+            log.warn("{}: refused: {}; closed at once ({} more are being refused already)", peer, why, MAX_REFUSING);
+            closeQuietly(ch);
+            return;
+        }
+        log.warn("{}: refused: {}; the client is told so in the handshake", peer, why);
+        Handshake.Refusal tooMany = new Handshake.Refusal(NbdConstants.NBD_REP_ERR_POLICY,
+                "too many connections: this server serves at most " + maxConnections + " at once (its "
+                + "--max-connections) and all are in use; try again when one has ended");
+        refusing.add(ch);
+        Runnable negotiate = () -> {
+            java.util.concurrent.ScheduledFuture<?> deadline = null;
+            try {
+                deadline = ctx.timer().schedule(() -> {
+                    log.info("{}: refused connection still negotiating after {}; closing", peer,
+                            ctx.handshakeTimeout());
+                    closeQuietly(ch);
+                }, ctx.handshakeTimeout().toNanos(), TimeUnit.NANOSECONDS);
+                new Handshake(Transport.plain(ch), ch, ctx.tls(), ctx.exports(), peer,
+                        () -> closed ? Handshake.Refusal.SHUTDOWN : tooMany).run();
+                log.debug("{}: refused client left (NBD_OPT_ABORT)", peer);
+            } catch (IOException | RuntimeException e) {
+                log.debug("{}: refused connection ended: {}", peer, e.toString());
+            } finally {
+                if (deadline != null) {
+                    deadline.cancel(false);
+                }
+                closeQuietly(ch);
+                refusing.remove(ch);
+                refusalSlots.release();
+            }
+        };
+        try {
+            ctx.requests().execute(negotiate);
+        } catch (java.util.concurrent.RejectedExecutionException e) { // closed meanwhile
+            closeQuietly(ch);
+            refusing.remove(ch);
+            refusalSlots.release();
+        }
+    }
+
+    private static void closeQuietly(SocketChannel ch) {
+        try {
+            ch.close();
+        } catch (IOException e) {
+            log.debug("close failed: {}", e.toString());
         }
     }
 

@@ -40,7 +40,9 @@ public final class NbdStats {
      * @param bytesRead bytes sent to clients by successful reads
      * @param bytesWritten bytes received from clients by successful writes
      * @param connectionsAccepted connections that were accepted (past the connection limit check)
-     * @param connectionsRefused connections closed at once because the limit was reached
+     * @param connectionsRefused connections refused because the limit was reached (told so in the
+     *                           handshake, see {@link NbdServer}) or the server was closing; never
+     *                           counted as accepted
      * @param connectionsActive connections open now
      * @param protocolViolations connections closed because the client broke the protocol
      * @param inlineRequests requests run on the connection's reader (nothing else was in flight or

@@ -37,6 +37,7 @@ import org.bouncycastle.tls.crypto.impl.jcajce.JcaTlsCryptoProvider;
  * as nbdkit does).
  */
 public final class TlsConfig {
+    private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(TlsConfig.class);
     static final String CA_CERT = "ca-cert.pem";
     static final String SERVER_CERT = "server-cert.pem";
     static final String SERVER_KEY = "server-key.pem";
@@ -89,6 +90,7 @@ public final class TlsConfig {
         Path keyFile = dir.resolve(SERVER_KEY);
         Path caFile = dir.resolve(CA_CERT);
         List<X509Certificate> chain = PemFiles.certificates(existing(certFile));
+        warnIfNotValid(certFile, chain, java.time.Instant.now());
         PrivateKey key = PemFiles.privateKey(existing(keyFile));
         try {
             KeyStore keys = KeyStore.getInstance("PKCS12");
@@ -133,6 +135,37 @@ public final class TlsConfig {
         TlsCrypto crypto = new JcaTlsCryptoProvider().create(new SecureRandom());
         return new TlsConfig(mode, null, false, keys, crypto, mode.name().toLowerCase(java.util.Locale.ROOT)
                 + ", pre-shared keys from " + file + " (" + keys.keys() + ")");
+    }
+
+    /**
+     * Logs a WARN for each certificate of {@code file} (the server's, and the chain after it) that
+     * is not valid at {@code now}: expired, or not valid yet. Clients that verify the server (libnbd
+     * and qemu by default) refuse it then, with an error about the certificate, not about pmcache.
+     * A warning, not a refusal, as nbdkit and TLS servers generally do: the dates are not a property
+     * of the files the way a bad file is (a clock that is wrong at boot, before NTP, would otherwise
+     * keep the storage, and the writeback of its dirty data, down), clients that do not verify the
+     * server still work, and a certificate can expire while a server runs however it was checked at
+     * start.
+     */
+    private static void warnIfNotValid(Path file, List<X509Certificate> certs, java.time.Instant now) {
+        for (int i = 0; i < certs.size(); i++) {
+            X509Certificate c = certs.get(i);
+            java.time.Instant from = c.getNotBefore().toInstant();
+            java.time.Instant until = c.getNotAfter().toInstant();
+            String which = (i == 0 ? "the server's certificate" : "certificate " + (i + 1) + " of the chain") + " ("
+                    + c.getSubjectX500Principal().getName() + ", valid from " + from + " until " + until + ")";
+            String why;
+            if (now.isAfter(until)) {
+                why = which + " expired on " + until;
+            } else if (now.isBefore(from)) {
+                why = which + " is not valid yet: it is valid from " + from + " (if that is in the past, this host's "
+                        + "clock is wrong: it says " + now + ")";
+            } else {
+                continue;
+            }
+            log.warn("{}: {}; clients that verify the server (libnbd, qemu: by default) refuse every TLS "
+                    + "connection until it is replaced with a valid one and serve restarted", file, why);
+        }
     }
 
     private static Path existing(Path file) throws IOException {

@@ -155,6 +155,94 @@ class CommandsTest {
         assertThat(own.exit()).as(own.out()).isZero();
     }
 
+    /** The one shell command between backticks in {@code message} that starts with {@code start}. */
+    private static String command(String message, String start) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("`(" + java.util.regex.Pattern.quote(start)
+                + "[^`]*)`").matcher(message);
+        assertThat(m.find()).as("a `%s ...` command in: %s", start, message).isTrue();
+        return m.group(1);
+    }
+
+    /** Runs {@code command} in a shell, as an operator pastes it. */
+    private static void sh(String command) throws Exception {
+        Process p = new ProcessBuilder("sh", "-c", command).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        assertThat(p.waitFor()).as("%s: %s", command, out).isZero();
+    }
+
+    @Test
+    void aBackingFileShrunkWhileStoppedIsRefusedForItsSizeAndTheAdviceGivenWorks() throws Exception {
+        assertThat(formatSmall().exit()).isZero();
+        byte[] old = new byte[8 << 20];
+        java.util.Arrays.fill(old, (byte) 0x11);
+        Files.write(backing(), old); // the same file (inode): its content before the cache wrote anything
+        try (FileBackingDevice disk = FileBackingDevice.open(backing(), false);
+             MappedFileMedium m = MappedFileMedium.open(cache());
+             Cache c = Cache.open(CliRun.cacheIn(m), disk, CacheOptions.defaults().withParallel(1).withWriteback(false));
+             Arena a = Arena.ofConfined()) {
+            MemorySegment buf = a.allocate(4096);
+            buf.fill((byte) 0x5a);
+            c.write(6 << 20, buf, false); // dirty, in the part the shrink cuts off
+            c.write(1 << 20, buf, false); // dirty, in the part it keeps
+            c.flush();
+        }
+        try (RandomAccessFile f = new RandomAccessFile(backing().toFile(), "rw")) {
+            f.setLength(4 << 20);
+        }
+
+        Result serve = pm("serve", "--cache", cache().toString(), "--backing", backing().toString(), "--socket",
+                dir.resolve("s.sock").toString());
+        assertThat(serve.exit()).as(serve.err()).isEqualTo(1);
+        assertThat(serve.err()).as("the real cause: the size, with both sizes")
+                .contains(backing() + " is 4194304 bytes, but the cache was formatted for it "
+                        + "at 8388608 bytes: it was shrunk since")
+                .doesNotContain("new fingerprint").doesNotContain("copied or restored")
+                .contains("truncate -s 8388608 " + backing().toAbsolutePath())
+                .contains("4194304 bytes past byte 4194304 that the shrink cut off are lost and read as zeros, "
+                        + "except what this cache holds of them: its dirty data, which writeback puts back");
+        String advice = command(serve.err(), "truncate");
+        Result detach = pm("detach", "--cache", cache().toString(), "--backing", backing().toString());
+        assertThat(detach.exit()).as("detach opens the cache as serve does: refused alike").isEqualTo(1);
+        assertThat(detach.err()).contains("it was shrunk since").contains(advice);
+        Result check = pm("check", "--cache", cache().toString(), "--backing", backing().toString());
+        assertThat(check.exit()).as(check.out()).isEqualTo(CheckCommand.EXIT_WRONG_BACKING);
+        assertThat(check.out()).contains("clean").contains("it was shrunk since")
+                .contains("next: give the file its size back: `" + advice + "`");
+
+        sh(advice); // what the message says, as given
+        Result again = pm("detach", "--cache", cache().toString(), "--backing", backing().toString());
+        assertThat(again.exit()).as(again.err()).isZero();
+        byte[] after = Files.readAllBytes(backing());
+        assertThat(after).hasSize(8 << 20);
+        byte[] dirty = new byte[4096];
+        java.util.Arrays.fill(dirty, (byte) 0x5a);
+        assertThat(java.util.Arrays.copyOfRange(after, 1 << 20, (1 << 20) + 4096)).as("dirty data written back")
+                .isEqualTo(dirty);
+        assertThat(java.util.Arrays.copyOfRange(after, 6 << 20, (6 << 20) + 4096))
+                .as("the dirty data of the part cut off is put back").isEqualTo(dirty);
+        assertThat(java.util.Arrays.copyOfRange(after, 0, 4096)).as("the part kept keeps its data")
+                .isEqualTo(java.util.Arrays.copyOf(old, 4096));
+        assertThat(java.util.Arrays.copyOfRange(after, 5 << 20, (5 << 20) + 4096))
+                .as("the rest of the part cut off is lost: zeros, as the message says").isEqualTo(new byte[4096]);
+    }
+
+    @Test
+    void aBackingFileGrownWhileStoppedIsRefusedForItsSizeAndTheAdviceGivenWorks() throws Exception {
+        assertThat(formatSmall().exit()).isZero();
+        try (RandomAccessFile f = new RandomAccessFile(backing().toFile(), "rw")) {
+            f.setLength(12 << 20);
+        }
+        Result serve = pm("serve", "--cache", cache().toString(), "--backing", backing().toString(), "--socket",
+                dir.resolve("s.sock").toString());
+        assertThat(serve.exit()).as(serve.err()).isEqualTo(1);
+        assertThat(serve.err()).contains("is 12582912 bytes, but the cache was formatted for it at 8388608 bytes: "
+                        + "it was grown since").doesNotContain("copied or restored")
+                .contains("To use the new size: `pmcache detach`");
+        sh(command(serve.err(), "truncate -s 8388608 "));
+        Result check = pm("check", "--cache", cache().toString(), "--backing", backing().toString());
+        assertThat(check.exit()).as(check.out()).isZero();
+    }
+
     @Test
     void serveRefusesAParallelTheCacheIsTooSmallFor() {
         assertThat(formatSmall().exit()).isZero();

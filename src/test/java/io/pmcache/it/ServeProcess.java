@@ -72,6 +72,11 @@ final class ServeProcess implements AutoCloseable {
         return uri;
     }
 
+    /** Every line the server printed on stdout so far (its URIs, printed at once when it listens). */
+    List<String> stdoutLines() throws IOException {
+        return Files.readAllLines(stdout);
+    }
+
     long pid() {
         return process.pid();
     }

@@ -91,6 +91,29 @@ class VolumesProcessTest {
     }
 
     /**
+     * serve prints, for every volume at every listener, a URI that reaches that volume (a user
+     * copies it into nbdinfo); the listener's bare URI would find no export among two.
+     */
+    @Test
+    void servePrintsAUriPerVolumeThatReachesIt() throws Exception {
+        Tools.require("nbdinfo");
+        twoVolumes();
+        ServeProcess s = serve("--listen", "127.0.0.1:0");
+        List<String> uris = s.stdoutLines();
+        assertThat(uris).as(s.log()).hasSize(4);
+        assertThat(uris.get(0)).isEqualTo(uri("vol-a"));
+        assertThat(uris.get(1)).matches("nbd://127\\.0\\.0\\.1:\\d+/vol-a");
+        assertThat(uris.get(2)).isEqualTo(uri("vol-b"));
+        assertThat(uris.get(3)).isEqualTo(uris.get(1).replace("vol-a", "vol-b"));
+        for (String u : uris) {
+            String volume = u.contains("vol-a") ? "vol-a" : "vol-b";
+            String info = Tools.run("nbdinfo", "--json", u).expectSuccess().replaceAll("\\s", "");
+            assertThat(info).as(u).contains("\"export-name\":\"" + volume + "\"")
+                    .contains("\"export-size\":" + (volume.equals("vol-a") ? 48 : 40) * MIB);
+        }
+    }
+
+    /**
      * Through --admin while serving: a dirty volume's removal is refused; a volume added while a
      * client works on another does not disturb it; one volume is detached while the other serves.
      */

@@ -13,6 +13,7 @@ import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -113,8 +114,13 @@ class NbdServerTest {
         }
     }
 
+    /**
+     * A connection over the limit gets the greeting, and each option an NBD_REP_ERR_POLICY reply
+     * saying why (never a served export), until it aborts; it counts as refused, never as served,
+     * and the served connections go on.
+     */
     @Test
-    void connectionsBeyondTheLimitAreRefused() throws Exception {
+    void aConnectionBeyondTheLimitIsToldWhyInTheHandshake() throws Exception {
         MemoryBlockDevice device = new MemoryBlockDevice(1 << 20);
         Path socket = dir.resolve("s.sock");
         try (NbdServer server = NbdServer.builder().device(device).maxConnections(2).build()) {
@@ -122,10 +128,73 @@ class NbdServerTest {
             try (NbdTestClient a = NbdTestClient.open(socket, false, false);
                  NbdTestClient b = NbdTestClient.open(socket, false, false);
                  NbdTestClient refused = NbdTestClient.connect(socket)) {
+                refused.greet(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+                for (int option : new int[] {NBD_OPT_STRUCTURED_REPLY, NBD_OPT_LIST, NBD_OPT_GO}) {
+                    refused.option(option, option == NBD_OPT_GO ? NbdTestClient.infoData("", new int[0]) : new byte[0]);
+                    NbdTestClient.OptionReply r = refused.readOptionReply();
+                    assertThat(r.option()).isEqualTo(option);
+                    assertThat(r.type()).as("option %d: %s", option, r.text()).isEqualTo(NBD_REP_ERR_POLICY);
+                    assertThat(r.text()).isEqualTo("too many connections: this server serves at most 2 at once "
+                            + "(its --max-connections) and all are in use; try again when one has ended");
+                }
+                refused.option(NBD_OPT_ABORT, new byte[0]);
+                assertThat(refused.readOptionReply().type()).isEqualTo(NBD_REP_ACK);
                 assertThat(refused.closedByServer()).isTrue();
-                assertThat(server.stats().snapshot().connectionsRefused()).isEqualTo(1);
+                NbdStats.Snapshot st = server.stats().snapshot();
+                assertThat(st.connectionsRefused()).isEqualTo(1);
+                assertThat(st.connectionsAccepted()).as("a refused connection is never a served one").isEqualTo(2);
+                assertThat(st.connectionsActive()).isEqualTo(2);
                 assertThat(a.write(1, 0, new byte[] {7})).isZero();
                 assertThat(b.read(2, 0, 1)).containsExactly(7);
+            }
+        }
+    }
+
+    /**
+     * Refusing in the handshake stays bounded: a refused client that never negotiates is closed
+     * after the handshake timeout, and past {@link NbdServer#MAX_REFUSING} refusals at once the
+     * next connections are closed before the greeting; a slot that frees up serves again.
+     */
+    @Test
+    void refusalsBeyondTheLimitAreBoundedInTimeAndNumber() throws Exception {
+        MemoryBlockDevice device = new MemoryBlockDevice(1 << 20);
+        Path socket = dir.resolve("s.sock");
+        Duration timeout = Duration.ofSeconds(2); // long enough for the 17 connections below to be made first
+        try (NbdServer server = NbdServer.builder().device(device).maxConnections(1).handshakeTimeout(timeout)
+                .build()) {
+            server.listenUnix(socket);
+            NbdTestClient served = NbdTestClient.open(socket, false, false);
+            List<NbdTestClient> silent = new ArrayList<>();
+            try {
+                for (int i = 0; i < NbdServer.MAX_REFUSING; i++) {
+                    NbdTestClient c = NbdTestClient.connect(socket);
+                    c.greet(NBD_FLAG_C_FIXED_NEWSTYLE); // then says nothing
+                    silent.add(c);
+                }
+                try (NbdTestClient over = NbdTestClient.connect(socket)) {
+                    assertThat(over.in.readAllBytes()).as("closed before the greeting").isEmpty();
+                }
+                long start = System.nanoTime();
+                for (NbdTestClient c : silent) {
+                    assertThat(c.closedByServer()).isTrue();
+                }
+                Duration took = Duration.ofNanos(System.nanoTime() - start);
+                assertThat(took).as("closed by the handshake timeout").isLessThan(timeout.multipliedBy(20));
+                assertThat(server.stats().snapshot().connectionsRefused()).isEqualTo(NbdServer.MAX_REFUSING + 1);
+                assertThat(server.stats().snapshot().connectionsAccepted()).isEqualTo(1);
+            } finally {
+                for (NbdTestClient c : silent) {
+                    c.close();
+                }
+            }
+            served.disconnect();
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (server.stats().snapshot().connectionsActive() > 0) { // the slot frees once the server saw DISC
+                assertThat(System.nanoTime()).as("the slot freed within 10 s").isLessThan(deadline);
+                Thread.sleep(1);
+            }
+            try (NbdTestClient again = NbdTestClient.open(socket, false, false)) {
+                assertThat(again.read(1, 0, 1)).containsExactly(0);
             }
         }
     }

@@ -74,6 +74,82 @@ class RealClientsTest {
         }
     }
 
+    /**
+     * {@link NbdServer#uris(String)} gives, per listener, a URI nbdinfo reaches the named export
+     * with, among several (where the default URI finds none), also for a name that needs
+     * percent-encoding.
+     */
+    @Test
+    void theUriOfANamedExportReachesItAtEveryListener() throws Exception {
+        requireTool("nbdinfo");
+        try (NbdServer two = NbdServer.builder().startEmpty().build()) {
+            two.addExport("vol-a", "a", new MemoryBlockDevice(1 << 20), false);
+            two.addExport("vol b/ü%", "b", new MemoryBlockDevice(2 << 20), false);
+            two.listenUnix(dir.resolve("two.sock"));
+            two.listenTcp("127.0.0.1", 0);
+            assertThat(two.uris("vol b/ü%")).hasSize(2).allSatisfy(u -> assertThat(u).contains("vol%20b/%C3%BC%25"));
+            for (String name : List.of("vol-a", "vol b/ü%")) {
+                for (String u : two.uris(name)) {
+                    String json = run("nbdinfo", "--json", u).expectSuccess().replaceAll("\\s", "");
+                    assertThat(json).as(u).contains("\"export-name\":\"" + name.replace(" ", "") + "\"")
+                            .contains("\"export-size\":" + (name.equals("vol-a") ? 1 << 20 : 2 << 20));
+                }
+            }
+            assertThat(run("nbdinfo", "--json", two.uri()).exit()).as("the empty name finds none of two").isNotZero();
+        }
+    }
+
+    /**
+     * A client over the connection limit hears why (the server refuses its options with
+     * NBD_REP_ERR_POLICY and a message, instead of closing before the greeting): qemu prints the
+     * message; libnbd says that the server's policy prevents NBD_OPT_GO and gives the message in its
+     * debug output (python's debug callback, LIBNBD_DEBUG=1 for nbdinfo). Once the served
+     * connection ends, the same client is served.
+     */
+    @Test
+    void aClientOverTheConnectionLimitIsToldWhy() throws Exception {
+        requireTool("qemu-img");
+        requireTool("nbdinfo");
+        assumeTrue(Files.isExecutable(Path.of("/usr/bin/python3"))
+                && run("/usr/bin/python3", "-c", "import nbd").exit() == 0, "python3-libnbd is not installed");
+        String why = "too many connections: this server serves at most 1 at once (its --max-connections) and all "
+                + "are in use; try again when one has ended";
+        Path socket = dir.resolve("one.sock");
+        try (NbdServer one = NbdServer.builder().device(device).exportName("pmcache").maxConnections(1).build()) {
+            one.listenUnix(socket);
+            try (NbdTestClient holder = NbdTestClient.open(socket, false, false)) {
+                Result qemu = run("qemu-img", "info", one.uri());
+                assertThat(qemu.exit()).as(qemu.output()).isNotZero();
+                assertThat(qemu.output()).contains("Denied by server for option 7 (go)", "server reported: " + why);
+                String script = String.join("\n",
+                        "import nbd, sys",
+                        "h = nbd.NBD()",
+                        "h.set_debug_callback(lambda context, msg: print('debug:', msg))",
+                        "h.set_debug(True)",
+                        "try:",
+                        "    h.connect_uri(sys.argv[1])",
+                        "    print('connected')",
+                        "except nbd.Error as e:",
+                        "    print('nbd.Error:', e.string)");
+                Result py = run("/usr/bin/python3", "-c", script, one.uri());
+                assertThat(py.output()).contains("nbd.Error: nbd_connect_uri: handshake: server policy prevents "
+                        + "NBD_OPT_GO").contains("debug: handshake: server error message: " + why)
+                        .doesNotContain("connected\n");
+                Result info = run("env", "LIBNBD_DEBUG=1", "nbdinfo", one.uri());
+                assertThat(info.exit()).isNotZero();
+                assertThat(info.output()).contains("server error message: " + why);
+                assertThat(one.stats().snapshot().connectionsAccepted()).as("refused, never served").isEqualTo(1);
+                assertThat(one.stats().snapshot().connectionsRefused()).as("one per client").isEqualTo(3);
+            }
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (one.stats().snapshot().connectionsActive() > 0) { // the holder's slot frees once the server sees it go
+                assertThat(System.nanoTime()).as("the slot freed within 10 s").isLessThan(deadline);
+                Thread.sleep(1);
+            }
+            run("nbdinfo", one.uri()).expectSuccess();
+        }
+    }
+
     @Test
     void qemuIoWritesPatternsAndReadsThemBack() throws Exception {
         requireTool("qemu-io");
