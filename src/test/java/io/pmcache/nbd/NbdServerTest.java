@@ -159,7 +159,7 @@ class NbdServerTest {
     void refusalsBeyondTheLimitAreBoundedInTimeAndNumber() throws Exception {
         MemoryBlockDevice device = new MemoryBlockDevice(1 << 20);
         Path socket = dir.resolve("s.sock");
-        Duration timeout = Duration.ofSeconds(2); // long enough for the 17 connections below to be made first
+        Duration timeout = Duration.ofSeconds(6); // long enough for the 17 connections below to be made first, even on a loaded machine
         try (NbdServer server = NbdServer.builder().device(device).maxConnections(1).handshakeTimeout(timeout)
                 .build()) {
             server.listenUnix(socket);
