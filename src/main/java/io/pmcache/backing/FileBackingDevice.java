@@ -77,8 +77,8 @@ public final class FileBackingDevice implements BackingDevice {
     /** Held while open read-write; null when read-only. */
     private final FileUseLock useLock;
 
-    /** The current channel; replaced (under {@code channelLock}) when an interrupt closed it. */
-    private volatile FileChannel channel;
+    /** The device's channel ({@link #withChannel}); reopened (under {@code channelLock}) when an interrupt closed it. */
+    private final ReopeningChannel channel;
     private final Object channelLock = new Object();
     private volatile boolean closed;
 
@@ -106,7 +106,7 @@ public final class FileBackingDevice implements BackingDevice {
         this.blockDevice = blockDevice;
         this.size = size;
         this.fingerprint = fingerprint;
-        this.channel = channel;
+        this.channel = new ReopeningChannel(channel, channelLock);
         this.punchUnsupported = !LinuxFiles.AVAILABLE;
         this.seekUnsupported = !LinuxFiles.AVAILABLE || blockDevice;
         this.fuaFlusher = new OwnFdFlusher();
@@ -275,11 +275,11 @@ public final class FileBackingDevice implements BackingDevice {
      * those no other open file has reported yet); reopens it after an interrupt closed it.
      */
     private final class OwnFdFlusher implements Flusher {
-        /** Replaced under this; closed by {@link #close} without it, so a stuck flush cannot hold up the device's close. */
-        private volatile FileChannel ch;
+        /** Reopened and closed under a lock of its own, not this flusher's: a stuck flush cannot hold up the device's close. */
+        private final ReopeningChannel ch;
 
         OwnFdFlusher() throws IOException {
-            ch = openChannel(path, readOnly);
+            ch = new ReopeningChannel(openChannel(path, readOnly), new Object());
             flushers.add(this);
         }
 
@@ -287,42 +287,12 @@ public final class FileBackingDevice implements BackingDevice {
         public synchronized void flush() throws IOException {
             ensureOpen();
             ensureNotShrunk("flush", 0, size);
-            for (int attempt = 0; ; attempt++) {
-                if (ch == null) {
-                    ch = openChannel(path, readOnly);
-                    if (closed) {
-                        close();
-                        throw closedException(null);
-                    }
-                }
-                try {
-                    ch.force(false);
-                    break;
-                } catch (ClosedByInterruptException e) {
-                    ch = null;
-                    InterruptedIOException ie = new InterruptedIOException(path + ": flush interrupted");
-                    ie.initCause(e);
-                    throw ie;
-                } catch (ClosedChannelException e) {
-                    ch = null;
-                    if (closed) {
-                        throw closedException(e);
-                    }
-                    if (attempt >= MAX_REOPEN_RETRIES) {
-                        throw new IOException(path + ": channel kept being closed by interrupts", e);
-                    }
-                } catch (IOException e) {
-                    throw named(e);
-                }
-            }
+            ch.run(c -> c.force(false), "flush");
             checkSizeAfterFlush();
         }
 
         void close() throws IOException {
-            FileChannel c = ch;
-            if (c != null) {
-                c.close();
-            }
+            ch.close();
         }
     }
 
@@ -555,30 +525,69 @@ public final class FileBackingDevice implements BackingDevice {
         void run(FileChannel ch) throws IOException;
     }
 
-    /**
-     * Runs an idempotent positional operation, reopening the channel if an interrupt (of this or
-     * another thread) closed it. This thread's interrupt surfaces as InterruptedIOException.
-     */
+    /** Runs an idempotent positional operation on the device's channel ({@link ReopeningChannel#run}). */
     private void withChannel(ChannelOp op) throws IOException {
-        for (int attempt = 0; ; attempt++) {
-            FileChannel ch = channel;
-            try {
-                op.run(ch);
-                return;
-            } catch (ClosedByInterruptException e) {
-                reopenAfter(ch, e);
-                InterruptedIOException ie = new InterruptedIOException(path + ": I/O interrupted");
-                ie.initCause(e);
-                throw ie;
-            } catch (ClosedChannelException e) {
-                reopenAfter(ch, e);
-                if (attempt >= MAX_REOPEN_RETRIES) {
-                    throw new IOException(path + ": channel kept being closed by interrupts", e);
+        channel.run(op, "I/O");
+    }
+
+    /**
+     * A channel of the file that reopens itself after an interrupt closed it (the JDK closes a
+     * {@code FileChannel} when a thread is interrupted during I/O on it): the device's own and each
+     * flusher's. Reopened and closed under {@code lock}, never reopened once the device is closed;
+     * the operations themselves run without the lock.
+     */
+    private final class ReopeningChannel {
+        private final Object lock;
+        private volatile FileChannel ch;
+
+        ReopeningChannel(FileChannel ch, Object lock) {
+            this.ch = ch;
+            this.lock = lock;
+        }
+
+        /**
+         * Runs an idempotent positional operation, reopening the channel if an interrupt (of this or
+         * another thread) closed it. This thread's interrupt surfaces as InterruptedIOException
+         * ("PATH: WHAT interrupted").
+         */
+        void run(ChannelOp op, String what) throws IOException {
+            for (int attempt = 0; ; attempt++) {
+                FileChannel c = ch;
+                try {
+                    op.run(c);
+                    return;
+                } catch (ClosedByInterruptException e) {
+                    reopenAfter(c, e);
+                    InterruptedIOException ie = new InterruptedIOException(path + ": " + what + " interrupted");
+                    ie.initCause(e);
+                    throw ie;
+                } catch (ClosedChannelException e) {
+                    reopenAfter(c, e);
+                    if (attempt >= MAX_REOPEN_RETRIES) {
+                        throw new IOException(path + ": channel kept being closed by interrupts", e);
+                    }
+                } catch (PastEndException e) {
+                    throw e; // the caller names it (the file shrank)
+                } catch (IOException e) {
+                    throw named(e);
                 }
-            } catch (PastEndException e) {
-                throw e; // the caller names it (the file shrank)
-            } catch (IOException e) {
-                throw named(e);
+            }
+        }
+
+        private void reopenAfter(FileChannel failed, ClosedChannelException cause) throws IOException {
+            synchronized (lock) {
+                if (closed) {
+                    throw closedException(cause);
+                }
+                if (ch == failed) {
+                    ch = openChannel(path, readOnly);
+                }
+            }
+        }
+
+        void close() throws IOException {
+            synchronized (lock) {
+                ch.close();
             }
         }
     }
@@ -588,17 +597,6 @@ public final class FileBackingDevice implements BackingDevice {
         String m = String.valueOf(e.getMessage());
         return m.contains(path.toString()) || e instanceof InterruptedIOException ? e
                 : new IOException(path + ": " + m, e);
-    }
-
-    private void reopenAfter(FileChannel failed, ClosedChannelException cause) throws IOException {
-        synchronized (channelLock) {
-            if (closed) {
-                throw closedException(cause);
-            }
-            if (channel == failed) {
-                channel = openChannel(path, readOnly);
-            }
-        }
     }
 
     private static void readFully(FileChannel ch, MemorySegment dst, long position) throws IOException {

@@ -177,6 +177,38 @@ class FileBackingDeviceTest {
         }
     }
 
+    /**
+     * An interrupt during a flusher's flush closes its descriptor (the JDK closes an interrupted
+     * channel): that flush fails with InterruptedIOException, and the flusher goes on with a
+     * descriptor of its own again (one, not one more per interrupt), as the device's channel does.
+     */
+    @Test
+    void anInterruptedFlushLeavesTheFlusherWorkingOnADescriptorOfItsOwn() throws Exception {
+        Path f = dir.resolve("fi");
+        try (FileBackingDevice d = FileBackingDevice.createSparse(f, 1 << 20)) {
+            long before = descriptorsOf(f);
+            io.pmcache.device.BlockDevice.Flusher flusher = d.newFlusher();
+            for (int round = 0; round < 3; round++) {
+                AtomicReference<Throwable> seen = new AtomicReference<>();
+                Thread t = Thread.ofPlatform().start(() -> {
+                    Thread.currentThread().interrupt();
+                    try {
+                        flusher.flush();
+                    } catch (Throwable e) {
+                        seen.set(e);
+                    }
+                });
+                t.join();
+                assertThat(seen.get()).isInstanceOf(InterruptedIOException.class)
+                        .hasMessageContaining(f + ": flush interrupted");
+                d.write(round, MemorySegment.ofArray(new byte[] {(byte) (round + 1)}), false);
+                flusher.flush();
+                assertThat(descriptorsOf(f)).as("round %d", round).isEqualTo(before + 1);
+            }
+            assertThat(Files.readAllBytes(f)).startsWith(1, 2, 3);
+        }
+    }
+
     // ---- a backing file that shrank under the device (truncated by someone else) ----
 
     private static final int MIB = 1 << 20;
