@@ -93,7 +93,7 @@ public final class FileBackingDevice implements BackingDevice {
     private volatile boolean punchUnsupported;
     /** Set once the file was found shorter than {@link #size}: what was found where; then every request fails. */
     private volatile String shrunk;
-    /** The flushers with a descriptor of their own ({@link #newFlusher}), closed with the device. */
+    /** The flushers with a descriptor of their own ({@link #newFlusher}) not closed yet; closed with the device. */
     private final java.util.List<OwnFdFlusher> flushers = new java.util.concurrent.CopyOnWriteArrayList<>();
     /** The flushes that stand in for FUA: not {@link #flush()}'s descriptor, whose reports are writeback's. */
     private final OwnFdFlusher fuaFlusher;
@@ -106,7 +106,7 @@ public final class FileBackingDevice implements BackingDevice {
         this.blockDevice = blockDevice;
         this.size = size;
         this.fingerprint = fingerprint;
-        this.channel = new ReopeningChannel(channel, channelLock);
+        this.channel = new ReopeningChannel(channel, channelLock, "backing device");
         this.punchUnsupported = !LinuxFiles.AVAILABLE;
         this.seekUnsupported = !LinuxFiles.AVAILABLE || blockDevice;
         this.fuaFlusher = new OwnFdFlusher();
@@ -272,14 +272,15 @@ public final class FileBackingDevice implements BackingDevice {
 
     /**
      * Opens its descriptor when made (an open file learns only of the errors after that, and of
-     * those no other open file has reported yet); reopens it after an interrupt closed it.
+     * those no other open file has reported yet); reopens it after an interrupt closed it; closes it
+     * when closed itself, or with the device.
      */
     private final class OwnFdFlusher implements Flusher {
         /** Reopened and closed under a lock of its own, not this flusher's: a stuck flush cannot hold up the device's close. */
         private final ReopeningChannel ch;
 
         OwnFdFlusher() throws IOException {
-            ch = new ReopeningChannel(openChannel(path, readOnly), new Object());
+            ch = new ReopeningChannel(openChannel(path, readOnly), new Object(), "flusher");
             flushers.add(this);
         }
 
@@ -291,7 +292,9 @@ public final class FileBackingDevice implements BackingDevice {
             checkSizeAfterFlush();
         }
 
-        void close() throws IOException {
+        @Override
+        public void close() throws IOException {
+            flushers.remove(this);
             ch.close();
         }
     }
@@ -533,16 +536,20 @@ public final class FileBackingDevice implements BackingDevice {
     /**
      * A channel of the file that reopens itself after an interrupt closed it (the JDK closes a
      * {@code FileChannel} when a thread is interrupted during I/O on it): the device's own and each
-     * flusher's. Reopened and closed under {@code lock}, never reopened once the device is closed;
-     * the operations themselves run without the lock.
+     * flusher's. Reopened and closed under {@code lock}, never reopened once it or the device is
+     * closed; the operations themselves run without the lock.
      */
     private final class ReopeningChannel {
         private final Object lock;
+        /** What it is, for the error once it is closed: "PATH: NAME is closed". */
+        private final String name;
         private volatile FileChannel ch;
+        private boolean shut; // guarded by lock
 
-        ReopeningChannel(FileChannel ch, Object lock) {
+        ReopeningChannel(FileChannel ch, Object lock, String name) {
             this.ch = ch;
             this.lock = lock;
+            this.name = name;
         }
 
         /**
@@ -579,6 +586,9 @@ public final class FileBackingDevice implements BackingDevice {
                 if (closed) {
                     throw closedException(cause);
                 }
+                if (shut) {
+                    throw new IOException(path + ": " + name + " is closed", cause);
+                }
                 if (ch == failed) {
                     ch = openChannel(path, readOnly);
                 }
@@ -587,6 +597,7 @@ public final class FileBackingDevice implements BackingDevice {
 
         void close() throws IOException {
             synchronized (lock) {
+                shut = true;
                 ch.close();
             }
         }

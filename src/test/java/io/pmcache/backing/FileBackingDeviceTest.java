@@ -84,6 +84,35 @@ class FileBackingDeviceTest {
         assertThat(Files.readAllBytes(f)[4097]).isEqualTo((byte) 2);
     }
 
+    /**
+     * A flusher closed on its own gives its descriptor back at once (not only when the device
+     * closes), its flush then fails, and the device and its other flushers go on.
+     */
+    @Test
+    void aClosedFlusherGivesItsDescriptorBackAndTheDeviceGoesOn() throws IOException {
+        Path f = dir.resolve("c");
+        try (FileBackingDevice d = FileBackingDevice.createSparse(f, 1 << 20)) {
+            long before = descriptorsOf(f);
+            io.pmcache.device.BlockDevice.Flusher kept = d.newFlusher();
+            for (int i = 0; i < 20; i++) {
+                io.pmcache.device.BlockDevice.Flusher f2 = d.newFlusher();
+                f2.flush();
+                f2.close();
+                if (i == 0) {
+                    assertThatThrownBy(f2::flush).isInstanceOf(IOException.class)
+                            .hasMessageContaining(f + ": flusher is closed");
+                }
+            }
+            assertThat(descriptorsOf(f)).isEqualTo(before + 1);
+            d.write(0, MemorySegment.ofArray(new byte[] {5}), true);
+            kept.flush();
+            d.flush();
+            kept.close();
+            assertThat(descriptorsOf(f)).isEqualTo(before);
+        }
+        assertThat(descriptorsOf(f)).isZero();
+    }
+
     /** Descriptors of this process open on {@code file}. */
     private static long descriptorsOf(Path file) throws IOException {
         Path real = file.toRealPath();
