@@ -40,7 +40,18 @@ public final class StatusSource implements AutoCloseable {
 
     /** As {@link #of(Cache, NbdServer)}, plus a remote backing device's state under "backing". */
     public static StatusSource of(Cache cache, NbdServer server, io.pmcache.backing.BackingDevice backing) {
-        StatusSource s = of(cache, server);
+        return of(cache, server, backing, null);
+    }
+
+    /**
+     * As {@link #of(Cache, NbdServer, io.pmcache.backing.BackingDevice)}, the counters going on from
+     * {@code earlier} (what the caches served before under the same name counted, or null:
+     * {@link CacheStatus#continuing}).
+     */
+    public static StatusSource of(Cache cache, NbdServer server, io.pmcache.backing.BackingDevice backing,
+                                  CacheStatus earlier) {
+        StatusSource s = new StatusSource(earlier == null ? cache::status : () -> cache.status().continuing(earlier),
+                server != null ? () -> server.stats().snapshot() : null);
         if (backing instanceof io.pmcache.backing.NbdBackingDevice remote) {
             s.backing = remote::state;
         }

@@ -13,7 +13,11 @@ public interface VolumeControl {
     /** The document of {@code GET /volumes}: every volume of the medium, served or not, and the free space. */
     Map<String, Object> volumes();
 
-    /** The figures of a served volume, or null when no volume of that name is served. */
+    /**
+     * The figures of a served volume, or null when no volume of that name is served. Its counters
+     * count since the start of the server: a volume served again goes on from what its name's
+     * earlier caches counted ({@link io.pmcache.cache.CacheStatus#continuing}).
+     */
     StatusSource status(String name);
 
     /** The cache of a served volume (for its knobs), or null when no volume of that name is served. */

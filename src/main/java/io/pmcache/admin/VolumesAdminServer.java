@@ -234,7 +234,8 @@ public final class VolumesAdminServer implements AutoCloseable {
             }
             served.add(name);
             var have = onRegistry.get(name);
-            if (have != null && have.getKey() != s) { // served again under the same name: new figures
+            if (have != null && have.getKey() != s) { // served again under the same name: its new cache's figures,
+                // whose counters go on from the earlier caches' (VolumeControl#status)
                 have.getValue().remove();
                 have = null;
             }

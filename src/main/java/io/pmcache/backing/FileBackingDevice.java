@@ -83,8 +83,8 @@ public final class FileBackingDevice implements BackingDevice {
     /** Held while open read-write; null when read-only. */
     private final FileUseLock useLock;
 
-    /** The current channel; replaced (under {@code channelLock}) when an interrupt closed it. */
-    private volatile FileChannel channel;
+    /** The device's channel ({@link #withChannel}); reopened (under {@code channelLock}) when an interrupt closed it. */
+    private final ReopeningChannel channel;
     private final Object channelLock = new Object();
     private volatile boolean closed;
 
@@ -99,7 +99,7 @@ public final class FileBackingDevice implements BackingDevice {
     private volatile boolean punchUnsupported;
     /** Set once the file was found shorter than {@link #size}: what was found where; then every request fails. */
     private volatile String shrunk;
-    /** The flushers with a descriptor of their own ({@link #newFlusher}), closed with the device. */
+    /** The flushers with a descriptor of their own ({@link #newFlusher}) not closed yet; closed with the device. */
     private final java.util.List<OwnFdFlusher> flushers = new java.util.concurrent.CopyOnWriteArrayList<>();
     /** The flushes that stand in for FUA: not {@link #flush()}'s descriptor, whose reports are writeback's. */
     private final OwnFdFlusher fuaFlusher;
@@ -117,7 +117,7 @@ public final class FileBackingDevice implements BackingDevice {
         this.blockDevice = blockDevice;
         this.size = size;
         this.fingerprint = fingerprint;
-        this.channel = channel;
+        this.channel = new ReopeningChannel(channel, channelLock, "backing device");
         this.punchUnsupported = !LinuxFiles.AVAILABLE;
         this.seekUnsupported = !LinuxFiles.AVAILABLE || blockDevice;
         this.fuaFlusher = new OwnFdFlusher();
@@ -331,14 +331,15 @@ public final class FileBackingDevice implements BackingDevice {
 
     /**
      * Opens its descriptor when made (an open file learns only of the errors after that, and of
-     * those no other open file has reported yet); reopens it after an interrupt closed it.
+     * those no other open file has reported yet); reopens it after an interrupt closed it; closes it
+     * when closed itself, or with the device.
      */
     private final class OwnFdFlusher implements Flusher {
-        /** Replaced under this; closed by {@link #close} without it, so a stuck flush cannot hold up the device's close. */
-        private volatile FileChannel ch;
+        /** Reopened and closed under a lock of its own, not this flusher's: a stuck flush cannot hold up the device's close. */
+        private final ReopeningChannel ch;
 
         OwnFdFlusher() throws IOException {
-            ch = openChannel(path, readOnly);
+            ch = new ReopeningChannel(openChannel(path, readOnly), new Object(), "flusher");
             flushers.add(this);
         }
 
@@ -346,42 +347,14 @@ public final class FileBackingDevice implements BackingDevice {
         public synchronized void flush() throws IOException {
             ensureOpen();
             ensureNotShrunk("flush", 0, size);
-            for (int attempt = 0; ; attempt++) {
-                if (ch == null) {
-                    ch = openChannel(path, readOnly);
-                    if (closed) {
-                        close();
-                        throw closedException(null);
-                    }
-                }
-                try {
-                    ch.force(false);
-                    break;
-                } catch (ClosedByInterruptException e) {
-                    ch = null;
-                    InterruptedIOException ie = new InterruptedIOException(path + ": flush interrupted");
-                    ie.initCause(e);
-                    throw ie;
-                } catch (ClosedChannelException e) {
-                    ch = null;
-                    if (closed) {
-                        throw closedException(e);
-                    }
-                    if (attempt >= MAX_REOPEN_RETRIES) {
-                        throw new IOException(path + ": channel kept being closed by interrupts", e);
-                    }
-                } catch (IOException e) {
-                    throw named(e);
-                }
-            }
+            ch.run(c -> c.force(false), "flush");
             checkSizeAfterFlush();
         }
 
-        void close() throws IOException {
-            FileChannel c = ch;
-            if (c != null) {
-                c.close();
-            }
+        @Override
+        public void close() throws IOException {
+            flushers.remove(this);
+            ch.close();
         }
     }
 
@@ -619,30 +592,77 @@ public final class FileBackingDevice implements BackingDevice {
         void run(FileChannel ch) throws IOException;
     }
 
-    /**
-     * Runs an idempotent positional operation, reopening the channel if an interrupt (of this or
-     * another thread) closed it. This thread's interrupt surfaces as InterruptedIOException.
-     */
+    /** Runs an idempotent positional operation on the device's channel ({@link ReopeningChannel#run}). */
     private void withChannel(ChannelOp op) throws IOException {
-        for (int attempt = 0; ; attempt++) {
-            FileChannel ch = channel;
-            try {
-                op.run(ch);
-                return;
-            } catch (ClosedByInterruptException e) {
-                reopenAfter(ch, e);
-                InterruptedIOException ie = new InterruptedIOException(path + ": I/O interrupted");
-                ie.initCause(e);
-                throw ie;
-            } catch (ClosedChannelException e) {
-                reopenAfter(ch, e);
-                if (attempt >= MAX_REOPEN_RETRIES) {
-                    throw new IOException(path + ": channel kept being closed by interrupts", e);
+        channel.run(op, "I/O");
+    }
+
+    /**
+     * A channel of the file that reopens itself after an interrupt closed it (the JDK closes a
+     * {@code FileChannel} when a thread is interrupted during I/O on it): the device's own and each
+     * flusher's. Reopened and closed under {@code lock}, never reopened once it or the device is
+     * closed; the operations themselves run without the lock.
+     */
+    private final class ReopeningChannel {
+        private final Object lock;
+        /** What it is, for the error once it is closed: "PATH: NAME is closed". */
+        private final String name;
+        private volatile FileChannel ch;
+        private boolean shut; // guarded by lock
+
+        ReopeningChannel(FileChannel ch, Object lock, String name) {
+            this.ch = ch;
+            this.lock = lock;
+            this.name = name;
+        }
+
+        /**
+         * Runs an idempotent positional operation, reopening the channel if an interrupt (of this or
+         * another thread) closed it. This thread's interrupt surfaces as InterruptedIOException
+         * ("PATH: WHAT interrupted").
+         */
+        void run(ChannelOp op, String what) throws IOException {
+            for (int attempt = 0; ; attempt++) {
+                FileChannel c = ch;
+                try {
+                    op.run(c);
+                    return;
+                } catch (ClosedByInterruptException e) {
+                    reopenAfter(c, e);
+                    InterruptedIOException ie = new InterruptedIOException(path + ": " + what + " interrupted");
+                    ie.initCause(e);
+                    throw ie;
+                } catch (ClosedChannelException e) {
+                    reopenAfter(c, e);
+                    if (attempt >= MAX_REOPEN_RETRIES) {
+                        throw new IOException(path + ": channel kept being closed by interrupts", e);
+                    }
+                } catch (PastEndException e) {
+                    throw e; // the caller names it (the file shrank)
+                } catch (IOException e) {
+                    throw named(e);
                 }
-            } catch (PastEndException e) {
-                throw e; // the caller names it (the file shrank)
-            } catch (IOException e) {
-                throw named(e);
+            }
+        }
+
+        private void reopenAfter(FileChannel failed, ClosedChannelException cause) throws IOException {
+            synchronized (lock) {
+                if (closed) {
+                    throw closedException(cause);
+                }
+                if (shut) {
+                    throw new IOException(path + ": " + name + " is closed", cause);
+                }
+                if (ch == failed) {
+                    ch = openChannel(path, readOnly);
+                }
+            }
+        }
+
+        void close() throws IOException {
+            synchronized (lock) {
+                shut = true;
+                ch.close();
             }
         }
     }
@@ -652,17 +672,6 @@ public final class FileBackingDevice implements BackingDevice {
         String m = String.valueOf(e.getMessage());
         return m.contains(path.toString()) || e instanceof InterruptedIOException ? e
                 : new IOException(path + ": " + m, e);
-    }
-
-    private void reopenAfter(FileChannel failed, ClosedChannelException cause) throws IOException {
-        synchronized (channelLock) {
-            if (closed) {
-                throw closedException(cause);
-            }
-            if (channel == failed) {
-                channel = openChannel(path, readOnly);
-            }
-        }
     }
 
     private static void readFully(FileChannel ch, MemorySegment dst, long position) throws IOException {

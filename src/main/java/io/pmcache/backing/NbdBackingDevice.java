@@ -358,15 +358,35 @@ public final class NbdBackingDevice implements BackingDevice {
 
     /**
      * A flusher of its own, for writes that wait for their reply ({@link #write}): it fails after a
-     * link was lost with writes no flush had covered, as every flusher does.
+     * link was lost with writes no flush had covered, as every flusher does. Closing it forgets its
+     * cursor.
      */
     @Override
     public Flusher newFlusher() {
         WritesInFlight.Cursor c = behind.newCursor();
-        return () -> {
-            ensureOpen();
-            flushAs(c);
+        return new Flusher() {
+            private volatile boolean closed;
+
+            @Override
+            public void flush() throws IOException {
+                ensureOpen();
+                if (closed) {
+                    throw new IOException(uri + ": flusher is closed");
+                }
+                flushAs(c);
+            }
+
+            @Override
+            public void close() {
+                closed = true;
+                behind.dropCursor(c);
+            }
         };
+    }
+
+    /** The cursors of the flushers not closed yet, the device's own two included (tests). */
+    int flusherCursors() {
+        return behind.cursorCount();
     }
 
     private void flushAs(WritesInFlight.Cursor cursor) throws IOException {

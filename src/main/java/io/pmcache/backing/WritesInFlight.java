@@ -77,6 +77,16 @@ final class WritesInFlight {
         return c;
     }
 
+    /** Forgets a closed flusher's cursor. */
+    void dropCursor(Cursor c) {
+        cursors.remove(c);
+    }
+
+    /** Number of flushers' cursors (tests). */
+    int cursorCount() {
+        return cursors.size();
+    }
+
     /** A link was lost after writes that no flush had covered: every flusher's next flush must fail. */
     void linkLost() {
         for (Cursor c : cursors) {

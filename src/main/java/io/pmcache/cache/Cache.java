@@ -760,10 +760,16 @@ public final class Cache implements BlockDevice {
         }
     }
 
-    /** Closes what {@link #openOrCreate} opened; a failure is added to {@code failed} or thrown. */
+    /**
+     * Gives back the backing device's flusher the cache took at open ({@link DirectPath}), then
+     * closes what {@link #openOrCreate} opened; a failure is added to {@code failed} or thrown.
+     */
     private void closeOwned(Throwable failed) throws IOException {
         IOException first = null;
-        for (AutoCloseable c : owned) {
+        AutoCloseable[] all = new AutoCloseable[owned.length + 1];
+        all[0] = direct::close;
+        System.arraycopy(owned, 0, all, 1, owned.length);
+        for (AutoCloseable c : all) {
             try {
                 c.close();
             } catch (Exception ex) {

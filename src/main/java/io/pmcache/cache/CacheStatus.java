@@ -53,4 +53,39 @@ public record CacheStatus(
         long dirtyRangeWrites, long sequentialBypassWrites, long sequentialBypassWriteBytes,
         long sequentialBypassReads, long fillsBypassed, long directWaits, long invalidatedBytes,
         long writebackWrittenBytes, long writebackLeftToNewerBytes, long ksetsReservedAhead) {
+
+    /**
+     * These figures with {@code earlier}'s counts added to every counter: the figures of a volume
+     * served again in one process, whose earlier caches counted {@code earlier} (counters count
+     * since the start of the server, and a Prometheus counter never goes backwards). The others —
+     * sizes, dirty bytes, log positions, the last error, the replay of this open, the settings in
+     * force — are this cache's. The counters are exactly those {@code admin.Metrics} exposes as
+     * counters ({@code MetricsCountersTest} holds the two lists together).
+     */
+    public CacheStatus continuing(CacheStatus earlier) {
+        CacheStatus e = earlier;
+        return new CacheStatus(deviceSize, segmentSize, segmentsTotal, segmentsUsed, gcPercent, dataCrc,
+                e.reads + reads, e.readBytes + readBytes, e.writes + writes, e.writeBytes + writeBytes,
+                e.flushes + flushes, e.trims + trims,
+                e.readHits + readHits, e.readPartialHits + readPartialHits, e.readMisses + readMisses,
+                e.fillBytes + fillBytes, e.fillsSkipped + fillsSkipped,
+                dirtyBytes, e.spaceWaits + spaceWaits, e.spaceWaitNanos + spaceWaitNanos, e.ksetsSealed + ksetsSealed,
+                e.writebackBytes + writebackBytes, e.writebackKeys + writebackKeys,
+                e.writebackBatches + writebackBatches, writebackPosition,
+                e.backingErrors + backingErrors, e.backingRetries + backingRetries, lastBackingError,
+                e.gcPasses + gcPasses, e.gcKsets + gcKsets, e.segmentsReclaimed + segmentsReclaimed,
+                e.corruptKeysSkipped + corruptKeysSkipped, e.dataCrcErrors + dataCrcErrors,
+                replayNanos, replayKsets, replayKeys,
+                keyTail, dirtyTail, keyHead, writebackLagKsets,
+                e.ksetsDamaged + ksetsDamaged, backingStalledMillis, failure, e.writebackZeroBytes + writebackZeroBytes,
+                dirtyPercent, writebackTargetPercent, writebackRateLimit, writebackReason,
+                cacheMode, sequentialCutoff, e.directWrites + directWrites, e.directWriteBytes + directWriteBytes,
+                e.writethroughWrites + writethroughWrites,
+                e.dirtyRangeWrites + dirtyRangeWrites, e.sequentialBypassWrites + sequentialBypassWrites,
+                e.sequentialBypassWriteBytes + sequentialBypassWriteBytes,
+                e.sequentialBypassReads + sequentialBypassReads, e.fillsBypassed + fillsBypassed,
+                e.directWaits + directWaits, e.invalidatedBytes + invalidatedBytes,
+                e.writebackWrittenBytes + writebackWrittenBytes, e.writebackLeftToNewerBytes + writebackLeftToNewerBytes,
+                e.ksetsReservedAhead + ksetsReservedAhead);
+    }
 }

@@ -6,9 +6,17 @@ import java.util.concurrent.locks.ReentrantLock;
  * An append point for data: fills its current segment front to back, then takes a new one.
  * {@code parallel} heads let concurrent writers allocate without contending.
  *
+ * <p>Every allocation starts at a multiple of {@link #SECTOR} in its segment (one of odd length
+ * leaves the rest of its last sector unused), so a segment with room has at least a sector of it:
+ * a write cut at a segment's end can always end its piece on a sector of the device
+ * ({@link WritePath}).
+ *
  * <p>Invariant: while a head has a current segment it holds one reference on it.
  */
 final class DataHead {
+    /** The sector: allocations start at multiples of it; a write's pieces end on sectors of the device. */
+    static final int SECTOR = 512;
+
     private final ReentrantLock lock = new ReentrantLock();
     private final SegmentTable segments;
     private final SegmentAllocator allocator;
@@ -109,17 +117,23 @@ final class DataHead {
     /** Caller holds the lock and the head has room. The allocation holds a reference. */
     private Allocation carve(int want) {
         int at = offset;
+        int n = lengthFor(want);
         carvePlace(want);
-        return new Allocation(segment, at, offset - at, segments.generation(segment));
+        return new Allocation(segment, at, n, segments.generation(segment));
     }
 
-    /** As {@link #carve}, the place packed as {@link #allocate} returns it. */
+    /** As {@link #carve}, the place packed as {@link #allocate} returns it (its length: {@link #lengthFor}). */
     private long carvePlace(int want) {
-        int n = (int) Math.min(want, segments.segmentSize() - offset);
+        int n = lengthFor(want);
         long place = (long) segment << 32 | offset;
         segments.ref(segment);
-        offset += n;
+        offset += (n + SECTOR - 1) / SECTOR * SECTOR; // the next allocation starts on a sector
         return place;
+    }
+
+    /** The length an allocation of {@code want} bytes gets: what fits before the segment's end. */
+    private int lengthFor(int want) {
+        return (int) Math.min(want, segments.segmentSize() - offset);
     }
 
     static int segmentOf(long place) {

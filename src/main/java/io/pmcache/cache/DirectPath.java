@@ -148,6 +148,11 @@ final class DirectPath {
         return map.dirtyKsetBound() <= e.info.current().dirtyTail().ksetSeq();
     }
 
+    /** Gives the backing device's flusher back (the cache has closed). */
+    void close() throws IOException {
+        flusher.close();
+    }
+
     /** Flushes the backing device if a direct write completed since the last flush. */
     void flushBacking() throws IOException {
         if (unflushed.getAndSet(false)) {

@@ -9,8 +9,11 @@ import java.lang.foreign.MemorySegment;
 /**
  * Writes, trims and zeroes.
  *
- * <p>A write is cut at 4 MiB range boundaries and at segment ends; each piece: allocate space on
- * a data head (waiting while the cache is full) → copy the data once into the medium, its CRC taken
+ * <p>A write is cut at 4 MiB range boundaries and at segment ends (there, at the last sector of the
+ * device before the end), so every piece but the last ends on a 512-byte sector: a piece that is
+ * lost (a payload that stops coming, a crash between two pieces) leaves each sector old or new,
+ * never part of each. Each piece: allocate space on a data head (waiting while the cache is full)
+ * → copy the data once into the medium, its CRC taken
  * chunk by chunk as it is copied ({@link DataCopy}); or, for {@link #writeFrom}, read it from its
  * source straight into the medium and take its CRC there → under the range's lock, insert the
  * extent into the index and append its key to the range's kset stream → with FUA, persist the data
@@ -61,6 +64,9 @@ final class WritePath {
             int seg = DataHead.segmentOf(place);
             int segOff = DataHead.offsetOf(place);
             int n = (int) Math.min(want, e.segments.segmentSize() - segOff);
+            if (n < want) { // cut by the segment's end: end the piece on a sector (DataHead: n >= SECTOR)
+                n -= (int) ((pos + n) % DataHead.SECTOR);
+            }
             long slot;
             try {
                 long at = e.address(seg, segOff);

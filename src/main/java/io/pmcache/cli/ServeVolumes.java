@@ -6,6 +6,7 @@ import io.pmcache.admin.VolumesAdminServer;
 import io.pmcache.backing.BackingDevice;
 import io.pmcache.cache.Cache;
 import io.pmcache.cache.CacheOptions;
+import io.pmcache.cache.CacheStatus;
 import io.pmcache.cache.FormatOptions;
 import io.pmcache.media.MappedFileMedium;
 import io.pmcache.nbd.NbdServer;
@@ -43,8 +44,20 @@ final class ServeVolumes implements VolumeControl {
      */
     private volatile Map<String, Served> view = Map.of();
 
-    private record Served(Volume volume, BackingDevice disk, Cache cache, StatusSource status) {
+    /** {@code earlier}: what the caches served before under this name counted (see {@link #counted}), or null. */
+    private record Served(Volume volume, BackingDevice disk, Cache cache, StatusSource status, CacheStatus earlier) {
+        /** The figures of the volume: the cache's, its counters going on from {@code earlier}'s. */
+        CacheStatus figures() {
+            return earlier == null ? cache.status() : cache.status().continuing(earlier);
+        }
     }
+
+    /**
+     * For each volume name, what its caches that were closed (detached, removed) counted: the next
+     * cache served under the name counts on from there, so a volume's counters count since the
+     * start of the server and no /metrics counter goes backwards. Guarded by this object's lock.
+     */
+    private final Map<String, CacheStatus> counted = new java.util.HashMap<>();
 
     /**
      * The volumes that failed to start (backing device missing or unreachable, cache refused), with
@@ -143,7 +156,8 @@ final class ServeVolumes implements VolumeControl {
             }
             throw new IOException("volume " + v.name() + ": " + Errors.describe(e), e);
         }
-        served.put(v.name(), new Served(v, disk, c, StatusSource.of(c, server, disk)));
+        CacheStatus earlier = counted.get(v.name());
+        served.put(v.name(), new Served(v, disk, c, StatusSource.of(c, server, disk, earlier), earlier));
         failed.remove(v.name());
         view = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(served));
         List<String> uris = server.uris(v.name()); // none yet at start: serve prints them once listening
@@ -172,11 +186,16 @@ final class ServeVolumes implements VolumeControl {
         return s;
     }
 
-    private static void close(Served s) throws IOException {
+    /** Closes a volume's cache and backing device; the next cache served under its name counts on. */
+    private synchronized void close(Served s) throws IOException {
         try {
             s.cache().close();
         } finally {
-            s.disk().close();
+            try {
+                counted.put(s.volume().name(), s.figures());
+            } finally {
+                s.disk().close();
+            }
         }
     }
 

@@ -66,11 +66,23 @@ public interface BlockDevice extends AutoCloseable {
      */
     void flush() throws IOException;
 
-    /** Flushes a device as one of its flushers (see {@link #newFlusher}). */
+    /**
+     * Flushes a device as one of its flushers (see {@link #newFlusher}). A device may hold
+     * something for each flusher (a file descriptor) until the flusher or the device is closed, so
+     * whoever makes one closes it when done with it.
+     */
     @FunctionalInterface
-    interface Flusher {
+    interface Flusher extends AutoCloseable {
         /** {@link BlockDevice#flush}, reporting failures to this flusher. */
         void flush() throws IOException;
+
+        /**
+         * Gives back what the device holds for this flusher; not to be flushed afterwards (the
+         * devices' own flushers then fail). The default holds nothing.
+         */
+        @Override
+        default void close() throws IOException {
+        }
     }
 
     /**
@@ -78,8 +90,10 @@ public interface BlockDevice extends AutoCloseable {
      * write can be lost after it returned — a page cache's write-out, whose error Linux reports once
      * to each open file; a remote's connection lost before its flush — each flusher learns of it at
      * its next flush, so one part's flush never consumes the report another part needs. (Failures
-     * of {@link #writeBehind} go to the device's own {@link #flush} only.) The default is
-     * {@link #flush} itself, right for devices that lose no write after it returned.
+     * of {@link #writeBehind} go to the device's own {@link #flush} only.) The caller closes it
+     * ({@link Flusher#close}) when done, at the latest when it closes itself: a device may hold a
+     * descriptor per flusher. The default is {@link #flush} itself, right for devices that lose no
+     * write after it returned.
      */
     default Flusher newFlusher() throws IOException {
         return this::flush;

@@ -151,9 +151,17 @@ public final class FaultyBackingDevice implements BackingDevice {
     @Override
     public Flusher newFlusher() throws IOException {
         Flusher f = delegate.newFlusher();
-        return () -> {
-            before(Op.FLUSH);
-            f.flush();
+        return new Flusher() {
+            @Override
+            public void flush() throws IOException {
+                before(Op.FLUSH);
+                f.flush();
+            }
+
+            @Override
+            public void close() throws IOException {
+                f.close();
+            }
         };
     }
 

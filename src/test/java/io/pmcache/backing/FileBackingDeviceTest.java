@@ -84,6 +84,35 @@ class FileBackingDeviceTest {
         assertThat(Files.readAllBytes(f)[4097]).isEqualTo((byte) 2);
     }
 
+    /**
+     * A flusher closed on its own gives its descriptor back at once (not only when the device
+     * closes), its flush then fails, and the device and its other flushers go on.
+     */
+    @Test
+    void aClosedFlusherGivesItsDescriptorBackAndTheDeviceGoesOn() throws IOException {
+        Path f = dir.resolve("c");
+        try (FileBackingDevice d = FileBackingDevice.createSparse(f, 1 << 20)) {
+            long before = descriptorsOf(f);
+            io.pmcache.device.BlockDevice.Flusher kept = d.newFlusher();
+            for (int i = 0; i < 20; i++) {
+                io.pmcache.device.BlockDevice.Flusher f2 = d.newFlusher();
+                f2.flush();
+                f2.close();
+                if (i == 0) {
+                    assertThatThrownBy(f2::flush).isInstanceOf(IOException.class)
+                            .hasMessageContaining(f + ": flusher is closed");
+                }
+            }
+            assertThat(descriptorsOf(f)).isEqualTo(before + 1);
+            d.write(0, MemorySegment.ofArray(new byte[] {5}), true);
+            kept.flush();
+            d.flush();
+            kept.close();
+            assertThat(descriptorsOf(f)).isEqualTo(before);
+        }
+        assertThat(descriptorsOf(f)).isZero();
+    }
+
     /** Descriptors of this process open on {@code file}. */
     private static long descriptorsOf(Path file) throws IOException {
         Path real = file.toRealPath();
@@ -174,6 +203,38 @@ class FileBackingDeviceTest {
             byte[] one = new byte[1];
             d.read(0, MemorySegment.ofArray(one));
             assertThat(one).containsExactly(42);
+        }
+    }
+
+    /**
+     * An interrupt during a flusher's flush closes its descriptor (the JDK closes an interrupted
+     * channel): that flush fails with InterruptedIOException, and the flusher goes on with a
+     * descriptor of its own again (one, not one more per interrupt), as the device's channel does.
+     */
+    @Test
+    void anInterruptedFlushLeavesTheFlusherWorkingOnADescriptorOfItsOwn() throws Exception {
+        Path f = dir.resolve("fi");
+        try (FileBackingDevice d = FileBackingDevice.createSparse(f, 1 << 20)) {
+            long before = descriptorsOf(f);
+            io.pmcache.device.BlockDevice.Flusher flusher = d.newFlusher();
+            for (int round = 0; round < 3; round++) {
+                AtomicReference<Throwable> seen = new AtomicReference<>();
+                Thread t = Thread.ofPlatform().start(() -> {
+                    Thread.currentThread().interrupt();
+                    try {
+                        flusher.flush();
+                    } catch (Throwable e) {
+                        seen.set(e);
+                    }
+                });
+                t.join();
+                assertThat(seen.get()).isInstanceOf(InterruptedIOException.class)
+                        .hasMessageContaining(f + ": flush interrupted");
+                d.write(round, MemorySegment.ofArray(new byte[] {(byte) (round + 1)}), false);
+                flusher.flush();
+                assertThat(descriptorsOf(f)).as("round %d", round).isEqualTo(before + 1);
+            }
+            assertThat(Files.readAllBytes(f)).startsWith(1, 2, 3);
         }
     }
 

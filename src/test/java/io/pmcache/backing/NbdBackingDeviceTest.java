@@ -66,6 +66,32 @@ class NbdBackingDeviceTest extends RemoteDeviceTest {
         direct.flush();
     }
 
+    /**
+     * Each cache opened on the device takes a flusher and gives it back when it closes: a device
+     * reopened by many caches keeps no cursor per open, and a closed flusher does not flush.
+     */
+    @Test
+    void cachesOpenedInTurnGiveTheirFlushersBack() throws Exception {
+        server = Nbdkit.start(dir.resolve("r.sock"), "memory", "8M");
+        try (MappedFileMedium m = MappedFileMedium.create(dir.resolve("cache.img"), 8 << 20);
+             NbdBackingDevice d = client("disk", fast())) {
+            Cache.format(m, d, new FormatOptions(1 << 20, false));
+            int own = d.flusherCursors();
+            for (int i = 0; i < 10; i++) {
+                try (Cache c = Cache.open(m, d, CacheOptions.defaults().withParallel(1))) {
+                    assertThat(d.flusherCursors()).isEqualTo(own + 1);
+                    c.write(0, MemorySegment.ofArray(random(4096, i)), false);
+                }
+                assertThat(d.flusherCursors()).as("after cache %d closed", i).isEqualTo(own);
+            }
+            io.pmcache.device.BlockDevice.Flusher f = d.newFlusher();
+            f.flush();
+            f.close();
+            assertThatThrownBy(f::flush).isInstanceOf(IOException.class).hasMessageContaining("flusher is closed");
+            d.flush();
+        }
+    }
+
     @Test
     void aFlushedLinkLossDoesNotFailTheNextFlush() throws Exception {
         server = Nbdkit.start(dir.resolve("r.sock"), "file", image(4 << 20).toString());

@@ -341,6 +341,84 @@ class VolumesProcessTest {
         assertThat(metrics.body()).contains("pmcache_dirty_bytes{volume=\"vol-a\"}");
     }
 
+    private static String get(String admin, String path) throws Exception {
+        java.net.http.HttpResponse<String> r = java.net.http.HttpClient.newHttpClient().send(
+                java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://" + admin + path)).build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString());
+        assertThat(r.statusCode()).as("GET %s: %s", path, r.body()).isEqualTo(200);
+        return r.body();
+    }
+
+    /** Every counter series ({@code pmcache_*_total}) of {@code volume} in a scrape, by its line's name and labels. */
+    private static Map<String, Double> counters(String scrape, String volume) {
+        Map<String, Double> out = new java.util.TreeMap<>();
+        for (String line : scrape.split("\n")) {
+            if (line.startsWith("pmcache_") && line.contains("_total{") && line.contains("volume=\"" + volume + "\"")) {
+                int space = line.lastIndexOf(' ');
+                out.put(line.substring(0, space), Double.parseDouble(line.substring(space + 1)));
+            }
+        }
+        return out;
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> cacheStatus(String admin, String volume) throws Exception {
+        Map<String, Object> doc = (Map<String, Object>) io.pmcache.admin.Json.parse(get(admin, "/status?volume=" + volume));
+        return (Map<String, Object>) ((Map<String, Object>) ((Map<String, Object>) doc.get("volumes")).get(volume))
+                .get("cache");
+    }
+
+    /**
+     * A volume's counters count since the start of the server, like a disk's: detached and attached
+     * again, its {@code /metrics} counters and {@code /status} figures go on from where they were
+     * (a Prometheus counter never goes backwards for one label set), and count on from there; so
+     * too for a volume removed and created again under the same name.
+     */
+    @Test
+    void aVolumesCountersCarryOnAcrossDetachAndAttach() throws Exception {
+        Tools.require("nbdcopy");
+        twoVolumes();
+        String admin = ServeFixture.freeAdminAddress();
+        serve("--admin", admin);
+        Path a = fixture.randomFile("a.src", 4 * MIB, 41);
+        Tools.run("nbdcopy", a.toString(), uri("vol-a")).expectSuccess();
+        Tools.run("nbdcopy", uri("vol-a"), dir.resolve("a.back").toString()).expectSuccess();
+        Map<String, Double> before = counters(get(admin, "/metrics"), "vol-a");
+        assertThat(before).as("vol-a's counters").containsKey("pmcache_written_bytes_total{volume=\"vol-a\"}");
+        assertThat(before.get("pmcache_written_bytes_total{volume=\"vol-a\"}")).isGreaterThanOrEqualTo(4.0 * MIB);
+        Map<String, Object> statusBefore = cacheStatus(admin, "vol-a");
+
+        ok(CliRun.pm("detach", "--admin", admin, "--volume", "vol-a"));
+        ok(CliRun.pm("volume", "attach", "--admin", admin, "--name", "vol-a"));
+
+        Map<String, Double> after = counters(get(admin, "/metrics"), "vol-a");
+        assertThat(after.keySet()).isEqualTo(before.keySet());
+        before.forEach((series, was) -> assertThat(after.get(series)).as(series).isGreaterThanOrEqualTo(was));
+        Map<String, Object> statusAfter = cacheStatus(admin, "vol-a");
+        for (String figure : List.of("writes", "write_bytes", "reads", "read_bytes", "ksets_sealed", "writeback_bytes")) {
+            assertThat(((Number) statusAfter.get(figure)).longValue()).as(figure)
+                    .isGreaterThanOrEqualTo(((Number) statusBefore.get(figure)).longValue());
+        }
+        assertThat(((Number) statusAfter.get("dirty_bytes")).longValue()).as("a gauge: detach wrote everything back")
+                .isZero();
+
+        Tools.run("nbdcopy", fixture.randomFile("a2.src", MIB, 42).toString(), uri("vol-a")).expectSuccess();
+        Thread.sleep(2 * 200); // a scrape may read figures up to 200 ms old (StatusSource.MAX_AGE_MILLIS)
+        assertThat(counters(get(admin, "/metrics"), "vol-a").get("pmcache_written_bytes_total{volume=\"vol-a\"}"))
+                .as("counting on from there").isGreaterThanOrEqualTo(
+                        after.get("pmcache_written_bytes_total{volume=\"vol-a\"}") + MIB);
+
+        // The counts belong to the name: removed and created again, vol-a counts on too.
+        Map<String, Double> beforeRemoval = counters(get(admin, "/metrics"), "vol-a");
+        ok(CliRun.pm("detach", "--admin", admin, "--volume", "vol-a"));
+        ok(CliRun.pm("volume", "remove", "--admin", admin, "--name", "vol-a"));
+        ok(CliRun.pm("volume", "create", "--admin", admin, "--name", "vol-a", "--backing",
+                dir.resolve("a.img").toString(), "--size", "24M", "--segment-size", "1M"));
+        Map<String, Double> recreated = counters(get(admin, "/metrics"), "vol-a");
+        beforeRemoval.forEach((series, was) -> assertThat(recreated.get(series)).as(series)
+                .isGreaterThanOrEqualTo(was));
+    }
+
     /** A volume over a remote (NBD) backing device has the remote-backing gauges, labelled with the volume. */
     @Test
     void remoteBackingGaugesAreLabelledWithTheVolume() throws Exception {

@@ -167,6 +167,68 @@ class StreamedWriteTest {
         }
     }
 
+    /**
+     * docs/nbd.md, "A WRITE whose payload never fully arrives": served by the cache, a streamed
+     * WRITE whose client goes away mid-payload keeps the pieces the cache had received whole (a
+     * prefix of the write), not the piece it was filling nor anything after; every sector holds its
+     * old data or the write's, never part of each.
+     */
+    @Test
+    void aCacheKeepsTheWholePiecesOfAPayloadThatStopsComingAndNoSectorHalfWritten() throws Exception {
+        int sector = 512;
+        try (io.pmcache.media.PowerCutMedium medium = io.pmcache.media.PowerCutMedium.create(32 * MIB)) {
+            io.pmcache.backing.MemoryBackingDevice backing = new io.pmcache.backing.MemoryBackingDevice(16 * MIB, 3);
+            io.pmcache.cache.Cache.format(medium, backing, new io.pmcache.cache.FormatOptions(MIB, false));
+            io.pmcache.cache.Cache cache = io.pmcache.cache.Cache.open(medium, backing,
+                    io.pmcache.cache.CacheOptions.defaults().withParallel(1).withWriteback(false));
+            try (NbdServer server = NbdServer.builder().device(cache).build()) {
+                Path socket = serve(server);
+                // An odd-sized write first puts the cache's data head at an odd place in its segment.
+                try (NbdTestClient c = NbdTestClient.open(socket, false, false)) {
+                    assertThat(c.write(1, 12 * MIB + 3, new byte[1001])).isZero();
+                    c.disconnect();
+                }
+                long offset = 3 * MIB - 300; // pieces end at segment ends and at the 4 MiB range end
+                int len = 3 * MIB;
+                int sent = 2 * MIB + 777;
+                long from = offset / sector * sector;
+                long to = (offset + len + sector - 1) / sector * sector;
+                byte[] old = new byte[(int) (to - from)];
+                backing.read(from, java.lang.foreign.MemorySegment.ofArray(old));
+                byte[] data = random(new SplittableRandom(4), len);
+                byte[] written = old.clone();
+                System.arraycopy(data, 0, written, (int) (offset - from), len);
+
+                NbdTestClient gone = NbdTestClient.open(socket, false, false);
+                gone.request(0, NBD_CMD_WRITE, 2, offset, len, null);
+                gone.send(data, 0, sent);
+                gone.close();
+                await("the connection has ended", () -> server.stats().snapshot().connectionsActive() == 0);
+                assertThat(server.stats().snapshot().streamedWrites()).as("the WRITE was streamed").isEqualTo(1);
+
+                byte[] got = new byte[old.length];
+                cache.read(from, java.lang.foreign.MemorySegment.ofArray(got));
+                long keptUpTo = from; // the end of the new sectors, which must come first
+                for (int at = 0; at < got.length; at += sector) {
+                    byte[] g = Arrays.copyOfRange(got, at, at + sector);
+                    boolean isNew = Arrays.equals(g, Arrays.copyOfRange(written, at, at + sector));
+                    boolean isOld = Arrays.equals(g, Arrays.copyOfRange(old, at, at + sector));
+                    assertThat(isNew || isOld).as("the sector at %d holds its old data or the write's", from + at)
+                            .isTrue();
+                    if (isNew && !isOld) {
+                        assertThat(keptUpTo).as("the sector at %d is new after an old one", from + at)
+                                .isEqualTo(from + at);
+                        keptUpTo = from + at + sector;
+                    }
+                }
+                assertThat(keptUpTo - offset).as("bytes kept: the whole pieces received, not more than was sent")
+                        .isGreaterThanOrEqualTo(MIB).isLessThanOrEqualTo(sent);
+            } finally {
+                cache.close();
+            }
+        }
+    }
+
     @Test
     void theServersStopDoesNotWaitForAPayloadThatDoesNotCome() throws Exception {
         MemoryBlockDevice device = new MemoryBlockDevice(64 * MIB);
