@@ -1,5 +1,6 @@
 package io.pmcache.backing;
 
+import io.pmcache.testing.OpenDescriptors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -72,14 +73,14 @@ class FileBackingDeviceTest {
     void aFlusherFlushesThroughADescriptorOfItsOwnClosedWithTheDevice() throws IOException {
         Path f = dir.resolve("b");
         FileBackingDevice d = FileBackingDevice.createSparse(f, 1 << 20);
-        long before = descriptorsOf(f);
+        long before = OpenDescriptors.on(f);
         io.pmcache.device.BlockDevice.Flusher flusher = d.newFlusher();
-        assertThat(descriptorsOf(f)).isEqualTo(before + 1);
+        assertThat(OpenDescriptors.on(f)).isEqualTo(before + 1);
         d.write(4096, MemorySegment.ofArray(new byte[] {1, 2, 3}), false);
         flusher.flush();
         d.write(0, MemorySegment.ofArray(new byte[] {4}), true); // FUA: flushed through another one
         d.close();
-        assertThat(descriptorsOf(f)).isZero();
+        assertThat(OpenDescriptors.on(f)).isZero();
         assertThatThrownBy(flusher::flush).isInstanceOf(IOException.class).hasMessageContaining("closed");
         assertThat(Files.readAllBytes(f)[4097]).isEqualTo((byte) 2);
     }
@@ -92,7 +93,7 @@ class FileBackingDeviceTest {
     void aClosedFlusherGivesItsDescriptorBackAndTheDeviceGoesOn() throws IOException {
         Path f = dir.resolve("c");
         try (FileBackingDevice d = FileBackingDevice.createSparse(f, 1 << 20)) {
-            long before = descriptorsOf(f);
+            long before = OpenDescriptors.on(f);
             io.pmcache.device.BlockDevice.Flusher kept = d.newFlusher();
             for (int i = 0; i < 20; i++) {
                 io.pmcache.device.BlockDevice.Flusher f2 = d.newFlusher();
@@ -103,28 +104,14 @@ class FileBackingDeviceTest {
                             .hasMessageContaining(f + ": flusher is closed");
                 }
             }
-            assertThat(descriptorsOf(f)).isEqualTo(before + 1);
+            assertThat(OpenDescriptors.on(f)).isEqualTo(before + 1);
             d.write(0, MemorySegment.ofArray(new byte[] {5}), true);
             kept.flush();
             d.flush();
             kept.close();
-            assertThat(descriptorsOf(f)).isEqualTo(before);
+            assertThat(OpenDescriptors.on(f)).isEqualTo(before);
         }
-        assertThat(descriptorsOf(f)).isZero();
-    }
-
-    /** Descriptors of this process open on {@code file}. */
-    private static long descriptorsOf(Path file) throws IOException {
-        Path real = file.toRealPath();
-        try (var fds = Files.list(Path.of("/proc/self/fd"))) {
-            return fds.filter(fd -> {
-                try {
-                    return Files.readSymbolicLink(fd).equals(real);
-                } catch (IOException e) {
-                    return false; // closed meanwhile
-                }
-            }).count();
-        }
+        assertThat(OpenDescriptors.on(f)).isZero();
     }
 
     @Test
@@ -215,7 +202,7 @@ class FileBackingDeviceTest {
     void anInterruptedFlushLeavesTheFlusherWorkingOnADescriptorOfItsOwn() throws Exception {
         Path f = dir.resolve("fi");
         try (FileBackingDevice d = FileBackingDevice.createSparse(f, 1 << 20)) {
-            long before = descriptorsOf(f);
+            long before = OpenDescriptors.on(f);
             io.pmcache.device.BlockDevice.Flusher flusher = d.newFlusher();
             for (int round = 0; round < 3; round++) {
                 AtomicReference<Throwable> seen = new AtomicReference<>();
@@ -232,7 +219,7 @@ class FileBackingDeviceTest {
                         .hasMessageContaining(f + ": flush interrupted");
                 d.write(round, MemorySegment.ofArray(new byte[] {(byte) (round + 1)}), false);
                 flusher.flush();
-                assertThat(descriptorsOf(f)).as("round %d", round).isEqualTo(before + 1);
+                assertThat(OpenDescriptors.on(f)).as("round %d", round).isEqualTo(before + 1);
             }
             assertThat(Files.readAllBytes(f)).startsWith(1, 2, 3);
         }
