@@ -54,6 +54,8 @@ final class DirectWriteBehind implements AutoCloseable {
     /** Why the ring stopped working (then every write goes through the page cache); null while it works. */
     private volatile String broken;
     private volatile boolean closing;
+    /** Set when the ring itself failed (not a write the kernel failed): nothing more is submitted to it. */
+    private volatile boolean ringFailed;
 
     private DirectWriteBehind(Path path, int fd, IoUring ring) {
         this.path = path;
@@ -200,6 +202,7 @@ final class DirectWriteBehind implements AutoCloseable {
 
     /** The ring cannot be trusted any more: every write in flight is taken for failed; later ones use the page cache. */
     private void fail(String why) {
+        ringFailed = true;
         if (broken == null) {
             broken = why;
             log.error("{}: {}; writes in flight are taken for failed, later writes go through the page cache",
@@ -219,13 +222,13 @@ final class DirectWriteBehind implements AutoCloseable {
         closing = true;
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(CLOSE_WAIT_MILLIS);
         try {
-            if (broken == null) {
+            if (!ringFailed) {
                 submit();
             }
             while (inFlight.inFlight() > 0 && System.nanoTime() < deadline) {
                 Thread.sleep(1);
             }
-            if (inFlight.inFlight() == 0 && broken == null && ring.prepareNop(WAKE)) {
+            if (inFlight.inFlight() == 0 && !ringFailed && ring.prepareNop(WAKE)) {
                 ring.submit();
                 completer.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())));
             }
@@ -245,6 +248,11 @@ final class DirectWriteBehind implements AutoCloseable {
 
     /** How long {@link #close} waits for the disk to complete the writes in flight. */
     static final long CLOSE_WAIT_MILLIS = 10_000;
+
+    /** Whether the completion thread has ended (after {@link #close}; tests). */
+    boolean stopped() {
+        return !completer.isAlive();
+    }
 
     private static void closeQuietly(int fd, Path path) {
         try {

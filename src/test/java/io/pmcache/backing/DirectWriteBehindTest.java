@@ -124,6 +124,7 @@ class DirectWriteBehindTest {
         } finally {
             d.close();
         }
+        assertThat(d.stopped()).as("the ring is still sound after a failed write: close stops its thread").isTrue();
     }
 
     /** What cannot go directly is left to the page cache: heap memory, unaligned memory or positions. */
