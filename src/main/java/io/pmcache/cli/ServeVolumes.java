@@ -80,7 +80,7 @@ final class ServeVolumes implements VolumeControl {
                         + "device: give --backing");
             }
             server = NbdServer.builder().startEmpty().readOnly(cmd.readOnly).maxConnections(cmd.maxConnections)
-                    .tls(tls).build();
+                    .busyPoll(cmd.busyPoll()).tls(tls).build();
             VolumesAdminServer admin = null;
             try {
                 for (Volume v : medium.volumes()) {

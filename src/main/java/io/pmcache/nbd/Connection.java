@@ -11,7 +11,6 @@ import java.io.InterruptedIOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
-import java.nio.channels.SocketChannel;
 import java.util.Optional;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledFuture;
@@ -123,7 +122,8 @@ final class Connection implements Runnable {
     /** Socket reads take up to this much at once (a pipelining client's next requests). */
     static final int IN_CAPACITY = 256 << 10;
 
-    private final SocketChannel ch;
+    /** The socket (closed only through it: see {@link SocketStream}). */
+    private final SocketStream ch;
     /** The socket, or TLS over it once the handshake did STARTTLS (set by the handshake, then fixed). */
     private volatile Transport io;
     /** The client sent NBD_CMD_DISC: the end is a soft disconnect (TLS says goodbye). */
@@ -170,7 +170,7 @@ final class Connection implements Runnable {
     private boolean warnedNoMemory;
 
     /** {@code onEnd}: called once, when the connection has ended (socket closed, nothing in flight). */
-    Connection(SocketChannel ch, String peer, ConnectionContext ctx, Consumer<Connection> onEnd) {
+    Connection(SocketStream ch, String peer, ConnectionContext ctx, Consumer<Connection> onEnd) {
         this.ch = ch;
         this.io = Transport.plain(ch);
         this.peer = peer;

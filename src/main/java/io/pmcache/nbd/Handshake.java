@@ -5,7 +5,6 @@ import static io.pmcache.nbd.NbdConstants.*;
 import java.io.IOException;
 import java.nio.BufferUnderflowException;
 import java.nio.ByteBuffer;
-import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -60,7 +59,7 @@ final class Handshake {
 
     /** The socket, then TLS over it after STARTTLS. */
     private Transport ch;
-    private final SocketChannel socket;
+    private final SocketStream socket;
     private final TlsConfig tls;
     private boolean fixedNewstyle;
     private final Exports exports;
@@ -88,7 +87,7 @@ final class Handshake {
      * {@code ch}: the plain transport over {@code socket}; {@code refusal}: null while options are
      * served, else why every option is refused from then on (see {@link #run}).
      */
-    Handshake(Transport ch, SocketChannel socket, TlsConfig tls, Exports exports, String peer,
+    Handshake(Transport ch, SocketStream socket, TlsConfig tls, Exports exports, String peer,
               Supplier<Refusal> refusal) {
         this.ch = ch;
         this.socket = socket;

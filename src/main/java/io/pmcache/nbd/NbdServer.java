@@ -81,7 +81,7 @@ public final class NbdServer implements AutoCloseable {
     static final int MAX_REFUSING = 16;
     private final Semaphore refusalSlots = new Semaphore(MAX_REFUSING);
     /** The sockets of the connections being refused now, closed when the server stops. */
-    private final Set<SocketChannel> refusing = ConcurrentHashMap.newKeySet();
+    private final Set<SocketStream> refusing = ConcurrentHashMap.newKeySet();
     private final Set<Connection> connections = ConcurrentHashMap.newKeySet();
     private final List<Listener> listeners = new CopyOnWriteArrayList<>();
     private final AtomicLong connectionIds = new AtomicLong();
@@ -120,7 +120,8 @@ public final class NbdServer implements AutoCloseable {
         long budget = b.maxBufferedBytes > 0 ? b.maxBufferedBytes : defaultMaxBufferedBytes();
         this.ctx = new ConnectionContext(exports, readers, requests, new BufferPool(b.bufferRetain, b.allocator),
                 new PayloadBudget(budget), new NbdStats(), timer, b.maxInFlightRequests, b.maxInFlightBytes,
-                b.handshakeTimeout, new InlineWatch(timer, connections, Connection.INLINE_TAKEOVER_NANOS), b.tls);
+                b.handshakeTimeout, new InlineWatch(timer, connections, Connection.INLINE_TAKEOVER_NANOS), b.tls,
+                BusyPoll.of(b.busyPoll));
         this.maxConnections = b.maxConnections;
         this.shutdownGrace = b.shutdownGrace;
         this.connectionSlots = new Semaphore(b.maxConnections);
@@ -468,8 +469,16 @@ public final class NbdServer implements AutoCloseable {
             closeQuietly(ch);
             return;
         }
+        SocketStream socket;
+        try {
+            socket = SocketStream.polled(ch, ctx.busyPoll());
+        } catch (IOException e) {
+            log.warn("{}: closed at once: the socket cannot be made non-blocking: {}", peer, e.toString());
+            closeQuietly(ch);
+            return;
+        }
         if (!connectionSlots.tryAcquire()) {
-            refuseOverLimit(ch, peer);
+            refuseOverLimit(socket, peer);
             return;
         }
         ctx.stats().connectionOpened();
@@ -480,7 +489,7 @@ public final class NbdServer implements AutoCloseable {
         } catch (IOException e) {
             log.debug("{}: socket options not set: {}", peer, e.toString());
         }
-        Connection c = new Connection(ch, peer, ctx, ended -> {
+        Connection c = new Connection(socket, peer, ctx, ended -> {
             connectionSlots.release();
             ctx.stats().connectionClosed();
             synchronized (connections) {
@@ -520,7 +529,7 @@ public final class NbdServer implements AutoCloseable {
      * requires TLS then reports only that the server refused TLS (it drops the message of a
      * STARTTLS error), qemu shows the message as for any option.
      */
-    private void refuseOverLimit(SocketChannel ch, String peer) {
+    private void refuseOverLimit(SocketStream ch, String peer) {
         ctx.stats().connectionRefused();
         String why = "connection limit of " + maxConnections + " reached";
         if (!refusalSlots.tryAcquire()) {
@@ -564,7 +573,7 @@ public final class NbdServer implements AutoCloseable {
         }
     }
 
-    private static void closeQuietly(SocketChannel ch) {
+    private static void closeQuietly(java.nio.channels.Channel ch) {
         try {
             ch.close();
         } catch (IOException e) {
@@ -623,6 +632,7 @@ public final class NbdServer implements AutoCloseable {
         private java.util.function.IntFunction<java.nio.ByteBuffer> allocator = java.nio.ByteBuffer::allocateDirect;
         private Duration handshakeTimeout = Duration.ofSeconds(30);
         private Duration shutdownGrace = Duration.ofSeconds(5);
+        private Duration busyPoll = BusyPoll.DEFAULT_WINDOW;
         private TlsConfig tls = TlsConfig.off();
         private final List<Export> more = new ArrayList<>();
         private boolean startEmpty;
@@ -712,6 +722,16 @@ public final class NbdServer implements AutoCloseable {
         /** Tests: how direct buffers are made (to inject allocation failures). */
         Builder bufferAllocator(java.util.function.IntFunction<java.nio.ByteBuffer> allocator) {
             this.allocator = Objects.requireNonNull(allocator, "allocator");
+            return this;
+        }
+
+        /**
+         * How long a connection's reader that finds the socket empty spins for the client's next
+         * request before it sleeps (see {@link BusyPoll}; default 50 µs, at most 1 ms); zero: never.
+         */
+        public Builder busyPoll(Duration window) {
+            BusyPoll.of(Objects.requireNonNull(window, "busyPoll")); // validates
+            this.busyPoll = window;
             return this;
         }
 

@@ -2,18 +2,13 @@ package io.pmcache.nbd;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.SocketChannel;
 
-/** The socket itself: every call goes straight to the channel, no copy. */
+/** The socket itself: every call goes straight to the socket's stream, no copy. */
 final class PlainTransport implements Transport {
-    private final SocketChannel ch;
+    private final SocketStream ch;
 
-    PlainTransport(SocketChannel ch) {
+    PlainTransport(SocketStream ch) {
         this.ch = ch;
-    }
-
-    SocketChannel channel() {
-        return ch;
     }
 
     @Override

@@ -3,7 +3,6 @@ package io.pmcache.nbd;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
-import java.nio.channels.SocketChannel;
 import java.util.concurrent.locks.ReentrantLock;
 import javax.net.ssl.SSLException;
 import javax.net.ssl.SSLHandshakeException;
@@ -39,7 +38,7 @@ final class PskTransport implements SecureTransport {
     /** Room for a chunk's records with their headers, tags and padding, and a pending message. */
     private static final int NET_OUT = CHUNK + 4096;
 
-    private final SocketChannel ch;
+    private final SocketStream ch;
     private final PskServer server;
     private final TlsServerProtocol tls = new TlsServerProtocol(); // non-blocking mode
     /** Guards every call to {@link #tls}; never held across socket I/O. */
@@ -54,7 +53,7 @@ final class PskTransport implements SecureTransport {
     /** The peer closed (close_notify or EOF): reads return -1 once the data is read (reader-owned). */
     private boolean inputDone;
 
-    PskTransport(SocketChannel ch, PskServer server) {
+    PskTransport(SocketStream ch, PskServer server) {
         this.ch = ch;
         this.server = server;
     }

@@ -30,12 +30,12 @@ import java.util.concurrent.locks.ReentrantLock;
  * allows for replies without payload). A read is never fragmented, so {@code NBD_CMD_FLAG_DF} needs
  * nothing more.
  *
- * <p>Blocking mode: the socket is only ever written by platform threads. The JDK switches a socket
- * that a virtual thread reads or writes to non-blocking mode for good, after which every read of
- * the connection's reader (a platform thread) that finds nothing is read, EAGAIN, poll, read — two
- * more system calls per request at queue depth 1. So a reply sent from a virtual thread (a
- * handed-off request) is written by a thread of {@code platform}, while the virtual thread holds
- * the lock and waits; the lock still orders the replies.
+ * <p>Platform writers: the socket is only ever written by platform threads. A reply sent from a
+ * virtual thread (a handed-off request) is written by a thread of {@code platform}, while the
+ * virtual thread holds the lock and waits; the lock still orders the replies. A server socket is
+ * a {@link SocketStream} in polled mode, whose writes sleep in a selector while the socket is
+ * full: a virtual thread would pin its carrier there. (The client's blocking sockets never see a
+ * virtual thread either: the JDK would switch them to non-blocking mode for good.)
  */
 final class ReplyWriter {
     private final Transport ch;

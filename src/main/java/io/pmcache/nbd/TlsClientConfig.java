@@ -142,7 +142,7 @@ public final class TlsClientConfig {
             p.setEndpointIdentificationAlgorithm("HTTPS");
         }
         engine.setSSLParameters(p);
-        TlsTransport t = new TlsTransport(ch, engine);
+        TlsTransport t = new TlsTransport(SocketStream.blocking(ch), engine);
         try {
             t.handshake();
         } catch (SSLException e) {

@@ -2,7 +2,6 @@ package io.pmcache.nbd;
 
 import java.io.IOException;
 import java.nio.file.Files;
-import java.nio.channels.SocketChannel;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.security.KeyStore;
@@ -187,7 +186,7 @@ public final class TlsConfig {
     }
 
     /** The TLS side of one connection over {@code socket}, before its handshake. */
-    SecureTransport newTransport(SocketChannel socket) {
+    SecureTransport newTransport(SocketStream socket) {
         return pskFile != null ? new PskTransport(socket, new PskServer(pskCrypto, pskFile))
                 : new TlsTransport(socket, newEngine());
     }

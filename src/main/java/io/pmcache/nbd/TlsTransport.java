@@ -4,7 +4,6 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
-import java.nio.channels.SocketChannel;
 import java.util.concurrent.locks.ReentrantLock;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLEngineResult;
@@ -37,7 +36,7 @@ final class TlsTransport implements SecureTransport {
     static final int NET_OUT_RECORDS = 4;
     private static final ByteBuffer[] NOTHING = {ByteBuffer.allocate(0)};
 
-    private final SocketChannel ch;
+    private final SocketStream ch;
     private final SSLEngine engine;
     private final ReentrantLock writeLock = new ReentrantLock();
     private ByteBuffer netIn;
@@ -48,7 +47,7 @@ final class TlsTransport implements SecureTransport {
     /** The peer closed (close_notify or EOF): reads return -1 (reader-owned). */
     private boolean inputDone;
 
-    TlsTransport(SocketChannel ch, SSLEngine engine) {
+    TlsTransport(SocketStream ch, SSLEngine engine) {
         this.ch = ch;
         this.engine = engine;
         int packet = engine.getSession().getPacketBufferSize();

@@ -18,8 +18,14 @@ import java.nio.channels.SocketChannel;
  */
 public sealed interface Transport extends ByteChannel, GatheringByteChannel permits PlainTransport, SecureTransport {
 
+    /** The bytes of a blocking channel as they are (the NBD client of a remote backing device). */
     static Transport plain(SocketChannel ch) {
-        return new PlainTransport(ch);
+        return new PlainTransport(SocketStream.blocking(ch));
+    }
+
+    /** The bytes of a server connection's socket as they are. */
+    static Transport plain(SocketStream socket) {
+        return new PlainTransport(socket);
     }
 
     /** True if the stream is encrypted. */

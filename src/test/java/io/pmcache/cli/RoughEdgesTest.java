@@ -60,6 +60,10 @@ class RoughEdgesTest {
                 "--backing-size", "64M", "--socket", sock(), "--gc-percent", "95");
         assertThat(gc.exit()).isEqualTo(2);
         assertThat(gc.err()).contains("--gc-percent").contains("0..90");
+        Result busyPoll = pm("serve", "--cache", cache(), "--cache-size", "64M", "--backing", backing(),
+                "--backing-size", "64M", "--socket", sock(), "--busy-poll", "5000");
+        assertThat(busyPoll.exit()).isEqualTo(2);
+        assertThat(busyPoll.err()).contains("--busy-poll").contains("0..1000 µs, got 5000");
         Result zero = pm("serve", "--cache", cache(), "--cache-size", "0", "--backing", backing(),
                 "--backing-size", "64M", "--socket", sock());
         assertThat(zero.exit()).isEqualTo(2);
