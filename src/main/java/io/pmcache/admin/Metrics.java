@@ -255,6 +255,12 @@ public final class Metrics {
         FunctionCounter.builder("pmcache.nbd.streamed.writes", src, s -> s.nbd().streamedWrites())
                 .description("Inline NBD WRITEs whose payload the device read from the socket itself (no buffer)")
                 .register(registry);
+        FunctionCounter.builder("pmcache.nbd.busy.polls", src, s -> s.nbd().busyPolls())
+                .description("Times an NBD reader found its socket empty and spun for the client's next bytes "
+                        + "(serve --busy-poll)").register(registry);
+        FunctionCounter.builder("pmcache.nbd.busy.poll.hits", src, s -> s.nbd().busyPollHits())
+                .description("Busy polls that read the client's next bytes within their window (the others slept)")
+                .register(registry);
         FunctionCounter.builder("pmcache.nbd.allocation.failures", src, s -> s.nbd().allocationFailures())
                 .description("Requests answered ENOMEM because a payload buffer could not be allocated")
                 .register(registry);

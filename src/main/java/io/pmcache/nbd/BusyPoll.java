@@ -35,25 +35,28 @@ public final class BusyPoll {
     public static final Duration MAX_WINDOW = Duration.ofMillis(1);
     static final int MISSES_TO_STOP = 2;
     /** No spinning: readers sleep as soon as the socket is empty. */
-    public static final BusyPoll OFF = new BusyPoll(Duration.ZERO, 0);
+    public static final BusyPoll OFF = new BusyPoll(Duration.ZERO, 0, new NbdStats());
 
     private final long windowNanos;
     private final int maxSpinners;
     private final AtomicInteger spinners = new AtomicInteger();
+    /** Counts the spins and those that read something. */
+    private final NbdStats stats;
 
-    BusyPoll(Duration window, int maxSpinners) {
+    BusyPoll(Duration window, int maxSpinners, NbdStats stats) {
         if (window.isNegative() || window.compareTo(MAX_WINDOW) > 0) {
             throw new IllegalArgumentException("busy-poll window must be 0.." + MAX_WINDOW.toNanos() / 1000
                     + " µs, got " + window.toNanos() / 1000 + " µs");
         }
         this.windowNanos = window.toNanos();
         this.maxSpinners = maxSpinners;
+        this.stats = stats;
     }
 
-    /** Spins of up to {@code window} (zero: off), by at most half the CPUs at once. */
-    public static BusyPoll of(Duration window) {
+    /** Spins of up to {@code window} (zero: off), by at most half the CPUs at once, counted in {@code stats}. */
+    static BusyPoll of(Duration window, NbdStats stats) {
         return window.isZero() ? OFF
-                : new BusyPoll(window, Math.max(1, Runtime.getRuntime().availableProcessors() / 2));
+                : new BusyPoll(window, Math.max(1, Runtime.getRuntime().availableProcessors() / 2), stats);
     }
 
     long windowNanos() {
@@ -84,6 +87,7 @@ public final class BusyPoll {
         /** The spin begun by {@link #begin} is over; {@code hit}: it read something. */
         void end(boolean hit) {
             spinners.decrementAndGet();
+            stats.busyPoll(hit);
             misses = hit ? 0 : misses + 1;
         }
 

@@ -118,10 +118,11 @@ public final class NbdServer implements AutoCloseable {
         ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(
                 Thread.ofPlatform().daemon().name("nbd-timer").factory());
         long budget = b.maxBufferedBytes > 0 ? b.maxBufferedBytes : defaultMaxBufferedBytes();
+        NbdStats stats = new NbdStats();
         this.ctx = new ConnectionContext(exports, readers, requests, new BufferPool(b.bufferRetain, b.allocator),
-                new PayloadBudget(budget), new NbdStats(), timer, b.maxInFlightRequests, b.maxInFlightBytes,
+                new PayloadBudget(budget), stats, timer, b.maxInFlightRequests, b.maxInFlightBytes,
                 b.handshakeTimeout, new InlineWatch(timer, connections, Connection.INLINE_TAKEOVER_NANOS), b.tls,
-                BusyPoll.of(b.busyPoll));
+                BusyPoll.of(b.busyPoll, stats));
         this.maxConnections = b.maxConnections;
         this.shutdownGrace = b.shutdownGrace;
         this.connectionSlots = new Semaphore(b.maxConnections);
@@ -730,7 +731,7 @@ public final class NbdServer implements AutoCloseable {
          * request before it sleeps (see {@link BusyPoll}; default 50 µs, at most 1 ms); zero: never.
          */
         public Builder busyPoll(Duration window) {
-            BusyPoll.of(Objects.requireNonNull(window, "busyPoll")); // validates
+            BusyPoll.of(Objects.requireNonNull(window, "busyPoll"), new NbdStats()); // validates
             this.busyPoll = window;
             return this;
         }

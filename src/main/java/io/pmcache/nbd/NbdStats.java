@@ -27,6 +27,8 @@ public final class NbdStats {
     private final LongAdder inlineRequests = new LongAdder();
     private final LongAdder inlineTakeovers = new LongAdder();
     private final LongAdder streamedWrites = new LongAdder();
+    private final LongAdder busyPolls = new LongAdder();
+    private final LongAdder busyPollHits = new LongAdder();
     private final LongAdder bufferWaits = new LongAdder();
     private final LongAdder allocationFailures = new LongAdder();
     private final AtomicInteger connectionsActive = new AtomicInteger();
@@ -51,11 +53,16 @@ public final class NbdStats {
      * @param bufferWaits requests that waited for payload memory (the server-wide budget was in use)
      * @param allocationFailures requests answered ENOMEM because no buffer could be allocated
      * @param streamedWrites inline WRITEs whose payload the device read from the socket itself
+     * @param busyPolls times a reader found the socket empty and spun for the client's next bytes
+     *                  ({@link BusyPoll})
+     * @param busyPollHits of those, the spins that read something before their window ended (the
+     *                     others slept after it)
      */
     public record Snapshot(Map<String, Long> requests, Map<String, Long> errors, long bytesRead, long bytesWritten,
                            long connectionsAccepted, long connectionsRefused, int connectionsActive,
                            long protocolViolations, long inlineRequests,
-                           long inlineTakeovers, long bufferWaits, long allocationFailures, long streamedWrites) {
+                           long inlineTakeovers, long bufferWaits, long allocationFailures, long streamedWrites,
+                           long busyPolls, long busyPollHits) {
         /** Requests received for a command name (0 if none). */
         public long requests(String command) {
             return requests.getOrDefault(command, 0L);
@@ -81,7 +88,7 @@ public final class NbdStats {
         return new Snapshot(Map.copyOf(req), Map.copyOf(err), bytesRead.sum(), bytesWritten.sum(),
                 connectionsAccepted.sum(), connectionsRefused.sum(), connectionsActive.get(), protocolViolations.sum(),
                 inlineRequests.sum(), inlineTakeovers.sum(), bufferWaits.sum(), allocationFailures.sum(),
-                streamedWrites.sum());
+                streamedWrites.sum(), busyPolls.sum(), busyPollHits.sum());
     }
 
     void inlineTakeover() {
@@ -98,6 +105,13 @@ public final class NbdStats {
 
     void inlineRequest() {
         inlineRequests.increment();
+    }
+
+    void busyPoll(boolean hit) {
+        busyPolls.increment();
+        if (hit) {
+            busyPollHits.increment();
+        }
     }
 
     void streamedWrite() {

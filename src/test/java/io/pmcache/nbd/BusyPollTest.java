@@ -11,7 +11,8 @@ class BusyPollTest {
 
     @Test
     void aConnectionStopsSpinningAfterTwoMissesAndStartsAgainWhenTheClientIsFastAgain() {
-        BusyPoll poll = new BusyPoll(Duration.ofNanos(50_000), 4);
+        NbdStats stats = new NbdStats();
+        BusyPoll poll = new BusyPoll(Duration.ofNanos(50_000), 4, stats);
         BusyPoll.Gate gate = poll.gate();
 
         assertThat(gate.begin()).as("a new connection spins").isTrue();
@@ -29,11 +30,13 @@ class BusyPollTest {
         gate.end(false);
         assertThat(gate.begin()).as("a hit reset the misses: one miss since").isTrue();
         gate.end(true);
+        assertThat(stats.snapshot().busyPolls()).as("spins counted").isEqualTo(5);
+        assertThat(stats.snapshot().busyPollHits()).as("spins that read something").isEqualTo(2);
     }
 
     @Test
     void atMostTheServerWideNumberOfReadersSpinAtOnce() {
-        BusyPoll poll = new BusyPoll(Duration.ofNanos(50_000), 1);
+        BusyPoll poll = new BusyPoll(Duration.ofNanos(50_000), 1, new NbdStats());
         BusyPoll.Gate a = poll.gate();
         BusyPoll.Gate b = poll.gate();
 
@@ -49,14 +52,14 @@ class BusyPollTest {
     @Test
     void offNeverSpins() {
         assertThat(BusyPoll.OFF.gate().begin()).isFalse();
-        assertThat(BusyPoll.of(Duration.ZERO)).isSameAs(BusyPoll.OFF);
+        assertThat(BusyPoll.of(Duration.ZERO, new NbdStats())).isSameAs(BusyPoll.OFF);
     }
 
     @Test
     void theWindowIsBounded() {
-        assertThatThrownBy(() -> BusyPoll.of(Duration.ofMillis(2)))
+        assertThatThrownBy(() -> BusyPoll.of(Duration.ofMillis(2), new NbdStats()))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("0..1000 µs, got 2000 µs");
-        assertThatThrownBy(() -> BusyPoll.of(Duration.ofNanos(-1))).isInstanceOf(IllegalArgumentException.class);
-        assertThat(BusyPoll.of(BusyPoll.MAX_WINDOW).windowNanos()).isEqualTo(1_000_000);
+        assertThatThrownBy(() -> BusyPoll.of(Duration.ofNanos(-1), new NbdStats())).isInstanceOf(IllegalArgumentException.class);
+        assertThat(BusyPoll.of(BusyPoll.MAX_WINDOW, new NbdStats()).windowNanos()).isEqualTo(1_000_000);
     }
 }

@@ -92,6 +92,35 @@ class NbdServerTest {
      * before it waits for the next request ({@code BlockDevice.idle}: the cache reserves ksets then,
      * off the requests' path). Requests sent one at a time: each is followed by an idle.
      */
+    /**
+     * A client at queue depth 1 leaves the reader's socket empty after every reply: the reader
+     * busy-polls (counted; whether a spin catches the next request depends on the machine's
+     * timing, so only the count is asserted), and with the window at zero it never does.
+     */
+    @Test
+    void readersBusyPollAtQueueDepthOneUnlessTurnedOff() throws Exception {
+        for (Duration window : new Duration[] {Duration.ofNanos(50_000), Duration.ZERO}) {
+            MemoryBlockDevice device = new MemoryBlockDevice(1 << 20);
+            Path socket = dir.resolve("bp.sock");
+            try (NbdServer server = NbdServer.builder().device(device).busyPoll(window).build()) {
+                server.listenUnix(socket);
+                try (NbdTestClient c = NbdTestClient.open(socket, false, false)) {
+                    for (int i = 1; i <= 50; i++) {
+                        assertThat(c.write(i, 512L * i, new byte[] {(byte) i})).isZero();
+                    }
+                    assertThat(c.read(99, 512L * 50, 1)).containsExactly(50);
+                }
+                NbdStats.Snapshot s = server.stats().snapshot();
+                if (window.isZero()) {
+                    assertThat(s.busyPolls()).as("off").isZero();
+                } else {
+                    assertThat(s.busyPolls()).as("the reader spun after replies").isPositive();
+                    assertThat(s.busyPollHits()).isLessThanOrEqualTo(s.busyPolls());
+                }
+            }
+        }
+    }
+
     @Test
     void theReaderTellsTheDeviceItIsIdleBeforeItWaitsForTheNextRequest() throws Exception {
         MemoryBlockDevice device = new MemoryBlockDevice(1 << 20);

@@ -55,7 +55,7 @@ class SocketStreamTest {
     }
 
     private static BusyPoll spinning() {
-        return new BusyPoll(Duration.ofNanos(200_000), 1);
+        return new BusyPoll(Duration.ofNanos(200_000), 1, new NbdStats());
     }
 
     @Test
