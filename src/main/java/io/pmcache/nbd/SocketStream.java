@@ -110,11 +110,12 @@ final class SocketStream implements ByteChannel, GatheringByteChannel {
     public int write(ByteBuffer src) throws IOException {
         int total = 0;
         while (true) {
-            total += ch.write(src);
+            int n = ch.write(src);
+            total += n;
             if (!src.hasRemaining()) {
                 return total;
             }
-            awaitWritable();
+            awaitWritableIfFull(n);
         }
     }
 
@@ -122,11 +123,12 @@ final class SocketStream implements ByteChannel, GatheringByteChannel {
     public long write(ByteBuffer[] srcs, int offset, int length) throws IOException {
         long total = 0;
         while (true) {
-            total += ch.write(srcs, offset, length);
+            long n = ch.write(srcs, offset, length);
+            total += n;
             if (length == 0 || !srcs[offset + length - 1].hasRemaining()) { // written in order
                 return total;
             }
-            awaitWritable();
+            awaitWritableIfFull(n);
         }
     }
 
@@ -135,8 +137,16 @@ final class SocketStream implements ByteChannel, GatheringByteChannel {
         return write(srcs, 0, srcs.length);
     }
 
-    /** Polled mode: sleeps until the socket takes more (blocking mode never gets here with bytes left). */
-    private void awaitWritable() throws IOException {
+    /**
+     * After a write that left bytes: in polled mode, if it wrote nothing (the socket is full),
+     * sleeps until the socket takes more. A blocking channel's write blocks by itself but may
+     * still write only part (one {@code writev}, e.g. when the peer's buffer fills midway): the
+     * caller writes again.
+     */
+    private void awaitWritableIfFull(long written) throws IOException {
+        if (gate == null || written > 0) {
+            return;
+        }
         try {
             Selector s = writeSelector;
             if (s == null) {
