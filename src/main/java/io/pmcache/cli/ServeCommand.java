@@ -265,10 +265,7 @@ public final class ServeCommand implements Callable<Integer> {
         if (maxConnections < 1) {
             throw Usage.error(spec, "invalid value for --max-connections: must be at least 1, got " + maxConnections);
         }
-        if (busyPollMicros < 0 || busyPollMicros > io.pmcache.nbd.BusyPoll.MAX_WINDOW.toNanos() / 1000) {
-            throw Usage.error(spec, "invalid value for --busy-poll: must be 0.."
-                    + io.pmcache.nbd.BusyPoll.MAX_WINDOW.toNanos() / 1000 + " µs, got " + busyPollMicros);
-        }
+        Usage.check(spec, "--busy-poll", () -> io.pmcache.nbd.BusyPoll.checkWindow(busyPoll()));
         if (listen != null) {
             listenPort();
         }

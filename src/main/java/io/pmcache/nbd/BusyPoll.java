@@ -44,18 +44,23 @@ public final class BusyPoll {
     private final NbdStats stats;
 
     BusyPoll(Duration window, int maxSpinners, NbdStats stats) {
-        if (window.isNegative() || window.compareTo(MAX_WINDOW) > 0) {
-            throw new IllegalArgumentException("busy-poll window must be 0.." + MAX_WINDOW.toNanos() / 1000
-                    + " µs, got " + window.toNanos() / 1000 + " µs");
-        }
-        this.windowNanos = window.toNanos();
+        this.windowNanos = checkWindow(window).toNanos();
         this.maxSpinners = maxSpinners;
         this.stats = stats;
     }
 
+    /** Returns {@code window} if it is one (0..{@link #MAX_WINDOW}); else IllegalArgumentException saying why. */
+    public static Duration checkWindow(Duration window) {
+        if (window.isNegative() || window.compareTo(MAX_WINDOW) > 0) {
+            throw new IllegalArgumentException("busy-poll window must be 0.." + MAX_WINDOW.toNanos() / 1000
+                    + " µs, got " + window.toNanos() / 1000 + " µs");
+        }
+        return window;
+    }
+
     /** Spins of up to {@code window} (zero: off), by at most half the CPUs at once, counted in {@code stats}. */
     static BusyPoll of(Duration window, NbdStats stats) {
-        return window.isZero() ? OFF
+        return checkWindow(window).isZero() ? OFF
                 : new BusyPoll(window, Math.max(1, Runtime.getRuntime().availableProcessors() / 2), stats);
     }
 

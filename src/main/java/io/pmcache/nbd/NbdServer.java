@@ -731,8 +731,7 @@ public final class NbdServer implements AutoCloseable {
          * request before it sleeps (see {@link BusyPoll}; default 50 µs, at most 1 ms); zero: never.
          */
         public Builder busyPoll(Duration window) {
-            BusyPoll.of(Objects.requireNonNull(window, "busyPoll"), new NbdStats()); // validates
-            this.busyPoll = window;
+            this.busyPoll = BusyPoll.checkWindow(Objects.requireNonNull(window, "busyPoll"));
             return this;
         }
 
