@@ -29,8 +29,9 @@ import org.slf4j.LoggerFactory;
  * <pre>
  *  socket ──► reader (a platform thread of the server's reader pool, the only reader of the socket)
  *               1. take the 28-byte header from the input buffer, which each socket read fills
- *                  with as much as the client has sent (a pipelining client's next requests);
- *                  bad magic ─► close the connection (ProtocolException)
+ *                  with as much as the client has sent (a pipelining client's next requests), or
+ *                  only {@link #HEADER_READ_BYTES} after a large payload (the next one is read to
+ *                  where it goes, see 7); bad magic ─► close the connection (ProtocolException)
  *               2. DISC or EOF ─► stop reading; the connection ends when its last request is answered
  *               3. RequestValidator; refused ─► drop a WRITE payload, error reply, next request
  *               4. the server is stopping ─► drop a WRITE payload, ESHUTDOWN, next request
@@ -121,6 +122,13 @@ final class Connection implements Runnable {
     static final long STREAM_MIN_BYTES = 64 << 10;
     /** Socket reads take up to this much at once (a pipelining client's next requests). */
     static final int IN_CAPACITY = 256 << 10;
+    /**
+     * ...except right after a request with a payload of {@link #STREAM_MIN_BYTES} or more: the
+     * client is likely sending large WRITEs, whose payloads are best read straight to where they
+     * go (the medium, or a pooled buffer), not first into the input buffer and copied out of it.
+     * The next request's header (and no more than this much of what follows it) is read alone.
+     */
+    static final int HEADER_READ_BYTES = 4 << 10;
 
     /** The socket (closed only through it: see {@link SocketStream}). */
     private final SocketStream ch;
@@ -165,6 +173,8 @@ final class Connection implements Runnable {
     private BlockDevice device;
     /** Bytes read from the socket and not yet consumed, in read mode (a pooled buffer, reader-owned). */
     private ByteBuffer in;
+    /** The last request read had a large payload: the next socket read takes little (see {@link #HEADER_READ_BYTES}). */
+    private boolean largePayloadLast;
     /** One bit per recent inline request (newest lowest): set if it was slow. */
     private int slowInline;
     private boolean warnedNoMemory;
@@ -441,6 +451,7 @@ final class Connection implements Runnable {
                 return false;
             }
             Request r = Request.decode(in);
+            largePayloadLast = r.hasPayload() && r.length() >= STREAM_MIN_BYTES;
             ctx.stats().request(r.type());
             if (r.type() == NBD_CMD_DISC) {
                 log.debug("{}: client disconnects", peer);
@@ -482,6 +493,9 @@ final class Connection implements Runnable {
         }
         boolean none = !in.hasRemaining();
         in.compact();
+        if (largePayloadLast) {
+            in.limit(Math.max(n, HEADER_READ_BYTES));
+        }
         try {
             replies.flush();
             if (none) {
