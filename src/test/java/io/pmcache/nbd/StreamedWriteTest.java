@@ -98,7 +98,7 @@ class StreamedWriteTest {
      * payload goes straight into the device. A socket read that took whatever had arrived would read
      * the next WRITE's payload into the input buffer with its header, to be copied out of it: every
      * other WRITE (measured: 41 % streamed in a 128 KiB sequential fio run before
-     * {@link Connection#HEADER_READ_BYTES}, 99.99 % after).
+     * {@link Connection#HEADER_READ_BYTES}, 99.8 % after).
      */
     @Test
     void pipelinedLargeWritesAreEachStreamed() throws Exception {
