@@ -20,6 +20,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  * <h2>The rule</h2>
  * <ul>
  *   <li>A reader spins for at most the window, then sleeps as before.</li>
+ *   <li>Per connection ({@link Gate#requestsRead}): no spin when the last reads brought more than
+ *       one request (a pipelining client, e.g. at queue depth 32: measured 5-15 % slower with
+ *       spinning on two CPUs, docs/benchmarks.md "Found at the end").</li>
  *   <li>Per connection ({@link Gate}): after {@value #MISSES_TO_STOP} spins in a row that ended
  *       with nothing read, the client is not answering within the window (a client with think
  *       time, an idle one): that connection stops spinning until a sleep of its reader ends
@@ -76,10 +79,23 @@ public final class BusyPoll {
     /** One connection's state; used by its reader only. */
     final class Gate {
         private int misses;
+        private boolean pipelining;
+
+        /**
+         * The reader is about to read the socket again, having taken {@code requests} requests from
+         * what its last reads brought. More than one: the client keeps several requests in flight,
+         * and is not waiting on one reply. Its next requests come anyway, and a reader that sleeps
+         * meanwhile wakes to a batch of them. A spinner would take them one at a time, with a
+         * system call per spin, and answer in smaller batches. So the reader does not spin for
+         * such a client.
+         */
+        void requestsRead(int requests) {
+            pipelining = requests > 1;
+        }
 
         /** True if the reader may spin now; if so, it must call {@link #end} after. */
         boolean begin() {
-            if (windowNanos == 0 || misses >= MISSES_TO_STOP) {
+            if (windowNanos == 0 || misses >= MISSES_TO_STOP || pipelining) {
                 return false;
             }
             if (spinners.incrementAndGet() > maxSpinners) {

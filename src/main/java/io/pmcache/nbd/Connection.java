@@ -173,6 +173,8 @@ final class Connection implements Runnable {
     private BlockDevice device;
     /** Bytes read from the socket and not yet consumed, in read mode (a pooled buffer, reader-owned). */
     private ByteBuffer in;
+    /** Requests taken from the input since the reader last read the socket (for {@link BusyPoll}). */
+    private int requestsSinceRead;
     /** The last request read had a large payload: the next socket read takes little (see {@link #HEADER_READ_BYTES}). */
     private boolean largePayloadLast;
     /** One bit per recent inline request (newest lowest): set if it was slow. */
@@ -451,6 +453,7 @@ final class Connection implements Runnable {
                 return false;
             }
             Request r = Request.decode(in);
+            requestsSinceRead++;
             largePayloadLast = r.hasPayload() && r.length() >= STREAM_MIN_BYTES;
             ctx.stats().request(r.type());
             if (r.type() == NBD_CMD_DISC) {
@@ -498,6 +501,8 @@ final class Connection implements Runnable {
         }
         try {
             replies.flush();
+            ch.requestsRead(requestsSinceRead);
+            requestsSinceRead = 0;
             if (none) {
                 device.idle(); // the replies are out, no request is buffered: the device's turn
             }

@@ -56,6 +56,13 @@ final class SocketStream implements ByteChannel, GatheringByteChannel {
         return ch;
     }
 
+    /** The reader took {@code requests} requests from its last reads ({@link BusyPoll.Gate#requestsRead}). */
+    void requestsRead(int requests) {
+        if (gate != null) {
+            gate.requestsRead(requests);
+        }
+    }
+
     @Override
     public int read(ByteBuffer dst) throws IOException {
         int n = ch.read(dst);

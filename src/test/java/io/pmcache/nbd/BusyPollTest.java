@@ -35,6 +35,24 @@ class BusyPollTest {
     }
 
     @Test
+    void aReaderWhoseLastReadsBroughtSeveralRequestsDoesNotSpin() {
+        BusyPoll.Gate gate = new BusyPoll(Duration.ofNanos(50_000), 4, new NbdStats()).gate();
+
+        gate.requestsRead(0);
+        assertThat(gate.begin()).as("no request yet (a new connection, a request read in parts)").isTrue();
+        gate.end(true);
+        gate.requestsRead(1);
+        assertThat(gate.begin()).as("one: the client may be waiting for its reply (queue depth 1)").isTrue();
+        gate.end(true);
+        gate.requestsRead(5);
+        assertThat(gate.begin()).as("several: the client pipelines, its next requests come anyway")
+                .isFalse();
+        gate.requestsRead(1);
+        assertThat(gate.begin()).as("one again").isTrue();
+        gate.end(true);
+    }
+
+    @Test
     void atMostTheServerWideNumberOfReadersSpinAtOnce() {
         BusyPoll poll = new BusyPoll(Duration.ofNanos(50_000), 1, new NbdStats());
         BusyPoll.Gate a = poll.gate();

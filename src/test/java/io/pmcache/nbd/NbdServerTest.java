@@ -121,6 +121,43 @@ class NbdServerTest {
         }
     }
 
+    /**
+     * A client that sends its requests in batches (queue depth 16): the reader, whose last read
+     * brought several requests, sleeps rather than spins until the next batch; a spinner would take
+     * them one at a time and answer in smaller batches (docs/benchmarks.md, "Found at the end").
+     * Each batch goes out in one write, so one socket read takes it whole.
+     */
+    @Test
+    void readersDoNotBusyPollForAPipeliningClient() throws Exception {
+        MemoryBlockDevice device = new MemoryBlockDevice(1 << 20);
+        Path socket = dir.resolve("bp.sock");
+        int depth = 16;
+        try (NbdServer server = NbdServer.builder().device(device).busyPoll(Duration.ofNanos(50_000)).build()) {
+            server.listenUnix(socket);
+            try (NbdTestClient c = NbdTestClient.open(socket, false, false)) {
+                long spinsBefore = 0; // the handshake's reads and the first request's may spin
+                for (int batch = 0; batch < 20; batch++) {
+                    if (batch == 1) {
+                        spinsBefore = server.stats().snapshot().busyPolls();
+                    }
+                    java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(depth * (28 + 1));
+                    for (int i = 0; i < depth; i++) {
+                        b.putInt(NBD_REQUEST_MAGIC).putShort((short) 0).putShort((short) NBD_CMD_WRITE)
+                                .putLong(i).putLong(512L * i).putInt(1).put((byte) batch);
+                    }
+                    c.send(b.array(), 0, b.position());
+                    for (int i = 0; i < depth; i++) {
+                        assertThat(c.reply(0).error()).isZero();
+                    }
+                }
+                // (before the READ below: a lone request's reader may spin after it)
+                assertThat(server.stats().snapshot().busyPolls() - spinsBefore)
+                        .as("spins after the first batch").isZero();
+                assertThat(c.read(99, 512L * 3, 1)).containsExactly(19);
+            }
+        }
+    }
+
     @Test
     void theReaderTellsTheDeviceItIsIdleBeforeItWaitsForTheNextRequest() throws Exception {
         MemoryBlockDevice device = new MemoryBlockDevice(1 << 20);
